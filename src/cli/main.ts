@@ -1,0 +1,102 @@
+/**
+ * The nodeplane command line: parses flags and hands each command to its own module.
+ * Command modules are loaded lazily so `decode` does not pay for the dataplane.
+ */
+import { Command, CommanderError } from 'commander';
+import { UserError } from './user-error.ts';
+
+type Action = () => Promise<number | void>;
+
+async function runAction(action: Action): Promise<void> {
+  try {
+    const code = await action();
+    process.exitCode = code ?? 0;
+  } catch (err) {
+    if (err instanceof UserError) {
+      process.stderr.write(`nodeplane: ${err.message}\n`);
+      process.exitCode = err.exitCode;
+      return;
+    }
+    throw err;
+  }
+}
+
+function collect(value: string, previous: string[]): string[] {
+  return [...previous, value];
+}
+
+const program = new Command();
+program
+  .name('nodeplane')
+  .description(
+    "A Kubernetes node's network dataplane in userspace: learning bridge, ARP, IPv4 routing and ICMP " +
+      'on TAP devices, with pcap capture and deterministic offline replay.',
+  )
+  .version('0.1.0')
+  .showHelpAfterError('(run nodeplane --help for usage)')
+  .exitOverride();
+
+program
+  .command('run')
+  .description('run the dataplane live on TAP devices until SIGINT/SIGTERM')
+  .requiredOption('--config <file>', 'configuration file (YAML or JSON)')
+  .option('--capture <dir>', 'write a pcapng of every port (overrides capture.dir)')
+  .option('--capture-stdout <port>', "stream one port's traffic (or 'all') as classic pcap to stdout")
+  .option('--capture-fifo <path>', 'like --capture-stdout, but to a FIFO or file')
+  .option('--capture-fifo-port <port>', "port for --capture-fifo ('all' by default)", 'all')
+  .option('--capture-max-mb <n>', 'rotate a capture file when it reaches N MB (like tcpdump -C)')
+  .option('--capture-files <n>', 'keep at most N rotated files per capture (like tcpdump -W)')
+  .option('--admin <socket>', 'admin unix socket path', '/run/nodeplane.sock')
+  .option('--log-level <level>', 'pino log level', 'info')
+  .action((opts) => runAction(async () => (await import('./run.ts')).runCommand(opts)));
+
+program
+  .command('replay')
+  .description('run the dataplane offline: pcap files in on ports, one pcap out per port')
+  .requiredOption('--config <file>', 'configuration file (YAML or JSON)')
+  .requiredOption('--in <port=pcap>', 'frames to receive on a port (repeatable)', collect, [])
+  .requiredOption('--out <dir>', 'directory for <port>.pcap outputs')
+  .option('--settle <seconds>', 'virtual seconds to run on after the last input frame', '1')
+  .option('--seed <n>', 'seed of the random generator', '1')
+  .option('--stats', 'print counters after the run')
+  .action((opts) => runAction(async () => (await import('./replay.ts')).replayCommand(opts)));
+
+program
+  .command('decode')
+  .description('decode a pcap or pcapng file, one frame a line')
+  .argument('<pcap>', 'capture file (pcap µs/ns, either byte order, or pcapng)')
+  .option('--json', 'one JSON object a line (SPEC section 5 fields)')
+  .action((file, opts) => runAction(async () => (await import('./decode.ts')).decodeCommand(file, opts)));
+
+program
+  .command('check')
+  .description('validate a configuration and print every problem with its location')
+  .requiredOption('--config <file>', 'configuration file (YAML or JSON)')
+  .action((opts) => runAction(async () => (await import('./check.ts')).checkCommand(opts)));
+
+program
+  .command('show')
+  .description('show the state of a running dataplane through its admin socket')
+  .addArgument(
+    new Command().createArgument('<what>', 'what to show').choices(['fdb', 'neigh', 'routes', 'services', 'conntrack', 'ports', 'stats']),
+  )
+  .option('--admin <socket>', 'admin unix socket path', '/run/nodeplane.sock')
+  .option('--json', 'print JSON')
+  .action((what, opts) => runAction(async () => (await import('./show.ts')).showCommand(what, opts)));
+
+program
+  .command('demo')
+  .description('build a lab of pods in network namespaces, run nodeplane between them, send traffic, clean up (root)')
+  .option('--keep', 'leave the lab up until Ctrl-C')
+  .option('--out <dir>', 'where captures go', 'nodeplane-demo')
+  .action((opts) => runAction(async () => (await import('./demo.ts')).demoCommand(opts)));
+
+try {
+  await program.parseAsync(process.argv);
+} catch (err) {
+  if (err instanceof CommanderError) {
+    process.exitCode = err.exitCode;
+  } else {
+    throw err;
+  }
+}
