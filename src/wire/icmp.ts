@@ -1,0 +1,239 @@
+/**
+ * ICMP for IPv4 (RFC 792; errors per RFC 1812 §4.3.2.3; "fragmentation needed" MTU per RFC 1191).
+ *
+ *      0                   1                   2                   3
+ *      0 1 2 3 4 5 6 7 8 9 0 1 2 3 4 5 6 7 8 9 0 1 2 3 4 5 6 7 8 9 0 1
+ *     +-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
+ *     |     Type      |     Code      |          Checksum             |
+ *     +-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
+ *     |           Identifier          |        Sequence Number        |  echo
+ *     |            unused             |         Next-Hop MTU          |  dest unreach, code 4
+ *     |                            unused                             |  other errors
+ *     +-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
+ *     |  Data: echo payload, or the quoted IP header + first bytes ...
+ *     +-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
+ *
+ * Field offsets: TYPE 0, CODE 1, CHECKSUM 2, IDENT 4, SEQ 6, NEXT_HOP_MTU 6, DATA 8.
+ * The checksum covers the whole ICMP message (the view's `len`, i.e. the IP payload).
+ */
+
+import { internetChecksum, updateChecksum16 } from './checksum.ts';
+
+export const ICMP_HLEN = 8;
+/** RFC 1812: an ICMP error should not make the datagram exceed 576 bytes. */
+export const ICMP_ERROR_MAX_DATAGRAM = 576;
+
+const TYPE = 0;
+const CODE = 1;
+const CHECKSUM = 2;
+const IDENT = 4;
+const SEQ = 6;
+const MTU = 6;
+
+export const enum IcmpType {
+  ECHO_REPLY = 0,
+  DEST_UNREACH = 3,
+  SOURCE_QUENCH = 4,
+  REDIRECT = 5,
+  ECHO_REQUEST = 8,
+  TIME_EXCEEDED = 11,
+  PARAM_PROBLEM = 12,
+  TIMESTAMP = 13,
+  TIMESTAMP_REPLY = 14,
+}
+
+/** Codes of DEST_UNREACH. */
+export const enum IcmpUnreachCode {
+  NET_UNREACH = 0,
+  HOST_UNREACH = 1,
+  PROTO_UNREACH = 2,
+  PORT_UNREACH = 3,
+  FRAG_NEEDED = 4,
+  ADMIN_PROHIBITED = 13,
+}
+
+/** Codes of TIME_EXCEEDED. */
+export const enum IcmpTimeExceededCode {
+  TTL_EXCEEDED = 0,
+  FRAG_REASSEMBLY = 1,
+}
+
+/** Types that carry an original datagram after the 8-byte header. */
+export function isIcmpError(type: number): boolean {
+  return type === 3 || type === 4 || type === 5 || type === 11 || type === 12;
+}
+
+/** Types whose bytes 4-7 are identifier and sequence number (echo, timestamp, info, mask). */
+export function icmpHasIdSeq(type: number): boolean {
+  return type === 0 || type === 8 || (type >= 13 && type <= 18);
+}
+
+/** Zero-copy view of an ICMP message. */
+export class IcmpView {
+  buf: Buffer = Buffer.alloc(0);
+  off = 0;
+  len = 0;
+
+  bind(buf: Buffer, off: number, len: number): this {
+    this.buf = buf;
+    this.off = off;
+    this.len = len;
+    return this;
+  }
+
+  checkLen(): string | null {
+    return this.len < ICMP_HLEN ? 'truncated icmp header' : null;
+  }
+
+  get type(): number {
+    return this.buf[this.off + TYPE];
+  }
+  set type(v: number) {
+    this.buf[this.off + TYPE] = v;
+  }
+  get code(): number {
+    return this.buf[this.off + CODE];
+  }
+  set code(v: number) {
+    this.buf[this.off + CODE] = v;
+  }
+  get checksum(): number {
+    return (this.buf[this.off + CHECKSUM] << 8) | this.buf[this.off + CHECKSUM + 1];
+  }
+  set checksum(v: number) {
+    this.buf[this.off + CHECKSUM] = v >>> 8;
+    this.buf[this.off + CHECKSUM + 1] = v;
+  }
+  get ident(): number {
+    return (this.buf[this.off + IDENT] << 8) | this.buf[this.off + IDENT + 1];
+  }
+  set ident(v: number) {
+    this.buf[this.off + IDENT] = v >>> 8;
+    this.buf[this.off + IDENT + 1] = v;
+  }
+  get seq(): number {
+    return (this.buf[this.off + SEQ] << 8) | this.buf[this.off + SEQ + 1];
+  }
+  set seq(v: number) {
+    this.buf[this.off + SEQ] = v >>> 8;
+    this.buf[this.off + SEQ + 1] = v;
+  }
+  get nextHopMtu(): number {
+    return (this.buf[this.off + MTU] << 8) | this.buf[this.off + MTU + 1];
+  }
+  set nextHopMtu(v: number) {
+    this.buf[this.off + MTU] = v >>> 8;
+    this.buf[this.off + MTU + 1] = v;
+  }
+  get dataOffset(): number {
+    return this.off + ICMP_HLEN;
+  }
+
+  /** The checksum over the `len` bytes of the message verifies. */
+  checksumOk(): boolean {
+    return internetChecksum(this.buf, this.off, this.len) === 0;
+  }
+
+  /** Computes and stores the checksum over `len` bytes (default: the bound length). */
+  fillChecksum(len = this.len): void {
+    this.checksum = 0;
+    this.checksum = internetChecksum(this.buf, this.off, len);
+  }
+
+  /** Echo request -> echo reply in place, checksum updated incrementally. */
+  makeEchoReply(): void {
+    const oldWord = (this.type << 8) | this.code;
+    this.type = IcmpType.ECHO_REPLY;
+    this.checksum = updateChecksum16(this.checksum, oldWord, (IcmpType.ECHO_REPLY << 8) | this.code);
+  }
+}
+
+/**
+ * Writes an ICMP error: the 8-byte header (bytes 4-5 zero, 6-7 `mtuOrZero`) followed by
+ * `quoted[quotedOff .. quotedOff+quotedLen)` (the original IP header and the start of its
+ * payload; the caller chooses how much), and fills the checksum. Returns 8 + quotedLen.
+ * `quoted` may be the same buffer as `buf` if the ranges do not overlap.
+ */
+export function writeIcmpError(
+  buf: Buffer, off: number, type: number, code: number, mtuOrZero: number,
+  quoted: Buffer, quotedOff: number, quotedLen: number,
+): number {
+  quoted.copy(buf, off + ICMP_HLEN, quotedOff, quotedOff + quotedLen);
+  buf[off + TYPE] = type;
+  buf[off + CODE] = code;
+  buf[off + CHECKSUM] = 0;
+  buf[off + CHECKSUM + 1] = 0;
+  buf[off + 4] = 0;
+  buf[off + 5] = 0;
+  buf[off + MTU] = mtuOrZero >>> 8;
+  buf[off + MTU + 1] = mtuOrZero;
+  const total = ICMP_HLEN + quotedLen;
+  const c = internetChecksum(buf, off, total);
+  buf[off + CHECKSUM] = c >>> 8;
+  buf[off + CHECKSUM + 1] = c;
+  return total;
+}
+
+/**
+ * Writes an echo header in front of `dataLen` bytes already in place at `off + 8` and fills
+ * the checksum over both. Returns 8 + dataLen.
+ */
+export function writeIcmpEcho(buf: Buffer, off: number, type: number, ident: number, seq: number, dataLen: number): number {
+  buf[off + TYPE] = type;
+  buf[off + CODE] = 0;
+  buf[off + CHECKSUM] = 0;
+  buf[off + CHECKSUM + 1] = 0;
+  buf[off + IDENT] = ident >>> 8;
+  buf[off + IDENT + 1] = ident;
+  buf[off + SEQ] = seq >>> 8;
+  buf[off + SEQ + 1] = seq;
+  const total = ICMP_HLEN + dataLen;
+  const c = internetChecksum(buf, off, total);
+  buf[off + CHECKSUM] = c >>> 8;
+  buf[off + CHECKSUM + 1] = c;
+  return total;
+}
+
+/** High-level representation of an ICMP echo or error header (tests, control code). */
+export interface IcmpRepr {
+  type: number;
+  code: number;
+  /** Echo identifier (echo types only). */
+  ident?: number;
+  seq?: number;
+  /** Next-hop MTU (dest unreach / frag needed only). */
+  mtu?: number;
+  data: Buffer;
+}
+
+export const IcmpRepr = {
+  parse(buf: Buffer, off: number, len: number): IcmpRepr | string {
+    const v = new IcmpView().bind(buf, off, len);
+    const err = v.checkLen();
+    if (err !== null) return err;
+    if (!v.checksumOk()) return 'bad icmp checksum';
+    const r: IcmpRepr = { type: v.type, code: v.code, data: Buffer.from(buf.subarray(off + ICMP_HLEN, off + len)) };
+    if (icmpHasIdSeq(v.type)) {
+      r.ident = v.ident;
+      r.seq = v.seq;
+    }
+    if (v.type === IcmpType.DEST_UNREACH && v.code === IcmpUnreachCode.FRAG_NEEDED) r.mtu = v.nextHopMtu;
+    return r;
+  },
+  bufferLen(r: IcmpRepr): number {
+    return ICMP_HLEN + r.data.length;
+  },
+  emit(r: IcmpRepr, buf: Buffer, off: number): number {
+    if (icmpHasIdSeq(r.type)) {
+      r.data.copy(buf, off + ICMP_HLEN);
+      const n = writeIcmpEcho(buf, off, r.type, r.ident ?? 0, r.seq ?? 0, r.data.length);
+      if (r.code !== 0) {
+        const v = new IcmpView().bind(buf, off, n);
+        v.code = r.code;
+        v.fillChecksum();
+      }
+      return n;
+    }
+    return writeIcmpError(buf, off, r.type, r.code, r.mtu ?? 0, r.data, 0, r.data.length);
+  },
+};

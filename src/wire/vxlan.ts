@@ -1,0 +1,99 @@
+/**
+ * VXLAN (RFC 7348): an Ethernet frame inside UDP.
+ *
+ *      0                   1                   2                   3
+ *      0 1 2 3 4 5 6 7 8 9 0 1 2 3 4 5 6 7 8 9 0 1 2 3 4 5 6 7 8 9 0 1
+ *     +-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
+ *     |R|R|R|R|I|R|R|R|            Reserved                           |
+ *     +-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
+ *     |                VXLAN Network Identifier (VNI) |   Reserved    |
+ *     +-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
+ *     |  inner Ethernet frame ...
+ *
+ * Field offsets: FLAGS 0 (I flag 0x08), VNI 4 (24 bits), inner frame at 8.
+ * UDP destination port 4789 (IANA) or 8472 (Linux's and flannel's default).
+ */
+
+export const VXLAN_HLEN = 8;
+export const VXLAN_PORT_IANA = 4789;
+export const VXLAN_PORT_LINUX = 8472;
+export const VXLAN_FLAG_I = 0x08;
+
+const FLAGS = 0;
+const VNI = 4;
+
+export class VxlanView {
+  buf: Buffer = Buffer.alloc(0);
+  off = 0;
+  len = 0;
+
+  bind(buf: Buffer, off: number, len: number): this {
+    this.buf = buf;
+    this.off = off;
+    this.len = len;
+    return this;
+  }
+
+  /** null when the header is present and the I flag (valid VNI) is set. */
+  checkLen(): string | null {
+    if (this.len < VXLAN_HLEN) return 'truncated vxlan header';
+    if (!this.iFlag) return 'vxlan I flag not set';
+    return null;
+  }
+
+  get flags(): number {
+    return this.buf[this.off + FLAGS];
+  }
+  set flags(v: number) {
+    this.buf[this.off + FLAGS] = v;
+  }
+  get iFlag(): boolean {
+    return (this.buf[this.off + FLAGS] & VXLAN_FLAG_I) !== 0;
+  }
+  get vni(): number {
+    const o = this.off + VNI;
+    return (this.buf[o] << 16) | (this.buf[o + 1] << 8) | this.buf[o + 2];
+  }
+  set vni(v: number) {
+    const o = this.off + VNI;
+    this.buf[o] = v >>> 16;
+    this.buf[o + 1] = v >>> 8;
+    this.buf[o + 2] = v;
+  }
+  get payloadOffset(): number {
+    return this.off + VXLAN_HLEN;
+  }
+}
+
+/** True for the UDP destination ports decoded as VXLAN. */
+export function isVxlanPort(port: number): boolean {
+  return port === VXLAN_PORT_IANA || port === VXLAN_PORT_LINUX;
+}
+
+/** Writes the 8-byte header with the I flag and `vni`; returns 8. */
+export function writeVxlanHeader(buf: Buffer, off: number, vni: number): number {
+  buf[off] = VXLAN_FLAG_I;
+  buf[off + 1] = 0;
+  buf[off + 2] = 0;
+  buf[off + 3] = 0;
+  buf[off + 4] = vni >>> 16;
+  buf[off + 5] = vni >>> 8;
+  buf[off + 6] = vni;
+  buf[off + 7] = 0;
+  return VXLAN_HLEN;
+}
+
+export interface VxlanRepr {
+  vni: number;
+}
+
+export const VxlanRepr = {
+  parse(buf: Buffer, off: number, len: number): VxlanRepr | string {
+    const v = new VxlanView().bind(buf, off, len);
+    const err = v.checkLen();
+    return err ?? { vni: v.vni };
+  },
+  emit(r: VxlanRepr, buf: Buffer, off: number): number {
+    return writeVxlanHeader(buf, off, r.vni);
+  },
+};
