@@ -1,0 +1,364 @@
+/**
+ * The configuration schema (SPEC §2 plus the project's extensions), written with zod.
+ *
+ * Input: the plain object a YAML/JSON document parses to. Output: a `Config` with every
+ * default filled in, or zod issues (load.ts turns them into `path: message` lines). This file
+ * judges each value on its own (is it an IPv4 address, a 24-bit VNI, a known key);
+ * whether values agree with each other (does `ports[].bridge` exist) is validate.ts.
+ *
+ * Every object is strict: a misspelt key is an error, never silently ignored (SPEC §2).
+ * Defaults that depend on other fields (endpoint nodeName = node.name, targetPort = port)
+ * are filled by the final transform so the output type says they are always present.
+ *
+ * Defaults for the project's extensions, and where they come from:
+ *   arp.retries 3              Linux mcast_solicit
+ *   arp.retryIntervalMs 1000   Linux retrans_time_ms
+ *   arp.queueLen 3             packets held per unresolved neighbour (Linux's old unres_qlen)
+ *   arp.reachableMs 30000      Linux base_reachable_time_ms
+ *   arp.staleMs 60000          Linux gc_stale_time: an unused STALE entry is dropped after this
+ *   arp.failedMs 1000          a FAILED entry answers "host unreachable" this long before a
+ *                              new resolution may start (Linux retries at once; 0 does that)
+ *   arp.maxEntries 1024        Linux gc_thresh3
+ *   fdb.maxEntries 4096        learned MACs per bridge; learning stops when full
+ *   icmp.ratePerSec 1000, icmp.burst 50: one token bucket for all ICMP errors we generate,
+ *                              like Linux icmp_msgs_per_sec / icmp_msgs_burst
+ *   conntrack.timeouts         Linux nf_conntrack_* defaults, in seconds
+ *   capture.snaplen 262144     tcpdump's default
+ *   seed 1                     the same default as `replay --seed`
+ */
+import { z } from 'zod';
+
+// ---- IPv4 and MAC text forms (strings only at the edges; numbers inside) ----
+
+/** Parses a dotted quad into a u32; undefined when it is not one (leading zeros are refused:
+ * inet_aton reads them as octal, so "010.0.0.1" means different things to different tools). */
+export function parseIPv4(text: string): number | undefined {
+  const m = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(text);
+  if (!m) return undefined;
+  let value = 0;
+  for (let i = 1; i <= 4; i++) {
+    const part = m[i]!;
+    if (part.length > 1 && part[0] === '0') return undefined;
+    const n = Number(part);
+    if (n > 255) return undefined;
+    value = value * 256 + n;
+  }
+  return value >>> 0;
+}
+
+export function formatIPv4(value: number): string {
+  return `${value >>> 24}.${(value >>> 16) & 255}.${(value >>> 8) & 255}.${value & 255}`;
+}
+
+/** The netmask of a prefix length as a u32 (prefix 0 is mask 0, not a 32-bit shift). */
+export function prefixMask(prefix: number): number {
+  return prefix === 0 ? 0 : (0xffffffff << (32 - prefix)) >>> 0;
+}
+
+export interface Cidr {
+  addr: number;
+  prefix: number;
+}
+
+export function parseCidr(text: string): Cidr | undefined {
+  const slash = text.indexOf('/');
+  if (slash < 0) return undefined;
+  const addr = parseIPv4(text.slice(0, slash));
+  const p = text.slice(slash + 1);
+  if (addr === undefined || !/^\d{1,2}$/.test(p) || Number(p) > 32) return undefined;
+  return { addr, prefix: Number(p) };
+}
+
+export function formatCidr(c: Cidr): string {
+  return `${formatIPv4(c.addr)}/${c.prefix}`;
+}
+
+/** The subnet an address lies in: host bits cleared. */
+export function networkOf(c: Cidr): Cidr {
+  return { addr: (c.addr & prefixMask(c.prefix)) >>> 0, prefix: c.prefix };
+}
+
+export function cidrContains(c: Cidr, addr: number): boolean {
+  const mask = prefixMask(c.prefix);
+  return ((c.addr & mask) >>> 0) === ((addr & mask) >>> 0);
+}
+
+export function cidrsOverlap(a: Cidr, b: Cidr): boolean {
+  return a.prefix <= b.prefix ? cidrContains(a, b.addr) : cidrContains(b, a.addr);
+}
+
+const MAC_RE = /^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$/;
+
+// ---- value types ----
+
+/** A string checked by `problem`, which returns the message or undefined when fine. */
+function checkedString(problem: (s: string) => string | undefined) {
+  return z.string().superRefine((s, ctx) => {
+    const message = problem(s);
+    if (message !== undefined) ctx.addIssue({ code: 'custom', message });
+  });
+}
+
+const ipv4Problem = (s: string) =>
+  parseIPv4(s) === undefined ? `'${s}' is not an IPv4 address (dotted quad, e.g. 10.0.0.1)` : undefined;
+
+const cidrProblem = (s: string) => {
+  const slash = s.indexOf('/');
+  if (slash < 0) return `'${s}' has no prefix length (e.g. ${s}/24)`;
+  if (parseIPv4(s.slice(0, slash)) === undefined) return ipv4Problem(s.slice(0, slash));
+  if (parseCidr(s) === undefined) return `'${s}': the prefix length must be an integer 0..32`;
+  return undefined;
+};
+
+/** Addresses an interface cannot own: unspecified, loopback, multicast, limited broadcast. */
+function hostAddressProblem(s: string, addr: number): string | undefined {
+  if (addr === 0) return `'${s}' is the unspecified address`;
+  if (addr >>> 24 === 127) return `'${s}' is a loopback address`;
+  if (addr >>> 28 === 0xe) return `'${s}' is a multicast address`;
+  if (addr >>> 28 === 0xf) return `'${s}' is a reserved (class E) address`;
+  return undefined;
+}
+
+export const ipv4 = checkedString(ipv4Problem);
+
+/** An address some host may own (a gateway, a VTEP, an endpoint, a Service IP). */
+export const hostIPv4 = checkedString((s) => ipv4Problem(s) ?? hostAddressProblem(s, parseIPv4(s)!));
+
+/** An interface's address with its prefix, e.g. 10.244.1.1/24. */
+export const ifaceAddress = checkedString((s) => {
+  const bad = cidrProblem(s);
+  if (bad) return bad;
+  const c = parseCidr(s)!;
+  const host = hostAddressProblem(s, c.addr);
+  if (host) return host;
+  if (c.prefix <= 30) {
+    const hostBits = c.addr & ~prefixMask(c.prefix);
+    if (hostBits === 0) return `${s} is the network address of its subnet, not a host address`;
+    if ((hostBits | prefixMask(c.prefix)) >>> 0 === 0xffffffff) return `${s} is the broadcast address of its subnet`;
+  }
+  return undefined;
+});
+
+/** A destination subnet: host bits must be clear, as `ip route` insists. */
+export const subnet = z
+  .string()
+  .transform((s) => (s === 'default' ? '0.0.0.0/0' : s))
+  .pipe(
+    checkedString((s) => {
+      const bad = cidrProblem(s);
+      if (bad) return bad;
+      const c = parseCidr(s)!;
+      const net = networkOf(c);
+      if (net.addr !== c.addr) return `${s} has host bits set (did you mean ${formatCidr(net)}?)`;
+      return undefined;
+    }),
+  );
+
+/** Any MAC in colon form; stored lower-case, the way every output prints it. */
+export const mac = checkedString((s) =>
+  MAC_RE.test(s) ? undefined : `'${s}' is not a MAC address (six colon-separated hex bytes, e.g. 02:00:00:00:00:01)`,
+).transform((s) => s.toLowerCase());
+
+/** A MAC an interface can own: unicast and not all zeros. */
+export const unicastMac = checkedString((s) => {
+  if (!MAC_RE.test(s)) return `'${s}' is not a MAC address (six colon-separated hex bytes, e.g. 02:00:00:00:00:01)`;
+  if (parseInt(s.slice(0, 2), 16) & 1) return `'${s}' is a multicast MAC; an interface MAC must be unicast`;
+  if (/^(00:){5}00$/.test(s)) return `'${s}' is the all-zero MAC`;
+  return undefined;
+}).transform((s) => s.toLowerCase());
+
+/** A Linux interface name: at most IFNAMSIZ-1 = 15 bytes, no '/', ':' or spaces. */
+export const ifName = checkedString((s) => {
+  if (s.length === 0) return 'must not be empty';
+  if (s.length > 15) return `'${s}' is longer than 15 characters (the kernel's IFNAMSIZ limit)`;
+  if (!/^[A-Za-z0-9._-]+$/.test(s)) return `'${s}' may contain only A-Z a-z 0-9 . _ -`;
+  if (s === '.' || s === '..') return `'${s}' is not a valid interface name`;
+  return undefined;
+});
+
+/** A Kubernetes DNS-1123 label (namespace, Service and Service port names). */
+const dnsLabel = (max: number) =>
+  checkedString((s) =>
+    s.length <= max && /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(s)
+      ? undefined
+      : `'${s}' must be at most ${max} characters of a-z 0-9 and '-', starting and ending alphanumeric`,
+  );
+
+const int = (min: number, max: number) => z.number().int().min(min).max(max);
+export const portNumber = int(1, 65535);
+const mtu = int(68, 9000);
+
+// ---- the sections ----
+
+const node = z.strictObject({
+  name: checkedString((s) =>
+    s.length > 0 && s.length <= 253 && /^[A-Za-z0-9]([-A-Za-z0-9._]*[A-Za-z0-9])?$/.test(s)
+      ? undefined
+      : `'${s}' is not a valid node name`,
+  ),
+});
+
+const bridge = z.strictObject({
+  name: ifName,
+  address: ifaceAddress.optional(),
+  mac: unicastMac.optional(),
+  ageingSeconds: int(0, 1_000_000).default(300),
+  mtu: mtu.default(1500),
+});
+
+/** Kinds of port; only TAP devices today (an enum so `vxlan-socket` and others can join). */
+export const PORT_TYPES = ['tap'] as const;
+
+const port = z.strictObject({
+  name: ifName,
+  type: z.enum(PORT_TYPES).default('tap'),
+  bridge: ifName.optional(),
+  address: ifaceAddress.optional(),
+  mac: unicastMac.optional(),
+  mtu: mtu.default(1500),
+});
+
+const route = z.strictObject({
+  dst: subnet,
+  via: hostIPv4.optional(),
+  dev: ifName.optional(),
+  onlink: z.boolean().default(false),
+});
+
+const neighbor = z.strictObject({
+  ip: hostIPv4,
+  mac: unicastMac,
+  dev: ifName,
+});
+
+export const SERVICE_TYPES = ['ClusterIP', 'NodePort', 'LoadBalancer'] as const;
+
+const servicePort = z.strictObject({
+  name: dnsLabel(63).optional(),
+  protocol: z.enum(['TCP', 'UDP']).default('TCP'),
+  port: portNumber,
+  targetPort: portNumber.optional(),
+  nodePort: portNumber.optional(),
+});
+
+const endpoint = z.strictObject({
+  ip: hostIPv4,
+  ready: z.boolean().default(true),
+  nodeName: z.string().min(1).optional(),
+});
+
+const service = z.strictObject({
+  name: dnsLabel(63),
+  namespace: dnsLabel(63).default('default'),
+  type: z.enum(SERVICE_TYPES).default('ClusterIP'),
+  clusterIP: hostIPv4,
+  externalIPs: z.array(hostIPv4).default([]),
+  // Used only by type LoadBalancer (nodePort only by NodePort/LoadBalancer); accepted on any
+  // type because SPEC §2's example puts both on a ClusterIP Service.
+  loadBalancerIP: hostIPv4.optional(),
+  sessionAffinity: z.enum(['None', 'ClientIP']).default('None'),
+  // Kubernetes accepts 1..86400 seconds for ClientIP affinity.
+  sessionAffinityTimeoutSeconds: int(1, 86400).default(10800),
+  externalTrafficPolicy: z.enum(['Cluster', 'Local']).default('Cluster'),
+  ports: z.array(servicePort).min(1),
+  endpoints: z.array(endpoint).default([]),
+});
+
+const nat = z.strictObject({
+  clusterCIDR: subnet,
+});
+
+const seconds = (d: number) => int(1, 10_000_000).default(d);
+const conntrack = z.strictObject({
+  max: int(1, 1 << 26).default(262144),
+  timeouts: z
+    .strictObject({
+      tcpEstablished: seconds(432000),
+      tcpSynSent: seconds(120),
+      tcpSynRecv: seconds(60),
+      tcpFinWait: seconds(120),
+      tcpCloseWait: seconds(60),
+      tcpLastAck: seconds(30),
+      tcpTimeWait: seconds(120),
+      tcpClose: seconds(10),
+      udp: seconds(30),
+      udpStream: seconds(120),
+      icmp: seconds(30),
+      generic: seconds(600),
+    })
+    .prefault({}),
+});
+
+const vxlanPeer = z.strictObject({
+  vtep: hostIPv4,
+  mac: unicastMac,
+  subnet: subnet,
+});
+
+const vxlan = z.strictObject({
+  name: ifName,
+  vni: int(0, 0xffffff),
+  port: portNumber.default(8472),
+  local: hostIPv4,
+  address: ifaceAddress.optional(),
+  mac: unicastMac.optional(),
+  // 1500 minus the 50 bytes of outer Ethernet/IPv4/UDP/VXLAN headers, as Linux picks.
+  mtu: mtu.default(1450),
+  peers: z.array(vxlanPeer).default([]),
+});
+
+const capture = z.strictObject({
+  dir: z.string().min(1).optional(),
+  snaplen: int(64, 262144).default(262144),
+  /** Ports to record; all when absent. */
+  ports: z.array(ifName).optional(),
+});
+
+const arp = z.strictObject({
+  retries: int(1, 100).default(3),
+  retryIntervalMs: int(1, 3_600_000).default(1000),
+  queueLen: int(0, 1000).default(3),
+  reachableMs: int(1, 86_400_000).default(30000),
+  staleMs: int(1, 86_400_000).default(60000),
+  failedMs: int(0, 3_600_000).default(1000),
+  maxEntries: int(1, 1 << 20).default(1024),
+});
+
+const fdb = z.strictObject({ maxEntries: int(1, 1 << 22).default(4096) });
+
+const icmp = z.strictObject({
+  ratePerSec: int(0, 1_000_000).default(1000),
+  burst: int(1, 1_000_000).default(50),
+});
+
+const rawConfig = z.strictObject({
+  node,
+  bridges: z.array(bridge).default([]),
+  ports: z.array(port).default([]),
+  routes: z.array(route).default([]),
+  neighbors: z.array(neighbor).default([]),
+  services: z.array(service).default([]),
+  manifests: z.array(z.string().min(1)).default([]),
+  nat: nat.optional(),
+  conntrack: conntrack.prefault({}),
+  vxlan: z.array(vxlan).default([]),
+  capture: capture.prefault({}),
+  arp: arp.prefault({}),
+  fdb: fdb.prefault({}),
+  icmp: icmp.prefault({}),
+  seed: int(0, 0xffffffff).default(1),
+});
+
+/** The whole file; the transform fills the defaults that depend on other fields. */
+export const configSchema = rawConfig.transform((c) => ({
+  ...c,
+  services: c.services.map((s) => ({
+    ...s,
+    ports: s.ports.map((p) => ({ ...p, targetPort: p.targetPort ?? p.port })),
+    endpoints: s.endpoints.map((e) => ({ ...e, nodeName: e.nodeName ?? c.node.name })),
+  })),
+}));
+
+export type Config = z.output<typeof configSchema>;
+/** What a config file may say (defaulted fields optional). */
+export type ConfigInput = z.input<typeof configSchema>;

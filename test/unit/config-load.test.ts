@@ -1,0 +1,89 @@
+// Loading: files, YAML and JSON text, ConfigError shape, and the `check` command's exit codes.
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { ConfigError, loadConfig, parseConfig } from '../../src/config/load.ts';
+
+const dir = mkdtempSync(join(tmpdir(), 'nodeplane-config-'));
+function file(name: string, text: string): string {
+  const path = join(dir, name);
+  writeFileSync(path, text);
+  return path;
+}
+
+function thrown(fn: () => unknown): ConfigError {
+  try {
+    fn();
+  } catch (err) {
+    if (err instanceof ConfigError) return err;
+    throw err;
+  }
+  throw new Error('expected a ConfigError');
+}
+
+describe('loadConfig', () => {
+  it('loads the examples', () => {
+    expect(loadConfig('examples/node1.yaml').ports.map((p) => p.name)).toEqual(['pa', 'pb', 'up']);
+    expect(loadConfig('examples/full.yaml').vxlan[0]!.peers).toHaveLength(1);
+  });
+
+  it('reads JSON as well as YAML', () => {
+    const c = parseConfig('{"node": {"name": "n1"}, "bridges": [{"name": "br0"}]}', 'x.json');
+    expect(c.bridges[0]!.ageingSeconds).toBe(300);
+  });
+
+  it('names the file when it cannot be read', () => {
+    const e = thrown(() => loadConfig(join(dir, 'missing.yaml')));
+    expect(e.errors).toEqual(['cannot read the file: no such file']);
+    expect(e.message).toBe(`${join(dir, 'missing.yaml')}: cannot read the file: no such file`);
+    expect(thrown(() => loadConfig(dir)).errors).toEqual(['cannot read the file: is a directory, not a file']);
+  });
+
+  it('gives YAML syntax errors with line and column', () => {
+    const e = thrown(() => parseConfig('node:\n  name: n1\nbridges: [\n  { name: cni0\n', 'bad.yaml'));
+    expect(e.errors.length).toBeGreaterThan(0);
+    for (const line of e.errors) expect(line).toMatch(/^line \d+, column \d+: \S/);
+    const dup = thrown(() => parseConfig('node:\n  name: n1\nnode:\n  name: n2\n', 'dup.yaml'));
+    expect(dup.errors).toEqual(['line 3, column 1: Map keys must be unique']);
+  });
+
+  it('collects every error, each `path: message`, and prefixes the source in the message', () => {
+    const e = thrown(() => parseConfig('node: {name: n1}\nports:\n  - {name: pa, bridge: cni1}\n  - {name: pb, bridge: cni2}\n', 'two.yaml'));
+    expect(e.errors).toEqual(['ports[0].bridge: no bridge named cni1', 'ports[1].bridge: no bridge named cni2']);
+    expect(e.message).toBe('two.yaml: ports[0].bridge: no bridge named cni1\ntwo.yaml: ports[1].bridge: no bridge named cni2');
+    expect(thrown(() => parseConfig('', 'empty.yaml')).errors).toEqual(['(top level): the file is empty']);
+  });
+});
+
+describe('nodeplane check', () => {
+  const check = (path: string) => spawnSync('node', ['bin/nodeplane.js', 'check', '--config', path], { encoding: 'utf8' });
+
+  it('exits 0 with a summary for a valid file', () => {
+    const r = check('examples/node1.yaml');
+    expect(r.stderr).toBe('');
+    expect(r.stdout).toBe('examples/node1.yaml: OK (1 bridge, 3 ports, 1 route, 0 neighbors, 0 services, 0 vxlan devices)\n');
+    expect(r.status).toBe(0);
+  });
+
+  it('exits 1 listing every problem for an invalid file', () => {
+    const path = file('invalid.yaml', 'node: {name: n1}\nbridges:\n  - {name: cni0, ageing: 30}\nports:\n  - {name: pa, bridge: cni0, mtu: 10}\n');
+    const r = check(path);
+    expect(r.status).toBe(1);
+    expect(r.stdout).toBe('');
+    expect(r.stderr).toBe(`${path}: bridges[0].ageing: unknown key\n${path}: ports[0].mtu: must be at least 68 (got 10)\n`);
+  });
+
+  it('exits 1 for a missing file and a YAML syntax error, without a stack trace', () => {
+    const missing = check(join(dir, 'nope.yaml'));
+    expect(missing.status).toBe(1);
+    expect(missing.stderr).toBe(`${join(dir, 'nope.yaml')}: cannot read the file: no such file\n`);
+
+    const path = file('syntax.yaml', 'node:\n  name: n1\n bridges: [\n');
+    const syntax = check(path);
+    expect(syntax.status).toBe(1);
+    for (const line of syntax.stderr.trimEnd().split('\n')) expect(line).toMatch(new RegExp(`^${path.replace(/[.]/g, '\\.')}: line \\d+, column \\d+: `));
+    expect(syntax.stderr).not.toMatch(/\bat \S+ \(|Error:|\.ts:\d+/);
+  });
+});
