@@ -172,7 +172,11 @@ export class CaptureDecoder {
       const bom = buf.readUInt32LE(pos + 8);
       if (bom === BYTE_ORDER_MAGIC) this.le = true;
       else if (bom === 0x4d3c2b1a) this.le = false;
-      else throw this.fail(abs, `bad section header byte-order magic 0x${bom.toString(16).padStart(8, '0')}`);
+      else {
+        // Shown in file byte order, like the unknown-magic message, so it matches a hex dump.
+        const raw = buf.readUInt32BE(pos + 8).toString(16).padStart(8, '0');
+        throw this.fail(abs, `bad section header byte-order magic 0x${raw}`);
+      }
     }
     const len = this.u32(buf, pos + 4);
     const min = type === BlockType.SHB ? MIN_SHB_LEN : MIN_BLOCK_LEN;
