@@ -1,0 +1,44 @@
+/**
+ * Big-endian field access for the packet path: plain index arithmetic on a Buffer, which V8
+ * inlines; no bounds checks (callers validate lengths first) and no allocation. MACs travel
+ * as a high 16-bit and a low 32-bit integer so they never become heap numbers.
+ */
+
+export function rd16(b: Buffer, o: number): number {
+  return (b[o] << 8) | b[o + 1];
+}
+
+export function rd32(b: Buffer, o: number): number {
+  return ((b[o] << 24) | (b[o + 1] << 16) | (b[o + 2] << 8) | b[o + 3]) >>> 0;
+}
+
+export function wr16(b: Buffer, o: number, v: number): void {
+  b[o] = v >>> 8;
+  b[o + 1] = v;
+}
+
+export function wr32(b: Buffer, o: number, v: number): void {
+  b[o] = v >>> 24;
+  b[o + 1] = v >>> 16;
+  b[o + 2] = v >>> 8;
+  b[o + 3] = v;
+}
+
+/** High 16 bits of the MAC at `o`. */
+export function macHiAt(b: Buffer, o: number): number {
+  return (b[o] << 8) | b[o + 1];
+}
+
+/** Low 32 bits of the MAC at `o`. */
+export function macLoAt(b: Buffer, o: number): number {
+  return ((b[o + 2] << 24) | (b[o + 3] << 16) | (b[o + 4] << 8) | b[o + 5]) >>> 0;
+}
+
+export function writeMacHiLo(b: Buffer, o: number, hi: number, lo: number): void {
+  b[o] = hi >>> 8;
+  b[o + 1] = hi;
+  b[o + 2] = lo >>> 24;
+  b[o + 3] = lo >>> 16;
+  b[o + 4] = lo >>> 8;
+  b[o + 5] = lo;
+}

@@ -1,0 +1,61 @@
+/**
+ * Graph: the ordered set of stages and the dispatch loop that drains their queues.
+ *
+ * Stages are listed in a topological-ish order (input first, output last). A dispatch runs
+ * every stage that has frames queued, in that order, and repeats until all queues are empty:
+ * paths that loop back (an echo reply re-entering route lookup, an ICMP error being routed,
+ * queued packets released by an ARP reply) simply take another round.
+ */
+import type { Stage } from './stage.ts';
+
+export class Graph {
+  readonly stages: Stage[] = [];
+  private readonly byName = new Map<string, Stage>();
+
+  add<S extends Stage>(stage: S): S {
+    if (this.byName.has(stage.name)) throw new Error(`duplicate stage ${stage.name}`);
+    stage.initCounters();
+    this.stages.push(stage);
+    this.byName.set(stage.name, stage);
+    return stage;
+  }
+
+  get(name: string): Stage {
+    const s = this.byName.get(name);
+    if (!s) throw new Error(`no stage ${name}`);
+    return s;
+  }
+
+  /** Throws unless every declared next of every stage is connected to a stage of this graph. */
+  verify(): void {
+    for (const s of this.stages) {
+      for (const n of s.nextNames) {
+        const t = (s.next as Record<string, Stage | undefined>)[n];
+        if (!t) throw new Error(`stage ${s.name}: next '${n}' is not connected`);
+        if (this.byName.get(t.name) !== t) throw new Error(`stage ${s.name}: next '${n}' is not in the graph`);
+      }
+    }
+  }
+
+  /** Runs stages until no frame is queued anywhere. Returns frames processed (all stages). */
+  dispatch(): number {
+    const stages = this.stages;
+    let total = 0;
+    for (let guard = 0; guard < 64; guard++) {
+      let round = 0;
+      for (let i = 0; i < stages.length; i++) round += stages[i].run();
+      if (round === 0) return total;
+      total += round;
+    }
+    return total;
+  }
+
+  /** Edges as text lines (`a -> next:b`), for docs and `show graph`. */
+  describe(): string[] {
+    const lines: string[] = [];
+    for (const s of this.stages) {
+      for (const n of s.nextNames) lines.push(`${s.name} -${n}-> ${(s.next as Record<string, Stage>)[n].name}`);
+    }
+    return lines;
+  }
+}

@@ -1,0 +1,80 @@
+/**
+ * The packet graph of one dataplane, written out in one place: every stage, and which stage
+ * each named output feeds. Order matters only for speed: a frame usually moves forward
+ * through the list within one dispatch round.
+ *
+ *   ethernet-input ─bridge→ bridge-forward ─tx→ port-output
+ *                 └─l3────→ l3-input          └router→ l3-input
+ *   l3-input ─arp→ arp-input ─reply→ interface-output, ─neighbour→ neighbour-output
+ *            └ip4→ ip4-input ─local→ ip4-local ─output→ ip4-output ─neighbour→ neighbour-output
+ *                            ├forward→ ip4-forward ─neighbour→ neighbour-output
+ *                            │                     └fragment→ ip4-fragment ─neighbour→ …
+ *                            └error→ icmp-error ─neighbour→ neighbour-output
+ *   neighbour-output ─output/arp→ interface-output ─bridge→ bridge-forward, ─tx→ port-output
+ *                    └error→ icmp-error
+ */
+import { Graph } from '../core/graph.ts';
+import { ArpInput } from '../stages/arp-input.ts';
+import { BridgeForward } from '../stages/bridge-forward.ts';
+import { EthernetInput } from '../stages/ethernet-input.ts';
+import { IcmpError } from '../stages/icmp-error.ts';
+import { InterfaceOutput } from '../stages/interface-output.ts';
+import { Ip4Forward } from '../stages/ip4-forward.ts';
+import { Ip4Fragment } from '../stages/ip4-fragment.ts';
+import { Ip4Input } from '../stages/ip4-input.ts';
+import { Ip4Local } from '../stages/ip4-local.ts';
+import { Ip4Output } from '../stages/ip4-output.ts';
+import { L3Input } from '../stages/l3-input.ts';
+import { NeighbourOutput } from '../stages/neighbour-output.ts';
+import { PortOutput } from '../stages/port-output.ts';
+import type { Context } from './context.ts';
+
+export interface Stages {
+  ethernetInput: EthernetInput;
+  bridgeForward: BridgeForward;
+  l3Input: L3Input;
+  arpInput: ArpInput;
+  ip4Input: Ip4Input;
+  ip4Local: Ip4Local;
+  ip4Forward: Ip4Forward;
+  ip4Fragment: Ip4Fragment;
+  icmpError: IcmpError;
+  ip4Output: Ip4Output;
+  neighbourOutput: NeighbourOutput;
+  interfaceOutput: InterfaceOutput;
+  portOutput: PortOutput;
+}
+
+export function buildGraph(ctx: Context): { graph: Graph; stages: Stages } {
+  const graph = new Graph();
+  const s: Stages = {
+    ethernetInput: graph.add(new EthernetInput(ctx)),
+    bridgeForward: graph.add(new BridgeForward(ctx)),
+    l3Input: graph.add(new L3Input(ctx)),
+    arpInput: graph.add(new ArpInput(ctx)),
+    ip4Input: graph.add(new Ip4Input(ctx)),
+    ip4Local: graph.add(new Ip4Local(ctx)),
+    ip4Forward: graph.add(new Ip4Forward(ctx)),
+    ip4Fragment: graph.add(new Ip4Fragment(ctx)),
+    icmpError: graph.add(new IcmpError(ctx)),
+    ip4Output: graph.add(new Ip4Output(ctx)),
+    neighbourOutput: graph.add(new NeighbourOutput(ctx)),
+    interfaceOutput: graph.add(new InterfaceOutput(ctx)),
+    portOutput: graph.add(new PortOutput(ctx)),
+  };
+  s.ethernetInput.connect({ bridge: s.bridgeForward, l3: s.l3Input });
+  s.bridgeForward.connect({ tx: s.portOutput, router: s.l3Input });
+  s.l3Input.connect({ arp: s.arpInput, ip4: s.ip4Input });
+  s.arpInput.connect({ reply: s.interfaceOutput, neighbour: s.neighbourOutput });
+  s.ip4Input.connect({ local: s.ip4Local, forward: s.ip4Forward, error: s.icmpError });
+  s.ip4Local.connect({ output: s.ip4Output, error: s.icmpError });
+  s.ip4Forward.connect({ neighbour: s.neighbourOutput, fragment: s.ip4Fragment, error: s.icmpError });
+  s.ip4Fragment.connect({ neighbour: s.neighbourOutput });
+  s.icmpError.connect({ neighbour: s.neighbourOutput });
+  s.ip4Output.connect({ neighbour: s.neighbourOutput });
+  s.neighbourOutput.connect({ output: s.interfaceOutput, arp: s.interfaceOutput, error: s.icmpError });
+  s.interfaceOutput.connect({ bridge: s.bridgeForward, tx: s.portOutput });
+  s.portOutput.connect({});
+  graph.verify();
+  return { graph, stages: s };
+}

@@ -1,0 +1,28 @@
+/**
+ * Context: what every stage of one dataplane shares — the frame pool, the tables, the clock
+ * and the random generator. Stages receive it at construction; nothing in it is global, so
+ * tests and benchmarks can build as many dataplanes as they like side by side.
+ */
+import type { FramePool } from '../core/frame-pool.ts';
+import type { Random } from '../core/random.ts';
+import type { TokenBucket } from '../core/token-bucket.ts';
+import type { Fdb } from '../tables/fdb.ts';
+import type { Fib } from '../tables/fib.ts';
+import type { InterfaceTable } from '../tables/interface-table.ts';
+import type { NeighbourTable } from '../tables/neighbour-table.ts';
+import type { PortTable } from '../tables/port-table.ts';
+
+export interface Context {
+  pool: FramePool;
+  ports: PortTable;
+  ifs: InterfaceTable;
+  fdb: Fdb;
+  fib: Fib;
+  neigh: NeighbourTable;
+  random: Random;
+  icmpLimiter: TokenBucket;
+  /** The time of the batch being processed, in µs; set by the dataplane before each dispatch. */
+  nowUs: number;
+  /** Next IPv4 identification for packets the router originates. */
+  ipIdent: number;
+}

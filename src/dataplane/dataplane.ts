@@ -1,0 +1,136 @@
+/**
+ * Dataplane: one node's packet path — tables, frame pool and stage graph — driven by ports.
+ *
+ * Port drivers push received frames in with `receive` (copying bytes: replay, tests) or by
+ * handing over slots they filled themselves (`receiveSlot`: TAP batches), then call `run()`,
+ * which sets the time, fires due timers and dispatches the graph until every queue is empty.
+ * Transmitted frames reach the drivers through port-output. Live and replay differ only in
+ * their ports and their clock.
+ */
+import type { Config } from '../config/load.ts';
+import type { Clock } from '../core/clock.ts';
+import { FramePool } from '../core/frame-pool.ts';
+import type { Graph } from '../core/graph.ts';
+import { Random } from '../core/random.ts';
+import { TokenBucket } from '../core/token-bucket.ts';
+import { Fdb } from '../tables/fdb.ts';
+import { NeighbourTable, NeighState, DEFAULT_NEIGHBOUR_TIMERS } from '../tables/neighbour-table.ts';
+import type { PortObserver, PortTransmitter } from '../stages/port-output.ts';
+import { buildGraph, type Stages } from './build-graph.ts';
+import { compileTopology } from './compile-topology.ts';
+import type { Context } from './context.ts';
+
+export interface DataplaneOptions {
+  clock: Clock;
+  /** Frame slots; the default suits live use and replay. */
+  poolSize?: number;
+}
+
+export class Dataplane {
+  readonly ctx: Context;
+  readonly graph: Graph;
+  readonly stages: Stages;
+  readonly clock: Clock;
+  readonly config: Config;
+  /** Frames a port received that did not fit a slot (too long, or no slot free). */
+  rxOverruns = 0;
+
+  constructor(config: Config, opts: DataplaneOptions) {
+    this.config = config;
+    this.clock = opts.clock;
+    const topo = compileTopology(config);
+    const a = config.arp;
+    const neigh = new NeighbourTable(a.maxEntries, {
+      ...DEFAULT_NEIGHBOUR_TIMERS,
+      probes: a.retries,
+      retransUs: a.retryIntervalMs * 1000,
+      reachableUs: a.reachableMs * 1000,
+      gcStaleUs: a.staleMs * 1000,
+      queueLen: a.queueLen,
+    });
+    const fdb = new Fdb(config.fdb.maxEntries);
+    topo.ports.bridges.forEach((b, i) => fdb.setAgeing(i, b.ageingSeconds));
+    this.ctx = {
+      pool: new FramePool(opts.poolSize ?? 8192),
+      ports: topo.ports,
+      ifs: topo.ifs,
+      fdb,
+      fib: topo.fib,
+      neigh,
+      random: new Random(config.seed),
+      icmpLimiter: new TokenBucket(config.icmp.ratePerSec, config.icmp.burst),
+      nowUs: opts.clock.nowUs(),
+      ipIdent: 1,
+    };
+    for (const n of topo.neighbours) {
+      const id = neigh.create(n.ifIndex, n.ip, 0);
+      if (id >= 0) neigh.update(id, n.macHi, n.macLo, NeighState.PERMANENT, 0);
+    }
+    const { graph, stages } = buildGraph(this.ctx);
+    this.graph = graph;
+    this.stages = stages;
+  }
+
+  get pool(): FramePool {
+    return this.ctx.pool;
+  }
+
+  portIndex(name: string): number {
+    return this.ctx.ports.indexOf(name);
+  }
+
+  setDriver(port: number, driver: PortTransmitter | null): void {
+    this.stages.portOutput.drivers[port] = driver;
+  }
+
+  setObserver(observer: PortObserver | null): void {
+    this.stages.portOutput.observer = observer;
+  }
+
+  /** Copies a received frame into a slot and queues it; false if it could not be taken. */
+  receive(port: number, bytes: Buffer, tsUs = this.clock.nowUs()): boolean {
+    const slot = this.ctx.pool.fill(bytes, port, tsUs);
+    if (slot < 0) {
+      this.rxOverruns++;
+      return false;
+    }
+    this.receiveSlot(port, slot);
+    return true;
+  }
+
+  /** Queues a slot that a driver filled itself (start and len set). */
+  receiveSlot(port: number, slot: number): void {
+    const { pool, ports } = this.ctx;
+    pool.inPort[slot] = port;
+    ports.rxFrames[port]++;
+    ports.rxBytes[port] += pool.len[slot];
+    const observer = this.stages.portOutput.observer;
+    if (observer !== null) observer.onRx(port, pool, slot);
+    this.stages.ethernetInput.enqueue(slot);
+  }
+
+  /** Sets the time, fires due timers and processes everything queued. */
+  run(): void {
+    this.ctx.nowUs = this.clock.nowUs();
+    this.stages.neighbourOutput.runTimers();
+    this.graph.dispatch();
+  }
+
+  /** The earliest time a timer wants to run (µs), or Infinity. */
+  nextTimerUs(): number {
+    return this.ctx.neigh.nextDeadline();
+  }
+
+  /** Marks a port down or up; a port going down forgets what its bridge learned on it. */
+  setPortUp(port: number, up: boolean): void {
+    this.ctx.ports.up[port] = up ? 1 : 0;
+    if (!up) this.ctx.fdb.flushPort(port);
+  }
+
+  /** Counters of every stage, keyed by stage name. */
+  stageCounters(): Record<string, { packets: number; drops: Record<string, number> }> {
+    const out: Record<string, { packets: number; drops: Record<string, number> }> = {};
+    for (const s of this.graph.stages) out[s.name] = s.counters();
+    return out;
+  }
+}

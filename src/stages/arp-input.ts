@@ -1,0 +1,121 @@
+/**
+ * arp-input: ARP at a router interface (Linux's arp_process with default sysctls).
+ *
+ * in:   ARP frames with rxIf and l3 set
+ * out:  reply     — our replies, rewritten in place, toward interface-output (txIf set)
+ *       neighbour — packets that were waiting for the address just learned
+ * drop: malformed ARP, ARP on an interface without an address.
+ *
+ * Replies: to requests for the interface's own address. Learning follows Linux's
+ * arp_accept=0: a request addressed to us creates or refreshes the sender's entry (STALE,
+ * like neigh_event_ns); a reply to our own request confirms it (REACHABLE) and releases the
+ * queued packets; any ARP packet from a sender we already know (a gratuitous one included)
+ * updates its MAC; an unsolicited reply for an unknown sender creates nothing. Static
+ * (PERMANENT) entries are never changed. Sender 0.0.0.0 (a duplicate-address probe) is
+ * answered but not learned.
+ */
+import { macHiAt, macLoAt, rd16, rd32, wr16, wr32, writeMacHiLo } from '../core/bytes.ts';
+import { NO_PORT } from '../core/frame-pool.ts';
+import { Stage } from '../core/stage.ts';
+import { NeighState } from '../tables/neighbour-table.ts';
+import type { Context } from '../dataplane/context.ts';
+
+const enum Drop {
+  MALFORMED,
+  NO_ADDRESS,
+  BAD_SENDER,
+}
+
+// Offsets inside the ARP packet.
+const OPER = 6;
+const SHA = 8;
+const SPA = 14;
+const THA = 18;
+const TPA = 24;
+
+export class ArpInput extends Stage<'reply' | 'neighbour'> {
+  readonly name = 'arp-input';
+  readonly nextNames = ['reply', 'neighbour'] as const;
+  readonly dropReasons = ['malformed arp', 'arp on an interface without an address', 'invalid sender (multicast mac or martian address)'];
+  requestsAnswered = 0;
+  entriesLearned = 0;
+
+  private readonly release = (slot: number): void => this.to(this.next.neighbour, slot);
+
+  constructor(private readonly ctx: Context) {
+    super(ctx.pool);
+  }
+
+  protected process(slots: Int32Array, n: number): void {
+    const { pool, ifs, neigh } = this.ctx;
+    const data = pool.data;
+    const now = this.ctx.nowUs;
+    for (let i = 0; i < n; i++) {
+      const slot = slots[i];
+      const a = pool.l3[slot];
+      const ifIndex = pool.rxIf[slot];
+      if (pool.start[slot] + pool.len[slot] - a < 28 || rd16(data, a) !== 1 || rd16(data, a + 2) !== 0x0800 || data[a + 4] !== 6 || data[a + 5] !== 4) {
+        this.drop(slot, Drop.MALFORMED);
+        continue;
+      }
+      if (!ifs.hasAddress(ifIndex)) {
+        this.drop(slot, Drop.NO_ADDRESS);
+        continue;
+      }
+      const op = rd16(data, a + OPER);
+      const shaHi = macHiAt(data, a + SHA);
+      const shaLo = macLoAt(data, a + SHA);
+      const spa = rd32(data, a + SPA);
+      const tpa = rd32(data, a + TPA);
+      const myAddr = ifs.addr[ifIndex];
+      if ((shaHi & 0x0100) !== 0 || (spa >>> 24) === 127 || spa >>> 28 >= 14) {
+        this.drop(slot, Drop.BAD_SENDER);
+        continue;
+      }
+      const forUs = tpa === myAddr;
+
+      if (spa !== 0 && spa !== myAddr) {
+        let id = neigh.find(ifIndex, spa);
+        if (id < 0 && op === 1 && forUs) id = neigh.create(ifIndex, spa, now);
+        if (id >= 0) this.learn(id, shaHi, shaLo, op === 2 && forUs, now);
+      }
+
+      if (op === 1 && forUs) {
+        // Turn the request into our reply in place.
+        wr16(data, a + OPER, 2);
+        data.copy(data, a + THA, a + SHA, a + SHA + 6);
+        wr32(data, a + TPA, spa);
+        writeMacHiLo(data, a + SHA, ifs.macHi[ifIndex], ifs.macLo[ifIndex]);
+        wr32(data, a + SPA, myAddr);
+        const s = pool.start[slot];
+        writeMacHiLo(data, s, shaHi, shaLo);
+        writeMacHiLo(data, s + 6, ifs.macHi[ifIndex], ifs.macLo[ifIndex]);
+        pool.len[slot] = a - s + 28;
+        pool.inPort[slot] = NO_PORT;
+        pool.txIf[slot] = ifIndex;
+        this.requestsAnswered++;
+        this.to(this.next.reply, slot);
+        continue;
+      }
+      this.consume(slot);
+    }
+  }
+
+  /** Applies what an ARP packet says about its sender to the existing entry `id`. */
+  private learn(id: number, hi: number, lo: number, isReplyToUs: boolean, now: number): void {
+    const neigh = this.ctx.neigh;
+    const state = neigh.state[id];
+    if (state === NeighState.PERMANENT) return;
+    const sameMac = neigh.macHi[id] === hi && neigh.macLo[id] === lo;
+    const waiting = state === NeighState.INCOMPLETE || state === NeighState.PROBE || state === NeighState.DELAY;
+    if (isReplyToUs && (waiting || sameMac || state === NeighState.NONE || state === NeighState.FAILED)) {
+      neigh.update(id, hi, lo, NeighState.REACHABLE, now);
+    } else if (state === NeighState.NONE || state === NeighState.INCOMPLETE || state === NeighState.FAILED || !sameMac) {
+      neigh.update(id, hi, lo, NeighState.STALE, now);
+    } else {
+      return;
+    }
+    if (state === NeighState.NONE || state === NeighState.INCOMPLETE) this.entriesLearned++;
+    if (neigh.queued[id] > 0) neigh.drain(id, this.release);
+  }
+}

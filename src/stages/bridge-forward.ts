@@ -1,0 +1,122 @@
+/**
+ * bridge-forward: the learning bridge (Linux's br_handle_frame / br_forward, cni0 on a node).
+ *
+ * in:   frames from a member port (inPort set), or from the router leaving through the
+ *       bridge's own interface (inPort = NO_PORT, txIf = the bridge's router interface)
+ * out:  tx     — one copy per destination port (outPort set)
+ *       router — frames for the bridge's router interface: unicast to its MAC, and a copy of
+ *                every broadcast/multicast frame (rxIf set)
+ * drop: invalid source MAC (multicast or zero, as Linux drops), a known destination behind the
+ *       ingress port itself, a bridge with nowhere to send, no free slot for a flood copy.
+ *
+ * Learning: the source MAC of every frame from a port is learned on that port (station moves
+ * re-learn at once). Forwarding: known unicast to its port; unknown unicast, broadcast and
+ * multicast flooded to every other member port that is up, never back out of the ingress.
+ */
+import { macHiAt, macLoAt } from '../core/bytes.ts';
+import { NO_PORT } from '../core/frame-pool.ts';
+import { Stage } from '../core/stage.ts';
+import type { Context } from '../dataplane/context.ts';
+
+const enum Drop {
+  BAD_SOURCE,
+  SAME_PORT,
+  NO_DESTINATION,
+  POOL_EXHAUSTED,
+}
+
+export class BridgeForward extends Stage<'tx' | 'router'> {
+  readonly name = 'bridge-forward';
+  readonly nextNames = ['tx', 'router'] as const;
+  readonly dropReasons = [
+    'invalid source mac (multicast or zero)',
+    'destination is behind the ingress port',
+    'no port to forward to',
+    'no free slot for a flood copy',
+  ];
+  /** Frames flooded (broadcast, multicast, unknown unicast). */
+  flooded = 0;
+
+  constructor(private readonly ctx: Context) {
+    super(ctx.pool);
+  }
+
+  protected process(slots: Int32Array, n: number): void {
+    const { pool, ports, ifs, fdb } = this.ctx;
+    const data = pool.data;
+    const now = this.ctx.nowUs;
+    const tx = this.next.tx;
+    for (let i = 0; i < n; i++) {
+      const slot = slots[i];
+      const s = pool.start[slot];
+      const inPort = pool.inPort[slot];
+      const fromRouter = inPort === NO_PORT;
+      const b = fromRouter ? ifs.target[pool.txIf[slot]] : ports.bridgeOf[inPort];
+      const bridge = ports.bridges[b];
+      if (!fromRouter) {
+        const srcHi = macHiAt(data, s + 6);
+        const srcLo = macLoAt(data, s + 6);
+        if ((srcHi & 0x0100) !== 0 || (srcHi === 0 && srcLo === 0)) {
+          this.drop(slot, Drop.BAD_SOURCE);
+          continue;
+        }
+        fdb.learn(b, srcHi, srcLo, inPort, now);
+      }
+      const dstHi = macHiAt(data, s);
+      const dstLo = macLoAt(data, s);
+      if ((dstHi & 0x0100) !== 0) {
+        this.flood(slot, bridge.members, inPort, !fromRouter ? bridge.ifIndex : -1);
+        continue;
+      }
+      const ifIndex = bridge.ifIndex;
+      if (!fromRouter && ifIndex >= 0 && dstHi === ifs.macHi[ifIndex] && dstLo === ifs.macLo[ifIndex]) {
+        pool.rxIf[slot] = ifIndex;
+        this.to(this.next.router, slot);
+        continue;
+      }
+      const out = fdb.lookup(b, dstHi, dstLo, now);
+      if (out < 0) {
+        this.flood(slot, bridge.members, inPort, -1);
+        continue;
+      }
+      if (out === inPort) {
+        this.drop(slot, Drop.SAME_PORT);
+        continue;
+      }
+      pool.outPort[slot] = out;
+      this.to(tx, slot);
+    }
+  }
+
+  /** Sends a copy to every member but `inPort` (and to the router interface when `routerIf` ≥ 0). */
+  private flood(slot: number, members: Int32Array, inPort: number, routerIf: number): void {
+    const pool = this.pool;
+    const up = this.ctx.ports.up;
+    this.flooded++;
+    // Count targets first so the last one can take the original slot instead of a copy.
+    let targets = routerIf >= 0 ? 1 : 0;
+    for (let m = 0; m < members.length; m++) if (members[m] !== inPort && up[members[m]]) targets++;
+    if (targets === 0) {
+      this.drop(slot, Drop.NO_DESTINATION);
+      return;
+    }
+    for (let m = 0; m < members.length; m++) {
+      const p = members[m];
+      if (p === inPort || !up[p]) continue;
+      let copy = slot;
+      if (--targets > 0) {
+        copy = pool.clone(slot);
+        if (copy < 0) {
+          this.countDrop(Drop.POOL_EXHAUSTED);
+          continue;
+        }
+      }
+      pool.outPort[copy] = p;
+      this.to(this.next.tx, copy);
+    }
+    if (routerIf >= 0) {
+      pool.rxIf[slot] = routerIf;
+      this.to(this.next.router, slot);
+    }
+  }
+}

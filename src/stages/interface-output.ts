@@ -1,0 +1,39 @@
+/**
+ * interface-output: sends a framed packet out of a router interface.
+ *
+ * in:   frames with txIf set, originated or routed by the router (inPort = NO_PORT)
+ * out:  bridge — the interface is a bridge's (cni0): the bridge picks the member port
+ *       tx     — the interface is an L3 port (outPort set)
+ */
+import { NO_PORT } from '../core/frame-pool.ts';
+import { Stage } from '../core/stage.ts';
+import { IfKind } from '../tables/interface-table.ts';
+import type { Context } from '../dataplane/context.ts';
+
+export class InterfaceOutput extends Stage<'bridge' | 'tx'> {
+  readonly name = 'interface-output';
+  readonly nextNames = ['bridge', 'tx'] as const;
+  readonly dropReasons = ['interface kind has no output yet'];
+
+  constructor(private readonly ctx: Context) {
+    super(ctx.pool);
+  }
+
+  protected process(slots: Int32Array, n: number): void {
+    const { pool, ifs } = this.ctx;
+    for (let i = 0; i < n; i++) {
+      const slot = slots[i];
+      const ifIndex = pool.txIf[slot];
+      const kind = ifs.kind[ifIndex];
+      pool.inPort[slot] = NO_PORT;
+      if (kind === IfKind.BRIDGE) {
+        this.to(this.next.bridge, slot);
+      } else if (kind === IfKind.PORT) {
+        pool.outPort[slot] = ifs.target[ifIndex];
+        this.to(this.next.tx, slot);
+      } else {
+        this.drop(slot, 0);
+      }
+    }
+  }
+}

@@ -1,0 +1,69 @@
+/**
+ * ip4-forward: what Linux's ip_forward does to a packet it routes, in the same order.
+ *
+ * in:   routed packets (txIf, nextHop set)
+ * out:  neighbour — TTL decremented, checksum updated incrementally (RFC 1624)
+ *       fragment  — larger than the egress MTU without DF
+ *       error     — TTL expiring (ICMP 11/0) or larger than the MTU with DF (ICMP 3/4 with
+ *                   the next-hop MTU); the error quotes the packet as it arrived
+ */
+import { rd16 } from '../core/bytes.ts';
+import { Stage } from '../core/stage.ts';
+import { updateChecksum16 } from '../wire/checksum.ts';
+import type { Context } from '../dataplane/context.ts';
+
+export const ICMP_TTL_EXCEEDED = (11 << 24) | (0 << 16);
+export const ICMP_FRAG_NEEDED = (3 << 24) | (4 << 16);
+
+export class Ip4Forward extends Stage<'neighbour' | 'fragment' | 'error'> {
+  readonly name = 'ip4-forward';
+  readonly nextNames = ['neighbour', 'fragment', 'error'] as const;
+  readonly dropReasons = [];
+  ttlExpired = 0;
+  fragNeeded = 0;
+
+  constructor(private readonly ctx: Context) {
+    super(ctx.pool);
+  }
+
+  protected process(slots: Int32Array, n: number): void {
+    const { pool, ifs } = this.ctx;
+    const data = pool.data;
+    for (let i = 0; i < n; i++) {
+      const slot = slots[i];
+      const ip = pool.l3[slot];
+      const ttl = data[ip + 8];
+      if (ttl <= 1) {
+        this.ttlExpired++;
+        pool.icmpError[slot] = ICMP_TTL_EXCEEDED;
+        this.to(this.next.error, slot);
+        continue;
+      }
+      const total = rd16(data, ip + 2);
+      const mtu = ifs.mtu[pool.txIf[slot]];
+      if (total > mtu) {
+        if ((data[ip + 6] & 0x40) !== 0) {
+          this.fragNeeded++;
+          pool.icmpError[slot] = (ICMP_FRAG_NEEDED | mtu) >>> 0;
+          this.to(this.next.error, slot);
+          continue;
+        }
+        this.decrementTtl(ip, ttl);
+        this.to(this.next.fragment, slot);
+        continue;
+      }
+      this.decrementTtl(ip, ttl);
+      this.to(this.next.neighbour, slot);
+    }
+  }
+
+  private decrementTtl(ip: number, ttl: number): void {
+    const data = this.ctx.pool.data;
+    const proto = data[ip + 9];
+    const oldWord = (ttl << 8) | proto;
+    data[ip + 8] = ttl - 1;
+    const c = updateChecksum16(rd16(data, ip + 10), oldWord, oldWord - 0x100);
+    data[ip + 10] = c >>> 8;
+    data[ip + 11] = c;
+  }
+}

@@ -1,0 +1,80 @@
+/**
+ * ip4-fragment: splits a datagram larger than the egress MTU (DF clear) into fragments.
+ *
+ * in:   datagrams with txIf/nextHop set, TTL already decremented
+ * out:  neighbour — one frame per fragment, each a fresh slot
+ * drop: the original (consumed); fragments for which no slot was free.
+ *
+ * Every fragment but the last carries a multiple of 8 payload bytes and MF; offsets add to
+ * the original's own offset, so a fragment can be fragmented again. Options are copied into
+ * every fragment whole (RFC 791 copies only those with the copy flag; the Linux stack's
+ * routers rarely see options at all).
+ */
+import { rd16, wr16 } from '../core/bytes.ts';
+import { Stage } from '../core/stage.ts';
+import { internetChecksum } from '../wire/checksum.ts';
+import type { Context } from '../dataplane/context.ts';
+
+const enum Drop {
+  POOL_EXHAUSTED,
+  MTU_TOO_SMALL,
+}
+
+export class Ip4Fragment extends Stage<'neighbour'> {
+  readonly name = 'ip4-fragment';
+  readonly nextNames = ['neighbour'] as const;
+  readonly dropReasons = ['no free slot for a fragment', 'egress mtu too small for the header'];
+  fragmentsMade = 0;
+
+  constructor(private readonly ctx: Context) {
+    super(ctx.pool);
+  }
+
+  protected process(slots: Int32Array, n: number): void {
+    const { pool, ifs } = this.ctx;
+    const data = pool.data;
+    for (let i = 0; i < n; i++) {
+      const slot = slots[i];
+      const ip = pool.l3[slot];
+      const hlen = (data[ip] & 15) << 2;
+      const total = rd16(data, ip + 2);
+      const mtu = ifs.mtu[pool.txIf[slot]];
+      const chunk = ((mtu - hlen) >> 3) << 3;
+      if (chunk < 8) {
+        this.drop(slot, Drop.MTU_TOO_SMALL);
+        continue;
+      }
+      const flagsFrag = rd16(data, ip + 6);
+      const baseOffset = (flagsFrag & 0x1fff) << 3;
+      const lastHasMf = (flagsFrag & 0x2000) !== 0;
+      const payload = total - hlen;
+      for (let off = 0; off < payload; off += chunk) {
+        const frag = pool.alloc();
+        if (frag < 0) {
+          this.countDrop(Drop.POOL_EXHAUSTED);
+          break;
+        }
+        const size = Math.min(chunk, payload - off);
+        const last = off + size >= payload;
+        const s = pool.start[frag];
+        const fip = s + 14;
+        data.copy(data, fip, ip, ip + hlen);
+        data.copy(data, fip + hlen, ip + hlen + off, ip + hlen + off + size);
+        wr16(data, fip + 2, hlen + size);
+        wr16(data, fip + 6, (flagsFrag & 0x8000) | (last && !lastHasMf ? 0 : 0x2000) | ((baseOffset + off) >> 3));
+        wr16(data, fip + 10, 0);
+        wr16(data, fip + 10, internetChecksum(data, fip, hlen));
+        pool.len[frag] = 14 + hlen + size;
+        pool.l3[frag] = fip;
+        pool.inPort[frag] = pool.inPort[slot];
+        pool.rxIf[frag] = pool.rxIf[slot];
+        pool.txIf[frag] = pool.txIf[slot];
+        pool.nextHop[frag] = pool.nextHop[slot];
+        pool.tsUs[frag] = pool.tsUs[slot];
+        this.fragmentsMade++;
+        this.to(this.next.neighbour, frag);
+      }
+      this.consume(slot);
+    }
+  }
+}

@@ -1,0 +1,114 @@
+/**
+ * ip4-input: IPv4 header validation and the routing decision (Linux's ip_rcv + ip_route_input).
+ *
+ * in:   IPv4 frames with rxIf and l3 set
+ * out:  local   — for one of our addresses or a broadcast address
+ *       forward — to be routed (txIf and nextHop set)
+ *       error   — no route: ICMP net unreachable (3/0) to the sender
+ * drop: bad version, header length, total length or header checksum; martian source;
+ *       multicast destination (no multicast routing); a link-layer broadcast/multicast
+ *       frame carrying a unicast packet for another host (Linux forwards only PACKET_HOST).
+ *
+ * Ethernet padding after the IP total length is trimmed here, so later stages see the
+ * datagram's true length.
+ */
+import { rd16, rd32 } from '../core/bytes.ts';
+import { Stage } from '../core/stage.ts';
+import { RouteKind } from '../tables/fib.ts';
+import { onesComplementSum, foldChecksum } from '../wire/checksum.ts';
+import type { Context } from '../dataplane/context.ts';
+
+const enum Drop {
+  TRUNCATED,
+  VERSION,
+  HEADER_LENGTH,
+  TOTAL_LENGTH,
+  CHECKSUM,
+  MARTIAN_SOURCE,
+  MULTICAST,
+  L2_BROADCAST,
+}
+
+export const ICMP_NET_UNREACHABLE = (3 << 24) | (0 << 16);
+
+export class Ip4Input extends Stage<'local' | 'forward' | 'error'> {
+  readonly name = 'ip4-input';
+  readonly nextNames = ['local', 'forward', 'error'] as const;
+  readonly dropReasons = [
+    'truncated ipv4 header',
+    'bad ipv4 version',
+    'bad ipv4 header length',
+    'bad ipv4 total length',
+    'bad ipv4 header checksum',
+    'martian source address',
+    'multicast destination (not routed)',
+    'link-layer broadcast carrying unicast for another host',
+  ];
+
+  constructor(private readonly ctx: Context) {
+    super(ctx.pool);
+  }
+
+  protected process(slots: Int32Array, n: number): void {
+    const { pool, fib } = this.ctx;
+    const data = pool.data;
+    for (let i = 0; i < n; i++) {
+      const slot = slots[i];
+      const ip = pool.l3[slot];
+      const avail = pool.start[slot] + pool.len[slot] - ip;
+      if (avail < 20) {
+        this.drop(slot, Drop.TRUNCATED);
+        continue;
+      }
+      const vihl = data[ip];
+      if (vihl >>> 4 !== 4) {
+        this.drop(slot, Drop.VERSION);
+        continue;
+      }
+      const hlen = (vihl & 15) << 2;
+      if (hlen < 20 || hlen > avail) {
+        this.drop(slot, Drop.HEADER_LENGTH);
+        continue;
+      }
+      const total = rd16(data, ip + 2);
+      if (total < hlen || total > avail) {
+        this.drop(slot, Drop.TOTAL_LENGTH);
+        continue;
+      }
+      if (foldChecksum(onesComplementSum(data, ip, hlen)) !== 0) {
+        this.drop(slot, Drop.CHECKSUM);
+        continue;
+      }
+      const src = rd32(data, ip + 12);
+      const srcTop = src >>> 24;
+      if (srcTop === 0 || srcTop === 127 || srcTop >= 224) {
+        this.drop(slot, Drop.MARTIAN_SOURCE);
+        continue;
+      }
+      pool.len[slot] = ip - pool.start[slot] + total;
+      const dst = rd32(data, ip + 16);
+      if (dst >>> 28 === 14) {
+        this.drop(slot, Drop.MULTICAST);
+        continue;
+      }
+      const route = fib.lookup(dst);
+      if (route < 0) {
+        pool.icmpError[slot] = ICMP_NET_UNREACHABLE;
+        this.to(this.next.error, slot);
+        continue;
+      }
+      const kind = fib.kind[route];
+      if (kind === RouteKind.LOCAL || kind === RouteKind.BROADCAST) {
+        this.to(this.next.local, slot);
+        continue;
+      }
+      if ((data[pool.start[slot]] & 1) !== 0) {
+        this.drop(slot, Drop.L2_BROADCAST);
+        continue;
+      }
+      pool.txIf[slot] = fib.ifIndex[route];
+      pool.nextHop[slot] = kind === RouteKind.GATEWAY ? fib.gateway[route] : dst;
+      this.to(this.next.forward, slot);
+    }
+  }
+}

@@ -1,0 +1,48 @@
+/**
+ * ip4-output: route lookup for packets the router itself sends (echo replies).
+ *
+ * in:   IPv4 packets with l3 set and the source address filled in
+ * out:  neighbour — txIf and nextHop set
+ * drop: no route to the destination; a destination that is our own address.
+ */
+import { rd32 } from '../core/bytes.ts';
+import { Stage } from '../core/stage.ts';
+import { RouteKind } from '../tables/fib.ts';
+import type { Context } from '../dataplane/context.ts';
+
+const enum Drop {
+  NO_ROUTE,
+  LOCAL,
+}
+
+export class Ip4Output extends Stage<'neighbour'> {
+  readonly name = 'ip4-output';
+  readonly nextNames = ['neighbour'] as const;
+  readonly dropReasons = ['no route for a locally originated packet', 'locally originated packet to a local address'];
+
+  constructor(private readonly ctx: Context) {
+    super(ctx.pool);
+  }
+
+  protected process(slots: Int32Array, n: number): void {
+    const { pool, fib } = this.ctx;
+    const data = pool.data;
+    for (let i = 0; i < n; i++) {
+      const slot = slots[i];
+      const dst = rd32(data, pool.l3[slot] + 16);
+      const route = fib.lookup(dst);
+      if (route < 0) {
+        this.drop(slot, Drop.NO_ROUTE);
+        continue;
+      }
+      const kind = fib.kind[route];
+      if (kind === RouteKind.LOCAL || kind === RouteKind.BROADCAST) {
+        this.drop(slot, Drop.LOCAL);
+        continue;
+      }
+      pool.txIf[slot] = fib.ifIndex[route];
+      pool.nextHop[slot] = kind === RouteKind.GATEWAY ? fib.gateway[route] : dst;
+      this.to(this.next.neighbour, slot);
+    }
+  }
+}

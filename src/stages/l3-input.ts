@@ -1,0 +1,43 @@
+/**
+ * l3-input: frames that reached one of the router's interfaces, sorted by EtherType.
+ *
+ * in:   frames with rxIf set (from an L3 port, or from a bridge to its router interface)
+ * out:  arp  — ARP;  ip4 — IPv4 (l3 set to the IPv4 header)
+ * drop: VLAN-tagged frames (router interfaces are untagged), IPv6 (never routed: SPEC §2),
+ *       other EtherTypes.
+ */
+import { rd16 } from '../core/bytes.ts';
+import { Stage } from '../core/stage.ts';
+import type { Context } from '../dataplane/context.ts';
+
+const enum Drop {
+  VLAN,
+  IPV6,
+  ETHERTYPE,
+}
+
+export class L3Input extends Stage<'arp' | 'ip4'> {
+  readonly name = 'l3-input';
+  readonly nextNames = ['arp', 'ip4'] as const;
+  readonly dropReasons = ['vlan-tagged frame at a router interface', 'ipv6 is not routed', 'unsupported ethertype'];
+
+  constructor(private readonly ctx: Context) {
+    super(ctx.pool);
+  }
+
+  protected process(slots: Int32Array, n: number): void {
+    const pool = this.ctx.pool;
+    const data = pool.data;
+    for (let i = 0; i < n; i++) {
+      const slot = slots[i];
+      const s = pool.start[slot];
+      const type = rd16(data, s + 12);
+      pool.l3[slot] = s + 14;
+      if (type === 0x0800) this.to(this.next.ip4, slot);
+      else if (type === 0x0806) this.to(this.next.arp, slot);
+      else if (type === 0x86dd) this.drop(slot, Drop.IPV6);
+      else if (type === 0x8100 || type === 0x88a8) this.drop(slot, Drop.VLAN);
+      else this.drop(slot, Drop.ETHERTYPE);
+    }
+  }
+}

@@ -1,0 +1,184 @@
+/**
+ * neighbour-output: resolves each packet's next hop to a MAC and writes its Ethernet header
+ * (Linux's neigh_output / neigh_resolve_output, VPP's ip4-rewrite + arp).
+ *
+ * in:   IPv4 packets with txIf and nextHop set (l3 at the IPv4 header)
+ * out:  output — framed for the egress interface (interface-output)
+ *       arp    — ARP requests this stage originates (interface-output as well)
+ *       error  — packets whose neighbour failed: ICMP host unreachable (3/1) to their senders
+ * drop: neighbour table full; a waiting packet pushed out of a full queue (unres_qlen).
+ *
+ * A miss creates an INCOMPLETE entry, sends a broadcast request and queues the packet;
+ * `runTimers` repeats the request every retransmission interval and, after the last one goes
+ * unanswered, fails the entry and answers every queued packet with host unreachable. An
+ * entry in use after its reachable time goes STALE → DELAY → PROBE (unicast requests), as
+ * in Linux, and the packets keep flowing meanwhile.
+ */
+import { wr16, wr32, writeMacHiLo } from '../core/bytes.ts';
+import { NO_PORT } from '../core/frame-pool.ts';
+import { Stage } from '../core/stage.ts';
+import { NeighState } from '../tables/neighbour-table.ts';
+import type { Context } from '../dataplane/context.ts';
+
+const enum Drop {
+  TABLE_FULL,
+  QUEUE_OVERFLOW,
+  POOL_EXHAUSTED,
+}
+
+export const ICMP_HOST_UNREACHABLE = (3 << 24) | (1 << 16);
+
+export class NeighbourOutput extends Stage<'output' | 'arp' | 'error'> {
+  readonly name = 'neighbour-output';
+  readonly nextNames = ['output', 'arp', 'error'] as const;
+  readonly dropReasons = ['neighbour table full', 'waiting packet pushed out of a full arp queue', 'no free slot for an arp request'];
+  requestsSent = 0;
+  resolutionsFailed = 0;
+
+  private readonly fire = (id: number): void => this.onTimer(id);
+  private readonly fail = (slot: number): void => {
+    this.pool.icmpError[slot] = ICMP_HOST_UNREACHABLE;
+    this.to(this.next.error, slot);
+  };
+
+  constructor(private readonly ctx: Context) {
+    super(ctx.pool);
+  }
+
+  protected process(slots: Int32Array, n: number): void {
+    const { pool, neigh } = this.ctx;
+    const now = this.ctx.nowUs;
+    const reachableUs = neigh.timers.reachableUs;
+    for (let i = 0; i < n; i++) {
+      const slot = slots[i];
+      const ifIndex = pool.txIf[slot];
+      const nh = pool.nextHop[slot];
+      let id = neigh.find(ifIndex, nh);
+      if (id >= 0) {
+        const state = neigh.state[id];
+        if (state === NeighState.REACHABLE) {
+          if (now - neigh.confirmedUs[id] <= reachableUs) {
+            this.send(slot, id);
+            continue;
+          }
+          neigh.state[id] = NeighState.STALE;
+        }
+        if (state === NeighState.PERMANENT || state === NeighState.DELAY || state === NeighState.PROBE) {
+          this.send(slot, id);
+          continue;
+        }
+        if (neigh.state[id] === NeighState.STALE) {
+          neigh.state[id] = NeighState.DELAY;
+          neigh.setDeadline(id, now + neigh.timers.delayUs);
+          this.send(slot, id);
+          continue;
+        }
+        if (state === NeighState.INCOMPLETE) {
+          this.wait(id, slot);
+          continue;
+        }
+      } else {
+        id = neigh.create(ifIndex, nh, now);
+        if (id < 0) {
+          this.drop(slot, Drop.TABLE_FULL);
+          continue;
+        }
+      }
+      // NONE or FAILED: start resolving.
+      neigh.state[id] = NeighState.INCOMPLETE;
+      neigh.probesSent[id] = 1;
+      neigh.setDeadline(id, now + neigh.timers.retransUs);
+      this.sendRequest(ifIndex, nh, -1, 0);
+      this.wait(id, slot);
+    }
+  }
+
+  /** Fires due neighbour timers at the context's current time. */
+  runTimers(): void {
+    this.ctx.neigh.runDue(this.ctx.nowUs, this.fire);
+  }
+
+  private onTimer(id: number): void {
+    const neigh = this.ctx.neigh;
+    const now = this.ctx.nowUs;
+    const state = neigh.state[id];
+    const ifIndex = neigh.ifIndexOf(id);
+    const ip = neigh.ipOf(id);
+    if (state === NeighState.INCOMPLETE || state === NeighState.PROBE) {
+      if (neigh.probesSent[id] < neigh.timers.probes) {
+        neigh.probesSent[id]++;
+        neigh.setDeadline(id, now + neigh.timers.retransUs);
+        if (state === NeighState.INCOMPLETE) this.sendRequest(ifIndex, ip, -1, 0);
+        else this.sendRequest(ifIndex, ip, neigh.macHi[id], neigh.macLo[id]);
+        return;
+      }
+      neigh.state[id] = NeighState.FAILED;
+      this.resolutionsFailed++;
+      neigh.drain(id, this.fail);
+      return;
+    }
+    if (state === NeighState.DELAY) {
+      neigh.state[id] = NeighState.PROBE;
+      neigh.probesSent[id] = 1;
+      neigh.setDeadline(id, now + neigh.timers.retransUs);
+      this.sendRequest(ifIndex, ip, neigh.macHi[id], neigh.macLo[id]);
+    }
+  }
+
+  private wait(id: number, slot: number): void {
+    const pushedOut = this.ctx.neigh.enqueue(id, slot);
+    if (pushedOut >= 0) this.drop(pushedOut, Drop.QUEUE_OVERFLOW);
+  }
+
+  /** Writes the Ethernet header in front of the IPv4 header and passes the frame on. */
+  private send(slot: number, id: number): void {
+    const { pool, ifs, neigh } = this.ctx;
+    const data = pool.data;
+    const ifIndex = pool.txIf[slot];
+    const end = pool.start[slot] + pool.len[slot];
+    const s = pool.l3[slot] - 14;
+    writeMacHiLo(data, s, neigh.macHi[id], neigh.macLo[id]);
+    writeMacHiLo(data, s + 6, ifs.macHi[ifIndex], ifs.macLo[ifIndex]);
+    data[s + 12] = 0x08;
+    data[s + 13] = 0x00;
+    pool.start[slot] = s;
+    pool.len[slot] = end - s;
+    pool.inPort[slot] = NO_PORT;
+    neigh.usedUs[id] = this.ctx.nowUs;
+    this.to(this.next.output, slot);
+  }
+
+  /** Originates an ARP request for `ip` on `ifIndex`: broadcast, or unicast to (hi, lo) when hi ≥ 0. */
+  private sendRequest(ifIndex: number, ip: number, hi: number, lo: number): void {
+    const { pool, ifs } = this.ctx;
+    const slot = pool.alloc();
+    if (slot < 0) {
+      this.countDrop(Drop.POOL_EXHAUSTED);
+      return;
+    }
+    const data = pool.data;
+    const s = pool.start[slot];
+    const myHi = ifs.macHi[ifIndex];
+    const myLo = ifs.macLo[ifIndex];
+    if (hi < 0) writeMacHiLo(data, s, 0xffff, 0xffffffff);
+    else writeMacHiLo(data, s, hi, lo);
+    writeMacHiLo(data, s + 6, myHi, myLo);
+    wr16(data, s + 12, 0x0806);
+    const a = s + 14;
+    wr16(data, a, 1);
+    wr16(data, a + 2, 0x0800);
+    data[a + 4] = 6;
+    data[a + 5] = 4;
+    wr16(data, a + 6, 1);
+    writeMacHiLo(data, a + 8, myHi, myLo);
+    wr32(data, a + 14, ifs.hasAddress(ifIndex) ? ifs.addr[ifIndex] : 0);
+    writeMacHiLo(data, a + 18, 0, 0);
+    wr32(data, a + 24, ip);
+    pool.len[slot] = 42;
+    pool.l3[slot] = a;
+    pool.txIf[slot] = ifIndex;
+    pool.tsUs[slot] = this.ctx.nowUs;
+    this.requestsSent++;
+    this.to(this.next.arp, slot);
+  }
+}

@@ -1,0 +1,88 @@
+/**
+ * port-output: the last stage: hands frames to their ports' drivers, one batch per port.
+ *
+ * in:   frames with outPort set
+ * out:  the port driver's transmit(); slots are freed after it returns (drivers copy or
+ *       write synchronously)
+ * drop: port down; port without a driver.
+ */
+import { Stage } from '../core/stage.ts';
+import type { FramePool } from '../core/frame-pool.ts';
+import type { Context } from '../dataplane/context.ts';
+
+/** What a port driver (TAP, replay, test sink) implements. */
+export interface PortTransmitter {
+  /** Sends `n` frames (slot numbers in `slots`); returns how many were accepted. */
+  transmit(pool: FramePool, slots: Int32Array, n: number): number;
+}
+
+/** Observes frames a port receives or transmits (capture taps). */
+export interface PortObserver {
+  onRx(port: number, pool: FramePool, slot: number): void;
+  onTx(port: number, pool: FramePool, slot: number): void;
+}
+
+const enum Drop {
+  PORT_DOWN,
+  NO_DRIVER,
+  DRIVER_REFUSED,
+}
+
+export class PortOutput extends Stage<never> {
+  readonly name = 'port-output';
+  readonly nextNames = [] as const;
+  readonly dropReasons = ['port down', 'port has no driver', 'driver could not send (queue full)'];
+  readonly drivers: (PortTransmitter | null)[] = [];
+  observer: PortObserver | null = null;
+  private perPort: Int32Array[] = [];
+  private perPortCount = new Int32Array(0);
+
+  constructor(private readonly ctx: Context) {
+    super(ctx.pool);
+    const n = ctx.ports.count;
+    for (let p = 0; p < n; p++) {
+      this.drivers.push(null);
+      this.perPort.push(new Int32Array(ctx.pool.capacity));
+    }
+    this.perPortCount = new Int32Array(n);
+  }
+
+  protected process(slots: Int32Array, n: number): void {
+    const { pool, ports } = this.ctx;
+    const counts = this.perPortCount;
+    for (let i = 0; i < n; i++) {
+      const slot = slots[i];
+      const p = pool.outPort[slot];
+      if (ports.up[p] === 0) {
+        this.drop(slot, Drop.PORT_DOWN);
+        continue;
+      }
+      this.perPort[p][counts[p]++] = slot;
+    }
+    for (let p = 0; p < counts.length; p++) {
+      const k = counts[p];
+      if (k === 0) continue;
+      counts[p] = 0;
+      const batch = this.perPort[p];
+      const driver = this.drivers[p];
+      if (driver === null) {
+        for (let j = 0; j < k; j++) this.drop(batch[j], Drop.NO_DRIVER);
+        continue;
+      }
+      const observer = this.observer;
+      let bytes = 0;
+      for (let j = 0; j < k; j++) {
+        bytes += pool.len[batch[j]];
+        if (observer !== null) observer.onTx(p, pool, batch[j]);
+      }
+      const sent = driver.transmit(pool, batch, k);
+      ports.txFrames[p] += sent;
+      ports.txBytes[p] += bytes;
+      if (sent < k) {
+        ports.txDrops[p] += k - sent;
+        this.drops[Drop.DRIVER_REFUSED] += k - sent;
+      }
+      for (let j = 0; j < k; j++) pool.free(batch[j]);
+    }
+  }
+}

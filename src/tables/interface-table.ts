@@ -1,0 +1,66 @@
+/**
+ * InterfaceTable: the router's own interfaces (what `ip addr` shows on a node).
+ *
+ * A bridge with an address (cni0), an L3 port, and later a VXLAN device (flannel.1) are each
+ * a router interface with a MAC, an optional IPv4 address/prefix and an MTU. Stages read the
+ * typed arrays directly; names exist only for display.
+ */
+
+export const enum IfKind {
+  BRIDGE = 0,
+  PORT = 1,
+  VXLAN = 2,
+}
+
+/** Interfaces one router may have (bridges with addresses, L3 ports, VXLAN devices). */
+export const MAX_INTERFACES = 1024;
+
+export class InterfaceTable {
+  readonly names: string[] = [];
+  readonly kind = new Uint8Array(MAX_INTERFACES);
+  readonly macHi = new Uint32Array(MAX_INTERFACES);
+  readonly macLo = new Uint32Array(MAX_INTERFACES);
+  readonly addr = new Uint32Array(MAX_INTERFACES);
+  readonly prefixLen = new Int8Array(MAX_INTERFACES);
+  readonly mtu = new Int32Array(MAX_INTERFACES);
+  /** The bridge (BRIDGE) or port (PORT) behind the interface. */
+  readonly target = new Int32Array(MAX_INTERFACES);
+
+  get count(): number {
+    return this.names.length;
+  }
+
+  /** Adds an interface; `prefixLen` -1 means no address. */
+  add(name: string, kind: IfKind, macHi: number, macLo: number, addr: number, prefixLen: number, mtu: number, target: number): number {
+    const i = this.names.length;
+    if (i === MAX_INTERFACES) throw new Error(`more than ${MAX_INTERFACES} router interfaces`);
+    this.names.push(name);
+    this.kind[i] = kind;
+    this.macHi[i] = macHi;
+    this.macLo[i] = macLo;
+    this.addr[i] = addr;
+    this.prefixLen[i] = prefixLen;
+    this.mtu[i] = mtu;
+    this.target[i] = target;
+    return i;
+  }
+
+  indexOf(name: string): number {
+    return this.names.indexOf(name);
+  }
+
+  hasAddress(i: number): boolean {
+    return i >= 0 && this.prefixLen[i] >= 0;
+  }
+
+  /** The interface whose connected subnet holds `ip`, or -1. */
+  connectedTo(ip: number): number {
+    for (let i = 0; i < this.names.length; i++) {
+      const len = this.prefixLen[i];
+      if (len < 0) continue;
+      const mask = len === 0 ? 0 : (0xffffffff << (32 - len)) >>> 0;
+      if (((ip & mask) >>> 0) === ((this.addr[i] & mask) >>> 0)) return i;
+    }
+    return -1;
+  }
+}
