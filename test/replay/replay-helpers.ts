@@ -1,0 +1,68 @@
+/**
+ * Runs a replay case from captures/replay/<case>/ in process and reads back its outputs.
+ */
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { loadConfig } from '../../src/config/load.ts';
+import { decodeFrame } from '../../src/decode/decode-frame.ts';
+import type { DecodedFrame } from '../../src/decode/types.ts';
+import { readCaptureSync } from '../../src/pcap/reader.ts';
+import { replay, type ReplayResult } from '../../src/replay/replay.ts';
+
+export const fixtures = fileURLToPath(new URL('../../captures/replay/', import.meta.url));
+
+export interface OutFrame extends DecodedFrame {
+  tsUs: number;
+  bytes: Buffer;
+}
+
+export interface CaseRun {
+  result: ReplayResult;
+  out: Record<string, OutFrame[]>;
+  raw: Record<string, Buffer>;
+  input(port: string): Buffer[];
+  counters: ReturnType<ReplayResult['dataplane']['stageCounters']>;
+}
+
+export function runCase(name: string, settle = 1, configFile = 'lab.yaml'): CaseRun {
+  const config = loadConfig(join(fixtures, configFile));
+  const dir = join(fixtures, name);
+  const inputs = readdirSync(dir)
+    .filter((f) => f.endsWith('.pcap'))
+    .sort()
+    .map((f) => ({ port: f.replace(/\.pcap$/, ''), file: join(dir, f) }));
+  const outDir = mkdtempSync(join(tmpdir(), `nodeplane-replay-${name}-`));
+  try {
+    const result = replay(config, inputs, outDir, settle);
+    const out: Record<string, OutFrame[]> = {};
+    const raw: Record<string, Buffer> = {};
+    for (const p of config.ports) {
+      const file = join(outDir, `${p.name}.pcap`);
+      raw[p.name] = readFileSync(file);
+      out[p.name] = [...readCaptureSync(file).records()].map((r) => ({
+        ...decodeFrame(r.data, r.caplen, r.origLen),
+        tsUs: r.tsSec * 1e6 + Math.round(r.tsNsec / 1000),
+        bytes: Buffer.from(r.data),
+      }));
+    }
+    return {
+      result,
+      out,
+      raw,
+      counters: result.dataplane.stageCounters(),
+      input: (port) => [...readCaptureSync(join(dir, `${port}.pcap`)).records()].map((r) => Buffer.from(r.data)),
+    };
+  } finally {
+    rmSync(outDir, { recursive: true, force: true });
+  }
+}
+
+/** Recomputes an Internet checksum independently (true when the bytes sum to 0xffff). */
+export function checksumValid(b: Buffer, off: number, len: number): boolean {
+  let sum = 0;
+  for (let i = 0; i < len; i += 2) sum += (b[off + i] << 8) + (i + 1 < len ? b[off + i + 1] : 0);
+  while (sum > 0xffff) sum = (sum & 0xffff) + (sum >>> 16);
+  return sum === 0xffff;
+}
