@@ -53,7 +53,8 @@ export interface SecNsec {
 /**
  * Splits the tick count hi:lo into whole seconds and nanoseconds. Long division by
  * ticksPerSec, one byte of the 64-bit dividend at a time: the running remainder stays below
- * ticksPerSec, so `rem * 256 + byte` stays below 2^53.
+ * ticksPerSec, so `rem * 256 + byte` stays below 2^53. Only the seconds themselves must fit
+ * in 2^53, which fails only for garbage such as 2^63 ticks at one tick per second.
  */
 export function ticksToTime(hi: number, lo: number, s: TickScale, out: SecNsec): SecNsec {
   const tps = s.ticksPerSec;
