@@ -1,0 +1,243 @@
+// TypeScript face of the nodeplane_tap addon (native/tap.c): open and configure a Linux
+// TAP device, read frames in batches into memory JavaScript owns, write batches.
+// The addon is loaded lazily so that importing this module never fails; tapAvailable()
+// says whether it can be used.
+import { createRequire } from 'node:module';
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { constants as osConstants } from 'node:os';
+
+export interface TapHandle {
+  readonly fd: number;
+  readonly name: string;
+}
+
+export interface TapOpenOptions {
+  /** MTU of the device (68..65535); left as the kernel's default (1500) when absent. */
+  mtu?: number;
+  /** MAC address of the kernel side of the device, "aa:bb:cc:dd:ee:ff". */
+  mac?: string;
+  /** Bring the device up (IFF_UP). Default true. */
+  up?: boolean;
+  /** Transmit queue length, i.e. frames the kernel may queue for us. Default 1000. */
+  txQueueLen?: number;
+}
+
+export interface TapStats {
+  rxFrames: number;
+  rxBatches: number;
+  /** Frames longer than the slot capacity (delivered cut to the slot capacity). */
+  rxTruncated: number;
+  txFrames: number;
+  txEagain: number;
+}
+
+/** An error from the addon or from argument checks, with a Node-style `code`. */
+export interface TapError extends Error {
+  code: string;
+  errno?: number;
+  syscall?: string;
+}
+
+interface NativeTap {
+  open(name: string, mtu: number, mac: Uint8Array | null, up: boolean, txQueueLen: number): TapHandle;
+  startReading(
+    h: TapHandle,
+    pool: Uint8Array,
+    slotOffsets: Int32Array,
+    slotCapacity: number,
+    lengths: Int32Array,
+    maxBatch: number,
+    onBatch: (count: number) => void,
+  ): void;
+  stopReading(h: TapHandle): void;
+  writeBatch(h: TapHandle, pool: Uint8Array, offsets: Int32Array, lengths: Int32Array, count: number): number;
+  close(h: TapHandle): void;
+  isOpen(h: TapHandle): boolean;
+  stats(h: TapHandle): TapStats;
+}
+
+const IFNAMSIZ = 16;
+const DEFAULT_TX_QUEUE_LEN = 1000;
+const TUN_PATH = '/dev/net/tun';
+const ADDON_RELATIVE = '../../build/Release/nodeplane_tap.node';
+
+let native: NativeTap | undefined;
+let loadError: string | undefined;
+
+function addonPath(): string {
+  return fileURLToPath(new URL(ADDON_RELATIVE, import.meta.url));
+}
+
+function tryLoad(): NativeTap | undefined {
+  if (native || loadError) return native;
+  const path = addonPath();
+  if (process.platform !== 'linux') {
+    loadError = `TAP devices need Linux (this is ${process.platform})`;
+  } else if (!existsSync(path)) {
+    loadError =
+      `the nodeplane_tap addon is not built (${path} is missing): ` +
+      'run `npm ci` or `npx node-gyp rebuild` (needs python3, make and a C compiler)';
+  } else {
+    try {
+      native = createRequire(import.meta.url)(path) as NativeTap;
+    } catch (err) {
+      loadError = `cannot load the nodeplane_tap addon (${path}): ${(err as Error).message}`;
+    }
+  }
+  return native;
+}
+
+function addon(): NativeTap {
+  const n = tryLoad();
+  if (!n) throw tapError('ENOADDON', loadError ?? 'the nodeplane_tap addon is unavailable');
+  return n;
+}
+
+function tapError(code: string, message: string, errno?: number, syscall?: string): TapError {
+  const e = new Error(message) as TapError;
+  e.code = code;
+  if (errno !== undefined) e.errno = errno;
+  if (syscall !== undefined) e.syscall = syscall;
+  return e;
+}
+
+/** The symbolic name of a positive or negative errno value, e.g. -77 -> 'EBADFD'. */
+export function tapErrnoName(errno: number): string {
+  const n = Math.abs(errno);
+  for (const [name, value] of Object.entries(osConstants.errno)) if (value === n) return name;
+  return LINUX_ERRNO_EXTRA[n] ?? `E${n}`;
+}
+
+// Linux errno values that os.constants.errno leaves out but TAP reads report.
+const LINUX_ERRNO_EXTRA: Record<number, string> = { 77: 'EBADFD' };
+
+// Turns the addon's errno-carrying errors into messages that say what to do.
+function translate(err: unknown, name: string): never {
+  const e = err as { errno?: unknown; syscall?: unknown; message?: string };
+  if (typeof e?.errno !== 'number') throw err;
+  const errno = e.errno;
+  const syscall = typeof e.syscall === 'string' ? e.syscall : 'tap';
+  const code = tapErrnoName(errno);
+  let message: string;
+  if (syscall === 'open' && code === 'ENOENT') {
+    message = `cannot open ${TUN_PATH}: no such device (load the tun module or run on Linux with TUN/TAP support)`;
+  } else if (syscall === 'open' && (code === 'EACCES' || code === 'EPERM')) {
+    message = `cannot open ${TUN_PATH}: permission denied (run as root or grant access to ${TUN_PATH})`;
+  } else if (syscall === 'open' && code === 'ENODEV') {
+    message = `cannot open ${TUN_PATH}: the tun driver is not loaded (modprobe tun)`;
+  } else if (code === 'EPERM') {
+    message = `creating TAP device ${name} needs CAP_NET_ADMIN (run as root)`;
+  } else if (syscall === 'TUNSETIFF' && code === 'EBUSY') {
+    message = `TAP device ${name} is busy (another process has it open)`;
+  } else if (syscall === 'TUNSETIFF' && code === 'EINVAL') {
+    message = `cannot create TAP device ${name}: invalid name, or a non-TAP device with that name exists`;
+  } else if (syscall === 'SIOCSIFMTU' && code === 'EINVAL') {
+    message = `cannot set the MTU of TAP device ${name}: out of range for the device`;
+  } else {
+    message = `TAP device ${name}: ${e.message ?? code}`;
+  }
+  throw tapError(code, message, errno, syscall);
+}
+
+function checkName(name: string): void {
+  if (typeof name !== 'string') throw tapError('EINVAL', 'TAP device name must be a string');
+  const bytes = Buffer.byteLength(name);
+  if (bytes >= IFNAMSIZ) {
+    throw tapError(
+      'EINVAL',
+      `invalid TAP device name "${name}": ${bytes} bytes long, at most ${IFNAMSIZ - 1} allowed`,
+    );
+  }
+  if (name === '.' || name === '..' || /[/:\s]/.test(name)) {
+    throw tapError('EINVAL', `invalid TAP device name "${name}": no '/', ':' or whitespace, not '.' or '..'`);
+  }
+}
+
+/** Parses "aa:bb:cc:dd:ee:ff" (also with '-') into 6 bytes. */
+export function parseMac(mac: string): Buffer {
+  const m = /^([0-9a-f]{2})[:-]([0-9a-f]{2})[:-]([0-9a-f]{2})[:-]([0-9a-f]{2})[:-]([0-9a-f]{2})[:-]([0-9a-f]{2})$/i.exec(
+    mac,
+  );
+  if (!m) throw tapError('EINVAL', `invalid MAC address "${mac}" (expected aa:bb:cc:dd:ee:ff)`);
+  const b = Buffer.from(m.slice(1).map((x) => parseInt(x, 16)));
+  if (b[0]! & 1) throw tapError('EINVAL', `invalid MAC address "${mac}": multicast bit set`);
+  return b;
+}
+
+/** Is the addon built and /dev/net/tun present? (No privilege check.) */
+export function tapAvailable(): { ok: true } | { ok: false; reason: string } {
+  if (!tryLoad()) return { ok: false, reason: loadError ?? 'the nodeplane_tap addon is unavailable' };
+  if (!existsSync(TUN_PATH)) {
+    return { ok: false, reason: `${TUN_PATH} is missing (load the tun module or run on Linux with TUN/TAP support)` };
+  }
+  return { ok: true };
+}
+
+/**
+ * Opens /dev/net/tun as a TAP device called `name` (created, or attached if it exists)
+ * in the current network namespace, non-blocking, and configures it.
+ */
+export function tapOpen(name: string, opts: TapOpenOptions = {}): TapHandle {
+  checkName(name);
+  const mtu = opts.mtu ?? 0;
+  if (opts.mtu !== undefined && (!Number.isInteger(mtu) || mtu < 68 || mtu > 65535)) {
+    throw tapError('EINVAL', `invalid MTU ${opts.mtu} for TAP device ${name} (68..65535)`);
+  }
+  const txq = opts.txQueueLen ?? DEFAULT_TX_QUEUE_LEN;
+  if (!Number.isInteger(txq) || txq < 1 || txq > 1 << 20) {
+    throw tapError('EINVAL', `invalid txQueueLen ${opts.txQueueLen} for TAP device ${name}`);
+  }
+  const mac = opts.mac === undefined ? null : parseMac(opts.mac);
+  const n = addon();
+  try {
+    return n.open(name, mtu, mac, opts.up ?? true, txq);
+  } catch (err) {
+    translate(err, name);
+  }
+}
+
+/**
+ * Starts readiness-driven reading. On each wake-up frames are read into `pool` at
+ * slotOffsets[i] (each up to slotCapacity bytes), lengths[i] receives each length, and
+ * onBatch(count) is called once per batch. Refill slotOffsets[0..maxBatch-1] inside onBatch.
+ * onBatch(-errno) is called once, after which reading has stopped, if the device goes away.
+ */
+export function tapStartReading(
+  h: TapHandle,
+  pool: Buffer,
+  slotOffsets: Int32Array,
+  slotCapacity: number,
+  lengths: Int32Array,
+  maxBatch: number,
+  onBatch: (count: number) => void,
+): void {
+  try {
+    addon().startReading(h, pool, slotOffsets, slotCapacity, lengths, maxBatch, onBatch);
+  } catch (err) {
+    translate(err, h.name);
+  }
+}
+
+/** Writes frames pool[offsets[i] .. +lengths[i]] for i < count. Returns the number written,
+ * fewer on EAGAIN (the caller counts the rest as drops), or -errno if none could be written. */
+export function tapWriteBatch(h: TapHandle, pool: Buffer, offsets: Int32Array, lengths: Int32Array, count: number): number {
+  return addon().writeBatch(h, pool, offsets, lengths, count);
+}
+
+export function tapStopReading(h: TapHandle): void {
+  addon().stopReading(h);
+}
+
+/** Stops reading and closes the fd; a non-persistent device disappears. Idempotent. */
+export function tapClose(h: TapHandle): void {
+  addon().close(h);
+}
+
+export function tapIsOpen(h: TapHandle): boolean {
+  return addon().isOpen(h);
+}
+
+export function tapStats(h: TapHandle): TapStats {
+  return addon().stats(h);
+}
