@@ -4,7 +4,8 @@
  * shape as `tshark -E occurrence=a -E aggregator=,` prints for tunnelled frames and ICMP
  * errors. Values are normalised to tshark's text: numbers in decimal, `ip.id` in 0x%04x,
  * flags 0/1, `ip.frag_offset` in 8-byte units, `tcp.flags.str` with U+00B7 for clear bits,
- * checksum status 0 bad / 1 good / 2 not verified.
+ * checksum status 0 bad / 1 good / 2 no verdict (given for every ICMP layer, every UDP layer
+ * with its length field and every TCP layer with its flags, like Wireshark's status fields).
  *
  * Used to compare nodeplane's decoder with Wireshark's; it adds nothing to the decode.
  */
@@ -31,6 +32,11 @@ function push(m: FieldLists, name: string, v: string | number | boolean | undefi
   const a = m.get(name);
   if (a) a.push(s);
   else m.set(name, [s]);
+}
+
+/** 1 good, 0 bad, 2 no verdict (Wireshark's "not verified"; also stands for its 3, "not present"). */
+function status(ok: boolean | undefined): number {
+  return ok === undefined ? 2 : ok ? 1 : 0;
 }
 
 function walk(l: DecodedLayers, m: FieldLists): void {
@@ -78,7 +84,7 @@ function walk(l: DecodedLayers, m: FieldLists): void {
     push(m, 'icmp.code', l.icmp.code);
     push(m, 'icmp.ident', l.icmp.id);
     push(m, 'icmp.seq', l.icmp.seq);
-    push(m, 'icmp.checksum.status', l.icmp.checksumOk === undefined ? undefined : l.icmp.checksumOk ? 1 : 0);
+    if (l.icmp.type !== undefined) push(m, 'icmp.checksum.status', status(l.icmp.checksumOk));
   }
   if (l.icmp6) {
     push(m, 'icmpv6.type', l.icmp6.type);
@@ -88,7 +94,7 @@ function walk(l: DecodedLayers, m: FieldLists): void {
     push(m, 'udp.srcport', l.udp.sport);
     push(m, 'udp.dstport', l.udp.dport);
     push(m, 'udp.length', l.udp.len);
-    push(m, 'udp.checksum.status', l.udp.checksumOk === undefined ? undefined : l.udp.checksumOk ? 1 : 0);
+    if (l.udp.len !== undefined) push(m, 'udp.checksum.status', status(l.udp.checksumOk));
   }
   if (l.tcp) {
     push(m, 'tcp.srcport', l.tcp.sport);
@@ -96,7 +102,7 @@ function walk(l: DecodedLayers, m: FieldLists): void {
     push(m, 'tcp.seq_raw', l.tcp.seq);
     push(m, 'tcp.ack_raw', l.tcp.ack);
     push(m, 'tcp.flags.str', l.tcp.flags === undefined ? undefined : tcpFlagsStr(l.tcp.flags));
-    push(m, 'tcp.checksum.status', l.tcp.checksumOk === undefined ? undefined : l.tcp.checksumOk ? 1 : 0);
+    if (l.tcp.flags !== undefined) push(m, 'tcp.checksum.status', status(l.tcp.checksumOk));
   }
   if (l.icmp?.quoted) walk(l.icmp.quoted, m);
   if (l.vxlan) {
