@@ -8,7 +8,7 @@ import { createInterface } from 'node:readline';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { spawnSync, type ChildProcess } from 'node:child_process';
-import { createNetns, netnsSupport, type Netns } from '../helpers/netns.ts';
+import { createNetns, netnsSupport, type Netns } from '../../src/lab/netns.ts';
 import { tapAvailable } from '../../src/ports/tap-native.ts';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));

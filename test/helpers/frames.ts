@@ -98,7 +98,7 @@ export function pcapFile(records: PcapRecordIn[]): Buffer {
   header.writeUInt16LE(4, 6);
   header.writeUInt32LE(262144, 16);
   header.writeUInt32LE(1, 20);
-  const parts = [header];
+  const parts: Buffer[] = [header];
   for (const r of records) {
     const h = Buffer.alloc(16);
     h.writeUInt32LE(Math.floor(r.tsUs / 1e6), 0);

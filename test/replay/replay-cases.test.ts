@@ -4,7 +4,6 @@ import { checksumValid, runCase } from './replay-helpers.ts';
 const T0 = 1_700_000_000_000_000;
 const GW_MAC = '0a:58:0a:f4:01:01';
 const A_MAC = '0a:58:0a:f4:01:02';
-const B_MAC = '0a:58:0a:f4:01:03';
 const UP_MAC = '02:00:00:00:50:11';
 const UPSTREAM_MAC = '02:00:00:00:50:01';
 

@@ -1,4 +1,4 @@
-// Network namespaces for end-to-end tests.
+// Network namespaces for the lab (nodeplane demo) and the end-to-end tests.
 //
 // Every namespace is named `npt-<pid>-<n>-<label>` so that it is unique to this process
 // and recognisable. All namespaces created here, and the processes started in them, are
