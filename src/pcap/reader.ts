@@ -11,6 +11,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { CaptureDecoder } from './decoder.ts';
+import type { CaptureFormatError } from './errors.ts';
 import type { CaptureInterface, CaptureRecord } from './record.ts';
 
 export interface CaptureFile {
@@ -23,11 +24,24 @@ export interface CaptureFile {
   count: number;
   /** The name used in error messages (the path for readCaptureSync). */
   name: string;
+  /** With allowTruncatedTail: what was cut off at the end (the error it would have been). */
+  truncatedTail?: CaptureFormatError;
+}
+
+export interface ReadOptions {
+  /**
+   * Treat a header or record cut off at the very end as the end of the capture instead of an
+   * error (reported in `truncatedTail`). This is how Wireshark reads a capture whose writer was
+   * killed: one write(2) per record is not enough under SIGKILL, because Linux copies a write
+   * into the page cache a page at a time and stops at a page boundary once a fatal signal is
+   * pending, so the last record can be cut at a 4096-byte file offset. Default false: strict.
+   */
+  allowTruncatedTail?: boolean;
 }
 
 /** Reads a whole capture file; see parseCapture. File-system errors are thrown unchanged. */
-export function readCaptureSync(path: string): CaptureFile {
-  return parseCapture(readFileSync(path), path);
+export function readCaptureSync(path: string, opts: ReadOptions = {}): CaptureFile {
+  return parseCapture(readFileSync(path), path, opts);
 }
 
 /**
@@ -36,21 +50,28 @@ export function readCaptureSync(path: string): CaptureFile {
  * and `interfaces` is complete even when a pcapng file declares interfaces late. records()
  * then decodes lazily; each record's data aliases `bytes`.
  */
-export function parseCapture(bytes: Buffer, name: string): CaptureFile {
+export function parseCapture(bytes: Buffer, name: string, opts: ReadOptions = {}): CaptureFile {
   const check = new CaptureDecoder(name);
-  const end = bytes.length;
+  let end = bytes.length;
   let pos = 0;
   for (;;) {
     const n = check.step(bytes, pos, end, pos);
     if (n === 0) break;
     pos += n;
   }
-  if (pos < end || check.format === undefined) throw check.truncation(bytes, pos, end, pos);
+  let truncatedTail: CaptureFormatError | undefined;
+  if (pos < end || check.format === undefined) {
+    const err = check.truncation(bytes, pos, end, pos);
+    if (!opts.allowTruncatedTail || check.format === undefined) throw err;
+    truncatedTail = err;
+    end = pos;
+  }
   return {
     format: check.format,
     interfaces: check.interfaces,
     count: check.count,
     name,
+    ...(truncatedTail ? { truncatedTail } : {}),
     *records() {
       const d = new CaptureDecoder(name);
       let p = 0;
@@ -89,8 +110,13 @@ export class CaptureStreamReader {
   private queued = 0;
   private error: Error | undefined;
   private ended = false;
+  /** Set by end() when allowTruncatedTail let a cut-off tail pass. */
+  truncatedTail: CaptureFormatError | undefined;
 
-  constructor(readonly name: string) {
+  constructor(
+    readonly name: string,
+    private readonly opts: ReadOptions = {},
+  ) {
     this.decoder = new CaptureDecoder(name);
   }
 
@@ -121,15 +147,20 @@ export class CaptureStreamReader {
   /**
    * Declares the input complete. Returns any records fed but not yet taken (empty when every
    * feed() generator was run to the end) and throws a CaptureFormatError if the input stopped
-   * inside a header or record, or was empty.
+   * inside a header or record (unless allowTruncatedTail), or was empty.
    */
   end(): CaptureRecord[] {
     const rest = [...this.drain()];
     this.ended = true;
     if (this.queued > 0) this.join();
     if (this.pos < this.buf.length || this.decoder.format === undefined) {
-      this.error = this.decoder.truncation(this.buf, this.pos, this.buf.length, this.abs);
-      throw this.error;
+      const err = this.decoder.truncation(this.buf, this.pos, this.buf.length, this.abs);
+      if (this.opts.allowTruncatedTail && this.decoder.format !== undefined) {
+        this.truncatedTail = err;
+        return rest;
+      }
+      this.error = err;
+      throw err;
     }
     return rest;
   }

@@ -1,8 +1,13 @@
 /**
  * Where capture writers put their bytes. A writer calls write() once per file header, record
- * or block, with the whole unit, so a sink that writes each call with one write(2) leaves a
- * readable file behind if the process is killed (SPEC section 4: a record is written whole or
- * not at all; a reader stops cleanly at the last complete unit).
+ * or block, with the whole unit, and the file sink issues one write(2) per call, so a killed
+ * writer never leaves a record interleaved or half-buffered in user space (SPEC section 4).
+ *
+ * Limit, measured: under SIGKILL even one write(2) is not all-or-nothing. Linux copies it into
+ * the page cache a page at a time and stops at a page boundary of the file once a fatal signal
+ * is pending, so the last record may be cut at a 4096-byte offset. Every earlier record is
+ * whole; read such files with `allowTruncatedTail` (reader.ts), as Wireshark does. SIGINT and
+ * SIGTERM are caught by `run`, which closes its writers, so only SIGKILL/OOM/power loss cut.
  *
  * Contract: `bytes` is only valid during the call (writers reuse one scratch buffer), so a sink
  * that keeps bytes must copy them. Sinks are synchronous: capture is off the packet path and

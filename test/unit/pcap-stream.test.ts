@@ -148,3 +148,24 @@ describe('pcapng tick arithmetic', () => {
     expect(tickScaleFromTsresol(0x80 + 10)!.nsPerTick).toBeCloseTo(1e9 / 1024);
   });
 });
+
+describe('allowTruncatedTail', () => {
+  const [, bytes] = generated()[1]!;
+  const cut = bytes.subarray(0, bytes.length - 10);
+
+  it('ends the capture at the last whole block instead of failing', () => {
+    expect(() => parseCapture(cut, 'cut.pcapng')).toThrow(/truncated block/);
+    const cap = parseCapture(cut, 'cut.pcapng', { allowTruncatedTail: true });
+    expect(cap.count).toBe(19);
+    expect([...cap.records()].length).toBe(19);
+    expect(cap.truncatedTail?.message).toMatch(/^cut\.pcapng: truncated block \(\d+ of \d+ bytes\) at byte offset \d+$/);
+    const r = new CaptureStreamReader('cut.pcapng', { allowTruncatedTail: true });
+    expect([...r.feed(cut), ...r.end()].length).toBe(19);
+    expect(r.truncatedTail?.offset).toBe(cap.truncatedTail!.offset);
+  });
+
+  it('still rejects an empty file or a cut file header', () => {
+    expect(() => parseCapture(Buffer.alloc(0), 'e', { allowTruncatedTail: true })).toThrow(/empty file/);
+    expect(() => parseCapture(bytes.subarray(0, 3), 'h', { allowTruncatedTail: true })).toThrow(/truncated file header/);
+  });
+});
