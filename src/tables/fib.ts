@@ -35,7 +35,7 @@ export class Fib {
   private count = 0;
 
   constructor(capacity = 1024) {
-    this.lpm = new Lpm4({ maxRoutes: capacity });
+    this.lpm = new Lpm4();
     this.kind = new Uint8Array(capacity);
     this.ifIndex = new Int32Array(capacity);
     this.gateway = new Uint32Array(capacity);
