@@ -1,0 +1,57 @@
+/**
+ * Admin client: fetches one state snapshot from a running nodeplane's admin socket.
+ *
+ * `fetchState(socket, 'fdb')` is `GET /v1/fdb` over the unix socket, parsed from JSON.
+ * A socket nobody serves (missing file, refused connection, no permission) is the user's
+ * situation to fix and becomes a UserError naming the socket; so does an error answer.
+ */
+import { request } from 'node:http';
+import { UserError } from '../cli/user-error.ts';
+
+/** How long to wait for an answer before giving up (the server answers from memory). */
+const TIMEOUT_MS = 10_000;
+
+const UNREACHABLE: Record<string, string> = {
+  ENOENT: 'no such socket',
+  ECONNREFUSED: 'connection refused',
+  EACCES: 'permission denied',
+  ENOTSOCK: 'not a socket',
+  ECONNRESET: 'connection reset',
+};
+
+function unreachable(socketPath: string, reason: string): UserError {
+  return new UserError(`cannot reach a running nodeplane at ${socketPath}: ${reason} (is \`nodeplane run --admin ${socketPath}\` running?)`);
+}
+
+/** GET `/v1/<what>` from the admin server on `socketPath`; the parsed JSON body. */
+export function fetchState(socketPath: string, what: string): Promise<unknown> {
+  return new Promise((resolve, reject) => {
+    const req = request({ socketPath, path: `/v1/${encodeURIComponent(what)}`, method: 'GET', timeout: TIMEOUT_MS }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('error', (err) => reject(unreachable(socketPath, err.message)));
+      res.on('end', () => {
+        const text = Buffer.concat(chunks).toString('utf8');
+        let body: unknown;
+        try {
+          body = JSON.parse(text);
+        } catch {
+          reject(new UserError(`${socketPath}: the admin server sent a reply that is not JSON (status ${res.statusCode})`));
+          return;
+        }
+        if (res.statusCode !== 200) {
+          const msg = (body as { error?: unknown } | null)?.error;
+          reject(new UserError(`${socketPath}: ${typeof msg === 'string' ? msg : `status ${res.statusCode}`}`));
+          return;
+        }
+        resolve(body);
+      });
+    });
+    req.on('timeout', () => req.destroy(Object.assign(new Error('no answer in time'), { code: 'ETIMEDOUT' })));
+    req.on('error', (err: NodeJS.ErrnoException) => {
+      const reason = (err.code && UNREACHABLE[err.code]) ?? err.message;
+      reject(unreachable(socketPath, reason));
+    });
+    req.end();
+  });
+}

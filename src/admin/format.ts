@@ -1,0 +1,193 @@
+/**
+ * Admin text: the snapshots of state.ts printed the way the Linux tools print theirs, so
+ * anyone who reads `bridge fdb`, `ip neigh`, `ip route` and `ip -s link` reads these at once.
+ *
+ *   fdb        bridge fdb:   0a:58:0a:f4:01:02 dev pa master cni0 age 1.1s
+ *                            0a:58:0a:f4:01:01 dev cni0 master cni0 permanent   (the bridge's own MAC)
+ *                            ... static                                          (configured)
+ *              `age` (seconds since last seen, one decimal) is ours; bridge(8) has it only with -s.
+ *   neigh      ip neigh:     10.244.1.2 dev cni0 lladdr 0a:58:0a:f4:01:02 REACHABLE
+ *                            192.168.50.99 dev up FAILED                         (no lladdr while unresolved)
+ *   routes     ip route show table all: the main table, then the local table's local and
+ *              broadcast routes, which carry `table local` as ip prints them there:
+ *                            default via 192.168.50.1 dev up
+ *                            10.244.1.0/24 dev cni0 proto kernel scope link src 10.244.1.1
+ *                            10.244.2.0/24 via 10.244.2.0 dev flannel.1 onlink
+ *                            local 10.244.1.1 dev cni0 table local proto kernel scope host src 10.244.1.1
+ *                            broadcast 10.244.1.255 dev cni0 table local proto kernel scope link src 10.244.1.1
+ *   ports      ip -s link: a header line, the routed port's link/ether and inet lines, then
+ *              RX and TX counters in ip's columns (only those the dataplane counts), then
+ *              what the port driver reports, if anything.
+ *   stats      every stage's packets, its drops by reason (non-zero reasons only), then the
+ *              receive overruns and table refusals.
+ *   services   one line per service, or `no services configured`.
+ *   conntrack  `conntrack: N entries`, then one line per entry.
+ *   graph      one edge a line: `stage -next-> stage`.
+ *
+ * Every formatter returns whole lines, each ending in a newline (empty string when empty).
+ */
+import type {
+  ConntrackState,
+  FdbState,
+  GraphState,
+  NeighTableState,
+  PortState,
+  PortsState,
+  RoutesState,
+  RouteState,
+  ServicesState,
+  StatsState,
+} from './state.ts';
+
+/** What `show` can print, and the admin endpoint each one reads (`/v1/<what>`). */
+export const SHOW_WHATS = ['fdb', 'neigh', 'routes', 'services', 'conntrack', 'ports', 'stats', 'graph'] as const;
+export type ShowWhat = (typeof SHOW_WHATS)[number];
+
+function lines(ls: string[]): string {
+  return ls.length === 0 ? '' : ls.join('\n') + '\n';
+}
+
+export function formatFdb(s: FdbState): string {
+  return lines(
+    s.entries.map((e) => {
+      const head = `${e.mac} dev ${e.port} master ${e.bridge}`;
+      if (e.type === 'dynamic') return e.ageSeconds === null ? head : `${head} age ${e.ageSeconds.toFixed(1)}s`;
+      return `${head} ${e.type}`;
+    }),
+  );
+}
+
+export function formatNeigh(s: NeighTableState): string {
+  return lines(s.entries.map((e) => `${e.ip} dev ${e.dev}${e.lladdr === null ? '' : ` lladdr ${e.lladdr}`} ${e.state}`));
+}
+
+function formatRoute(r: RouteState): string {
+  const w: string[] = [];
+  if (r.type !== 'unicast') w.push(r.type);
+  w.push(r.dst);
+  if (r.gateway !== null) w.push('via', r.gateway);
+  if (r.dev !== null) w.push('dev', r.dev);
+  if (r.table !== 'main') w.push('table', r.table);
+  if (r.protocol === 'kernel') w.push('proto', 'kernel');
+  // ip omits the scope of a gateway route (global is the default).
+  if (r.scope !== 'global') w.push('scope', r.scope);
+  if (r.prefsrc !== null) w.push('src', r.prefsrc);
+  if (r.onlink) w.push('onlink');
+  return w.join(' ');
+}
+
+export function formatRoutes(s: RoutesState): string {
+  return lines(s.routes.map(formatRoute));
+}
+
+/** ip's counter columns: `RX:  bytes` is 10 wide, every further column 7, one space apart. */
+function counterLines(dir: 'RX' | 'TX', columns: [string, number][]): string[] {
+  const head = [`${dir}:  ${columns[0][0]}`.padStart(10), ...columns.slice(1).map(([n]) => n.padStart(7))];
+  const values = columns.map(([, v], i) => String(v).padStart(i === 0 ? 10 : 7));
+  return [`    ${head.join(' ')}`, `    ${values.join(' ')}`];
+}
+
+function driverLines(driver: Record<string, unknown> | undefined): string[] {
+  if (driver === undefined) return [];
+  const out: string[] = [];
+  const plain: string[] = [];
+  for (const [k, v] of Object.entries(driver)) {
+    if (v === null || v === undefined || v === '') continue;
+    if (typeof v === 'object') {
+      const pairs = Object.entries(v as Record<string, unknown>).map(([kk, vv]) => `${kk} ${String(vv)}`);
+      out.push(`    ${k}: ${pairs.join(' ')}`);
+    } else {
+      plain.push(`${k} ${String(v)}`);
+    }
+  }
+  if (plain.length > 0) out.unshift(`    driver: ${plain.join(' ')}`);
+  return out;
+}
+
+function formatPort(p: PortState): string[] {
+  const flags = p.up ? 'BROADCAST,MULTICAST,UP,LOWER_UP' : 'BROADCAST,MULTICAST';
+  const out = [`${p.index}: ${p.name}: <${flags}> mtu ${p.mtu}${p.master === null ? '' : ` master ${p.master}`} state ${p.up ? 'UP' : 'DOWN'}`];
+  if (p.mac !== null) out.push(`    link/ether ${p.mac} brd ff:ff:ff:ff:ff:ff`);
+  if (p.address !== null) out.push(`    inet ${p.address}`);
+  out.push(
+    ...counterLines('RX', [
+      ['bytes', p.rx.bytes],
+      ['packets', p.rx.packets],
+    ]),
+    ...counterLines('TX', [
+      ['bytes', p.tx.bytes],
+      ['packets', p.tx.packets],
+      ['dropped', p.tx.dropped],
+    ]),
+    ...driverLines(p.driver),
+  );
+  return out;
+}
+
+export function formatPorts(s: PortsState): string {
+  return lines(s.ports.flatMap(formatPort));
+}
+
+/** Stage counters as `replay --stats` prints them, zero drop reasons left out. */
+export function formatStats(s: StatsState): string {
+  const width = Math.max(0, ...s.stages.map((st) => st.name.length));
+  const out: string[] = [];
+  for (const st of s.stages) {
+    out.push(`${st.name.padEnd(width)}  ${String(st.packets).padStart(12)} packets`);
+    for (const [reason, n] of Object.entries(st.drops)) {
+      if (n > 0) out.push(`${''.padEnd(width)}  ${String(n).padStart(12)} dropped: ${reason}`);
+    }
+  }
+  const { fdb, neigh } = s.tables;
+  out.push(
+    `rx overruns: ${s.rxOverruns}`,
+    `fdb: ${fdb.entries} entries, ${fdb.learned} learned, ${fdb.moves} moved, ${fdb.full} not learned (table full)`,
+    `neigh: ${neigh.entries} entries, ${neigh.full} not created (table full)`,
+  );
+  return lines(out);
+}
+
+export function formatServices(s: ServicesState): string {
+  if (s.services.length === 0) return 'no services configured\n';
+  return lines(
+    s.services.map((v) => {
+      const ports = v.ports.map((p) => `${p.port}/${p.protocol}->${p.targetPort}${p.nodePort === null ? '' : ` nodePort ${p.nodePort}`}`);
+      return `${v.namespace}/${v.name} ${v.type} ${v.clusterIP} ports ${ports.join(',')} endpoints ${v.endpoints.length === 0 ? '<none>' : v.endpoints.join(',')}`;
+    }),
+  );
+}
+
+export function formatConntrack(s: ConntrackState): string {
+  return lines([
+    `conntrack: ${s.count} entries`,
+    ...s.entries.map((e) => `${e.protocol} ${e.state} ${e.original} reply ${e.reply} expires ${e.expiresSeconds}s`),
+  ]);
+}
+
+export function formatGraph(s: GraphState): string {
+  return lines(s.edges);
+}
+
+/** Formats the state `what` (as fetched from `/v1/<what>`). */
+export function formatState(what: string, state: unknown): string {
+  switch (what as ShowWhat) {
+    case 'fdb':
+      return formatFdb(state as FdbState);
+    case 'neigh':
+      return formatNeigh(state as NeighTableState);
+    case 'routes':
+      return formatRoutes(state as RoutesState);
+    case 'ports':
+      return formatPorts(state as PortsState);
+    case 'stats':
+      return formatStats(state as StatsState);
+    case 'services':
+      return formatServices(state as ServicesState);
+    case 'conntrack':
+      return formatConntrack(state as ConntrackState);
+    case 'graph':
+      return formatGraph(state as GraphState);
+    default:
+      throw new Error(`no text format for '${what}'`);
+  }
+}

@@ -1,0 +1,142 @@
+/**
+ * Admin server: the dataplane's state as JSON over HTTP on a unix socket (`nodeplane show`).
+ *
+ *   GET /v1/fdb | neigh | routes | ports | stats | services | conntrack | graph
+ *     → 200, application/json, the object state.ts builds
+ *   anything else → 404 (unknown path) or 405 (not GET), `{"error": "..."}`
+ *
+ * Snapshots are built when a request arrives, on the event loop between packet batches,
+ * so the packet path never pays for them. The socket file is created mode 0660 (owner and
+ * group may read the dataplane's state); a stale file left by a crashed run is replaced, but
+ * a socket some live server still answers on is refused, and so is a path that is not a
+ * socket. Closing the server removes the file.
+ */
+import { chmodSync, lstatSync, unlinkSync } from 'node:fs';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { connect } from 'node:net';
+import type { Dataplane } from '../dataplane/dataplane.ts';
+import {
+  conntrackState,
+  fdbState,
+  graphState,
+  neighState,
+  portsState,
+  routesState,
+  servicesState,
+  statsState,
+  type PortDriverStatus,
+} from './state.ts';
+
+export interface AdminExtras {
+  /** Per-port status from the port drivers (live runs), merged into `/v1/ports`. */
+  portStatus?: () => readonly PortDriverStatus[];
+}
+
+export interface AdminServer {
+  close(): Promise<void>;
+}
+
+type Endpoint = (dp: Dataplane, extra: AdminExtras) => unknown;
+
+const ENDPOINTS: Record<string, Endpoint> = {
+  '/v1/fdb': (dp) => fdbState(dp),
+  '/v1/neigh': (dp) => neighState(dp),
+  '/v1/routes': (dp) => routesState(dp),
+  '/v1/ports': (dp, extra) => portsState(dp, extra.portStatus?.()),
+  '/v1/stats': (dp) => statsState(dp),
+  '/v1/services': (dp) => servicesState(dp),
+  '/v1/conntrack': (dp) => conntrackState(dp),
+  '/v1/graph': (dp) => graphState(dp),
+};
+
+function send(res: ServerResponse, status: number, body: unknown): void {
+  const text = JSON.stringify(body) + '\n';
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
+  res.end(text);
+}
+
+function handle(dp: Dataplane, extra: AdminExtras, req: IncomingMessage, res: ServerResponse): void {
+  const path = new URL(req.url ?? '/', 'http://nodeplane').pathname;
+  const endpoint = Object.hasOwn(ENDPOINTS, path) ? ENDPOINTS[path] : undefined;
+  if (endpoint === undefined) {
+    send(res, 404, { error: `no such endpoint: ${path}`, endpoints: Object.keys(ENDPOINTS) });
+    return;
+  }
+  if (req.method !== 'GET' && req.method !== 'HEAD') {
+    res.setHeader('allow', 'GET, HEAD');
+    send(res, 405, { error: `method ${req.method} not allowed on ${path}` });
+    return;
+  }
+  let body: unknown;
+  try {
+    body = endpoint(dp, extra);
+  } catch (err) {
+    send(res, 500, { error: `${path}: ${(err as Error).message}` });
+    return;
+  }
+  send(res, 200, body);
+}
+
+/** True when something accepts connections on the unix socket `path`. */
+function answers(path: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const sock = connect({ path });
+    sock.once('connect', () => {
+      sock.destroy();
+      resolve(true);
+    });
+    sock.once('error', () => resolve(false));
+  });
+}
+
+/** Clears the way for listening on `path`: removes a stale socket, refuses anything else. */
+async function prepare(path: string): Promise<void> {
+  let isSocket: boolean;
+  try {
+    isSocket = lstatSync(path).isSocket();
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+    throw err;
+  }
+  if (!isSocket) throw new Error('the path exists and is not a socket; not replacing it');
+  if (await answers(path)) throw new Error('another server is already listening on it (is nodeplane already running?)');
+  unlinkSync(path);
+}
+
+/** Serves `dp`'s state on the unix socket `socketPath` until `close()`. */
+export async function startAdminServer(dp: Dataplane, socketPath: string, extra: AdminExtras = {}): Promise<AdminServer> {
+  await prepare(socketPath);
+  const server = createServer((req, res) => handle(dp, extra, req, res));
+  // No keep-alive: `show` makes one request; idle connections must not hold up close().
+  server.keepAliveTimeout = 0;
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(socketPath, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  try {
+    chmodSync(socketPath, 0o660);
+  } catch (err) {
+    server.close();
+    throw err;
+  }
+  let closed: Promise<void> | null = null;
+  return {
+    close(): Promise<void> {
+      closed ??= new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }).then(() => {
+        // Node unlinks a unix socket it listened on when the server closes; make sure.
+        try {
+          unlinkSync(socketPath);
+        } catch {
+          // Already gone.
+        }
+      });
+      return closed;
+    },
+  };
+}
