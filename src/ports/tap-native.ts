@@ -123,7 +123,7 @@ function translate(err: unknown, name: string): never {
   if (syscall === 'open' && code === 'ENOENT') {
     message = `cannot open ${TUN_PATH}: no such device (load the tun module or run on Linux with TUN/TAP support)`;
   } else if (syscall === 'open' && (code === 'EACCES' || code === 'EPERM')) {
-    message = `cannot open ${TUN_PATH}: permission denied (run as root or grant access to ${TUN_PATH})`;
+    message = `cannot open ${TUN_PATH}: permission denied (TAP devices need root or CAP_NET_ADMIN)`;
   } else if (syscall === 'open' && code === 'ENODEV') {
     message = `cannot open ${TUN_PATH}: the tun driver is not loaded (modprobe tun)`;
   } else if (code === 'EPERM') {

@@ -1,0 +1,126 @@
+/**
+ * `nodeplane run`: the dataplane live on TAP devices (SPEC §1), until SIGINT/SIGTERM.
+ *
+ * Opens one TAP per port in the current network namespace, starts captures and the admin
+ * socket, then lets the addon's readiness callbacks drive the graph; a 100 ms tick fires
+ * timers (ARP retries, ageing) when no traffic does. On a signal it stops reading, flushes
+ * captures, closes the devices and exits 0.
+ */
+import { loadConfig } from '../config/load.ts';
+import { SystemClock } from '../core/clock.ts';
+import { Dataplane } from '../dataplane/dataplane.ts';
+import { createLogger } from '../log.ts';
+import { tapAvailable } from '../ports/tap-native.ts';
+import { TapPort } from '../ports/tap-port.ts';
+import { UserError } from './user-error.ts';
+
+export interface RunOptions {
+  config: string;
+  capture?: string;
+  captureStdout?: string;
+  captureFifo?: string;
+  captureFifoPort?: string;
+  captureMaxMb?: string;
+  captureFiles?: string;
+  admin: string;
+  logLevel: string;
+}
+
+const TICK_MS = 100;
+
+function positiveInt(flag: string, v: string | undefined): number | undefined {
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n <= 0) throw new UserError(`${flag} ${v}: expected a positive whole number`);
+  return n;
+}
+
+export async function runCommand(opts: RunOptions): Promise<number> {
+  const config = loadConfig(opts.config);
+  const maxFileMB = positiveInt('--capture-max-mb', opts.captureMaxMb);
+  const maxFiles = positiveInt('--capture-files', opts.captureFiles);
+  const available = tapAvailable();
+  if (!available.ok) throw new UserError(available.reason);
+  const log = createLogger(opts.logLevel);
+  const dp = new Dataplane(config, { clock: new SystemClock() });
+
+  const ports: TapPort[] = [];
+  const closeAll = (): void => {
+    for (const p of ports) p.close();
+  };
+  try {
+    config.ports.forEach((p, i) => {
+      const port = new TapPort(dp, i, p.name, log);
+      port.open(p.mtu);
+      ports.push(port);
+      dp.setDriver(i, port);
+    });
+  } catch (err) {
+    closeAll();
+    const e = err as NodeJS.ErrnoException;
+    if (e.code) throw new UserError(e.message);
+    throw err;
+  }
+
+  let captures: { files(): string[]; flush(): void; close(): void } | null = null;
+  const captureDir = opts.capture ?? config.capture.dir;
+  if (captureDir || opts.captureStdout || opts.captureFifo) {
+    const { createCaptures } = await import('../capture/create-captures.ts');
+    try {
+      const c = createCaptures(dp, {
+        dir: captureDir,
+        ports: config.capture.ports,
+        snaplen: config.capture.snaplen,
+        maxFileMB,
+        maxFiles,
+        stdoutPort: opts.captureStdout,
+        fifo: opts.captureFifo ? { path: opts.captureFifo, port: opts.captureFifoPort ?? 'all' } : undefined,
+        log,
+      });
+      dp.setObserver(c.observer);
+      captures = c;
+    } catch (err) {
+      closeAll();
+      throw err;
+    }
+  }
+
+  const { startAdminServer } = await import('../admin/server.ts');
+  let admin: { close(): Promise<void> };
+  try {
+    admin = await startAdminServer(dp, opts.admin, { portStatus: () => ports.map((p) => ({ name: p.name, downReason: p.downReason, tap: p.stats() })) });
+  } catch (err) {
+    closeAll();
+    captures?.close();
+    const e = err as NodeJS.ErrnoException;
+    throw new UserError(`admin socket ${opts.admin}: ${e.message}`);
+  }
+
+  for (const p of ports) p.start();
+  const tick = setInterval(() => dp.run(), TICK_MS);
+  log.info(
+    {
+      node: config.node.name,
+      ports: config.ports.map((p) => p.name),
+      admin: opts.admin,
+      captures: captures?.files() ?? [],
+    },
+    'nodeplane running',
+  );
+
+  await new Promise<void>((resolve) => {
+    const stop = (signal: NodeJS.Signals): void => {
+      log.info({ signal }, 'stopping');
+      resolve();
+    };
+    process.once('SIGINT', stop);
+    process.once('SIGTERM', stop);
+  });
+  clearInterval(tick);
+  closeAll();
+  captures?.flush();
+  captures?.close();
+  await admin.close();
+  log.info({ captures: captures?.files() ?? [] }, 'stopped');
+  return 0;
+}
