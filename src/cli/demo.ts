@@ -1,0 +1,88 @@
+/**
+ * `nodeplane demo`: the one-command lab (SPEC §1). Builds three pods in network namespaces,
+ * runs nodeplane between them with captures on, pings across the bridge, to the gateway and
+ * across subnets, fetches a page from a pod's HTTP server, prints what happened and where
+ * the pcaps are, and removes everything it created (also on Ctrl-C).
+ */
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { fetchState } from '../admin/client.ts';
+import { formatState } from '../admin/format.ts';
+import { DEMO_CONFIG, DEMO_PODS } from '../lab/demo-topology.ts';
+import { Lab } from '../lab/lab.ts';
+import { netnsSupport } from '../lab/netns.ts';
+import { UserError } from './user-error.ts';
+
+function say(line: string): void {
+  process.stdout.write(`${line}\n`);
+}
+
+function need(tool: string, pkg: string): void {
+  const r = spawnSync('sh', ['-c', `command -v ${tool}`], { encoding: 'utf8' });
+  if (r.status !== 0) throw new UserError(`demo needs \`${tool}\` (Debian package ${pkg})`);
+}
+
+export async function demoCommand(opts: { out: string; keep?: boolean }): Promise<number> {
+  const support = netnsSupport({ tun: true });
+  if (!support.ok) throw new UserError(`demo: ${support.reason}`);
+  need('ping', 'iputils-ping');
+  need('curl', 'curl');
+  need('python3', 'python3');
+  const dir = resolve(opts.out);
+  say(`nodeplane demo — building a node with pods pa, pb (10.244.1.0/24 on cni0) and pc (10.244.2.0/24 on cni1)`);
+  const lab = await Lab.start({ config: DEMO_CONFIG, pods: DEMO_PODS, dir, capture: true });
+  let failures = 0;
+  const step = async (title: string, port: string, cmd: string, args: string[], show: (out: string) => string): Promise<void> => {
+    const r = await lab.pod(port).run(cmd, args, { timeoutMs: 15_000 });
+    const ok = r.code === 0;
+    if (!ok) failures++;
+    say(`  ${ok ? 'ok  ' : 'FAIL'} ${title}: ${ok ? show(r.stdout) : (r.stderr || r.stdout).trim().split('\n').pop()}`);
+  };
+  const pingSummary = (out: string): string => out.split('\n').find((l) => l.includes('packets transmitted'))?.trim() ?? '';
+  try {
+    say('\n== traffic');
+    await step('pa → pb across cni0 (ping)', 'pa', 'ping', ['-c', '3', '-i', '0.2', '-W', '2', '10.244.1.3'], pingSummary);
+    await step('pa → gateway 10.244.1.1 (ping)', 'pa', 'ping', ['-c', '3', '-i', '0.2', '-W', '2', '10.244.1.1'], pingSummary);
+    await step('pa → pc through the router (ping)', 'pa', 'ping', ['-c', '3', '-i', '0.2', '-W', '2', '10.244.2.2'], pingSummary);
+    const www = join(dir, 'www');
+    mkdirSync(www, { recursive: true });
+    writeFileSync(join(www, 'index.html'), '<h1>Hello from pod pb, through nodeplane</h1>\n');
+    const server = lab.pod('pb').spawn('python3', ['-m', 'http.server', '8080', '--bind', '10.244.1.3', '--directory', www], { stdio: 'ignore' });
+    let fetched = false;
+    for (let i = 0; i < 50 && !fetched; i++) {
+      const r = await lab.pod('pa').run('curl', ['-sS', '-o', '/dev/null', '-w', '%{http_code} %{size_download}', '--max-time', '2', 'http://10.244.1.3:8080/'], { timeoutMs: 5000 });
+      if (r.code === 0 && r.stdout.startsWith('200')) {
+        const [, size] = r.stdout.split(' ');
+        say(`  ok   pa → pb HTTP GET http://10.244.1.3:8080/: 200 OK, ${size} bytes`);
+        fetched = true;
+      } else {
+        await new Promise((res) => setTimeout(res, 100));
+      }
+    }
+    if (!fetched) {
+      failures++;
+      say('  FAIL pa → pb HTTP GET http://10.244.1.3:8080/');
+    }
+    server.kill();
+    say('\n== what pod pa sees (ip neigh)');
+    say(lab.pod('pa').ip(['neigh', 'show']).trimEnd().replace(/^/gm, '  '));
+    for (const what of ['fdb', 'neigh', 'ports'] as const) {
+      say(`\n== nodeplane show ${what}`);
+      say(formatState(what, await fetchState(lab.adminSocket, what)).trimEnd().replace(/^/gm, '  '));
+    }
+    if (opts.keep) {
+      say(`\nThe lab is up: namespaces ${[lab.node.name, ...[...lab.pods.values()].map((p) => p.name)].join(', ')}.`);
+      say(`Try: ip netns exec ${lab.pod('pa').name} ping 10.244.2.2   or   nodeplane show stats --admin ${lab.adminSocket}`);
+      say('Press Ctrl-C to tear it down.');
+      await new Promise<void>((res) => process.once('SIGINT', () => res()));
+    }
+    await lab.stopNodeplane('SIGTERM');
+    say('\n== captures (open them in Wireshark)');
+    for (const f of readdirSync(lab.captureDir).sort()) say(`  ${resolve(lab.captureDir, f)}`);
+  } finally {
+    lab.destroy();
+    say('\nlab removed.');
+  }
+  return failures === 0 ? 0 : 1;
+}
