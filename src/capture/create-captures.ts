@@ -1,0 +1,142 @@
+/**
+ * createCaptures: builds the captures `nodeplane run` asks for and one observer that feeds
+ * them all (the dataplane has a single observer slot).
+ *
+ *   dir          pcapng of every port, or of `ports` (port-capture.ts), rotated with
+ *                maxFileMB (× 1,000,000 bytes, as tcpdump -C) and maxFiles (tcpdump -W);
+ *                created if missing. `ports` applies to this capture only.
+ *   stdoutPort   classic pcap of one port or 'all' to stdout (live-capture.ts)
+ *   fifo         the same to a FIFO (streams once a reader opens it) or a regular file
+ *   snaplen      bytes kept per frame, for every capture (default 262144)
+ *
+ * Timestamps come from the dataplane's clock when the tee sees the frame (received: as the
+ * port hands it in; transmitted: as port-output sends it), so a replayed run records virtual
+ * time. Each capture is its own observer behind one fan-out; with a single capture the
+ * dataplane gets that capture directly.
+ * Mistakes (unknown port, maxFiles without maxFileMB, a directory that cannot be written,
+ * binary to a terminal) throw a UserError naming the problem.
+ */
+import { mkdirSync } from 'node:fs';
+import { isatty } from 'node:tty';
+import { UserError } from '../cli/user-error.ts';
+import type { FramePool } from '../core/frame-pool.ts';
+import type { Dataplane } from '../dataplane/dataplane.ts';
+import type { PortObserver } from '../stages/port-output.ts';
+import type { CaptureLog } from './frame-scratch.ts';
+import { LiveCapture, liveToPath, liveToStdout } from './live-capture.ts';
+import { PortCapture } from './port-capture.ts';
+
+export interface CaptureOptions {
+  dir?: string;
+  ports?: string[];
+  snaplen?: number;
+  maxFileMB?: number;
+  maxFiles?: number;
+  stdoutPort?: string;
+  fifo?: { path: string; port: string };
+  log?: CaptureLog;
+  /** Time in the pcapng file names; default now. */
+  startTime?: Date;
+}
+
+export interface Captures {
+  observer: PortObserver;
+  /** pcapng files that exist now, oldest first. */
+  files(): string[];
+  /** Nothing is buffered in user space for files (one write(2) per block); kept for callers. */
+  flush(): void;
+  /** Closes every capture; live streams get up to 2 s to drain to a slow reader. */
+  close(): void;
+  /** The parts, for status output and tests. */
+  pcapng: PortCapture | null;
+  live: LiveCapture[];
+}
+
+/** Sends every event to each observer in turn. */
+class FanOut implements PortObserver {
+  constructor(private readonly list: readonly PortObserver[]) {}
+  onRx(port: number, pool: FramePool, slot: number): void {
+    const l = this.list;
+    for (let i = 0; i < l.length; i++) l[i]!.onRx(port, pool, slot);
+  }
+  onTx(port: number, pool: FramePool, slot: number): void {
+    const l = this.list;
+    for (let i = 0; i < l.length; i++) l[i]!.onTx(port, pool, slot);
+  }
+}
+
+const NOTHING: PortObserver = { onRx() {}, onTx() {} };
+
+export function createCaptures(dp: Dataplane, opts: CaptureOptions): Captures {
+  const names = dp.ctx.ports.names;
+  const portOf = (what: string, name: string, allowAll: boolean): number | 'all' => {
+    if (allowAll && name === 'all') return 'all';
+    const i = names.indexOf(name);
+    if (i < 0) {
+      throw new UserError(`${what}: unknown port "${name}" (ports: ${names.join(', ')}${allowAll ? ', or all' : ''})`);
+    }
+    return i;
+  };
+  const snaplen = opts.snaplen ?? 262144;
+  if (!Number.isInteger(snaplen) || snaplen < 1) throw new UserError(`capture snaplen ${snaplen}: expected a positive whole number`);
+  if (opts.maxFileMB !== undefined && !(opts.maxFileMB > 0)) {
+    throw new UserError(`capture max file size ${opts.maxFileMB} MB: expected a positive number`);
+  }
+  if (opts.maxFiles !== undefined && (!Number.isInteger(opts.maxFiles) || opts.maxFiles < 1)) {
+    throw new UserError(`capture file count ${opts.maxFiles}: expected a positive whole number`);
+  }
+  if (opts.maxFiles !== undefined && opts.maxFileMB === undefined) {
+    throw new UserError('capture file count needs a maximum file size (as tcpdump -W needs -C)');
+  }
+  const ports = opts.ports?.map((n) => portOf('capture.ports', n, false) as number);
+  const stdoutPort = opts.stdoutPort === undefined ? undefined : portOf('--capture-stdout', opts.stdoutPort, true);
+  const fifoPort = opts.fifo === undefined ? undefined : portOf('--capture-fifo', opts.fifo.port, true);
+  if (stdoutPort !== undefined && isatty(1)) {
+    throw new UserError('--capture-stdout: stdout is a terminal; pipe it, e.g. | wireshark -k -i -');
+  }
+
+  const clock = dp.clock;
+  const observers: PortObserver[] = [];
+  const live: LiveCapture[] = [];
+  let pcapng: PortCapture | null = null;
+  const closeAll = (): void => {
+    pcapng?.close();
+    for (const l of live) l.close();
+  };
+  try {
+    if (opts.dir !== undefined) {
+      mkdirSync(opts.dir, { recursive: true });
+      pcapng = new PortCapture({
+        dir: opts.dir,
+        portNames: names,
+        ports,
+        snaplen,
+        maxFileBytes: opts.maxFileMB === undefined ? undefined : Math.round(opts.maxFileMB * 1_000_000),
+        maxFiles: opts.maxFiles,
+        clock,
+        startTime: opts.startTime,
+        log: opts.log,
+      });
+      observers.push(pcapng);
+    }
+    if (stdoutPort !== undefined) live.push(liveToStdout({ port: stdoutPort, snaplen, clock, log: opts.log }));
+    if (opts.fifo !== undefined && fifoPort !== undefined) {
+      live.push(liveToPath(opts.fifo.path, { port: fifoPort, snaplen, clock, log: opts.log }));
+    }
+  } catch (e) {
+    closeAll();
+    const err = e as NodeJS.ErrnoException;
+    if (err.code !== undefined) throw new UserError(`capture: ${err.message}`);
+    throw e;
+  }
+  observers.push(...live);
+
+  return {
+    observer: observers.length === 0 ? NOTHING : observers.length === 1 ? observers[0]! : new FanOut(observers),
+    files: () => pcapng?.files() ?? [],
+    flush() {},
+    close: closeAll,
+    pcapng,
+    live,
+  };
+}
