@@ -1,0 +1,334 @@
+/**
+ * End to end: TCP throughput and ping latency between pods in network namespaces, through
+ * `nodeplane run` and, in the same run and on the same machine, through a Linux bridge over
+ * veth pairs doing the same job.
+ *
+ * nodeplane: the demo node (src/lab/demo-topology.ts, no capture). Pods pa 10.244.1.2 and
+ * pb 10.244.1.3 on cni0, pc 10.244.2.2 on cni1; each pod's eth0 is the kernel end of one
+ * of nodeplane's TAPs.
+ * kernel bridge: a "node" namespace with br0 (10.244.1.1/24) and br1 (10.244.2.1/24) and
+ * IPv4 forwarding on, three pod namespaces with the same addresses and routes, each eth0 one
+ * end of a veth pair whose other end is a bridge port.
+ *
+ * Tests, each side: iperf3 TCP pa -> pb, one stream, BENCH_E2E_SECONDS (default 5) at MTU
+ * 1500; 100 pings pa -> pb at 10 ms (`ping -c 100 -i 0.01 -q`); iperf3 TCP pa -> pc (routed).
+ * During the iperf3 runs the CPU time of the nodeplane process (utime+stime from
+ * /proc/PID/stat) and of the whole machine (/proc/stat) is sampled, in % of one core, and
+ * the machine's idle share in the second before each iperf3 run is recorded (idleBeforePct):
+ * other load on a small machine skews every figure.
+ *
+ * Rows: e2e.tcp.nodeplane, e2e.tcp.kernel-bridge (gbps, retransmits, seconds, mtu),
+ * e2e.tcp.ratio (nodeplane / kernel bridge), e2e.rtt.nodeplane and e2e.rtt.kernel-bridge
+ * (minMs, avgMs, maxMs, mdevMs, lossPct), e2e.tcp.nodeplane.routed and
+ * e2e.tcp.kernel-bridge.routed. Without root, namespaces, TAP support, iperf3 or ping: one
+ * row `{ bench: 'e2e', skipped: REASON }`.
+ *
+ * Safety: every host is a namespace created here (`npt-<pid>-...`, src/lab/netns.ts) and
+ * removed in a finally block, and on exit; nothing touches the root namespace; traffic goes
+ * only between these namespaces' addresses; iperf3 and ping are bounded in time and count.
+ *
+ * Standalone: `npx tsx bench/e2e.bench.ts` prints the JSON lines.
+ */
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { DEMO_CONFIG, DEMO_PODS } from '../src/lab/demo-topology.ts';
+import { Lab } from '../src/lab/lab.ts';
+import { createNetns, netnsSupport, type Netns } from '../src/lab/netns.ts';
+import { tapAvailable } from '../src/ports/tap-native.ts';
+import type { BenchResult } from './harness.ts';
+
+const MTU = 1500;
+const PA = '10.244.1.2';
+const PB = '10.244.1.3';
+const PC = '10.244.2.2';
+const IPERF_PORT = 5201;
+
+function seconds(): number {
+  const v = Number(process.env.BENCH_E2E_SECONDS);
+  return Number.isInteger(v) && v >= 1 && v <= 60 ? v : 5;
+}
+
+const round = (v: number, digits: number): number => {
+  const f = 10 ** digits;
+  return Math.round(v * f) / f;
+};
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+// ---------------------------------------------------------------------------------------
+// Prerequisites
+
+function missing(): string | null {
+  const ns = netnsSupport({ tun: true });
+  if (!ns.ok) return ns.reason;
+  const tap = tapAvailable();
+  if (!tap.ok) return tap.reason;
+  for (const t of ['iperf3', 'ping']) {
+    if (spawnSync('sh', ['-c', `command -v ${t}`]).status !== 0) return `\`${t}\` is not installed`;
+  }
+  return null;
+}
+
+// ---------------------------------------------------------------------------------------
+// CPU accounting
+
+const CLK_TCK = ((): number => {
+  const r = spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' });
+  const v = Number(r.stdout?.trim());
+  return Number.isInteger(v) && v > 0 ? v : 100;
+})();
+
+/** utime+stime of `pid` in clock ticks, or null when it cannot be read. */
+function procTicks(pid: number | undefined): number | null {
+  if (!pid) return null;
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // Fields after the command name, which is in parentheses and may contain spaces.
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return Number(f[11]) + Number(f[12]);
+  } catch {
+    return null;
+  }
+}
+
+/** [busy, total] clock ticks of the whole machine. */
+function hostTicks(): [number, number] {
+  const line = readFileSync('/proc/stat', 'utf8').split('\n')[0];
+  const v = line.trim().split(/\s+/).slice(1, 9).map(Number);
+  const total = v.reduce((s, x) => s + x, 0);
+  return [total - v[3] - v[4], total];
+}
+
+interface CpuSample {
+  /** The dataplane process, % of one core; undefined when there is none. */
+  dataplanePct?: number;
+  /** The whole machine, % of one core (at most 100 x cores). */
+  hostPct: number;
+}
+
+/** Share of the machine left idle over `ms`, in %: other load skews every figure. */
+async function idlePct(ms = 1000): Promise<number> {
+  const [b0, t0] = hostTicks();
+  await sleep(ms);
+  const [b1, t1] = hostTicks();
+  return t1 > t0 ? Math.round(100 - (100 * (b1 - b0)) / (t1 - t0)) : 100;
+}
+
+function cpuBegin(pid?: number): () => CpuSample {
+  const t0 = performance.now();
+  const p0 = procTicks(pid);
+  const [b0] = hostTicks();
+  return () => {
+    const secs = (performance.now() - t0) / 1000;
+    const p1 = procTicks(pid);
+    const [b1] = hostTicks();
+    const s: CpuSample = { hostPct: Math.round((100 * (b1 - b0)) / CLK_TCK / secs) };
+    if (p0 !== null && p1 !== null) s.dataplanePct = Math.round((100 * (p1 - p0)) / CLK_TCK / secs);
+    return s;
+  };
+}
+
+// ---------------------------------------------------------------------------------------
+// Traffic: iperf3 and ping, bounded in time and count
+
+interface Tcp {
+  /** The machine's idle share in the second before the test. */
+  idleBeforePct: number;
+  gbps: number;
+  retransmits: number;
+  seconds: number;
+  cpu: CpuSample;
+}
+
+interface IperfJson {
+  error?: string;
+  end?: {
+    sum_received?: { bits_per_second: number; seconds: number };
+    sum_sent?: { retransmits?: number };
+  };
+}
+
+/** One iperf3 TCP stream from `client` to `serverAddr` in `server` for `secs` seconds. */
+async function iperfTcp(client: Netns, server: Netns, serverAddr: string, secs: number, cpuPid?: number): Promise<Tcp> {
+  // -1: the server serves one test and exits; it is also killed with its namespace.
+  server.spawn('iperf3', ['-s', '-1', '-B', serverAddr, '-p', String(IPERF_PORT)], { stdio: 'ignore' });
+  const idleBeforePct = await idlePct();
+  let last = '';
+  for (let attempt = 0; attempt < 20; attempt++) {
+    await sleep(attempt === 0 ? 300 : 200);
+    const end = cpuBegin(cpuPid);
+    const r = await client.run('iperf3', ['-c', serverAddr, '-p', String(IPERF_PORT), '-t', String(secs), '-P', '1', '--connect-timeout', '3000', '-J'], {
+      timeoutMs: (secs + 30) * 1000,
+    });
+    const cpu = end();
+    let j: IperfJson | undefined;
+    try {
+      j = JSON.parse(r.stdout) as IperfJson;
+    } catch {
+      j = undefined;
+    }
+    const recv = j?.end?.sum_received;
+    if (r.code === 0 && recv && recv.bits_per_second > 0) {
+      return { idleBeforePct, gbps: round(recv.bits_per_second / 1e9, 3), retransmits: j?.end?.sum_sent?.retransmits ?? 0, seconds: round(recv.seconds, 2), cpu };
+    }
+    last = j?.error ?? (r.timedOut ? 'timed out' : `${r.stderr.trim()} ${r.stdout.slice(0, 200)}`);
+    // Only a server that is not listening yet is worth another try.
+    if (!/connect|refused/i.test(last)) break;
+  }
+  throw new Error(`iperf3 ${client.name} -> ${serverAddr} failed: ${last}`);
+}
+
+interface Rtt {
+  minMs: number;
+  avgMs: number;
+  maxMs: number;
+  mdevMs: number;
+  lossPct: number;
+}
+
+/** 100 pings at 10 ms from `client` to `addr` (at most 20 s). */
+async function pingRtt(client: Netns, addr: string): Promise<Rtt> {
+  const r = await client.run('ping', ['-c', '100', '-i', '0.01', '-q', '-w', '20', addr], { timeoutMs: 30_000 });
+  const rtt = /= ([\d.]+)\/([\d.]+)\/([\d.]+)\/([\d.]+) ms/.exec(r.stdout);
+  const loss = /([\d.]+)% packet loss/.exec(r.stdout);
+  if (!rtt || !loss) throw new Error(`ping ${client.name} -> ${addr} failed: ${r.stdout}${r.stderr}`);
+  return { minMs: Number(rtt[1]), avgMs: Number(rtt[2]), maxMs: Number(rtt[3]), mdevMs: Number(rtt[4]), lossPct: Number(loss[1]) };
+}
+
+/** A few pings so ARP is resolved (and any learning done) before measuring. */
+async function warmUp(client: Netns, addr: string): Promise<void> {
+  const r = await client.run('ping', ['-c', '3', '-i', '0.2', '-W', '2', '-q', addr], { timeoutMs: 15_000 });
+  if (r.code !== 0) throw new Error(`${client.name} cannot ping ${addr}: ${r.stdout}${r.stderr}`);
+}
+
+/** The MTU of eth0 in `pod`; the bench insists on MTU 1500 on every side. */
+function checkMtu(pod: Netns): number {
+  const out = pod.ip(['-o', 'link', 'show', 'eth0']);
+  const m = /\bmtu (\d+)/.exec(out);
+  const mtu = m ? Number(m[1]) : NaN;
+  if (mtu !== MTU) throw new Error(`eth0 in ${pod.name} has MTU ${mtu}, expected ${MTU}`);
+  return mtu;
+}
+
+interface SideResult {
+  tcp: Tcp;
+  rtt: Rtt;
+  routed: Tcp;
+}
+
+async function measureSide(pods: { pa: Netns; pb: Netns; pc: Netns }, secs: number, cpuPid?: number): Promise<SideResult> {
+  for (const p of [pods.pa, pods.pb, pods.pc]) checkMtu(p);
+  await warmUp(pods.pa, PB);
+  await warmUp(pods.pa, PC);
+  const tcp = await iperfTcp(pods.pa, pods.pb, PB, secs, cpuPid);
+  const rtt = await pingRtt(pods.pa, PB);
+  const routed = await iperfTcp(pods.pa, pods.pc, PC, secs, cpuPid);
+  return { tcp, rtt, routed };
+}
+
+// ---------------------------------------------------------------------------------------
+// The two dataplanes
+
+async function runNodeplane(secs: number): Promise<SideResult> {
+  const dir = mkdtempSync(join(tmpdir(), 'nodeplane-bench-e2e-'));
+  let lab: Lab | undefined;
+  try {
+    lab = await Lab.start({ config: DEMO_CONFIG, pods: DEMO_PODS, dir });
+    const pid = lab.nodeplane?.pid;
+    return await measureSide({ pa: lab.pod('pa'), pb: lab.pod('pb'), pc: lab.pod('pc') }, secs, pid);
+  } finally {
+    if (lab) {
+      try {
+        await lab.stopNodeplane('SIGTERM');
+      } catch {
+        /* destroy() kills it */
+      }
+      lab.destroy();
+    }
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/**
+ * The same three pods on two Linux bridges in a node namespace, over veth pairs, with the
+ * node routing between the bridges (like a host with cni0 and cni1).
+ */
+async function runKernelBridge(secs: number): Promise<SideResult> {
+  const made: Netns[] = [];
+  try {
+    const node = createNetns('kbnode');
+    made.push(node);
+    const bridges = [
+      { name: 'br0', address: '10.244.1.1/24' },
+      { name: 'br1', address: '10.244.2.1/24' },
+    ];
+    for (const b of bridges) {
+      node.ip(['link', 'add', b.name, 'mtu', String(MTU), 'type', 'bridge']);
+      node.ip(['addr', 'add', b.address, 'dev', b.name]);
+      node.ip(['link', 'set', b.name, 'up']);
+    }
+    // Forwarding between br0 and br1, in this namespace only.
+    node.runSync('sysctl', ['-q', '-w', 'net.ipv4.ip_forward=1'], { check: true });
+    const pods: Record<'pa' | 'pb' | 'pc', Netns> = {} as Record<'pa' | 'pb' | 'pc', Netns>;
+    const specs = [
+      { port: 'pa', bridge: 'br0', address: `${PA}/24`, gateway: '10.244.1.1' },
+      { port: 'pb', bridge: 'br0', address: `${PB}/24`, gateway: '10.244.1.1' },
+      { port: 'pc', bridge: 'br1', address: `${PC}/24`, gateway: '10.244.2.1' },
+    ] as const;
+    for (const s of specs) {
+      const pod = createNetns(`kb${s.port}`);
+      made.push(pod);
+      pods[s.port] = pod;
+      const host = `v${s.port}`;
+      node.ip(['link', 'add', host, 'mtu', String(MTU), 'type', 'veth', 'peer', 'name', 'eth0', 'mtu', String(MTU), 'netns', pod.name]);
+      node.ip(['link', 'set', host, 'master', s.bridge, 'up']);
+      pod.ip(['addr', 'add', s.address, 'dev', 'eth0']);
+      pod.ip(['link', 'set', 'eth0', 'up']);
+      pod.ip(['route', 'add', 'default', 'via', s.gateway]);
+    }
+    return await measureSide(pods, secs);
+  } finally {
+    for (const ns of made.reverse()) ns.remove();
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+
+function tcpRow(bench: string, t: Tcp, dataplane: boolean): BenchResult {
+  const r: BenchResult = { bench, gbps: t.gbps, retransmits: t.retransmits, seconds: t.seconds, mtu: MTU };
+  if (dataplane && t.cpu.dataplanePct !== undefined) r.nodeplaneCpuPct = t.cpu.dataplanePct;
+  r.hostCpuPct = t.cpu.hostPct;
+  r.idleBeforePct = t.idleBeforePct;
+  return r;
+}
+
+function rttRow(bench: string, r: Rtt): BenchResult {
+  return { bench, minMs: r.minMs, avgMs: r.avgMs, maxMs: r.maxMs, mdevMs: r.mdevMs, lossPct: r.lossPct };
+}
+
+export async function benchE2e(): Promise<BenchResult[]> {
+  const reason = missing();
+  if (reason) {
+    process.stderr.write(`e2e: skipped: ${reason}\n`);
+    return [{ bench: 'e2e', skipped: reason }];
+  }
+  const secs = seconds();
+  const np = await runNodeplane(secs);
+  const kb = await runKernelBridge(secs);
+  return [
+    tcpRow('e2e.tcp.nodeplane', np.tcp, true),
+    tcpRow('e2e.tcp.kernel-bridge', kb.tcp, false),
+    { bench: 'e2e.tcp.ratio', ratio: round(np.tcp.gbps / kb.tcp.gbps, 4) },
+    rttRow('e2e.rtt.nodeplane', np.rtt),
+    rttRow('e2e.rtt.kernel-bridge', kb.rtt),
+    tcpRow('e2e.tcp.nodeplane.routed', np.routed, true),
+    tcpRow('e2e.tcp.kernel-bridge.routed', kb.routed, false),
+    { bench: 'e2e.tcp.routed.ratio', ratio: round(np.routed.gbps / kb.routed.gbps, 4) },
+  ];
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  for (const r of await benchE2e()) console.log(JSON.stringify(r));
+}
