@@ -5,7 +5,6 @@ export default defineConfig({
     include: ['test/**/*.test.ts', 'src/**/*.test.ts'],
     testTimeout: 60_000,
     hookTimeout: 60_000,
-    // End-to-end tests share network namespaces and devices: run files one at a time there.
-    fileParallelism: true,
+    reporters: ['default', './test/summary-reporter.ts'],
   },
 });
