@@ -14,7 +14,7 @@
  * (PERMANENT) entries are never changed. Sender 0.0.0.0 (a duplicate-address probe) is
  * answered but not learned.
  */
-import { macHiAt, macLoAt, rd16, rd32, wr16, wr32, writeMacHiLo } from '../core/bytes.ts';
+import { macHiAt, macLoAt, rd16, rd32, wr16, wr32, writeMacHiLo } from '../wire/bytes.ts';
 import { NO_PORT } from '../core/frame-pool.ts';
 import { Stage } from '../core/stage.ts';
 import { NeighState } from '../tables/neighbour-table.ts';

@@ -13,7 +13,7 @@
  * re-learn at once). Forwarding: known unicast to its port; unknown unicast, broadcast and
  * multicast flooded to every other member port that is up, never back out of the ingress.
  */
-import { macHiAt, macLoAt } from '../core/bytes.ts';
+import { macHiAt, macLoAt } from '../wire/bytes.ts';
 import { NO_PORT } from '../core/frame-pool.ts';
 import { Stage } from '../core/stage.ts';
 import type { Context } from '../dataplane/context.ts';

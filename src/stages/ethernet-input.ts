@@ -7,7 +7,7 @@
  * drop: runt frames; unicast frames on an L3 port addressed to another MAC (Linux's
  *       PACKET_OTHERHOST); frames on a port that is down.
  */
-import { macHiAt, macLoAt } from '../core/bytes.ts';
+import { macHiAt, macLoAt } from '../wire/bytes.ts';
 import { Stage } from '../core/stage.ts';
 import { PortRole } from '../tables/port-table.ts';
 import type { Context } from '../dataplane/context.ts';

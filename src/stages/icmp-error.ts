@@ -14,7 +14,7 @@
  * error), or the original destination when that was us. The quote is the original IP header
  * and as much payload as keeps the error within 576 bytes, as Linux does.
  */
-import { rd16, rd32, wr16, wr32 } from '../core/bytes.ts';
+import { rd16, rd32, wr16, wr32 } from '../wire/bytes.ts';
 import { Stage } from '../core/stage.ts';
 import { RouteKind } from '../tables/fib.ts';
 import { internetChecksum } from '../wire/checksum.ts';

@@ -7,7 +7,7 @@
  *       error     — TTL expiring (ICMP 11/0) or larger than the MTU with DF (ICMP 3/4 with
  *                   the next-hop MTU); the error quotes the packet as it arrived
  */
-import { rd16 } from '../core/bytes.ts';
+import { rd16 } from '../wire/bytes.ts';
 import { Stage } from '../core/stage.ts';
 import { updateChecksum16 } from '../wire/checksum.ts';
 import type { Context } from '../dataplane/context.ts';

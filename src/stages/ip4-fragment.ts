@@ -10,7 +10,7 @@
  * every fragment whole (RFC 791 copies only those with the copy flag; the Linux stack's
  * routers rarely see options at all).
  */
-import { rd16, wr16 } from '../core/bytes.ts';
+import { rd16, wr16 } from '../wire/bytes.ts';
 import { Stage } from '../core/stage.ts';
 import { internetChecksum } from '../wire/checksum.ts';
 import type { Context } from '../dataplane/context.ts';

@@ -12,7 +12,7 @@
  * Ethernet padding after the IP total length is trimmed here, so later stages see the
  * datagram's true length.
  */
-import { rd16, rd32 } from '../core/bytes.ts';
+import { rd16, rd32 } from '../wire/bytes.ts';
 import { Stage } from '../core/stage.ts';
 import { RouteKind } from '../tables/fib.ts';
 import { onesComplementSum, foldChecksum } from '../wire/checksum.ts';

@@ -9,7 +9,7 @@
  *       broadcast address (icmp_echo_ignore_broadcasts=1), TCP (no listener here; a reset
  *       is future work), ICMP other than echo request (consumed and counted).
  */
-import { rd16, wr16, wr32, rd32 } from '../core/bytes.ts';
+import { rd16, wr16, wr32, rd32 } from '../wire/bytes.ts';
 import { Stage } from '../core/stage.ts';
 import { RouteKind } from '../tables/fib.ts';
 import { foldChecksum, internetChecksum, onesComplementSum, updateChecksum16 } from '../wire/checksum.ts';

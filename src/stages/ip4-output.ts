@@ -5,7 +5,7 @@
  * out:  neighbour — txIf and nextHop set
  * drop: no route to the destination; a destination that is our own address.
  */
-import { rd32 } from '../core/bytes.ts';
+import { rd32 } from '../wire/bytes.ts';
 import { Stage } from '../core/stage.ts';
 import { RouteKind } from '../tables/fib.ts';
 import type { Context } from '../dataplane/context.ts';

@@ -6,7 +6,7 @@
  * drop: VLAN-tagged frames (router interfaces are untagged), IPv6 (never routed: SPEC §2),
  *       other EtherTypes.
  */
-import { rd16 } from '../core/bytes.ts';
+import { rd16 } from '../wire/bytes.ts';
 import { Stage } from '../core/stage.ts';
 import type { Context } from '../dataplane/context.ts';
 

@@ -14,7 +14,7 @@
  * entry in use after its reachable time goes STALE → DELAY → PROBE (unicast requests), as
  * in Linux, and the packets keep flowing meanwhile.
  */
-import { wr16, wr32, writeMacHiLo } from '../core/bytes.ts';
+import { wr16, wr32, writeMacHiLo } from '../wire/bytes.ts';
 import { NO_PORT } from '../core/frame-pool.ts';
 import { Stage } from '../core/stage.ts';
 import { NeighState } from '../tables/neighbour-table.ts';
