@@ -6,8 +6,11 @@
  * Limit, measured: under SIGKILL even one write(2) is not all-or-nothing. Linux copies it into
  * the page cache a page at a time and stops at a page boundary of the file once a fatal signal
  * is pending, so the last record may be cut at a 4096-byte offset. Every earlier record is
- * whole; read such files with `allowTruncatedTail` (reader.ts), as Wireshark does. SIGINT and
- * SIGTERM are caught by `run`, which closes its writers, so only SIGKILL/OOM/power loss cut.
+ * whole; read such files with `allowTruncatedTail` (reader.ts), as Wireshark does. A write
+ * that lies within one 4096-byte page of the file is copied in one piece, whole or not at all;
+ * PcapngWriter's `pageAligned` option uses `position` to keep every write so (pcapng-writer.ts).
+ * SIGINT and SIGTERM are caught by `run`, which closes its writers, so only SIGKILL/OOM/power
+ * loss cut.
  *
  * Contract: `bytes` is only valid during the call (writers reuse one scratch buffer), so a sink
  * that keeps bytes must copy them. Sinks are synchronous: capture is off the packet path and
@@ -18,6 +21,11 @@ import { closeSync, openSync, writeSync } from 'node:fs';
 export interface CaptureSink {
   write(bytes: Buffer): void;
   close(): void;
+  /**
+   * File offset the next write() lands at, when the sink knows it (fileSink, memorySink).
+   * Undefined for descriptors of unknown position (fdSink: stdout, pipes, FIFOs).
+   */
+  readonly position?: number;
 }
 
 /** Writes all of `bytes` to fd, looping on short writes (which regular files rarely do). */
@@ -30,10 +38,15 @@ function writeAll(fd: number, bytes: Buffer): void {
 export function fileSink(path: string): CaptureSink {
   const fd = openSync(path, 'w');
   let open = true;
+  let position = 0;
   return {
+    get position() {
+      return position;
+    },
     write(bytes) {
       if (!open) throw new Error(`${path}: write after close`);
       writeAll(fd, bytes);
+      position += bytes.length;
     },
     close() {
       if (!open) return;
@@ -46,9 +59,14 @@ export function fileSink(path: string): CaptureSink {
 /** Collects everything in memory; bytes() returns it as one buffer. For tests and small files. */
 export function memorySink(): CaptureSink & { bytes(): Buffer } {
   const parts: Buffer[] = [];
+  let position = 0;
   return {
+    get position() {
+      return position;
+    },
     write(bytes) {
       parts.push(Buffer.from(bytes));
+      position += bytes.length;
     },
     close() {},
     bytes() {
