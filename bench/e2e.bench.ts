@@ -12,10 +12,12 @@
  *
  * Tests, each side: iperf3 TCP pa -> pb, one stream, BENCH_E2E_SECONDS (default 5) at MTU
  * 1500; 100 pings pa -> pb at 10 ms (`ping -c 100 -i 0.01 -q`); iperf3 TCP pa -> pc (routed).
- * During the iperf3 runs the CPU time of the nodeplane process (utime+stime from
- * /proc/PID/stat) and of the whole machine (/proc/stat) is sampled, in % of one core, and
- * the machine's idle share in the second before each iperf3 run is recorded (idleBeforePct):
- * other load on a small machine skews every figure.
+ * During each iperf3 run: the CPU time of the nodeplane process (utime+stime from
+ * /proc/PID/stat: nodeplaneCpuPct) and of the whole machine (/proc/stat: hostCpuPct), in % of
+ * one core, and the share of the time nodeplane's event-loop thread sat runnable on a run
+ * queue waiting for a CPU (/proc/PID/schedstat: nodeplaneRunqWaitPct). Before it, the
+ * machine's idle share over one second (idleBeforePct): other load on a small machine skews
+ * every figure.
  *
  * Rows: e2e.tcp.nodeplane, e2e.tcp.kernel-bridge (gbps, retransmits, seconds, mtu),
  * e2e.tcp.ratio (nodeplane / kernel bridge), e2e.rtt.nodeplane and e2e.rtt.kernel-bridge
@@ -93,6 +95,20 @@ function procTicks(pid: number | undefined): number | null {
   }
 }
 
+/**
+ * Nanoseconds the main thread of `pid` (nodeplane's event loop) has spent waiting on a run
+ * queue, runnable but not running (second field of /proc/PID/schedstat); null if unknown.
+ */
+function runqWaitNs(pid: number | undefined): number | null {
+  if (!pid) return null;
+  try {
+    const v = Number(readFileSync(`/proc/${pid}/schedstat`, 'utf8').trim().split(/\s+/)[1]);
+    return Number.isFinite(v) ? v : null;
+  } catch {
+    return null;
+  }
+}
+
 /** [busy, total] clock ticks of the whole machine. */
 function hostTicks(): [number, number] {
   const line = readFileSync('/proc/stat', 'utf8').split('\n')[0];
@@ -104,6 +120,8 @@ function hostTicks(): [number, number] {
 interface CpuSample {
   /** The dataplane process, % of one core; undefined when there is none. */
   dataplanePct?: number;
+  /** Share of the time the dataplane's main thread was runnable but waiting for a CPU, %. */
+  dataplaneRunqWaitPct?: number;
   /** The whole machine, % of one core (at most 100 x cores). */
   hostPct: number;
 }
@@ -119,13 +137,16 @@ async function idlePct(ms = 1000): Promise<number> {
 function cpuBegin(pid?: number): () => CpuSample {
   const t0 = performance.now();
   const p0 = procTicks(pid);
+  const w0 = runqWaitNs(pid);
   const [b0] = hostTicks();
   return () => {
     const secs = (performance.now() - t0) / 1000;
     const p1 = procTicks(pid);
+    const w1 = runqWaitNs(pid);
     const [b1] = hostTicks();
     const s: CpuSample = { hostPct: Math.round((100 * (b1 - b0)) / CLK_TCK / secs) };
     if (p0 !== null && p1 !== null) s.dataplanePct = Math.round((100 * (p1 - p0)) / CLK_TCK / secs);
+    if (w0 !== null && w1 !== null) s.dataplaneRunqWaitPct = Math.round((100 * (w1 - w0)) / 1e9 / secs);
     return s;
   };
 }
@@ -299,6 +320,7 @@ async function runKernelBridge(secs: number): Promise<SideResult> {
 function tcpRow(bench: string, t: Tcp, dataplane: boolean): BenchResult {
   const r: BenchResult = { bench, gbps: t.gbps, retransmits: t.retransmits, seconds: t.seconds, mtu: MTU };
   if (dataplane && t.cpu.dataplanePct !== undefined) r.nodeplaneCpuPct = t.cpu.dataplanePct;
+  if (dataplane && t.cpu.dataplaneRunqWaitPct !== undefined) r.nodeplaneRunqWaitPct = t.cpu.dataplaneRunqWaitPct;
   r.hostCpuPct = t.cpu.hostPct;
   r.idleBeforePct = t.idleBeforePct;
   return r;
