@@ -1,0 +1,126 @@
+/**
+ * FramePool: slots come from a free stack with fresh metadata, go back with free, clone copies
+ * bytes and metadata (l3 rebased into the copy), and an exhausted pool answers -1.
+ */
+import { describe, expect, it } from 'vitest';
+import { FramePool, HEADROOM, MAX_FRAME, NO_PORT, SLOT_SIZE } from '../../src/core/frame-pool.ts';
+
+/** Sets every metadata field of `slot` to a recognisable value. */
+function dirty(pool: FramePool, slot: number): void {
+  pool.len[slot] = 77;
+  pool.inPort[slot] = 5;
+  pool.rxIf[slot] = 6;
+  pool.l3[slot] = pool.start[slot] + 14;
+  pool.txIf[slot] = 7;
+  pool.nextHop[slot] = 0xc0a83201;
+  pool.outPort[slot] = 8;
+  pool.icmpError[slot] = 0x0b000000;
+  pool.tsUs[slot] = 1234;
+}
+
+describe('FramePool', () => {
+  it('hands out distinct slots with their frame start after the headroom', () => {
+    const pool = new FramePool(4);
+    const slots = [pool.alloc(), pool.alloc(), pool.alloc(), pool.alloc()];
+    expect(new Set(slots).size).toBe(4);
+    for (const s of slots) {
+      expect(s).toBeGreaterThanOrEqual(0);
+      expect(s).toBeLessThan(4);
+      expect(pool.start[s]).toBe(s * SLOT_SIZE + HEADROOM);
+      expect(pool.slotBase(s)).toBe(s * SLOT_SIZE);
+    }
+    expect(pool.available).toBe(0);
+  });
+
+  it('returns -1 from alloc, clone and fill when exhausted, and works again after a free', () => {
+    const pool = new FramePool(2);
+    const a = pool.alloc();
+    const b = pool.alloc();
+    expect(pool.alloc()).toBe(-1);
+    expect(pool.clone(a)).toBe(-1);
+    expect(pool.fill(Buffer.alloc(60), 0, 0)).toBe(-1);
+    expect(pool.available).toBe(0);
+    pool.free(b);
+    expect(pool.available).toBe(1);
+    expect(pool.alloc()).toBe(b);
+    expect(pool.alloc()).toBe(-1);
+  });
+
+  it('resets the metadata of a reused slot', () => {
+    const pool = new FramePool(1);
+    const s = pool.alloc();
+    dirty(pool, s);
+    pool.free(s);
+    const again = pool.alloc();
+    expect(again).toBe(s);
+    expect([pool.len[s], pool.inPort[s], pool.rxIf[s], pool.l3[s], pool.txIf[s], pool.nextHop[s] >>> 0, pool.outPort[s], pool.icmpError[s] >>> 0]).toEqual([
+      0,
+      NO_PORT,
+      -1,
+      0,
+      -1,
+      0,
+      -1,
+      0,
+    ]);
+    expect(pool.start[s]).toBe(s * SLOT_SIZE + HEADROOM);
+  });
+
+  it('fill copies the bytes and records port and time', () => {
+    const pool = new FramePool(4);
+    const bytes = Buffer.from([...Array(60).keys()]);
+    const s = pool.fill(bytes, 3, 42);
+    expect(pool.view(s)).toEqual(bytes);
+    expect([pool.len[s], pool.inPort[s], pool.tsUs[s]]).toEqual([60, 3, 42]);
+    bytes[0] = 0xee;
+    expect(pool.view(s)[0]).toBe(0);
+  });
+
+  it('fill refuses a frame longer than a slot holds after the headroom', () => {
+    const pool = new FramePool(2);
+    expect(pool.fill(Buffer.alloc(MAX_FRAME + 1), 0, 0)).toBe(-1);
+    expect(pool.available).toBe(2);
+    expect(pool.fill(Buffer.alloc(MAX_FRAME), 0, 0)).toBeGreaterThanOrEqual(0);
+  });
+
+  it('clone copies the bytes and every metadata field, with l3 pointing into the copy', () => {
+    const pool = new FramePool(4);
+    const s = pool.fill(Buffer.from([...Array(100).keys()]), 2, 99);
+    dirty(pool, s);
+    pool.len[s] = 100;
+    const c = pool.clone(s);
+    expect(c).not.toBe(s);
+    expect(pool.view(c)).toEqual(pool.view(s));
+    expect(pool.l3[c] - pool.start[c]).toBe(14);
+    expect([pool.len[c], pool.inPort[c], pool.rxIf[c], pool.txIf[c], pool.nextHop[c] >>> 0, pool.outPort[c], pool.icmpError[c] >>> 0, pool.tsUs[c]]).toEqual([
+      100,
+      5,
+      6,
+      7,
+      0xc0a83201,
+      8,
+      0x0b000000,
+      1234,
+    ]);
+    // The copy is independent of the original.
+    pool.data[pool.start[c]] = 0xff;
+    expect(pool.view(s)[0]).toBe(0);
+  });
+
+  it('clone of a frame whose start moved (decap, encap) copies from the moved start', () => {
+    const pool = new FramePool(4);
+    const s = pool.fill(Buffer.from([...Array(64).keys()]), 0, 0);
+    pool.start[s] += 14;
+    pool.len[s] -= 14;
+    pool.l3[s] = pool.start[s];
+    const c = pool.clone(s);
+    expect(pool.view(c)).toEqual(Buffer.from([...Array(50).keys()].map((i) => i + 14)));
+    expect(pool.l3[c]).toBe(pool.start[c]);
+  });
+
+  it('an l3 of 0 (not set) stays 0 in the clone', () => {
+    const pool = new FramePool(2);
+    const s = pool.fill(Buffer.alloc(20), 0, 0);
+    expect(pool.l3[pool.clone(s)]).toBe(0);
+  });
+});
