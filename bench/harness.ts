@@ -23,7 +23,8 @@
  * i.e. the growth plus everything the collections freed; divided by the ops run. Promotion
  * from the young to the old generation moves bytes without changing the used size, so it
  * is not counted twice. Constant costs (the statistics objects the readings themselves
- * create, ~1 KiB) are spread over millions of ops and vanish. Only the JS heap is seen:
+ * create, ~1 KiB) are spread over millions of ops and vanish. A full collection runs first,
+ * so garbage from earlier work is not freed (and counted) inside the measured run. Only the JS heap is seen:
  * Buffer/ArrayBuffer backing stores live outside it (a `Buffer.alloc` shows up as its
  * ~100-byte JS wrapper, not its contents).
  *
@@ -33,6 +34,13 @@
  * reports 0.0 bytes/op.
  */
 import v8 from 'node:v8';
+import vm from 'node:vm';
+
+// A handle on V8's collector without --expose-gc, so each allocation run starts from a
+// collected heap: garbage left by an earlier benchmark (a previous dataplane's tables) must
+// not be counted against this one when a major collection happens to run inside it.
+v8.setFlagsFromString('--expose-gc');
+const collect = vm.runInNewContext('gc') as () => void;
 
 /** One row of output: a JSON line on stdout and a line of the human table (SPEC §6). */
 export interface BenchResult {
@@ -108,6 +116,7 @@ function runFor(fn: (iterations: number) => void, n: number, ms: number, rates?:
 
 /** JS heap bytes allocated per op by `fn(n)` calls over ~`ms` (see the header). */
 export function allocPerOp(fn: (iterations: number) => void, n: number, ms: number): number {
+  collect();
   const profiler = new v8.GCProfiler();
   profiler.start();
   const before = v8.getHeapStatistics().used_heap_size;

@@ -29,8 +29,8 @@ export class FramePool {
   readonly l3: Int32Array;
   /** Egress router interface chosen by route lookup. */
   readonly txIf: Int32Array;
-  /** Next-hop IPv4 address (u32) chosen by route lookup. */
-  readonly nextHop: Uint32Array;
+  /** Next-hop IPv4 address chosen by route lookup, as int32 (read with >>> 0 for display). */
+  readonly nextHop: Int32Array;
   /** Port the frame leaves through (set just before port-output). */
   readonly outPort: Int32Array;
   /** What an ICMP error about this frame should say: type << 24 | code << 16 | next-hop MTU. */
@@ -50,7 +50,7 @@ export class FramePool {
     this.rxIf = new Int32Array(capacity);
     this.l3 = new Int32Array(capacity);
     this.txIf = new Int32Array(capacity);
-    this.nextHop = new Uint32Array(capacity);
+    this.nextHop = new Int32Array(capacity);
     this.outPort = new Int32Array(capacity);
     this.icmpError = new Uint32Array(capacity);
     this.tsUs = new Float64Array(capacity);

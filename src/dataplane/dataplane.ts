@@ -111,7 +111,9 @@ export class Dataplane {
 
   /** Sets the time, fires due timers and processes everything queued. */
   run(): void {
-    this.ctx.nowUs = this.clock.nowUs();
+    const now = this.clock.nowUs();
+    this.ctx.nowUs = now;
+    this.ctx.fdb.nowUs = now;
     this.stages.neighbourOutput.runTimers();
     this.graph.dispatch();
   }

@@ -44,7 +44,6 @@ export class BridgeForward extends Stage<'tx' | 'router'> {
   protected process(slots: Int32Array, n: number): void {
     const { pool, ports, ifs, fdb } = this.ctx;
     const data = pool.data;
-    const now = this.ctx.nowUs;
     const tx = this.next.tx;
     for (let i = 0; i < n; i++) {
       const slot = slots[i];
@@ -60,7 +59,7 @@ export class BridgeForward extends Stage<'tx' | 'router'> {
           this.drop(slot, Drop.BAD_SOURCE);
           continue;
         }
-        fdb.learn(b, srcHi, srcLo, inPort, now);
+        fdb.learn(b, srcHi, srcLo, inPort);
       }
       const dstHi = macHiAt(data, s);
       const dstLo = macLoAt(data, s);
@@ -74,7 +73,7 @@ export class BridgeForward extends Stage<'tx' | 'router'> {
         this.to(this.next.router, slot);
         continue;
       }
-      const out = fdb.lookup(b, dstHi, dstLo, now);
+      const out = fdb.lookup(b, dstHi, dstLo);
       if (out < 0) {
         this.flood(slot, bridge.members, inPort, -1);
         continue;

@@ -29,6 +29,13 @@ export class Fdb {
   learned = 0;
   moves = 0;
   full = 0;
+  /**
+   * The table's clock (µs): the dataplane advances it before each dispatch, and `learn` and
+   * `lookup` read it, so the packet path never passes a timestamp. A µs timestamp is not a
+   * small integer; passed to a call V8 did not inline, it would be boxed on every packet.
+   * Control code and tests may pass `nowUs`, which advances the clock first.
+   */
+  nowUs = 0;
 
   constructor(capacity = 4096) {
     this.index = new KeyIndex(capacity);
@@ -46,8 +53,10 @@ export class Fdb {
   }
 
   /** Learns that (macHi, macLo) lives behind `port` of `bridge` at time `nowUs`. */
-  learn(bridge: number, macHi: number, macLo: number, port: number, nowUs: number): void {
-    const a = ((bridge << 16) | macHi) >>> 0;
+  learn(bridge: number, macHi: number, macLo: number, port: number, nowUs?: number): void {
+    if (nowUs !== undefined) this.nowUs = nowUs;
+    const now = this.nowUs;
+    const a = (bridge << 16) | macHi;
     let id = this.index.find(a, macLo);
     if (id >= 0) {
       if (this.isStatic[id]) return;
@@ -55,12 +64,12 @@ export class Fdb {
         this.port[id] = port;
         this.moves++;
       }
-      this.lastSeenUs[id] = nowUs;
+      this.lastSeenUs[id] = now;
       return;
     }
     id = this.index.insert(a, macLo);
     if (id < 0) {
-      this.sweep(nowUs);
+      this.sweep(now);
       id = this.index.insert(a, macLo);
       if (id < 0) {
         this.full++;
@@ -68,14 +77,14 @@ export class Fdb {
       }
     }
     this.port[id] = port;
-    this.lastSeenUs[id] = nowUs;
+    this.lastSeenUs[id] = now;
     this.isStatic[id] = 0;
     this.learned++;
   }
 
   /** Adds an entry that never ages and is never moved by learning. */
   addStatic(bridge: number, macHi: number, macLo: number, port: number): boolean {
-    const id = this.index.insert(((bridge << 16) | macHi) >>> 0, macLo);
+    const id = this.index.insert((bridge << 16) | macHi, macLo);
     if (id < 0) return false;
     this.port[id] = port;
     this.isStatic[id] = 1;
@@ -84,10 +93,11 @@ export class Fdb {
   }
 
   /** The port behind (macHi, macLo) in `bridge`, or -1 when unknown or aged out. */
-  lookup(bridge: number, macHi: number, macLo: number, nowUs: number): number {
-    const id = this.index.find(((bridge << 16) | macHi) >>> 0, macLo);
+  lookup(bridge: number, macHi: number, macLo: number, nowUs?: number): number {
+    if (nowUs !== undefined) this.nowUs = nowUs;
+    const id = this.index.find((bridge << 16) | macHi, macLo);
     if (id < 0) return -1;
-    if (!this.isStatic[id] && nowUs - this.lastSeenUs[id] > this.ageingUs[bridge]) return -1;
+    if (this.isStatic[id] === 0 && this.nowUs - this.lastSeenUs[id] > this.ageingUs[bridge]) return -1;
     return this.port[id];
   }
 
@@ -103,7 +113,7 @@ export class Fdb {
     let removed = 0;
     for (let id = 0; id < idx.capacity; id++) {
       if (!idx.used[id] || this.isStatic[id]) continue;
-      const bridge = idx.k1[id] >>> 16;
+      const bridge = (idx.k1[id] >>> 16) & 0xffff;
       if (nowUs - this.lastSeenUs[id] > this.ageingUs[bridge]) {
         idx.remove(id);
         removed++;
@@ -118,10 +128,10 @@ export class Fdb {
     const out: FdbEntryView[] = [];
     for (let id = 0; id < idx.capacity; id++) {
       if (!idx.used[id]) continue;
-      const bridge = idx.k1[id] >>> 16;
+      const bridge = (idx.k1[id] >>> 16) & 0xffff;
       const ageUs = nowUs - this.lastSeenUs[id];
       if (!this.isStatic[id] && ageUs > this.ageingUs[bridge]) continue;
-      out.push({ bridge, macHi: idx.k1[id] & 0xffff, macLo: idx.k2[id], port: this.port[id], ageUs: this.isStatic[id] ? 0 : ageUs, isStatic: this.isStatic[id] === 1 });
+      out.push({ bridge, macHi: idx.k1[id] & 0xffff, macLo: idx.k2[id] >>> 0, port: this.port[id], ageUs: this.isStatic[id] ? 0 : ageUs, isStatic: this.isStatic[id] === 1 });
     }
     return out;
   }

@@ -12,8 +12,9 @@ const EMPTY = -1;
 
 export class KeyIndex {
   readonly capacity: number;
-  readonly k1: Uint32Array;
-  readonly k2: Uint32Array;
+  /** Keys as int32: every value stays a small integer in V8 (a uint32 above 2^31 would box). */
+  readonly k1: Int32Array;
+  readonly k2: Int32Array;
   /** Whether an entry id is in use. */
   readonly used: Uint8Array;
   private readonly buckets: Int32Array;
@@ -24,8 +25,8 @@ export class KeyIndex {
 
   constructor(capacity: number) {
     this.capacity = capacity;
-    this.k1 = new Uint32Array(capacity);
-    this.k2 = new Uint32Array(capacity);
+    this.k1 = new Int32Array(capacity);
+    this.k2 = new Int32Array(capacity);
     this.used = new Uint8Array(capacity);
     let size = 16;
     while (size < capacity * 2) size *= 2;
@@ -46,12 +47,12 @@ export class KeyIndex {
     return (h ^ (h >>> 13)) & this.mask;
   }
 
-  /** The entry id for (a, b), or -1. */
+  /** The entry id for (a, b), or -1. Keys may be given as uint32 or int32. */
   find(a: number, b: number): number {
     const buckets = this.buckets;
     const mask = this.mask;
-    a >>>= 0;
-    b >>>= 0;
+    a |= 0;
+    b |= 0;
     let i = this.bucketOf(a, b);
     for (;;) {
       const id = buckets[i];
@@ -66,8 +67,8 @@ export class KeyIndex {
     const found = this.find(a, b);
     if (found >= 0) return found;
     if (this.freeTop === 0) return -1;
-    a >>>= 0;
-    b >>>= 0;
+    a |= 0;
+    b |= 0;
     const id = this.freeIds[--this.freeTop];
     this.k1[id] = a;
     this.k2[id] = b;

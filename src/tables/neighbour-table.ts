@@ -101,7 +101,7 @@ export class NeighbourTable {
   }
 
   ipOf(id: number): number {
-    return this.index.k2[id];
+    return this.index.k2[id] >>> 0;
   }
 
   isUsed(id: number): boolean {
