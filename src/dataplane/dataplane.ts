@@ -47,6 +47,7 @@ export class Dataplane {
       reachableUs: a.reachableMs * 1000,
       gcStaleUs: a.staleMs * 1000,
       queueLen: a.queueLen,
+      failedHoldUs: a.failedMs * 1000,
     });
     const fdb = new Fdb(config.fdb.maxEntries);
     topo.ports.bridges.forEach((b, i) => fdb.setAgeing(i, b.ageingSeconds));

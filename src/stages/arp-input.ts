@@ -110,6 +110,7 @@ export class ArpInput extends Stage<'reply' | 'neighbour'> {
     const waiting = state === NeighState.INCOMPLETE || state === NeighState.PROBE || state === NeighState.DELAY;
     if (isReplyToUs && (waiting || sameMac || state === NeighState.NONE || state === NeighState.FAILED)) {
       neigh.update(id, hi, lo, NeighState.REACHABLE, now);
+      neigh.setDeadline(id, now + neigh.timers.reachableUs);
     } else if (state === NeighState.NONE || state === NeighState.INCOMPLETE || state === NeighState.FAILED || !sameMac) {
       neigh.update(id, hi, lo, NeighState.STALE, now);
     } else {

@@ -58,7 +58,9 @@ export class Ip4Fragment extends Stage<'neighbour'> {
         const last = off + size >= payload;
         const s = pool.start[frag];
         const fip = s + 14;
-        data.copy(data, fip, ip, ip + hlen);
+        // The original's Ethernet header too: an ICMP error about a fragment that later
+        // fails looks at how the datagram arrived (a link-layer broadcast gets none).
+        data.copy(data, s, ip - 14, ip + hlen);
         data.copy(data, fip + hlen, ip + hlen + off, ip + hlen + off + size);
         wr16(data, fip + 2, hlen + size);
         wr16(data, fip + 6, (flagsFrag & 0x8000) | (last && !lastHasMf ? 0 : 0x2000) | ((baseOffset + off) >> 3));

@@ -5,8 +5,9 @@
  * out:  local   — for one of our addresses or a broadcast address
  *       forward — to be routed (txIf and nextHop set)
  *       error   — no route: ICMP net unreachable (3/0) to the sender
- * drop: bad version, header length, total length or header checksum; martian source;
- *       multicast destination (no multicast routing); a link-layer broadcast/multicast
+ * drop: bad version, header length, total length or header checksum; martian source (0/8,
+ *       127/8, 224/3, or one of our own addresses: Linux's accept_local=0); martian
+ *       destination (0/8, 127/8); multicast destination (no multicast routing); a link-layer broadcast/multicast
  *       frame carrying a unicast packet for another host (Linux forwards only PACKET_HOST).
  *
  * Ethernet padding after the IP total length is trimmed here, so later stages see the
@@ -27,6 +28,7 @@ const enum Drop {
   MARTIAN_SOURCE,
   MULTICAST,
   L2_BROADCAST,
+  MARTIAN_DESTINATION,
 }
 
 export const ICMP_NET_UNREACHABLE = (3 << 24) | (0 << 16);
@@ -43,6 +45,7 @@ export class Ip4Input extends Stage<'local' | 'forward' | 'error'> {
     'martian source address',
     'multicast destination (not routed)',
     'link-layer broadcast carrying unicast for another host',
+    'martian destination address',
   ];
 
   constructor(private readonly ctx: Context) {
@@ -85,8 +88,18 @@ export class Ip4Input extends Stage<'local' | 'forward' | 'error'> {
         this.drop(slot, Drop.MARTIAN_SOURCE);
         continue;
       }
+      const srcRoute = fib.lookup(src);
+      if (srcRoute >= 0 && fib.kind[srcRoute] === RouteKind.LOCAL) {
+        this.drop(slot, Drop.MARTIAN_SOURCE);
+        continue;
+      }
       pool.len[slot] = ip - pool.start[slot] + total;
       const dst = rd32(data, ip + 16);
+      const dstTop = dst >>> 24;
+      if (dstTop === 0 || dstTop === 127) {
+        this.drop(slot, Drop.MARTIAN_DESTINATION);
+        continue;
+      }
       if (dst >>> 28 === 14) {
         this.drop(slot, Drop.MULTICAST);
         continue;

@@ -12,7 +12,8 @@
  * `runTimers` repeats the request every retransmission interval and, after the last one goes
  * unanswered, fails the entry and answers every queued packet with host unreachable. An
  * entry in use after its reachable time goes STALE → DELAY → PROBE (unicast requests), as
- * in Linux, and the packets keep flowing meanwhile.
+ * in Linux, and the packets keep flowing meanwhile. For `arp.failedMs` after a failure, new
+ * packets to that neighbour get host unreachable at once; after it, they start over.
  */
 import { wr16, wr32, writeMacHiLo } from '../wire/bytes.ts';
 import { NO_PORT } from '../core/frame-pool.ts';
@@ -77,6 +78,10 @@ export class NeighbourOutput extends Stage<'output' | 'arp' | 'error'> {
           this.wait(id, slot);
           continue;
         }
+        if (state === NeighState.FAILED && now - neigh.failedUs[id] < neigh.timers.failedHoldUs) {
+          this.fail(slot);
+          continue;
+        }
       } else {
         id = neigh.create(ifIndex, nh, now);
         if (id < 0) {
@@ -113,8 +118,23 @@ export class NeighbourOutput extends Stage<'output' | 'arp' | 'error'> {
         return;
       }
       neigh.state[id] = NeighState.FAILED;
+      neigh.failedUs[id] = now;
       this.resolutionsFailed++;
       neigh.drain(id, this.fail);
+      return;
+    }
+    if (state === NeighState.REACHABLE) {
+      // Linux's neigh_timer_handler: still confirmed → wait; unconfirmed but used within
+      // the delay → DELAY (probing follows); unconfirmed and idle → STALE.
+      const t = neigh.timers;
+      if (now - neigh.confirmedUs[id] < t.reachableUs) {
+        neigh.setDeadline(id, neigh.confirmedUs[id] + t.reachableUs);
+      } else if (now - neigh.usedUs[id] <= t.delayUs) {
+        neigh.state[id] = NeighState.DELAY;
+        neigh.setDeadline(id, now + t.delayUs);
+      } else {
+        neigh.state[id] = NeighState.STALE;
+      }
       return;
     }
     if (state === NeighState.DELAY) {

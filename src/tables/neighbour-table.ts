@@ -40,6 +40,12 @@ export interface NeighbourTimers {
   gcStaleUs: number;
   /** Packets that may wait for one resolution (unres_qlen). */
   queueLen: number;
+  /**
+   * How long a FAILED entry answers new packets with host unreachable at once before a new
+   * packet starts another resolution. Linux restarts at once (0); a short hold keeps a dead
+   * neighbour from being asked three times for every packet sent to it.
+   */
+  failedHoldUs: number;
 }
 
 export const DEFAULT_NEIGHBOUR_TIMERS: NeighbourTimers = {
@@ -49,6 +55,7 @@ export const DEFAULT_NEIGHBOUR_TIMERS: NeighbourTimers = {
   delayUs: 5_000_000,
   gcStaleUs: 60_000_000,
   queueLen: 3,
+  failedHoldUs: 1_000_000,
 };
 
 export class NeighbourTable {
@@ -60,7 +67,9 @@ export class NeighbourTable {
   readonly confirmedUs: Float64Array;
   /** When the entry was last used to send. */
   readonly usedUs: Float64Array;
-  /** When its timer fires (INCOMPLETE, DELAY, PROBE); 0 when none. */
+  /** When resolution last failed. */
+  readonly failedUs: Float64Array;
+  /** When its timer fires (INCOMPLETE, REACHABLE, DELAY, PROBE); 0 when none. */
   readonly deadlineUs: Float64Array;
   readonly probesSent: Uint8Array;
   /** Waiting packets: queueLen slots per entry. */
@@ -78,6 +87,7 @@ export class NeighbourTable {
     this.state = new Uint8Array(capacity);
     this.confirmedUs = new Float64Array(capacity);
     this.usedUs = new Float64Array(capacity);
+    this.failedUs = new Float64Array(capacity);
     this.deadlineUs = new Float64Array(capacity);
     this.probesSent = new Uint8Array(capacity);
     this.queue = new Int32Array(capacity * timers.queueLen);
@@ -177,6 +187,7 @@ export class NeighbourTable {
   /** Adds a waiting packet; returns the slot pushed out to make room (oldest), or -1. */
   enqueue(id: number, slot: number): number {
     const qlen = this.timers.queueLen;
+    if (qlen === 0) return slot;
     const base = id * qlen;
     const n = this.queued[id];
     if (n < qlen) {

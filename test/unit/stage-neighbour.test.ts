@@ -128,13 +128,27 @@ describe('neighbour-output: an entry in use', () => {
     return { h, t: h.now };
   }
 
-  it('stays REACHABLE while used within reachableMs: no requests', () => {
+  it('stays REACHABLE while used within reachableMs; unconfirmed after it but used, DELAY then PROBE (Linux timer)', () => {
     const { h, t } = resolved();
     h.rx('pa', toPeer(2), t + 29 * SEC);
     expect(h.take('slow').map((f) => ip4Of(f).id)).toEqual([2]);
-    h.advance(t + 29 * SEC + 10 * SEC);
+    h.advance(t + 29 * SEC + 900 * MS);
     expect(h.take('slow')).toEqual([]);
     expect(neighbour(h, 'slow', PEER.ip)?.state).toBe(NeighState.REACHABLE);
+    // The reachable timer fires at t + 30 s: used 1 s ago, within the 5 s delay → DELAY.
+    h.advance(t + 30 * SEC + 10 * MS);
+    expect(neighbour(h, 'slow', PEER.ip)?.state).toBe(NeighState.DELAY);
+    expect(h.take('slow')).toEqual([]);
+    h.advance(t + 35 * SEC + 10 * MS);
+    expect(neighbour(h, 'slow', PEER.ip)?.state).toBe(NeighState.PROBE);
+    expect(h.take('slow').map((f) => [ethOf(f).dst, arpOf(f).op])).toEqual([[PEER.mac, 1]]);
+  });
+
+  it('goes STALE when the reachable time ends unused', () => {
+    const { h, t } = resolved();
+    h.advance(t + 40 * SEC);
+    expect(neighbour(h, 'slow', PEER.ip)?.state).toBe(NeighState.STALE);
+    expect(h.take('slow')).toEqual([]);
   });
 
   it('after reachableMs a use sends at once and starts DELAY; 5 s unconfirmed → PROBE with unicast requests', () => {
