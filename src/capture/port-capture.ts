@@ -74,6 +74,9 @@ export function captureStamp(d: Date): string {
 class CountingSink implements CaptureSink {
   bytes = 0;
   constructor(private readonly inner: CaptureSink) {}
+  get position(): number {
+    return this.bytes;
+  }
   write(b: Buffer): void {
     this.inner.write(b);
     this.bytes += b.length;
@@ -204,10 +207,13 @@ export class PortCapture implements PortObserver {
     if (i >= 0) this.written.splice(i, 1);
     this.sink = new CountingSink(this.open(path));
     this.written.push(path);
-    this.writer = new PcapngWriter(this.sink);
+    // Page-aligned blocks: a SIGKILL can then cut no record in half (see PcapngWriter).
+    this.writer = new PcapngWriter(this.sink, { pageAligned: true });
     for (const p of this.captured) {
       this.ifIds[p] = this.writer.addInterface({ name: this.opts.portNames[p]!, snaplen: this.snaplen });
     }
+    // The section header and every interface in one write, now: the file is readable from the start.
+    this.writer.flush();
     this.packetsInFile = 0;
   }
 }
