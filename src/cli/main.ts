@@ -78,7 +78,7 @@ program
   .command('show')
   .description('show the state of a running dataplane through its admin socket')
   .addArgument(
-    new Command().createArgument('<what>', 'what to show').choices(['fdb', 'neigh', 'routes', 'services', 'conntrack', 'ports', 'stats']),
+    new Command().createArgument('<what>', 'what to show').choices(['fdb', 'neigh', 'routes', 'services', 'conntrack', 'ports', 'stats', 'graph']),
   )
   .option('--admin <socket>', 'admin unix socket path', '/run/nodeplane.sock')
   .option('--json', 'print JSON')
