@@ -200,6 +200,8 @@ export interface PortState {
   /** The bridge a bridged port is a member of. */
   master: string | null;
   up: boolean;
+  /** Times the port went down since start. */
+  linkDowns: number;
   mtu: number;
   /** A routed port's own MAC and address/prefix (a bridged port has none of its own). */
   mac: string | null;
@@ -232,6 +234,7 @@ export function portsState(dp: Dataplane, driverStatus: readonly PortDriverStatu
       role: routed ? 'routed' : 'bridged',
       master: bridge?.name ?? null,
       up: ports.up[p] === 1,
+      linkDowns: ports.linkDowns[p],
       mtu: hasIf ? ifs.mtu[ifIndex] : (dp.config.ports.find((c) => c.name === name)?.mtu ?? 1500),
       mac: hasIf ? mac(ifs.macHi[ifIndex], ifs.macLo[ifIndex]) : null,
       address: hasIf && ifs.hasAddress(ifIndex) ? `${formatIpv4(ifs.addr[ifIndex])}/${ifs.prefixLen[ifIndex]}` : null,

@@ -126,7 +126,9 @@ export class Dataplane {
 
   /** Marks a port down or up; a port going down forgets what its bridge learned on it. */
   setPortUp(port: number, up: boolean): void {
-    this.ctx.ports.up[port] = up ? 1 : 0;
+    const ports = this.ctx.ports;
+    if (!up && ports.up[port] === 1) ports.linkDowns[port]++;
+    ports.up[port] = up ? 1 : 0;
     if (!up) this.ctx.fdb.flushPort(port);
   }
 

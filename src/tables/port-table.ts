@@ -34,6 +34,8 @@ export class PortTable {
   txFrames!: Float64Array;
   txBytes!: Float64Array;
   txDrops!: Float64Array;
+  /** Times the port went down (its device vanished, say). */
+  linkDowns!: Float64Array;
   readonly bridges: BridgeInfo[] = [];
 
   get count(): number {
@@ -62,6 +64,7 @@ export class PortTable {
     this.txFrames = new Float64Array(n);
     this.txBytes = new Float64Array(n);
     this.txDrops = new Float64Array(n);
+    this.linkDowns = new Float64Array(n);
     for (let b = 0; b < this.bridges.length; b++) {
       const members: number[] = [];
       for (let p = 0; p < n; p++) if (bridgeOf[p] === b) members.push(p);
