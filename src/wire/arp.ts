@@ -22,8 +22,10 @@
  * Field offsets:  HTYPE 0, PTYPE 2, HLEN 4, PLEN 5, OPER 6, SHA 8, SPA 14, THA 18, TPA 24.
  */
 
+import { wr16, wr32 } from './bytes.ts';
 import { formatIpv4 } from './ipv4-address.ts';
 import { formatMac, readMac, writeMac } from './mac.ts';
+import { WireView } from './view.ts';
 
 export const ARP_LEN = 28;
 /** Length of the fixed part before the addresses. */
@@ -47,29 +49,8 @@ export const enum ArpOp {
   REPLY = 2,
 }
 
-function rd32(b: Buffer, o: number): number {
-  return ((b[o] << 24) | (b[o + 1] << 16) | (b[o + 2] << 8) | b[o + 3]) >>> 0;
-}
-function wr32(b: Buffer, o: number, v: number): void {
-  b[o] = v >>> 24;
-  b[o + 1] = v >>> 16;
-  b[o + 2] = v >>> 8;
-  b[o + 3] = v;
-}
-
 /** Zero-copy view of an Ethernet/IPv4 ARP packet. */
-export class ArpView {
-  buf: Buffer = Buffer.alloc(0);
-  off = 0;
-  len = 0;
-
-  bind(buf: Buffer, off: number, len: number): this {
-    this.buf = buf;
-    this.off = off;
-    this.len = len;
-    return this;
-  }
-
+export class ArpView extends WireView {
   /** null when this is a complete Ethernet/IPv4 ARP packet; otherwise why not. */
   checkLen(): string | null {
     if (this.len < ARP_FIXED_LEN) return 'truncated arp header';
@@ -82,10 +63,10 @@ export class ArpView {
   }
 
   get htype(): number {
-    return (this.buf[this.off + HTYPE] << 8) | this.buf[this.off + HTYPE + 1];
+    return this.u16(HTYPE);
   }
   get ptype(): number {
-    return (this.buf[this.off + PTYPE] << 8) | this.buf[this.off + PTYPE + 1];
+    return this.u16(PTYPE);
   }
   get hlen(): number {
     return this.buf[this.off + HLEN];
@@ -94,11 +75,10 @@ export class ArpView {
     return this.buf[this.off + PLEN];
   }
   get op(): number {
-    return (this.buf[this.off + OPER] << 8) | this.buf[this.off + OPER + 1];
+    return this.u16(OPER);
   }
   set op(v: number) {
-    this.buf[this.off + OPER] = v >>> 8;
-    this.buf[this.off + OPER + 1] = v;
+    this.setU16(OPER, v);
   }
   get sha(): number {
     return readMac(this.buf, this.off + SHA);
@@ -107,10 +87,10 @@ export class ArpView {
     writeMac(this.buf, this.off + SHA, mac);
   }
   get spa(): number {
-    return rd32(this.buf, this.off + SPA);
+    return this.u32(SPA);
   }
   set spa(a: number) {
-    wr32(this.buf, this.off + SPA, a);
+    this.setU32(SPA, a);
   }
   get tha(): number {
     return readMac(this.buf, this.off + THA);
@@ -119,23 +99,20 @@ export class ArpView {
     writeMac(this.buf, this.off + THA, mac);
   }
   get tpa(): number {
-    return rd32(this.buf, this.off + TPA);
+    return this.u32(TPA);
   }
   set tpa(a: number) {
-    wr32(this.buf, this.off + TPA, a);
+    this.setU32(TPA, a);
   }
 }
 
 /** Writes a complete Ethernet/IPv4 ARP packet; returns 28. */
 export function writeArp(buf: Buffer, off: number, op: number, sha: number, spa: number, tha: number, tpa: number): number {
-  buf[off + HTYPE] = 0;
-  buf[off + HTYPE + 1] = ARP_HTYPE_ETHERNET;
-  buf[off + PTYPE] = ARP_PTYPE_IPV4 >>> 8;
-  buf[off + PTYPE + 1] = ARP_PTYPE_IPV4 & 0xff;
+  wr16(buf, off + HTYPE, ARP_HTYPE_ETHERNET);
+  wr16(buf, off + PTYPE, ARP_PTYPE_IPV4);
   buf[off + HLEN] = 6;
   buf[off + PLEN] = 4;
-  buf[off + OPER] = op >>> 8;
-  buf[off + OPER + 1] = op;
+  wr16(buf, off + OPER, op);
   writeMac(buf, off + SHA, sha);
   wr32(buf, off + SPA, spa);
   writeMac(buf, off + THA, tha);

@@ -27,7 +27,9 @@
  * and the innermost EtherType through the module-level `ethPayload` object (no allocation).
  */
 
+import { rd16, wr16 } from './bytes.ts';
 import { formatMac, readMac, writeMac } from './mac.ts';
+import { WireView } from './view.ts';
 
 export const ETH_HLEN = 14;
 export const ETH_DST = 0;
@@ -56,18 +58,7 @@ export function isVlanTpid(type: number): boolean {
 }
 
 /** Zero-copy view of an Ethernet header. Rebind it per frame; never construct per packet. */
-export class EthernetView {
-  buf: Buffer = Buffer.alloc(0);
-  off = 0;
-  len = 0;
-
-  bind(buf: Buffer, off: number, len: number): this {
-    this.buf = buf;
-    this.off = off;
-    this.len = len;
-    return this;
-  }
-
+export class EthernetView extends WireView {
   /** null when the fixed 14-byte header is present; otherwise why not. */
   checkLen(): string | null {
     return this.len < ETH_HLEN ? 'truncated ethernet header' : null;
@@ -87,19 +78,17 @@ export class EthernetView {
   }
   /** The EtherType field at offset 12 (a TPID when the frame is tagged). */
   get etherType(): number {
-    return (this.buf[this.off + ETH_TYPE] << 8) | this.buf[this.off + ETH_TYPE + 1];
+    return (this.buf[this.off + ETH_TYPE] << 8) | this.buf[this.off + ETH_TYPE + 1]; // hot
   }
   set etherType(v: number) {
-    this.buf[this.off + ETH_TYPE] = v >>> 8;
-    this.buf[this.off + ETH_TYPE + 1] = v;
+    this.setU16(ETH_TYPE, v);
   }
   /** The first tag's TCI; only meaningful when `etherType` is a TPID and len >= 18. */
   get tci(): number {
-    return (this.buf[this.off + VLAN_TCI] << 8) | this.buf[this.off + VLAN_TCI + 1];
+    return this.u16(VLAN_TCI);
   }
   set tci(v: number) {
-    this.buf[this.off + VLAN_TCI] = v >>> 8;
-    this.buf[this.off + VLAN_TCI + 1] = v;
+    this.setU16(VLAN_TCI, v);
   }
   get vlanId(): number {
     return this.tci & 0x0fff;
@@ -145,13 +134,13 @@ export function payloadOffset(buf: Buffer, off: number, len: number): number {
   const end = off + len;
   let p = off + ETH_TYPE;
   if (p + 2 > end) return -1;
-  let type = (buf[p] << 8) | buf[p + 1];
+  let type = rd16(buf, p);
   while (isVlanTpid(type)) {
     if (p + 6 > end) {
       r.etherType = type;
       return -1;
     }
-    const tci = (buf[p + 2] << 8) | buf[p + 3];
+    const tci = rd16(buf, p + 2);
     if (r.tags === 0) {
       r.outerTpid = type;
       r.outerTci = tci;
@@ -161,7 +150,7 @@ export function payloadOffset(buf: Buffer, off: number, len: number): number {
     }
     r.tags++;
     p += VLAN_HLEN;
-    type = (buf[p] << 8) | buf[p + 1];
+    type = rd16(buf, p);
   }
   r.etherType = type;
   r.offset = p + 2;
@@ -172,8 +161,7 @@ export function payloadOffset(buf: Buffer, off: number, len: number): number {
 export function writeEthernetHeader(buf: Buffer, off: number, dst: number, src: number, type: number): number {
   writeMac(buf, off + ETH_DST, dst);
   writeMac(buf, off + ETH_SRC, src);
-  buf[off + ETH_TYPE] = type >>> 8;
-  buf[off + ETH_TYPE + 1] = type;
+  wr16(buf, off + ETH_TYPE, type);
   return ETH_HLEN;
 }
 
@@ -182,10 +170,8 @@ export function writeEthernetVlanHeader(
   buf: Buffer, off: number, dst: number, src: number, tci: number, type: number, tpid = 0x8100,
 ): number {
   writeEthernetHeader(buf, off, dst, src, tpid);
-  buf[off + VLAN_TCI] = tci >>> 8;
-  buf[off + VLAN_TCI + 1] = tci;
-  buf[off + 16] = type >>> 8;
-  buf[off + 17] = type;
+  wr16(buf, off + VLAN_TCI, tci);
+  wr16(buf, off + VLAN_TCI + 2, type);
   return ETH_HLEN + VLAN_HLEN;
 }
 
@@ -209,7 +195,7 @@ export const EthernetRepr = {
     if (v.etherType === 0x8100) {
       if (len < ETH_HLEN + VLAN_HLEN) return 'truncated vlan tag';
       repr.vlan = { id: v.tci & 0xfff, pcp: v.tci >>> 13, dei: (v.tci & 0x1000) !== 0 };
-      repr.etherType = (buf[off + 16] << 8) | buf[off + 17];
+      repr.etherType = rd16(buf, off + VLAN_TCI + 2);
     }
     return repr;
   },

@@ -17,7 +17,9 @@
  * The checksum covers the whole ICMP message (the view's `len`, i.e. the IP payload).
  */
 
+import { wr16 } from './bytes.ts';
 import { internetChecksum, updateChecksum16 } from './checksum.ts';
+import { WireView } from './view.ts';
 
 export const ICMP_HLEN = 8;
 /** RFC 1812: an ICMP error should not make the datagram exceed 576 bytes. */
@@ -69,18 +71,7 @@ export function icmpHasIdSeq(type: number): boolean {
 }
 
 /** Zero-copy view of an ICMP message. */
-export class IcmpView {
-  buf: Buffer = Buffer.alloc(0);
-  off = 0;
-  len = 0;
-
-  bind(buf: Buffer, off: number, len: number): this {
-    this.buf = buf;
-    this.off = off;
-    this.len = len;
-    return this;
-  }
-
+export class IcmpView extends WireView {
   checkLen(): string | null {
     return this.len < ICMP_HLEN ? 'truncated icmp header' : null;
   }
@@ -98,32 +89,28 @@ export class IcmpView {
     this.buf[this.off + CODE] = v;
   }
   get checksum(): number {
-    return (this.buf[this.off + CHECKSUM] << 8) | this.buf[this.off + CHECKSUM + 1];
+    return this.u16(CHECKSUM);
   }
   set checksum(v: number) {
-    this.buf[this.off + CHECKSUM] = v >>> 8;
-    this.buf[this.off + CHECKSUM + 1] = v;
+    this.setU16(CHECKSUM, v);
   }
   get ident(): number {
-    return (this.buf[this.off + IDENT] << 8) | this.buf[this.off + IDENT + 1];
+    return this.u16(IDENT);
   }
   set ident(v: number) {
-    this.buf[this.off + IDENT] = v >>> 8;
-    this.buf[this.off + IDENT + 1] = v;
+    this.setU16(IDENT, v);
   }
   get seq(): number {
-    return (this.buf[this.off + SEQ] << 8) | this.buf[this.off + SEQ + 1];
+    return this.u16(SEQ);
   }
   set seq(v: number) {
-    this.buf[this.off + SEQ] = v >>> 8;
-    this.buf[this.off + SEQ + 1] = v;
+    this.setU16(SEQ, v);
   }
   get nextHopMtu(): number {
-    return (this.buf[this.off + MTU] << 8) | this.buf[this.off + MTU + 1];
+    return this.u16(MTU);
   }
   set nextHopMtu(v: number) {
-    this.buf[this.off + MTU] = v >>> 8;
-    this.buf[this.off + MTU + 1] = v;
+    this.setU16(MTU, v);
   }
   get dataOffset(): number {
     return this.off + ICMP_HLEN;
@@ -161,16 +148,11 @@ export function writeIcmpError(
   quoted.copy(buf, off + ICMP_HLEN, quotedOff, quotedOff + quotedLen);
   buf[off + TYPE] = type;
   buf[off + CODE] = code;
-  buf[off + CHECKSUM] = 0;
-  buf[off + CHECKSUM + 1] = 0;
-  buf[off + 4] = 0;
-  buf[off + 5] = 0;
-  buf[off + MTU] = mtuOrZero >>> 8;
-  buf[off + MTU + 1] = mtuOrZero;
+  wr16(buf, off + CHECKSUM, 0);
+  wr16(buf, off + 4, 0);
+  wr16(buf, off + MTU, mtuOrZero);
   const total = ICMP_HLEN + quotedLen;
-  const c = internetChecksum(buf, off, total);
-  buf[off + CHECKSUM] = c >>> 8;
-  buf[off + CHECKSUM + 1] = c;
+  wr16(buf, off + CHECKSUM, internetChecksum(buf, off, total));
   return total;
 }
 
@@ -181,16 +163,11 @@ export function writeIcmpError(
 export function writeIcmpEcho(buf: Buffer, off: number, type: number, ident: number, seq: number, dataLen: number): number {
   buf[off + TYPE] = type;
   buf[off + CODE] = 0;
-  buf[off + CHECKSUM] = 0;
-  buf[off + CHECKSUM + 1] = 0;
-  buf[off + IDENT] = ident >>> 8;
-  buf[off + IDENT + 1] = ident;
-  buf[off + SEQ] = seq >>> 8;
-  buf[off + SEQ + 1] = seq;
+  wr16(buf, off + CHECKSUM, 0);
+  wr16(buf, off + IDENT, ident);
+  wr16(buf, off + SEQ, seq);
   const total = ICMP_HLEN + dataLen;
-  const c = internetChecksum(buf, off, total);
-  buf[off + CHECKSUM] = c >>> 8;
-  buf[off + CHECKSUM + 1] = c;
+  wr16(buf, off + CHECKSUM, internetChecksum(buf, off, total));
   return total;
 }
 

@@ -28,8 +28,10 @@
  * may carry Ethernet padding after the packet: `totalLength` may be less than `len`.
  */
 
+import { rd16, wr16, wr32 } from './bytes.ts';
 import { internetChecksum, updateChecksum16 } from './checksum.ts';
 import { formatIpv4 } from './ipv4-address.ts';
+import { WireView } from './view.ts';
 
 export const IPV4_MIN_HLEN = 20;
 export const IPV4_MAX_HLEN = 60;
@@ -56,36 +58,8 @@ export const enum IpProto {
   UDP = 17,
 }
 
-function rd16(b: Buffer, o: number): number {
-  return (b[o] << 8) | b[o + 1];
-}
-function wr16(b: Buffer, o: number, v: number): void {
-  b[o] = v >>> 8;
-  b[o + 1] = v;
-}
-function rd32(b: Buffer, o: number): number {
-  return ((b[o] << 24) | (b[o + 1] << 16) | (b[o + 2] << 8) | b[o + 3]) >>> 0;
-}
-function wr32(b: Buffer, o: number, v: number): void {
-  b[o] = v >>> 24;
-  b[o + 1] = v >>> 16;
-  b[o + 2] = v >>> 8;
-  b[o + 3] = v;
-}
-
 /** Zero-copy view of an IPv4 header. Rebind it per packet. */
-export class Ipv4View {
-  buf: Buffer = Buffer.alloc(0);
-  off = 0;
-  len = 0;
-
-  bind(buf: Buffer, off: number, len: number): this {
-    this.buf = buf;
-    this.off = off;
-    this.len = len;
-    return this;
-  }
-
+export class Ipv4View extends WireView {
   /**
    * null when the header is complete and consistent with the bytes present; otherwise one
    * of "truncated ipv4 header", "bad ipv4 version", "bad ipv4 header length",
@@ -139,23 +113,23 @@ export class Ipv4View {
     this.buf[this.off + IPV4_TOS] = (this.buf[this.off + IPV4_TOS] & 0xfc) | (v & 3);
   }
   get totalLength(): number {
-    return rd16(this.buf, this.off + IPV4_TOTAL_LEN);
+    return (this.buf[this.off + IPV4_TOTAL_LEN] << 8) | this.buf[this.off + IPV4_TOTAL_LEN + 1]; // hot
   }
   set totalLength(v: number) {
-    wr16(this.buf, this.off + IPV4_TOTAL_LEN, v);
+    this.setU16(IPV4_TOTAL_LEN, v);
   }
   get ident(): number {
-    return rd16(this.buf, this.off + IPV4_IDENT);
+    return (this.buf[this.off + IPV4_IDENT] << 8) | this.buf[this.off + IPV4_IDENT + 1]; // hot
   }
   set ident(v: number) {
-    wr16(this.buf, this.off + IPV4_IDENT, v);
+    this.setU16(IPV4_IDENT, v);
   }
   /** The raw flags/fragment-offset word. */
   get flagsAndFrag(): number {
-    return rd16(this.buf, this.off + IPV4_FLAGS_FRAG);
+    return this.u16(IPV4_FLAGS_FRAG);
   }
   set flagsAndFrag(v: number) {
-    wr16(this.buf, this.off + IPV4_FLAGS_FRAG, v);
+    this.setU16(IPV4_FLAGS_FRAG, v);
   }
   get df(): boolean {
     return (this.buf[this.off + IPV4_FLAGS_FRAG] & 0x40) !== 0;
@@ -173,22 +147,26 @@ export class Ipv4View {
   }
   /** Fragment offset in 8-byte units, as on the wire. */
   get fragOffsetUnits(): number {
-    return rd16(this.buf, this.off + IPV4_FLAGS_FRAG) & IPV4_FRAG_MASK;
+    return this.u16(IPV4_FLAGS_FRAG) & IPV4_FRAG_MASK;
   }
   set fragOffsetUnits(units: number) {
-    const w = rd16(this.buf, this.off + IPV4_FLAGS_FRAG);
-    wr16(this.buf, this.off + IPV4_FLAGS_FRAG, (w & ~IPV4_FRAG_MASK) | (units & IPV4_FRAG_MASK));
+    const w = this.u16(IPV4_FLAGS_FRAG);
+    this.setU16(IPV4_FLAGS_FRAG, (w & ~IPV4_FRAG_MASK) | (units & IPV4_FRAG_MASK));
   }
   /** Fragment offset in bytes. */
   get fragOffset(): number {
-    return (rd16(this.buf, this.off + IPV4_FLAGS_FRAG) & IPV4_FRAG_MASK) << 3;
+    // hot
+    const o = this.off + IPV4_FLAGS_FRAG;
+    return (((this.buf[o] << 8) | this.buf[o + 1]) & IPV4_FRAG_MASK) << 3;
   }
   set fragOffset(bytes: number) {
     this.fragOffsetUnits = bytes >>> 3;
   }
   /** A fragment of a larger datagram (MF set or offset non-zero). */
   get isFragment(): boolean {
-    return (rd16(this.buf, this.off + IPV4_FLAGS_FRAG) & (IPV4_FLAG_MF | IPV4_FRAG_MASK)) !== 0;
+    // hot
+    const o = this.off + IPV4_FLAGS_FRAG;
+    return (((this.buf[o] << 8) | this.buf[o + 1]) & (IPV4_FLAG_MF | IPV4_FRAG_MASK)) !== 0;
   }
   get ttl(): number {
     return this.buf[this.off + IPV4_TTL];
@@ -203,22 +181,28 @@ export class Ipv4View {
     this.buf[this.off + IPV4_PROTO] = v;
   }
   get checksum(): number {
-    return rd16(this.buf, this.off + IPV4_CHECKSUM);
+    return this.u16(IPV4_CHECKSUM);
   }
   set checksum(v: number) {
-    wr16(this.buf, this.off + IPV4_CHECKSUM, v);
+    this.setU16(IPV4_CHECKSUM, v);
   }
   get src(): number {
-    return rd32(this.buf, this.off + IPV4_SRC);
+    // hot
+    const b = this.buf;
+    const o = this.off + IPV4_SRC;
+    return ((b[o] << 24) | (b[o + 1] << 16) | (b[o + 2] << 8) | b[o + 3]) >>> 0;
   }
   set src(a: number) {
-    wr32(this.buf, this.off + IPV4_SRC, a);
+    this.setU32(IPV4_SRC, a);
   }
   get dst(): number {
-    return rd32(this.buf, this.off + IPV4_DST);
+    // hot
+    const b = this.buf;
+    const o = this.off + IPV4_DST;
+    return ((b[o] << 24) | (b[o + 1] << 16) | (b[o + 2] << 8) | b[o + 3]) >>> 0;
   }
   set dst(a: number) {
-    wr32(this.buf, this.off + IPV4_DST, a);
+    this.setU32(IPV4_DST, a);
   }
   /** Absolute offset of the payload in `buf`. */
   get payloadOffset(): number {
@@ -236,8 +220,8 @@ export class Ipv4View {
 
   /** Computes and stores the header checksum. */
   fillChecksum(): void {
-    wr16(this.buf, this.off + IPV4_CHECKSUM, 0);
-    wr16(this.buf, this.off + IPV4_CHECKSUM, internetChecksum(this.buf, this.off, this.ihl));
+    this.setU16(IPV4_CHECKSUM, 0);
+    this.setU16(IPV4_CHECKSUM, internetChecksum(this.buf, this.off, this.ihl));
   }
 
   /** TTL minus one, checksum updated incrementally (RFC 1624). The caller checks ttl > 1 first. */
@@ -246,7 +230,7 @@ export class Ipv4View {
     const oldWord = rd16(this.buf, o);
     this.buf[o] = this.buf[o] - 1;
     const newWord = rd16(this.buf, o);
-    wr16(this.buf, this.off + IPV4_CHECKSUM, updateChecksum16(this.checksum, oldWord, newWord));
+    this.setU16(IPV4_CHECKSUM, updateChecksum16(this.checksum, oldWord, newWord));
   }
 }
 

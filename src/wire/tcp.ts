@@ -27,7 +27,9 @@
  * PSH-ACK "PA" (the order scapy uses; tcpdump uses the same order but writes ACK as ".").
  */
 
+import { wr16, wr32 } from './bytes.ts';
 import { internetChecksum, pseudoHeaderSum } from './checksum.ts';
+import { WireView } from './view.ts';
 
 export const TCP_MIN_HLEN = 20;
 const SRC_PORT = 0;
@@ -62,36 +64,8 @@ export function flagsString(flags: number): string {
   return s;
 }
 
-function rd16(b: Buffer, o: number): number {
-  return (b[o] << 8) | b[o + 1];
-}
-function wr16(b: Buffer, o: number, v: number): void {
-  b[o] = v >>> 8;
-  b[o + 1] = v;
-}
-function rd32(b: Buffer, o: number): number {
-  return ((b[o] << 24) | (b[o + 1] << 16) | (b[o + 2] << 8) | b[o + 3]) >>> 0;
-}
-function wr32(b: Buffer, o: number, v: number): void {
-  b[o] = v >>> 24;
-  b[o + 1] = v >>> 16;
-  b[o + 2] = v >>> 8;
-  b[o + 3] = v;
-}
-
 /** Zero-copy view of a TCP segment, bound to the IP payload. */
-export class TcpView {
-  buf: Buffer = Buffer.alloc(0);
-  off = 0;
-  len = 0;
-
-  bind(buf: Buffer, off: number, len: number): this {
-    this.buf = buf;
-    this.off = off;
-    this.len = len;
-    return this;
-  }
-
+export class TcpView extends WireView {
   /** null when the header and its options are present; otherwise why not. */
   checkLen(): string | null {
     if (this.len < TCP_MIN_HLEN) return 'truncated tcp header';
@@ -102,28 +76,34 @@ export class TcpView {
   }
 
   get srcPort(): number {
-    return rd16(this.buf, this.off + SRC_PORT);
+    return (this.buf[this.off + SRC_PORT] << 8) | this.buf[this.off + SRC_PORT + 1]; // hot
   }
   set srcPort(v: number) {
-    wr16(this.buf, this.off + SRC_PORT, v);
+    this.setU16(SRC_PORT, v);
   }
   get dstPort(): number {
-    return rd16(this.buf, this.off + DST_PORT);
+    return (this.buf[this.off + DST_PORT] << 8) | this.buf[this.off + DST_PORT + 1]; // hot
   }
   set dstPort(v: number) {
-    wr16(this.buf, this.off + DST_PORT, v);
+    this.setU16(DST_PORT, v);
   }
   get seq(): number {
-    return rd32(this.buf, this.off + SEQ);
+    // hot
+    const b = this.buf;
+    const o = this.off + SEQ;
+    return ((b[o] << 24) | (b[o + 1] << 16) | (b[o + 2] << 8) | b[o + 3]) >>> 0;
   }
   set seq(v: number) {
-    wr32(this.buf, this.off + SEQ, v);
+    this.setU32(SEQ, v);
   }
   get ack(): number {
-    return rd32(this.buf, this.off + ACK);
+    // hot
+    const b = this.buf;
+    const o = this.off + ACK;
+    return ((b[o] << 24) | (b[o + 1] << 16) | (b[o + 2] << 8) | b[o + 3]) >>> 0;
   }
   set ack(v: number) {
-    wr32(this.buf, this.off + ACK, v);
+    this.setU32(ACK, v);
   }
   /** Header length in bytes (data offset * 4). */
   get dataOffset(): number {
@@ -144,22 +124,22 @@ export class TcpView {
     return ((this.buf[this.off + DATA_OFF] & 1) << 8) | this.buf[this.off + FLAGS];
   }
   get window(): number {
-    return rd16(this.buf, this.off + WINDOW);
+    return this.u16(WINDOW);
   }
   set window(v: number) {
-    wr16(this.buf, this.off + WINDOW, v);
+    this.setU16(WINDOW, v);
   }
   get checksum(): number {
-    return rd16(this.buf, this.off + CHECKSUM);
+    return this.u16(CHECKSUM);
   }
   set checksum(v: number) {
-    wr16(this.buf, this.off + CHECKSUM, v);
+    this.setU16(CHECKSUM, v);
   }
   get urgent(): number {
-    return rd16(this.buf, this.off + URGENT);
+    return this.u16(URGENT);
   }
   set urgent(v: number) {
-    wr16(this.buf, this.off + URGENT, v);
+    this.setU16(URGENT, v);
   }
   get payloadOffset(): number {
     return this.off + this.dataOffset;

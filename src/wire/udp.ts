@@ -17,7 +17,9 @@
  * 0 is sent as 0xffff.
  */
 
+import { wr16 } from './bytes.ts';
 import { internetChecksum, pseudoHeaderSum } from './checksum.ts';
+import { WireView } from './view.ts';
 
 export const UDP_HLEN = 8;
 const SRC_PORT = 0;
@@ -25,18 +27,7 @@ const DST_PORT = 2;
 const LENGTH = 4;
 const CHECKSUM = 6;
 
-export class UdpView {
-  buf: Buffer = Buffer.alloc(0);
-  off = 0;
-  len = 0;
-
-  bind(buf: Buffer, off: number, len: number): this {
-    this.buf = buf;
-    this.off = off;
-    this.len = len;
-    return this;
-  }
-
+export class UdpView extends WireView {
   /** null when the header is present and `length` is between 8 and the bytes present. */
   checkLen(): string | null {
     if (this.len < UDP_HLEN) return 'truncated udp header';
@@ -46,32 +37,28 @@ export class UdpView {
   }
 
   get srcPort(): number {
-    return (this.buf[this.off + SRC_PORT] << 8) | this.buf[this.off + SRC_PORT + 1];
+    return (this.buf[this.off + SRC_PORT] << 8) | this.buf[this.off + SRC_PORT + 1]; // hot
   }
   set srcPort(v: number) {
-    this.buf[this.off + SRC_PORT] = v >>> 8;
-    this.buf[this.off + SRC_PORT + 1] = v;
+    this.setU16(SRC_PORT, v);
   }
   get dstPort(): number {
-    return (this.buf[this.off + DST_PORT] << 8) | this.buf[this.off + DST_PORT + 1];
+    return (this.buf[this.off + DST_PORT] << 8) | this.buf[this.off + DST_PORT + 1]; // hot
   }
   set dstPort(v: number) {
-    this.buf[this.off + DST_PORT] = v >>> 8;
-    this.buf[this.off + DST_PORT + 1] = v;
+    this.setU16(DST_PORT, v);
   }
   get length(): number {
-    return (this.buf[this.off + LENGTH] << 8) | this.buf[this.off + LENGTH + 1];
+    return (this.buf[this.off + LENGTH] << 8) | this.buf[this.off + LENGTH + 1]; // hot
   }
   set length(v: number) {
-    this.buf[this.off + LENGTH] = v >>> 8;
-    this.buf[this.off + LENGTH + 1] = v;
+    this.setU16(LENGTH, v);
   }
   get checksum(): number {
-    return (this.buf[this.off + CHECKSUM] << 8) | this.buf[this.off + CHECKSUM + 1];
+    return (this.buf[this.off + CHECKSUM] << 8) | this.buf[this.off + CHECKSUM + 1]; // hot
   }
   set checksum(v: number) {
-    this.buf[this.off + CHECKSUM] = v >>> 8;
-    this.buf[this.off + CHECKSUM + 1] = v;
+    this.setU16(CHECKSUM, v);
   }
   get payloadOffset(): number {
     return this.off + UDP_HLEN;
@@ -98,14 +85,10 @@ export class UdpView {
 
 /** Writes the 8-byte header (`length` = header + data); returns 8. */
 export function writeUdpHeader(buf: Buffer, off: number, srcPort: number, dstPort: number, length: number, checksum = 0): number {
-  buf[off] = srcPort >>> 8;
-  buf[off + 1] = srcPort;
-  buf[off + 2] = dstPort >>> 8;
-  buf[off + 3] = dstPort;
-  buf[off + 4] = length >>> 8;
-  buf[off + 5] = length;
-  buf[off + 6] = checksum >>> 8;
-  buf[off + 7] = checksum;
+  wr16(buf, off + SRC_PORT, srcPort);
+  wr16(buf, off + DST_PORT, dstPort);
+  wr16(buf, off + LENGTH, length);
+  wr16(buf, off + CHECKSUM, checksum);
   return UDP_HLEN;
 }
 

@@ -14,6 +14,8 @@
  * UDP destination port 4789 (IANA) or 8472 (Linux's and flannel's default).
  */
 
+import { WireView } from './view.ts';
+
 export const VXLAN_HLEN = 8;
 export const VXLAN_PORT_IANA = 4789;
 export const VXLAN_PORT_LINUX = 8472;
@@ -22,18 +24,7 @@ export const VXLAN_FLAG_I = 0x08;
 const FLAGS = 0;
 const VNI = 4;
 
-export class VxlanView {
-  buf: Buffer = Buffer.alloc(0);
-  off = 0;
-  len = 0;
-
-  bind(buf: Buffer, off: number, len: number): this {
-    this.buf = buf;
-    this.off = off;
-    this.len = len;
-    return this;
-  }
-
+export class VxlanView extends WireView {
   /** null when the header is present and the I flag (valid VNI) is set. */
   checkLen(): string | null {
     if (this.len < VXLAN_HLEN) return 'truncated vxlan header';
