@@ -27,64 +27,53 @@
  *   seed 1                     the same default as `replay --seed`
  */
 import { z } from 'zod';
+import { formatIpv4, inPrefix, networkOf, parseIpv4, prefixMask } from '../wire/ipv4-address.ts';
 
 // ---- IPv4 and MAC text forms (strings only at the edges; numbers inside) ----
 
-/** Parses a dotted quad into a u32; undefined when it is not one (leading zeros are refused:
- * inet_aton reads them as octal, so "010.0.0.1" means different things to different tools). */
-export function parseIPv4(text: string): number | undefined {
-  const m = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(text);
-  if (!m) return undefined;
-  let value = 0;
-  for (let i = 1; i <= 4; i++) {
-    const part = m[i]!;
-    if (part.length > 1 && part[0] === '0') return undefined;
-    const n = Number(part);
-    if (n > 255) return undefined;
-    value = value * 256 + n;
+/** The u32 of a dotted quad, or undefined when `text` is not one (wire's parser throws;
+ * like it, leading zeros are refused: inet_aton reads them as octal, so "010.0.0.1" means
+ * different things to different tools). */
+function ipv4OrUndefined(text: string): number | undefined {
+  try {
+    return parseIpv4(text);
+  } catch {
+    return undefined;
   }
-  return value >>> 0;
 }
 
-export function formatIPv4(value: number): string {
-  return `${value >>> 24}.${(value >>> 16) & 255}.${(value >>> 8) & 255}.${value & 255}`;
-}
-
-/** The netmask of a prefix length as a u32 (prefix 0 is mask 0, not a 32-bit shift). */
-export function prefixMask(prefix: number): number {
-  return prefix === 0 ? 0 : (0xffffffff << (32 - prefix)) >>> 0;
-}
-
+/** An address with its prefix length, the shape wire's `parseCidr` returns. */
 export interface Cidr {
   addr: number;
-  prefix: number;
+  prefixLen: number;
 }
 
+/** `a.b.c.d/len`; undefined when either part is bad or `/len` is missing (wire's parser
+ * reads a bare address as a /32; a config must write the prefix length). */
 export function parseCidr(text: string): Cidr | undefined {
   const slash = text.indexOf('/');
   if (slash < 0) return undefined;
-  const addr = parseIPv4(text.slice(0, slash));
+  const addr = ipv4OrUndefined(text.slice(0, slash));
   const p = text.slice(slash + 1);
   if (addr === undefined || !/^\d{1,2}$/.test(p) || Number(p) > 32) return undefined;
-  return { addr, prefix: Number(p) };
+  return { addr, prefixLen: Number(p) };
 }
 
 export function formatCidr(c: Cidr): string {
-  return `${formatIPv4(c.addr)}/${c.prefix}`;
+  return `${formatIpv4(c.addr)}/${c.prefixLen}`;
 }
 
 /** The subnet an address lies in: host bits cleared. */
-export function networkOf(c: Cidr): Cidr {
-  return { addr: (c.addr & prefixMask(c.prefix)) >>> 0, prefix: c.prefix };
+export function subnetOf(c: Cidr): Cidr {
+  return { addr: networkOf(c.addr, c.prefixLen), prefixLen: c.prefixLen };
 }
 
 export function cidrContains(c: Cidr, addr: number): boolean {
-  const mask = prefixMask(c.prefix);
-  return ((c.addr & mask) >>> 0) === ((addr & mask) >>> 0);
+  return inPrefix(addr, c.addr, c.prefixLen);
 }
 
 export function cidrsOverlap(a: Cidr, b: Cidr): boolean {
-  return a.prefix <= b.prefix ? cidrContains(a, b.addr) : cidrContains(b, a.addr);
+  return a.prefixLen <= b.prefixLen ? cidrContains(a, b.addr) : cidrContains(b, a.addr);
 }
 
 const MAC_RE = /^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$/;
@@ -100,12 +89,12 @@ function checkedString(problem: (s: string) => string | undefined) {
 }
 
 const ipv4Problem = (s: string) =>
-  parseIPv4(s) === undefined ? `'${s}' is not an IPv4 address (dotted quad, e.g. 10.0.0.1)` : undefined;
+  ipv4OrUndefined(s) === undefined ? `'${s}' is not an IPv4 address (dotted quad, e.g. 10.0.0.1)` : undefined;
 
 const cidrProblem = (s: string) => {
   const slash = s.indexOf('/');
   if (slash < 0) return `'${s}' has no prefix length (e.g. ${s}/24)`;
-  if (parseIPv4(s.slice(0, slash)) === undefined) return ipv4Problem(s.slice(0, slash));
+  if (ipv4OrUndefined(s.slice(0, slash)) === undefined) return ipv4Problem(s.slice(0, slash));
   if (parseCidr(s) === undefined) return `'${s}': the prefix length must be an integer 0..32`;
   return undefined;
 };
@@ -122,7 +111,7 @@ function hostAddressProblem(s: string, addr: number): string | undefined {
 export const ipv4 = checkedString(ipv4Problem);
 
 /** An address some host may own (a gateway, a VTEP, an endpoint, a Service IP). */
-export const hostIPv4 = checkedString((s) => ipv4Problem(s) ?? hostAddressProblem(s, parseIPv4(s)!));
+export const hostIPv4 = checkedString((s) => ipv4Problem(s) ?? hostAddressProblem(s, ipv4OrUndefined(s)!));
 
 /** An interface's address with its prefix, e.g. 10.244.1.1/24. */
 export const ifaceAddress = checkedString((s) => {
@@ -131,10 +120,10 @@ export const ifaceAddress = checkedString((s) => {
   const c = parseCidr(s)!;
   const host = hostAddressProblem(s, c.addr);
   if (host) return host;
-  if (c.prefix <= 30) {
-    const hostBits = c.addr & ~prefixMask(c.prefix);
+  if (c.prefixLen <= 30) {
+    const hostBits = c.addr & ~prefixMask(c.prefixLen);
     if (hostBits === 0) return `${s} is the network address of its subnet, not a host address`;
-    if ((hostBits | prefixMask(c.prefix)) >>> 0 === 0xffffffff) return `${s} is the broadcast address of its subnet`;
+    if ((hostBits | prefixMask(c.prefixLen)) >>> 0 === 0xffffffff) return `${s} is the broadcast address of its subnet`;
   }
   return undefined;
 });
@@ -148,7 +137,7 @@ export const subnet = z
       const bad = cidrProblem(s);
       if (bad) return bad;
       const c = parseCidr(s)!;
-      const net = networkOf(c);
+      const net = subnetOf(c);
       if (net.addr !== c.addr) return `${s} has host bits set (did you mean ${formatCidr(net)}?)`;
       return undefined;
     }),

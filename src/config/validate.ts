@@ -11,17 +11,8 @@
  * device); a gateway must be on a connected subnet unless the route says `onlink`;
  * subnets of different interfaces must not overlap; Service IPs and ports are unique.
  */
-import {
-  type Cidr,
-  type Config,
-  cidrContains,
-  cidrsOverlap,
-  formatCidr,
-  formatIPv4,
-  networkOf,
-  parseCidr,
-  parseIPv4,
-} from './schema.ts';
+import { formatIpv4, parseIpv4 } from '../wire/ipv4-address.ts';
+import { type Cidr, type Config, cidrContains, cidrsOverlap, formatCidr, parseCidr, subnetOf } from './schema.ts';
 
 /** A router interface or a port, as the checks see it. */
 interface Iface {
@@ -38,7 +29,7 @@ interface Iface {
 
 /** The subnet an address makes directly reachable; a /32 makes none beyond itself. */
 function connectedSubnet(i: Iface): Cidr | undefined {
-  return i.addr && i.addr.prefix < 32 ? networkOf(i.addr) : undefined;
+  return i.addr && i.addr.prefixLen < 32 ? subnetOf(i.addr) : undefined;
 }
 
 function describeSubnet(i: Iface): string {
@@ -101,7 +92,7 @@ function checkAddresses(ifaces: Iface[], errors: string[]): void {
     for (let k = 0; k < j; k++) {
       const a = withAddr[k]!;
       if (a.addr!.addr === b.addr!.addr) {
-        errors.push(`${b.path}.address: ${formatIPv4(b.addr!.addr)} is already the address of ${a.path} (${a.name})`);
+        errors.push(`${b.path}.address: ${formatIpv4(b.addr!.addr)} is already the address of ${a.path} (${a.name})`);
         break;
       }
       const sa = connectedSubnet(a);
@@ -156,7 +147,7 @@ function checkRoutes(c: Config, byName: Map<string, Iface>, ifaces: Iface[], err
     if (r.onlink && r.dev === undefined) errors.push(`${at}.onlink: needs dev (the device the gateway is directly reachable on)`);
     const dev = r.dev !== undefined ? routerDev(byName, r.dev, `${at}.dev`, errors) : undefined;
     if (r.via === undefined) return;
-    const via = parseIPv4(r.via)!;
+    const via = parseIpv4(r.via);
     const own = ownAddress(ifaces, via);
     if (own) {
       errors.push(`${at}.via: ${r.via} is this node's own address (${own.path}, ${own.name})`);
@@ -183,7 +174,7 @@ function checkNeighbors(c: Config, byName: Map<string, Iface>, ifaces: Iface[], 
     if (first !== undefined) errors.push(`${at}.ip: ${n.ip} on ${n.dev} is already in neighbors[${first}]`);
     else seen.set(key, i);
     const dev = routerDev(byName, n.dev, `${at}.dev`, errors);
-    const ip = parseIPv4(n.ip)!;
+    const ip = parseIpv4(n.ip);
     const own = ownAddress(ifaces, ip);
     if (own) {
       errors.push(`${at}.ip: ${n.ip} is this node's own address (${own.path}, ${own.name})`);
@@ -201,7 +192,7 @@ function checkVxlan(c: Config, ifaces: Iface[], errors: string[]): void {
   const peerSubnets: { path: string; subnet: Cidr }[] = [];
   c.vxlan.forEach((v, i) => {
     const at = `vxlan[${i}]`;
-    const local = parseIPv4(v.local)!;
+    const local = parseIpv4(v.local);
     if (!l3Ports.some((p) => p.addr!.addr === local)) {
       const other = ownAddress(ifaces, local);
       const hint = other ? ` (it is the address of ${other.kind === 'bridge' ? 'bridge' : other.kind} ${other.name})` : '';
@@ -218,7 +209,7 @@ function checkVxlan(c: Config, ifaces: Iface[], errors: string[]): void {
       const seen = vteps.get(p.vtep);
       if (seen !== undefined) errors.push(`${pat}.vtep: ${p.vtep} is already ${at}.peers[${seen}]`);
       else vteps.set(p.vtep, k);
-      const own = ownAddress(ifaces, parseIPv4(p.vtep)!);
+      const own = ownAddress(ifaces, parseIpv4(p.vtep));
       if (own) errors.push(`${pat}.vtep: ${p.vtep} is this node's own address (${own.path}, ${own.name})`);
 
       const subnet = parseCidr(p.subnet)!;
