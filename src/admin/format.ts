@@ -168,26 +168,20 @@ export function formatGraph(s: GraphState): string {
   return lines(s.edges);
 }
 
+/** The formatter of each `what`; the type makes every entry of SHOW_WHATS have one. */
+const FORMATTERS: { [W in ShowWhat]: (state: never) => string } = {
+  fdb: formatFdb,
+  neigh: formatNeigh,
+  routes: formatRoutes,
+  services: formatServices,
+  conntrack: formatConntrack,
+  ports: formatPorts,
+  stats: formatStats,
+  graph: formatGraph,
+};
+
 /** Formats the state `what` (as fetched from `/v1/<what>`). */
 export function formatState(what: string, state: unknown): string {
-  switch (what as ShowWhat) {
-    case 'fdb':
-      return formatFdb(state as FdbState);
-    case 'neigh':
-      return formatNeigh(state as NeighTableState);
-    case 'routes':
-      return formatRoutes(state as RoutesState);
-    case 'ports':
-      return formatPorts(state as PortsState);
-    case 'stats':
-      return formatStats(state as StatsState);
-    case 'services':
-      return formatServices(state as ServicesState);
-    case 'conntrack':
-      return formatConntrack(state as ConntrackState);
-    case 'graph':
-      return formatGraph(state as GraphState);
-    default:
-      throw new Error(`no text format for '${what}'`);
-  }
+  if (!Object.hasOwn(FORMATTERS, what)) throw new Error(`no text format for '${what}'`);
+  return (FORMATTERS[what as ShowWhat] as (state: unknown) => string)(state);
 }
