@@ -31,14 +31,19 @@ async function ping(lab: Lab, from: string, to: string, count = 3): Promise<stri
   return r.stdout;
 }
 
-describe.skipIf(skip)('lab: pods on a bridge and across the router', () => {
-  let lab: Lab;
-  let dir: string;
+/**
+ * Starts the demo lab (DEMO_CONFIG, DEMO_PODS) in a fresh temporary directory before the
+ * enclosing describe block's tests and destroys it after them. Returns a getter for the
+ * running lab and its directory, valid inside the tests.
+ */
+function useLab(opts: { capture?: boolean } = {}): () => { lab: Lab; dir: string } {
+  let lab: Lab | undefined;
+  let dir: string | undefined;
 
   beforeAll(async () => {
     if (problem) throw new Error(`end-to-end prerequisites missing: ${problem}`);
     dir = mkdtempSync(join(tmpdir(), 'nodeplane-e2e-'));
-    lab = await Lab.start({ config: DEMO_CONFIG, pods: DEMO_PODS, dir, capture: true });
+    lab = await Lab.start({ config: DEMO_CONFIG, pods: DEMO_PODS, dir, ...opts });
   });
 
   afterAll(() => {
@@ -46,7 +51,14 @@ describe.skipIf(skip)('lab: pods on a bridge and across the router', () => {
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
+  return () => ({ lab: lab!, dir: dir! });
+}
+
+describe.skipIf(skip)('lab: pods on a bridge and across the router', () => {
+  const env = useLab({ capture: true });
+
   it('pods on cni0 ping each other and the gateway', async () => {
+    const { lab } = env();
     await ping(lab, 'pa', '10.244.1.3');
     await ping(lab, 'pb', '10.244.1.2');
     await ping(lab, 'pa', '10.244.1.1');
@@ -54,17 +66,20 @@ describe.skipIf(skip)('lab: pods on a bridge and across the router', () => {
   });
 
   it('a pod on another subnet is reached through the router (TTL decremented)', async () => {
+    const { lab } = env();
     const out = await ping(lab, 'pa', '10.244.2.2');
     expect(out).toMatch(/ttl=63/);
     await ping(lab, 'pc', '10.244.1.3');
   });
 
   it("a pod's neighbour table holds the gateway MAC nodeplane answered with", () => {
+    const { lab } = env();
     const neigh = lab.pod('pa').ip(['neigh', 'show', '10.244.1.1']);
     expect(neigh).toContain(`lladdr ${GATEWAY_MAC}`);
   });
 
   it('an HTTP client in one pod fetches a page from python3 -m http.server in another', async () => {
+    const { lab, dir } = env();
     const www = join(dir, 'www');
     mkdirSync(www);
     const marker = `hello from pod pb ${process.pid}`;
@@ -84,6 +99,7 @@ describe.skipIf(skip)('lab: pods on a bridge and across the router', () => {
   });
 
   it('the capture shows echo and the TCP handshake on the right ports and directions', async () => {
+    const { lab } = env();
     expect(await lab.stopNodeplane('SIGTERM')).toBe(0);
     const files = readdirSync(lab.captureDir).filter((f) => f.endsWith('.pcapng'));
     expect(files.length).toBeGreaterThan(0);
@@ -103,21 +119,10 @@ describe.skipIf(skip)('lab: pods on a bridge and across the router', () => {
 });
 
 describe.skipIf(skip)('lab: failures while traffic flows', () => {
-  let lab: Lab;
-  let dir: string;
-
-  beforeAll(async () => {
-    if (problem) throw new Error(`end-to-end prerequisites missing: ${problem}`);
-    dir = mkdtempSync(join(tmpdir(), 'nodeplane-e2e-'));
-    lab = await Lab.start({ config: DEMO_CONFIG, pods: DEMO_PODS, dir, capture: true });
-  });
-
-  afterAll(() => {
-    lab?.destroy();
-    if (dir) rmSync(dir, { recursive: true, force: true });
-  });
+  const env = useLab({ capture: true });
 
   it("deleting one pod's namespace marks its port down while the others keep talking", async () => {
+    const { lab } = env();
     await ping(lab, 'pa', '10.244.2.2', 2);
     const flowing = lab.pod('pa').run('ping', ['-c', '20', '-i', '0.1', '-W', '2', '10.244.1.3'], { timeoutMs: 20_000 });
     await new Promise((res) => setTimeout(res, 500));
@@ -136,6 +141,7 @@ describe.skipIf(skip)('lab: failures while traffic flows', () => {
   });
 
   it('SIGKILL during capture leaves pcapng files that tshark reads', async () => {
+    const { lab } = env();
     const flowing = lab.pod('pa').run('ping', ['-c', '30', '-i', '0.05', '-W', '1', '10.244.1.3'], { timeoutMs: 20_000 });
     await new Promise((res) => setTimeout(res, 700));
     await lab.stopNodeplane('SIGKILL');
@@ -183,22 +189,11 @@ describe.skipIf(skip)('run: clear errors', () => {
 });
 
 describe.skipIf(skip)('lab: TCP throughput', () => {
-  let lab: Lab;
-  let dir: string;
-
-  beforeAll(async () => {
-    if (problem) throw new Error(`end-to-end prerequisites missing: ${problem}`);
-    dir = mkdtempSync(join(tmpdir(), 'nodeplane-e2e-'));
-    // No capture here: five seconds of iperf3 would make a capture of hundreds of megabytes.
-    lab = await Lab.start({ config: DEMO_CONFIG, pods: DEMO_PODS, dir });
-  });
-
-  afterAll(() => {
-    lab?.destroy();
-    if (dir) rmSync(dir, { recursive: true, force: true });
-  });
+  // No capture here: five seconds of iperf3 would make a capture of hundreds of megabytes.
+  const env = useLab();
 
   it('iperf3 runs 5 s of TCP between two pods', async () => {
+    const { lab } = env();
     lab.pod('pb').spawn('iperf3', ['-s', '-1', '-B', '10.244.1.3'], { stdio: 'ignore' });
     await new Promise((res) => setTimeout(res, 500));
     const r = await lab.pod('pa').run('iperf3', ['-c', '10.244.1.3', '-t', '5', '-J'], { timeoutMs: 30_000 });
