@@ -497,11 +497,11 @@ static int ifreq_ioctl(int sock, unsigned long req, struct ifreq* ifr) {
 
 // tapOpen(name, mtu /* 0: keep */, mac /* Buffer(6) | null */, up, txQueueLen /* 0: keep */)
 static napi_value js_open(napi_env env, napi_callback_info info) {
-  size_t argc = 5;
-  napi_value argv[5];
+  size_t argc = 6;
+  napi_value argv[6];
   CHECK_NAPI(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc < 5) {
-    napi_throw_type_error(env, NULL, "tapOpen expects 5 arguments");
+  if (argc < 6) {
+    napi_throw_type_error(env, NULL, "tapOpen expects 6 arguments");
     return NULL;
   }
   char name[64];
@@ -534,6 +534,8 @@ static napi_value js_open(napi_env env, napi_callback_info info) {
   bool up = false;
   CHECK_NAPI(env, napi_get_value_bool(env, argv[3], &up));
   if (!get_u32(env, argv[4], 0, 1u << 30, &txqlen, "txQueueLen")) return NULL;
+  bool vnet_hdr = false;
+  CHECK_NAPI(env, napi_get_value_bool(env, argv[5], &vnet_hdr));
 
   int fd = open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC);
   if (fd < 0) {
@@ -542,13 +544,34 @@ static napi_value js_open(napi_env env, napi_callback_info info) {
   }
   struct ifreq ifr;
   memset(&ifr, 0, sizeof ifr);
-  ifr.ifr_flags = IFF_TAP | IFF_NO_PI;
+  ifr.ifr_flags = IFF_TAP | IFF_NO_PI | (vnet_hdr ? IFF_VNET_HDR : 0);
   memcpy(ifr.ifr_name, name, name_len);
   int err = ifreq_ioctl(fd, TUNSETIFF, &ifr);
   if (err) {
     close(fd);
     throw_errno(env, err, "TUNSETIFF", name);
     return NULL;
+  }
+  if (vnet_hdr) {
+    // Every frame carries a 10-byte virtio_net_hdr; the kernel may hand over (and accepts)
+    // TCP segmentation-offload frames up to 64 KiB with partial checksums.
+    int hdr_size = 10;
+    unsigned long offload = TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6 | TUN_F_TSO_ECN;
+    const char* what = "TUNSETVNETHDRSZ";
+    int rc;
+    do rc = ioctl(fd, TUNSETVNETHDRSZ, &hdr_size);
+    while (rc < 0 && errno == EINTR);
+    if (rc == 0) {
+      what = "TUNSETOFFLOAD";
+      do rc = ioctl(fd, TUNSETOFFLOAD, offload);
+      while (rc < 0 && errno == EINTR);
+    }
+    if (rc < 0) {
+      int e = errno;
+      close(fd);
+      throw_errno(env, e, what, name);
+      return NULL;
+    }
   }
   char ifname[IFNAMSIZ];
   memcpy(ifname, ifr.ifr_name, IFNAMSIZ);

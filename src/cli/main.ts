@@ -47,6 +47,7 @@ program
   .option('--capture-max-mb <n>', 'rotate a capture file when it reaches N MB (like tcpdump -C)')
   .option('--capture-files <n>', 'keep at most N rotated files per capture (like tcpdump -W)')
   .option('--admin <socket>', 'admin unix socket path', '/run/nodeplane.sock')
+  .option('--no-offload', 'plain 1500-byte frames on the TAPs, no TCP segmentation offload (always so while capturing)')
   .option('--log-level <level>', 'pino log level', 'info')
   .action((opts) => runAction(async () => (await import('./run.ts')).runCommand(opts)));
 

@@ -8,6 +8,7 @@
  */
 import { loadConfig } from '../config/load.ts';
 import { SystemClock } from '../core/clock.ts';
+import { OFFLOAD_SLOT_SIZE } from '../core/frame-pool.ts';
 import { Dataplane } from '../dataplane/dataplane.ts';
 import { createLogger } from '../log.ts';
 import { tapAvailable } from '../ports/tap-native.ts';
@@ -24,6 +25,8 @@ export interface RunOptions {
   captureFiles?: string;
   admin: string;
   logLevel: string;
+  /** commander's --no-offload. */
+  offload: boolean;
 }
 
 const TICK_MS = 100;
@@ -42,7 +45,13 @@ export async function runCommand(opts: RunOptions): Promise<number> {
   const available = tapAvailable();
   if (!available.ok) throw new UserError(available.reason);
   const log = createLogger(opts.logLevel);
-  const dp = new Dataplane(config, { clock: new SystemClock() });
+  const captureDir = opts.capture ?? config.capture.dir;
+  const capturing = Boolean(captureDir || opts.captureStdout || opts.captureFifo);
+  // TCP segmentation offload on the TAPs, unless captures are on: captures then show frames
+  // as a 1500-byte-MTU wire carries them, and every pcapng record stays small enough to be
+  // written whole even if the process is killed.
+  const offload = opts.offload && !capturing;
+  const dp = new Dataplane(config, offload ? { clock: new SystemClock(), poolSize: 2048, slotSize: OFFLOAD_SLOT_SIZE } : { clock: new SystemClock() });
 
   const ports: TapPort[] = [];
   const closeAll = (): void => {
@@ -50,7 +59,7 @@ export async function runCommand(opts: RunOptions): Promise<number> {
   };
   try {
     config.ports.forEach((p, i) => {
-      const port = new TapPort(dp, i, p.name, log);
+      const port = new TapPort(dp, i, p.name, log, undefined, offload);
       port.open(p.mtu);
       ports.push(port);
       dp.setDriver(i, port);
@@ -63,8 +72,7 @@ export async function runCommand(opts: RunOptions): Promise<number> {
   }
 
   let captures: { files(): string[]; flush(): void; close(): void } | null = null;
-  const captureDir = opts.capture ?? config.capture.dir;
-  if (captureDir || opts.captureStdout || opts.captureFifo) {
+  if (capturing) {
     const { createCaptures } = await import('../capture/create-captures.ts');
     try {
       const c = createCaptures(dp, {
@@ -102,6 +110,7 @@ export async function runCommand(opts: RunOptions): Promise<number> {
     {
       node: config.node.name,
       ports: config.ports.map((p) => p.name),
+      offload,
       admin: opts.admin,
       captures: captures?.files() ?? [],
     },

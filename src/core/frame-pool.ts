@@ -1,20 +1,27 @@
 /**
  * FramePool: every frame the dataplane holds lives in one slot of one large Buffer.
  *
- * A slot is SLOT_SIZE bytes; a frame starts HEADROOM bytes in, so encapsulation (VXLAN adds
- * 50 bytes) moves the start back instead of copying. Per-frame metadata sits in typed arrays
- * indexed by slot number; stages pass slot numbers, never objects. Free slots are a stack.
+ * A slot is SLOT_SIZE bytes (or `slotSize`: 68 KiB when TAPs hand over 64 KiB offload
+ * frames); a frame starts HEADROOM bytes in, so encapsulation (VXLAN adds 50 bytes) or a
+ * virtio-net header moves the start back instead of copying. Per-frame metadata sits in
+ * typed arrays indexed by slot number; stages pass slot numbers, never objects. Free slots
+ * are a stack.
  */
 
 export const SLOT_SIZE = 2048;
 export const HEADROOM = 128;
-/** Largest frame a slot holds with full headroom in front of it. */
+/** Largest frame a default slot holds with full headroom in front of it. */
 export const MAX_FRAME = SLOT_SIZE - HEADROOM;
+/** Slot size for TCP segmentation offload frames (64 KiB plus headers and headroom). */
+export const OFFLOAD_SLOT_SIZE = 68 * 1024;
 /** `inPort` of a frame the router made itself (ARP request, ICMP error, echo reply). */
 export const NO_PORT = -1;
 
 export class FramePool {
   readonly capacity: number;
+  readonly slotSize: number;
+  /** Largest frame a slot holds with full headroom in front of it. */
+  readonly maxFrame: number;
   /** The bytes of every slot. */
   readonly data: Buffer;
   /** Absolute offset in `data` of the frame's first (Ethernet) byte. */
@@ -37,13 +44,26 @@ export class FramePool {
   readonly icmpError: Uint32Array;
   /** Receive timestamp in microseconds of the dataplane clock. */
   readonly tsUs: Float64Array;
+  /**
+   * Offload state from a virtio-net header (TAPs opened with it), carried to the port the
+   * frame leaves by: flags (1 = checksum still to be completed), GSO type (0 = a plain frame,
+   * 1 = TCPv4 super-frame to be segmented), segment size, checksum start and offset.
+   */
+  readonly vnetFlags: Uint8Array;
+  readonly gsoType: Uint8Array;
+  readonly gsoSize: Uint16Array;
+  readonly gsoHdrLen: Uint16Array;
+  readonly csumStart: Uint16Array;
+  readonly csumOffset: Uint16Array;
 
   private readonly freeStack: Int32Array;
   private freeTop: number;
 
-  constructor(capacity = 8192) {
+  constructor(capacity = 8192, slotSize = SLOT_SIZE) {
     this.capacity = capacity;
-    this.data = Buffer.allocUnsafeSlow(capacity * SLOT_SIZE);
+    this.slotSize = slotSize;
+    this.maxFrame = slotSize - HEADROOM;
+    this.data = Buffer.allocUnsafeSlow(capacity * slotSize);
     this.start = new Int32Array(capacity);
     this.len = new Int32Array(capacity);
     this.inPort = new Int32Array(capacity);
@@ -54,6 +74,12 @@ export class FramePool {
     this.outPort = new Int32Array(capacity);
     this.icmpError = new Uint32Array(capacity);
     this.tsUs = new Float64Array(capacity);
+    this.vnetFlags = new Uint8Array(capacity);
+    this.gsoType = new Uint8Array(capacity);
+    this.gsoSize = new Uint16Array(capacity);
+    this.gsoHdrLen = new Uint16Array(capacity);
+    this.csumStart = new Uint16Array(capacity);
+    this.csumOffset = new Uint16Array(capacity);
     this.freeStack = new Int32Array(capacity);
     // Lowest slot numbers on top, so a short run touches few pages and is easy to read in a debugger.
     for (let i = 0; i < capacity; i++) this.freeStack[i] = capacity - 1 - i;
@@ -64,7 +90,7 @@ export class FramePool {
   alloc(): number {
     if (this.freeTop === 0) return -1;
     const slot = this.freeStack[--this.freeTop];
-    this.start[slot] = slot * SLOT_SIZE + HEADROOM;
+    this.start[slot] = slot * this.slotSize + HEADROOM;
     this.len[slot] = 0;
     this.inPort[slot] = NO_PORT;
     this.rxIf[slot] = -1;
@@ -73,6 +99,9 @@ export class FramePool {
     this.nextHop[slot] = 0;
     this.outPort[slot] = -1;
     this.icmpError[slot] = 0;
+    this.vnetFlags[slot] = 0;
+    this.gsoType[slot] = 0;
+    this.gsoHdrLen[slot] = 0;
     return slot;
   }
 
@@ -86,7 +115,7 @@ export class FramePool {
 
   /** Absolute offset of the first byte a frame in `slot` may start at (headroom included). */
   slotBase(slot: number): number {
-    return slot * SLOT_SIZE;
+    return slot * this.slotSize;
   }
 
   /** Copies a frame into a fresh slot; -1 when the pool is exhausted. Metadata is copied too. */
@@ -106,12 +135,18 @@ export class FramePool {
     this.outPort[copy] = this.outPort[slot];
     this.icmpError[copy] = this.icmpError[slot];
     this.tsUs[copy] = this.tsUs[slot];
+    this.vnetFlags[copy] = this.vnetFlags[slot];
+    this.gsoType[copy] = this.gsoType[slot];
+    this.gsoSize[copy] = this.gsoSize[slot];
+    this.gsoHdrLen[copy] = this.gsoHdrLen[slot];
+    this.csumStart[copy] = this.csumStart[slot];
+    this.csumOffset[copy] = this.csumOffset[slot];
     return copy;
   }
 
   /** Fills a slot from external bytes (replay input, tests). Returns -1 if too long or no slot. */
   fill(bytes: Buffer, inPort: number, tsUs: number): number {
-    if (bytes.length > MAX_FRAME) return -1;
+    if (bytes.length > this.maxFrame) return -1;
     const slot = this.alloc();
     if (slot < 0) return -1;
     bytes.copy(this.data, this.start[slot]);

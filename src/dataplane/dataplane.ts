@@ -24,6 +24,8 @@ export interface DataplaneOptions {
   clock: Clock;
   /** Frame slots; the default suits live use and replay. */
   poolSize?: number;
+  /** Bytes per slot (FramePool's default, or OFFLOAD_SLOT_SIZE for offloading TAPs). */
+  slotSize?: number;
 }
 
 export class Dataplane {
@@ -52,7 +54,7 @@ export class Dataplane {
     const fdb = new Fdb(config.fdb.maxEntries);
     topo.ports.bridges.forEach((b, i) => fdb.setAgeing(i, b.ageingSeconds));
     this.ctx = {
-      pool: new FramePool(opts.poolSize ?? 8192),
+      pool: new FramePool(opts.poolSize ?? 8192, opts.slotSize),
       ports: topo.ports,
       ifs: topo.ifs,
       fdb,

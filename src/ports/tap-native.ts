@@ -21,7 +21,16 @@ export interface TapOpenOptions {
   up?: boolean;
   /** Transmit queue length, i.e. frames the kernel may queue for us. Default 1000. */
   txQueueLen?: number;
+  /**
+   * Open with IFF_VNET_HDR and TCP segmentation/checksum offload: every frame read or
+   * written is preceded by a 10-byte virtio_net_hdr (VNET_HDR_LEN), and frames may be up to
+   * 64 KiB (GSO). Default false.
+   */
+  vnetHdr?: boolean;
 }
+
+/** Bytes of the virtio_net_hdr in front of each frame of a TAP opened with vnetHdr. */
+export const VNET_HDR_LEN = 10;
 
 export interface TapStats {
   rxFrames: number;
@@ -40,7 +49,7 @@ export interface TapError extends Error {
 }
 
 interface NativeTap {
-  open(name: string, mtu: number, mac: Uint8Array | null, up: boolean, txQueueLen: number): TapHandle;
+  open(name: string, mtu: number, mac: Uint8Array | null, up: boolean, txQueueLen: number, vnetHdr: boolean): TapHandle;
   startReading(
     h: TapHandle,
     pool: Uint8Array,
@@ -191,7 +200,7 @@ export function tapOpen(name: string, opts: TapOpenOptions = {}): TapHandle {
   const mac = opts.mac === undefined ? null : parseMac(opts.mac);
   const n = addon();
   try {
-    return n.open(name, mtu, mac, opts.up ?? true, txq);
+    return n.open(name, mtu, mac, opts.up ?? true, txq, opts.vnetHdr ?? false);
   } catch (err) {
     translate(err, name);
   }

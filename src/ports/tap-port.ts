@@ -6,9 +6,15 @@
  * the filled slots to the dataplane, lends fresh ones, and runs the graph. Transmission
  * writes a batch per port-output round. If the device disappears (its namespace deleted,
  * say) the addon reports it once; the port is marked down and the others go on.
+ *
+ * With offload (`vnetHdr`), each frame travels behind a 10-byte virtio-net header: the port
+ * reads it into the slot's headroom, keeps what it says (checksum to complete, TCP super-frame
+ * and its segment size) in the pool's metadata, and writes it back in front of the frame on
+ * the way out, so a 64 KiB TCP super-frame crosses the dataplane once instead of as 45
+ * frames, and the receiving kernel segments it — as a kernel bridge does between veths.
  */
 import type { FramePool } from '../core/frame-pool.ts';
-import { MAX_FRAME } from '../core/frame-pool.ts';
+import { VIRTIO_CSUM_OFFSET, VIRTIO_CSUM_START, VIRTIO_GSO_SIZE, VIRTIO_GSO_TYPE, VIRTIO_HDR_LEN, VIRTIO_NET_HDR_LEN, rd16le, wr16le } from '../wire/virtio-net.ts';
 import type { Dataplane } from '../dataplane/dataplane.ts';
 import type { Logger } from '../log.ts';
 import type { PortTransmitter } from '../stages/port-output.ts';
@@ -35,6 +41,8 @@ export class TapPort implements PortTransmitter {
     readonly name: string,
     private readonly log: Logger,
     private readonly batch = DEFAULT_RX_BATCH,
+    /** Open with IFF_VNET_HDR and TCP segmentation offload. */
+    readonly vnetHdr = false,
   ) {
     this.lent = new Int32Array(batch);
     this.offsets = new Int32Array(batch);
@@ -48,7 +56,7 @@ export class TapPort implements PortTransmitter {
 
   /** Creates (or attaches to) the TAP device. Throws the addon's error, which names the problem. */
   open(mtu: number): void {
-    this.handle = tapOpen(this.name, { mtu, up: true });
+    this.handle = tapOpen(this.name, { mtu, up: true, vnetHdr: this.vnetHdr });
   }
 
   start(): void {
@@ -56,14 +64,16 @@ export class TapPort implements PortTransmitter {
     if (!h) throw new Error(`port ${this.name} is not open`);
     const pool = this.dp.pool;
     for (let i = 0; i < this.batch; i++) this.lend(i);
-    tapStartReading(h, pool.data, this.offsets, MAX_FRAME, this.lengths, this.batch, (count) => this.onBatch(count));
+    const hdr = this.vnetHdr ? VIRTIO_NET_HDR_LEN : 0;
+    tapStartReading(h, pool.data, this.offsets, pool.maxFrame + hdr, this.lengths, this.batch, (count) => this.onBatch(count));
   }
 
   private lend(i: number): void {
     const pool = this.dp.pool;
     const slot = pool.alloc();
     this.lent[i] = slot;
-    this.offsets[i] = pool.start[slot < 0 ? this.spare : slot];
+    // With a virtio-net header, read it into the headroom just in front of the frame.
+    this.offsets[i] = pool.start[slot < 0 ? this.spare : slot] - (this.vnetHdr ? VIRTIO_NET_HDR_LEN : 0);
   }
 
   private onBatch(count: number): void {
@@ -77,10 +87,22 @@ export class TapPort implements PortTransmitter {
       return;
     }
     const pool = dp.pool;
+    const data = pool.data;
+    const vnet = this.vnetHdr;
     for (let i = 0; i < count; i++) {
       const slot = this.lent[i];
       if (slot < 0) {
         this.rxDiscarded++;
+      } else if (vnet) {
+        const h = pool.start[slot] - VIRTIO_NET_HDR_LEN;
+        pool.len[slot] = this.lengths[i] - VIRTIO_NET_HDR_LEN;
+        pool.vnetFlags[slot] = data[h];
+        pool.gsoType[slot] = data[h + VIRTIO_GSO_TYPE];
+        pool.gsoHdrLen[slot] = rd16le(data, h + VIRTIO_HDR_LEN);
+        pool.gsoSize[slot] = rd16le(data, h + VIRTIO_GSO_SIZE);
+        pool.csumStart[slot] = rd16le(data, h + VIRTIO_CSUM_START);
+        pool.csumOffset[slot] = rd16le(data, h + VIRTIO_CSUM_OFFSET);
+        dp.receiveSlot(this.port, slot);
       } else {
         pool.len[slot] = this.lengths[i];
         dp.receiveSlot(this.port, slot);
@@ -93,10 +115,26 @@ export class TapPort implements PortTransmitter {
   transmit(pool: FramePool, slots: Int32Array, n: number): number {
     const h = this.handle;
     if (h === null) return 0;
-    for (let i = 0; i < n; i++) {
-      const s = slots[i];
-      this.txOffsets[i] = pool.start[s];
-      this.txLengths[i] = pool.len[s];
+    if (this.vnetHdr) {
+      const data = pool.data;
+      for (let i = 0; i < n; i++) {
+        const s = slots[i];
+        const h = pool.start[s] - VIRTIO_NET_HDR_LEN;
+        data[h] = pool.vnetFlags[s];
+        data[h + VIRTIO_GSO_TYPE] = pool.gsoType[s];
+        wr16le(data, h + VIRTIO_HDR_LEN, pool.gsoHdrLen[s]);
+        wr16le(data, h + VIRTIO_GSO_SIZE, pool.gsoSize[s]);
+        wr16le(data, h + VIRTIO_CSUM_START, pool.csumStart[s]);
+        wr16le(data, h + VIRTIO_CSUM_OFFSET, pool.csumOffset[s]);
+        this.txOffsets[i] = h;
+        this.txLengths[i] = pool.len[s] + VIRTIO_NET_HDR_LEN;
+      }
+    } else {
+      for (let i = 0; i < n; i++) {
+        const s = slots[i];
+        this.txOffsets[i] = pool.start[s];
+        this.txLengths[i] = pool.len[s];
+      }
     }
     const sent = tapWriteBatch(h, pool.data, this.txOffsets, this.txLengths, n);
     if (sent < 0) {

@@ -4,6 +4,9 @@
  * in:   routed packets (txIf, nextHop set)
  * out:  neighbour — TTL decremented, checksum updated incrementally (RFC 1624)
  *       fragment  — larger than the egress MTU without DF
+ *
+ * A TCP super-frame from an offloading TAP (gsoType set) is measured by the segments it will
+ * become — IP header + TCP header + gsoSize — as Linux's skb_gso_validate_network_len does.
  *       error     — TTL expiring (ICMP 11/0) or larger than the MTU with DF (ICMP 3/4 with
  *                   the next-hop MTU); the error quotes the packet as it arrived
  */
@@ -18,7 +21,7 @@ export const ICMP_FRAG_NEEDED = (3 << 24) | (4 << 16);
 export class Ip4Forward extends Stage<'neighbour' | 'fragment' | 'error'> {
   readonly name = 'ip4-forward';
   readonly nextNames = ['neighbour', 'fragment', 'error'] as const;
-  readonly dropReasons = [];
+  readonly dropReasons = ['offload super-frame larger than the mtu without DF'];
   ttlExpired = 0;
   fragNeeded = 0;
 
@@ -39,13 +42,23 @@ export class Ip4Forward extends Stage<'neighbour' | 'fragment' | 'error'> {
         this.to(this.next.error, slot);
         continue;
       }
-      const total = rd16(data, ip + 2);
+      let total = rd16(data, ip + 2);
+      if (pool.gsoType[slot] !== 0) {
+        const hlen = (data[ip] & 15) << 2;
+        total = hlen + ((data[ip + hlen + 12] >>> 4) << 2) + pool.gsoSize[slot];
+      }
       const mtu = ifs.mtu[pool.txIf[slot]];
       if (total > mtu) {
         if ((data[ip + 6] & 0x40) !== 0) {
           this.fragNeeded++;
           pool.icmpError[slot] = (ICMP_FRAG_NEEDED | mtu) >>> 0;
           this.to(this.next.error, slot);
+          continue;
+        }
+        if (pool.gsoType[slot] !== 0) {
+          // Its segments would each need fragmenting; such traffic does not occur from
+          // Linux TCP with path MTU discovery (DF set), so it is dropped and counted.
+          this.drop(slot, 0);
           continue;
         }
         this.decrementTtl(ip, ttl);
