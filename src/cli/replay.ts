@@ -4,7 +4,8 @@
 import { loadConfig } from '../config/load.ts';
 import { CaptureFormatError } from '../pcap/errors.ts';
 import { replay, type ReplayInput } from '../replay/replay.ts';
-import { formatStats } from './format-stats.ts';
+import { formatStats } from '../admin/format.ts';
+import { statsState } from '../admin/state.ts';
 import { UserError } from './user-error.ts';
 
 export interface ReplayOptions {
@@ -49,6 +50,6 @@ export async function replayCommand(opts: ReplayOptions): Promise<number> {
     .join(' ');
   process.stderr.write(`replay: ${result.framesIn} frames in; out: ${outs}; pcaps in ${opts.out}\n`);
   if (result.skippedNonEthernet > 0) process.stderr.write(`replay: skipped ${result.skippedNonEthernet} records that are not Ethernet\n`);
-  if (opts.stats) process.stdout.write(formatStats(result.dataplane.stageCounters()));
+  if (opts.stats) process.stdout.write(formatStats(statsState(result.dataplane)));
   return 0;
 }

@@ -27,7 +27,7 @@
  *   seed 1                     the same default as `replay --seed`
  */
 import { z } from 'zod';
-import { formatIpv4, inPrefix, networkOf, parseIpv4, prefixMask } from '../wire/ipv4-address.ts';
+import { formatIpv4, inPrefix, networkOf, parseCidr as wireParseCidr, parseIpv4, prefixMask } from '../wire/ipv4-address.ts';
 
 // ---- IPv4 and MAC text forms (strings only at the edges; numbers inside) ----
 
@@ -49,14 +49,15 @@ export interface Cidr {
 }
 
 /** `a.b.c.d/len`; undefined when either part is bad or `/len` is missing (wire's parser
- * reads a bare address as a /32; a config must write the prefix length). */
+ * reads a bare address as a /32; a config must write the prefix length). Wire's parser
+ * decides what is bad, so what passes here also compiles. */
 export function parseCidr(text: string): Cidr | undefined {
-  const slash = text.indexOf('/');
-  if (slash < 0) return undefined;
-  const addr = ipv4OrUndefined(text.slice(0, slash));
-  const p = text.slice(slash + 1);
-  if (addr === undefined || !/^\d{1,2}$/.test(p) || Number(p) > 32) return undefined;
-  return { addr, prefixLen: Number(p) };
+  if (!text.includes('/')) return undefined;
+  try {
+    return wireParseCidr(text);
+  } catch {
+    return undefined;
+  }
 }
 
 export function formatCidr(c: Cidr): string {

@@ -14,7 +14,8 @@
  * frames, and the receiving kernel segments it — as a kernel bridge does between veths.
  */
 import type { FramePool } from '../core/frame-pool.ts';
-import { VIRTIO_CSUM_OFFSET, VIRTIO_CSUM_START, VIRTIO_GSO_SIZE, VIRTIO_GSO_TYPE, VIRTIO_HDR_LEN, VIRTIO_NET_HDR_LEN, rd16le, wr16le } from '../wire/virtio-net.ts';
+import { VIRTIO_CSUM_OFFSET, VIRTIO_CSUM_START, VIRTIO_GSO_SIZE, VIRTIO_GSO_TYPE, VIRTIO_HDR_LEN, VIRTIO_NET_HDR_LEN } from '../wire/virtio-net.ts';
+import { rd16le, wr16le } from '../wire/bytes.ts';
 import type { Dataplane } from '../dataplane/dataplane.ts';
 import type { Logger } from '../log.ts';
 import type { PortTransmitter } from '../stages/port-output.ts';

@@ -42,3 +42,13 @@ export function writeMacHiLo(b: Buffer, o: number, hi: number, lo: number): void
   b[o + 4] = lo >>> 8;
   b[o + 5] = lo;
 }
+
+/** Little-endian 16-bit read (virtio-net headers are little-endian). */
+export function rd16le(b: Buffer, o: number): number {
+  return b[o] | (b[o + 1] << 8);
+}
+
+export function wr16le(b: Buffer, o: number, v: number): void {
+  b[o] = v;
+  b[o + 1] = v >>> 8;
+}

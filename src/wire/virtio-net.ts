@@ -30,12 +30,3 @@ export const VIRTIO_HDR_LEN = 2;
 export const VIRTIO_GSO_SIZE = 4;
 export const VIRTIO_CSUM_START = 6;
 export const VIRTIO_CSUM_OFFSET = 8;
-
-export function rd16le(b: Buffer, o: number): number {
-  return b[o] | (b[o + 1] << 8);
-}
-
-export function wr16le(b: Buffer, o: number, v: number): void {
-  b[o] = v;
-  b[o + 1] = v >>> 8;
-}
