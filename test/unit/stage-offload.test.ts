@@ -1,0 +1,118 @@
+/**
+ * TCP segmentation offload frames (from TAPs opened with a virtio-net header) through the
+ * graph: forwarded whole with their offload state, measured by segment size against the MTU.
+ */
+import { describe, expect, it } from 'vitest';
+import { parseConfig } from '../../src/config/load.ts';
+import { VirtualClock } from '../../src/core/clock.ts';
+import { OFFLOAD_SLOT_SIZE } from '../../src/core/frame-pool.ts';
+import { Dataplane } from '../../src/dataplane/dataplane.ts';
+import * as F from '../helpers/frames.ts';
+import { A, B, BCAST, GW, LAB, T0, arpFrame, icmpOf, ip4Of, isIcmp } from './stage-harness.test.ts';
+
+interface Sent {
+  frame: Buffer;
+  flags: number;
+  gsoType: number;
+  gsoSize: number;
+  csumStart: number;
+  csumOffset: number;
+}
+
+function setup() {
+  const clock = new VirtualClock();
+  clock.set(T0);
+  const dp = new Dataplane(parseConfig(LAB, 'test'), { clock, poolSize: 64, slotSize: OFFLOAD_SLOT_SIZE });
+  const out: Record<string, Sent[]> = {};
+  dp.ctx.ports.names.forEach((name, p) => {
+    out[name] = [];
+    dp.setDriver(p, {
+      transmit: (pool, slots, n) => {
+        for (let i = 0; i < n; i++) {
+          const s = slots[i];
+          out[name].push({
+            frame: Buffer.from(pool.view(s)),
+            flags: pool.vnetFlags[s],
+            gsoType: pool.gsoType[s],
+            gsoSize: pool.gsoSize[s],
+            csumStart: pool.csumStart[s],
+            csumOffset: pool.csumOffset[s],
+          });
+        }
+        return n;
+      },
+    });
+  });
+  // Pod A has asked for its gateway, so the router knows where to send errors back.
+  dp.receive(dp.portIndex('pa'), arpFrame({ ethDst: BCAST, ethSrc: A.mac, op: 1, sha: A.mac, spa: A.ip, tpa: GW.ip }), T0);
+  dp.run();
+  for (const k of Object.keys(out)) out[k] = [];
+  const free = dp.pool.available;
+  /** Receives a TCP super-frame of `payload` bytes as an offloading TAP hands it over. */
+  const rxSuper = (port: string, toMac: string, dst: string, payload: number, df = true): void => {
+    const tcp = [0x9c, 0x40, 0x00, 0x50, 0, 0, 0, 1, 0, 0, 0, 0, 0x50, 0x18, 0xff, 0xff, 0, 0, 0, 0, ...F.bytes(payload, 9)];
+    const frame = F.ethernet(toMac, A.mac, 0x0800, F.ipv4({ src: A.ip, dst, proto: 6, df, id: 0x777 }, tcp));
+    const slot = dp.pool.fill(frame, dp.portIndex(port), T0);
+    expect(slot).toBeGreaterThanOrEqual(0);
+    dp.pool.vnetFlags[slot] = 1;
+    dp.pool.gsoType[slot] = 1;
+    dp.pool.gsoSize[slot] = 1448;
+    dp.pool.gsoHdrLen[slot] = 54;
+    dp.pool.csumStart[slot] = 34;
+    dp.pool.csumOffset[slot] = 16;
+    dp.receiveSlot(dp.portIndex(port), slot);
+    dp.run();
+  };
+  return { dp, out, rxSuper, leakCheck: () => expect(dp.pool.available).toBe(free) };
+}
+
+describe('offload super-frames', () => {
+  it('are routed whole, TTL−1, with their virtio-net state carried to the egress port', () => {
+    const { out, rxSuper, leakCheck } = setup();
+    rxSuper('pa', GW.mac, '8.8.8.8', 14_480);
+    expect(out.up).toHaveLength(1);
+    const [s] = out.up;
+    expect(s.frame.length).toBe(14 + 20 + 20 + 14_480);
+    expect(ip4Of(s.frame)).toMatchObject({ ttl: 63, dst: '8.8.8.8', total: 20 + 20 + 14_480, checksumOk: true });
+    expect([s.flags, s.gsoType, s.gsoSize, s.csumStart, s.csumOffset]).toEqual([1, 1, 1448, 34, 16]);
+    leakCheck();
+  });
+
+  it('are bridged whole, each flooded copy with the same state', () => {
+    const { out, rxSuper, leakCheck } = setup();
+    rxSuper('pa', B.mac, B.ip, 20_000);
+    for (const p of ['pb', 'pc']) {
+      expect(out[p]).toHaveLength(1);
+      expect([out[p][0].frame.length, out[p][0].gsoType, out[p][0].gsoSize]).toEqual([14 + 40 + 20_000, 1, 1448]);
+    }
+    expect(out.pa).toEqual([]);
+    leakCheck();
+  });
+
+  it('are measured by their segments: 1448-byte segments do not fit an MTU of 1000 → ICMP 3/4 with DF', () => {
+    const { out, rxSuper, leakCheck } = setup();
+    rxSuper('pa', GW.mac, '10.200.1.1', 14_480);
+    expect(out.slow).toEqual([]);
+    const errs = out.pa.filter((s) => isIcmp(s.frame, 3, 4));
+    expect(errs).toHaveLength(1);
+    expect(icmpOf(errs[0].frame)).toMatchObject({ type: 3, code: 4 });
+    expect(errs[0].frame.readUInt16BE(14 + 20 + 6)).toBe(1000);
+    // The error itself is a plain frame.
+    expect([errs[0].flags, errs[0].gsoType]).toEqual([0, 0]);
+    leakCheck();
+  });
+
+  it('fit when the segments do, however large the super-frame', () => {
+    const { out, rxSuper } = setup();
+    rxSuper('pa', GW.mac, '8.8.8.8', 60_000);
+    expect(out.up).toHaveLength(1);
+  });
+
+  it('without DF and too big for the egress MTU are dropped and counted, not fragmented', () => {
+    const { dp, out, rxSuper, leakCheck } = setup();
+    rxSuper('pa', GW.mac, '10.200.1.1', 14_480, false);
+    expect(out.slow).toEqual([]);
+    expect(dp.stageCounters()['ip4-forward'].drops).toEqual({ 'offload super-frame larger than the mtu without DF': 1 });
+    leakCheck();
+  });
+});
