@@ -1,11 +1,15 @@
 /**
  * End to end: TCP throughput and ping latency between pods in network namespaces, through
- * `nodeplane run` and, in the same run and on the same machine, through a Linux bridge over
- * veth pairs doing the same job.
+ * `nodeplane run` in both of its TAP modes and, in the same run and on the same machine,
+ * through a Linux bridge over veth pairs doing the same job.
  *
  * nodeplane: the demo node (src/lab/demo-topology.ts, no capture). Pods pa 10.244.1.2 and
  * pb 10.244.1.3 on cni0, pc 10.244.2.2 on cni1; each pod's eth0 is the kernel end of one
- * of nodeplane's TAPs.
+ * of nodeplane's TAPs. Measured twice, each time with a fresh lab:
+ * - offload (the default): TAPs opened with IFF_VNET_HDR and TCP segmentation offload, so
+ *   64 KiB TCP super-frames cross the dataplane behind virtio-net headers;
+ * - no offload (`nodeplane run --no-offload`): every frame a plain frame of at most 1514
+ *   bytes, one read() and one write() each.
  * kernel bridge: a "node" namespace with br0 (10.244.1.1/24) and br1 (10.244.2.1/24) and
  * IPv4 forwarding on, three pod namespaces with the same addresses and routes, each eth0 one
  * end of a veth pair whose other end is a bridge port.
@@ -16,14 +20,19 @@
  * /proc/PID/stat: nodeplaneCpuPct) and of the whole machine (/proc/stat: hostCpuPct), in % of
  * one core, and the share of the time nodeplane's event-loop thread sat runnable on a run
  * queue waiting for a CPU (/proc/PID/schedstat: nodeplaneRunqWaitPct). Before it, the
- * machine's idle share over one second (idleBeforePct): other load on a small machine skews
- * every figure.
+ * machine's idle share over one second (idleBeforePct) and its 1-minute load average
+ * (load1): other load on a small machine skews every figure. For nodeplane, `tso` is what
+ * `ethtool -k eth0` in pod pa says of tcp-segmentation-offload (absent without ethtool), to
+ * show that each mode is the one intended.
  *
- * Rows: e2e.tcp.nodeplane, e2e.tcp.kernel-bridge (gbps, retransmits, seconds, mtu),
- * e2e.tcp.ratio (nodeplane / kernel bridge), e2e.rtt.nodeplane and e2e.rtt.kernel-bridge
- * (minMs, avgMs, maxMs, mdevMs, lossPct), e2e.tcp.nodeplane.routed and
- * e2e.tcp.kernel-bridge.routed. Without root, namespaces, TAP support, iperf3 or ping: one
- * row `{ bench: 'e2e', skipped: REASON }`.
+ * Rows: e2e.tcp.nodeplane (offload), e2e.tcp.nodeplane.no-offload, e2e.tcp.kernel-bridge
+ * (gbps, retransmits, seconds, mtu, ...); e2e.tcp.ratio and e2e.tcp.no-offload.ratio
+ * (nodeplane / kernel bridge, same run); e2e.rtt.nodeplane, e2e.rtt.nodeplane.no-offload and
+ * e2e.rtt.kernel-bridge (minMs, avgMs, maxMs, mdevMs, lossPct); the same TCP rows and ratios
+ * for pa -> pc with `.routed` (e2e.tcp.nodeplane.routed, e2e.tcp.nodeplane.no-offload.routed,
+ * e2e.tcp.kernel-bridge.routed, e2e.tcp.routed.ratio, e2e.tcp.no-offload.routed.ratio).
+ * Without root, namespaces, TAP support, iperf3 or ping: one row
+ * `{ bench: 'e2e', skipped: REASON }`.
  *
  * Safety: every host is a namespace created here (`npt-<pid>-...`, src/lab/netns.ts) and
  * removed in a finally block, and on exit; nothing touches the root namespace; traffic goes
@@ -33,7 +42,7 @@
  */
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DEMO_CONFIG, DEMO_PODS } from '../src/lab/demo-topology.ts';
 import { Lab } from '../src/lab/lab.ts';
@@ -157,6 +166,8 @@ function cpuBegin(pid?: number): () => CpuSample {
 interface Tcp {
   /** The machine's idle share in the second before the test. */
   idleBeforePct: number;
+  /** The 1-minute load average just before the test. */
+  load1: number;
   gbps: number;
   retransmits: number;
   seconds: number;
@@ -176,6 +187,7 @@ async function iperfTcp(client: Netns, server: Netns, serverAddr: string, secs: 
   // -1: the server serves one test and exits; it is also killed with its namespace.
   server.spawn('iperf3', ['-s', '-1', '-B', serverAddr, '-p', String(IPERF_PORT)], { stdio: 'ignore' });
   const idleBeforePct = await idlePct();
+  const load1 = round(loadavg()[0], 2);
   let last = '';
   for (let attempt = 0; attempt < 20; attempt++) {
     await sleep(attempt === 0 ? 300 : 200);
@@ -192,7 +204,7 @@ async function iperfTcp(client: Netns, server: Netns, serverAddr: string, secs: 
     }
     const recv = j?.end?.sum_received;
     if (r.code === 0 && recv && recv.bits_per_second > 0) {
-      return { idleBeforePct, gbps: round(recv.bits_per_second / 1e9, 3), retransmits: j?.end?.sum_sent?.retransmits ?? 0, seconds: round(recv.seconds, 2), cpu };
+      return { idleBeforePct, load1, gbps: round(recv.bits_per_second / 1e9, 3), retransmits: j?.end?.sum_sent?.retransmits ?? 0, seconds: round(recv.seconds, 2), cpu };
     }
     last = j?.error ?? (r.timedOut ? 'timed out' : `${r.stderr.trim()} ${r.stdout.slice(0, 200)}`);
     // Only a server that is not listening yet is worth another try.
@@ -233,10 +245,21 @@ function checkMtu(pod: Netns): number {
   return mtu;
 }
 
+/** tcp-segmentation-offload of eth0 in `pod` per `ethtool -k` ('on'/'off'), or undefined. */
+function tsoState(pod: Netns): string | undefined {
+  try {
+    const r = pod.runSync('ethtool', ['-k', 'eth0']);
+    return /^tcp-segmentation-offload:\s*(\w+)/m.exec(r.stdout)?.[1];
+  } catch {
+    return undefined;
+  }
+}
+
 interface SideResult {
   tcp: Tcp;
   rtt: Rtt;
   routed: Tcp;
+  tso?: string;
 }
 
 async function measureSide(pods: { pa: Netns; pb: Netns; pc: Netns }, secs: number, cpuPid?: number): Promise<SideResult> {
@@ -252,13 +275,15 @@ async function measureSide(pods: { pa: Netns; pb: Netns; pc: Netns }, secs: numb
 // ---------------------------------------------------------------------------------------
 // The two dataplanes
 
-async function runNodeplane(secs: number): Promise<SideResult> {
+/** The demo node under `nodeplane run [runArgs]`, in a lab of its own. */
+async function runNodeplane(secs: number, runArgs: string[] = []): Promise<SideResult> {
   const dir = mkdtempSync(join(tmpdir(), 'nodeplane-bench-e2e-'));
   let lab: Lab | undefined;
   try {
-    lab = await Lab.start({ config: DEMO_CONFIG, pods: DEMO_PODS, dir });
+    lab = await Lab.start({ config: DEMO_CONFIG, pods: DEMO_PODS, dir, runArgs });
     const pid = lab.nodeplane?.pid;
-    return await measureSide({ pa: lab.pod('pa'), pb: lab.pod('pb'), pc: lab.pod('pc') }, secs, pid);
+    const side = await measureSide({ pa: lab.pod('pa'), pb: lab.pod('pb'), pc: lab.pod('pc') }, secs, pid);
+    return { ...side, tso: tsoState(lab.pod('pa')) };
   } finally {
     if (lab) {
       try {
@@ -317,12 +342,14 @@ async function runKernelBridge(secs: number): Promise<SideResult> {
 
 // ---------------------------------------------------------------------------------------
 
-function tcpRow(bench: string, t: Tcp, dataplane: boolean): BenchResult {
+function tcpRow(bench: string, t: Tcp, dataplane: boolean, tso?: string): BenchResult {
   const r: BenchResult = { bench, gbps: t.gbps, retransmits: t.retransmits, seconds: t.seconds, mtu: MTU };
+  if (tso !== undefined) r.tso = tso;
   if (dataplane && t.cpu.dataplanePct !== undefined) r.nodeplaneCpuPct = t.cpu.dataplanePct;
   if (dataplane && t.cpu.dataplaneRunqWaitPct !== undefined) r.nodeplaneRunqWaitPct = t.cpu.dataplaneRunqWaitPct;
   r.hostCpuPct = t.cpu.hostPct;
   r.idleBeforePct = t.idleBeforePct;
+  r.load1 = t.load1;
   return r;
 }
 
@@ -338,16 +365,23 @@ export async function benchE2e(): Promise<BenchResult[]> {
   }
   const secs = seconds();
   const np = await runNodeplane(secs);
+  const plain = await runNodeplane(secs, ['--no-offload']);
   const kb = await runKernelBridge(secs);
+  const ratio = (bench: string, a: Tcp, b: Tcp): BenchResult => ({ bench, ratio: round(a.gbps / b.gbps, 4) });
   return [
-    tcpRow('e2e.tcp.nodeplane', np.tcp, true),
+    tcpRow('e2e.tcp.nodeplane', np.tcp, true, np.tso),
+    tcpRow('e2e.tcp.nodeplane.no-offload', plain.tcp, true, plain.tso),
     tcpRow('e2e.tcp.kernel-bridge', kb.tcp, false),
-    { bench: 'e2e.tcp.ratio', ratio: round(np.tcp.gbps / kb.tcp.gbps, 4) },
+    ratio('e2e.tcp.ratio', np.tcp, kb.tcp),
+    ratio('e2e.tcp.no-offload.ratio', plain.tcp, kb.tcp),
     rttRow('e2e.rtt.nodeplane', np.rtt),
+    rttRow('e2e.rtt.nodeplane.no-offload', plain.rtt),
     rttRow('e2e.rtt.kernel-bridge', kb.rtt),
-    tcpRow('e2e.tcp.nodeplane.routed', np.routed, true),
+    tcpRow('e2e.tcp.nodeplane.routed', np.routed, true, np.tso),
+    tcpRow('e2e.tcp.nodeplane.no-offload.routed', plain.routed, true, plain.tso),
     tcpRow('e2e.tcp.kernel-bridge.routed', kb.routed, false),
-    { bench: 'e2e.tcp.routed.ratio', ratio: round(np.routed.gbps / kb.routed.gbps, 4) },
+    ratio('e2e.tcp.routed.ratio', np.routed, kb.routed),
+    ratio('e2e.tcp.no-offload.routed.ratio', plain.routed, kb.routed),
   ];
 }
 
