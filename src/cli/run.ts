@@ -3,10 +3,12 @@
  *
  * Opens one TAP per port in the current network namespace, starts captures and the admin
  * socket, then lets the addon's readiness callbacks drive the graph; a 100 ms tick fires
- * timers (ARP retries, ageing) when no traffic does. On a signal it stops reading, flushes
- * captures, closes the devices and exits 0.
+ * timers (ARP retries, ageing) when no traffic does. On SIGHUP it reads the config file
+ * again and applies it live, or — if it is invalid or changes what needs a restart — logs
+ * why and keeps running as it was. On SIGINT/SIGTERM it stops reading, flushes captures,
+ * closes the devices and exits 0.
  */
-import { loadConfig } from '../config/load.ts';
+import { ConfigError, loadConfig } from '../config/load.ts';
 import { SystemClock } from '../core/clock.ts';
 import { OFFLOAD_SLOT_SIZE } from '../core/frame-pool.ts';
 import { Dataplane } from '../dataplane/dataplane.ts';
@@ -117,6 +119,21 @@ export async function runCommand(opts: RunOptions): Promise<number> {
     'nodeplane running',
   );
 
+  const reload = (): void => {
+    let next;
+    try {
+      next = loadConfig(opts.config);
+    } catch (err) {
+      const errors = err instanceof ConfigError ? err.errors : [(err as Error).message];
+      log.error({ config: opts.config, errors }, 'reload refused: invalid config; running config unchanged');
+      return;
+    }
+    const r = dp.reload(next);
+    if (r.ok) log.info({ config: opts.config, changes: r.changes }, 'config reloaded');
+    else log.error({ config: opts.config, errors: r.errors }, 'reload refused; running config unchanged');
+  };
+  process.on('SIGHUP', reload);
+
   await new Promise<void>((resolve) => {
     const stop = (signal: NodeJS.Signals): void => {
       log.info({ signal }, 'stopping');
@@ -126,6 +143,7 @@ export async function runCommand(opts: RunOptions): Promise<number> {
     process.once('SIGTERM', stop);
   });
   clearInterval(tick);
+  process.off('SIGHUP', reload);
   closeAll();
   captures?.flush();
   captures?.close();

@@ -18,6 +18,7 @@ import { NeighbourTable, NeighState, DEFAULT_NEIGHBOUR_TIMERS } from '../tables/
 import type { PortObserver, PortTransmitter } from '../stages/port-output.ts';
 import { buildGraph, type Stages } from './build-graph.ts';
 import { compileTopology } from './compile-topology.ts';
+import { reloadDataplane, type ReloadResult } from './reload.ts';
 import type { Context } from './context.ts';
 
 export interface DataplaneOptions {
@@ -33,7 +34,8 @@ export class Dataplane {
   readonly graph: Graph;
   readonly stages: Stages;
   readonly clock: Clock;
-  readonly config: Config;
+  /** The config in force (replaced by a successful reload). */
+  config: Config;
   /** Frames a port received that did not fit a slot (too long, or no slot free). */
   rxOverruns = 0;
 
@@ -132,6 +134,11 @@ export class Dataplane {
     if (!up && ports.up[port] === 1) ports.linkDowns[port]++;
     ports.up[port] = up ? 1 : 0;
     if (!up) this.ctx.fdb.flushPort(port);
+  }
+
+  /** Applies a validated config live, or refuses it whole (see reload.ts). */
+  reload(next: Config): ReloadResult {
+    return reloadDataplane(this, next);
   }
 
   /** Counters of every stage, keyed by stage name. */

@@ -25,6 +25,14 @@ function tshark(file: string, filter: string, fields: string[]): string[][] {
     .map((cols) => cols.map((c, i) => (fields[i] === 'frame.packet_flags_direction' ? String(Number(c)) : c)));
 }
 
+async function waitFor(cond: () => boolean, ms = 5000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error('condition not met in time');
+    await new Promise((res) => setTimeout(res, 50));
+  }
+}
+
 async function ping(lab: Lab, from: string, to: string, count = 3): Promise<string> {
   const r = await lab.pod(from).run('ping', ['-c', String(count), '-i', '0.2', '-W', '2', to], { timeoutMs: 20_000 });
   expect(r.code, `ping ${from} → ${to}: ${r.stdout}${r.stderr}`).toBe(0);
@@ -121,6 +129,23 @@ describe.skipIf(skip)('lab: pods on a bridge and across the router', () => {
 
 describe.skipIf(skip)('lab: failures while traffic flows', () => {
   const env = useLab({ capture: true });
+
+  it('SIGHUP with an invalid config: refused with the field named, and forwarding goes on', async () => {
+    const { lab, dir } = env();
+    const file = join(dir, 'nodeplane.yaml');
+    const good = readFileSync(file, 'utf8');
+    writeFileSync(file, good.replace('bridge: cni1', 'bridge: cni7'));
+    lab.nodeplane!.kill('SIGHUP');
+    await waitFor(() => lab.nodeplaneStderr.includes('reload refused'));
+    expect(lab.nodeplaneStderr).toContain('ports[2].bridge: no bridge named cni7');
+    await ping(lab, 'pa', '10.244.2.2', 2);
+    // A valid change is applied live.
+    writeFileSync(file, good + 'routes:\n  - { dst: 198.51.100.0/24, via: 10.244.2.2 }\n');
+    lab.nodeplane!.kill('SIGHUP');
+    await waitFor(() => lab.nodeplaneStderr.includes('config reloaded'));
+    const routes = (await fetchState(lab.adminSocket, 'routes')) as { routes: Array<{ dst: string; gateway: string | null }> };
+    expect(routes.routes.find((r) => r.dst === '198.51.100.0/24')?.gateway).toBe('10.244.2.2');
+  });
 
   it("deleting one pod's namespace marks its port down while the others keep talking", async () => {
     const { lab } = env();
