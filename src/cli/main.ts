@@ -60,6 +60,7 @@ program
   .option('--settle <seconds>', 'virtual seconds to run on after the last input frame', '1')
   .option('--seed <n>', 'seed of the random generator', '1')
   .option('--stats', 'print counters after the run')
+  .option('--trace', 'print every frame\'s path through the stages, hop by hop')
   .action((opts) => runAction(async () => (await import('./replay.ts')).replayCommand(opts)));
 
 program

@@ -15,6 +15,7 @@ export interface ReplayOptions {
   settle: string;
   seed?: string;
   stats?: boolean;
+  trace?: boolean;
 }
 
 export async function replayCommand(opts: ReplayOptions): Promise<number> {
@@ -38,7 +39,7 @@ export async function replayCommand(opts: ReplayOptions): Promise<number> {
   });
   let result;
   try {
-    result = replay(config, inputs, opts.out, settle);
+    result = replay(config, inputs, opts.out, settle, opts.trace ? { trace: (line) => process.stdout.write(`${line}\n`) } : {});
   } catch (err) {
     if (err instanceof CaptureFormatError) throw new UserError(err.message);
     const e = err as NodeJS.ErrnoException;

@@ -7,6 +7,7 @@
  * queued packets released by an ARP reply) simply take another round.
  */
 import type { Stage } from './stage.ts';
+import type { Tracer } from './trace.ts';
 
 export class Graph {
   readonly stages: Stage[] = [];
@@ -35,6 +36,11 @@ export class Graph {
         if (this.byName.get(t.name) !== t) throw new Error(`stage ${s.name}: next '${n}' is not in the graph`);
       }
     }
+  }
+
+  /** Starts (or with null, stops) tracing every stage. */
+  setTracer(tracer: Tracer | null): void {
+    for (const s of this.stages) s.tracer = tracer;
   }
 
   /** Runs stages until no frame is queued anywhere. Returns frames processed (all stages). */

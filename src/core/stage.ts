@@ -8,6 +8,7 @@
  * it processed and its drops by reason; nothing here allocates per frame.
  */
 import type { FramePool } from './frame-pool.ts';
+import type { Tracer } from './trace.ts';
 
 export abstract class Stage<N extends string = string> {
   abstract readonly name: string;
@@ -21,6 +22,9 @@ export abstract class Stage<N extends string = string> {
   /** Drops per reason code. */
   drops!: Float64Array;
   readonly next = {} as Record<N, Stage>;
+
+  /** Set while tracing (see trace.ts); null otherwise. */
+  tracer: Tracer | null = null;
 
   queue: Int32Array;
   queued = 0;
@@ -66,16 +70,19 @@ export abstract class Stage<N extends string = string> {
   protected abstract process(slots: Int32Array, n: number): void;
 
   protected to(next: Stage, slot: number): void {
+    if (this.tracer !== null) this.tracer.step(this.name, next.name, slot);
     next.queue[next.queued++] = slot;
   }
 
   protected drop(slot: number, reason: number): void {
+    if (this.tracer !== null) this.tracer.dropped(this.name, this.dropReasons[reason], slot);
     this.drops[reason]++;
     this.pool.free(slot);
   }
 
   /** Frees a frame that reached its end here (an ARP packet absorbed, say): not a drop. */
   protected consume(slot: number): void {
+    if (this.tracer !== null) this.tracer.consumed(this.name, slot);
     this.pool.free(slot);
   }
 

@@ -111,6 +111,8 @@ export class Dataplane {
     ports.rxBytes[port] += pool.len[slot];
     const observer = this.stages.portOutput.observer;
     if (observer !== null) observer.onRx(port, pool, slot);
+    const tracer = this.stages.ethernetInput.tracer;
+    if (tracer !== null) tracer.received(port, slot);
     this.stages.ethernetInput.enqueue(slot);
   }
 

@@ -13,6 +13,9 @@ import type { Config } from '../config/load.ts';
 import { VirtualClock } from '../core/clock.ts';
 import { Dataplane } from '../dataplane/dataplane.ts';
 import { readCaptureSync } from '../pcap/reader.ts';
+import { TextTracer } from '../core/trace.ts';
+import { decodeFrame } from '../decode/decode-frame.ts';
+import { formatFrameText, formatTimestamp } from '../decode/format-text.ts';
 import { fileSink } from '../pcap/sink.ts';
 import { ReplayPort } from '../ports/replay-port.ts';
 
@@ -59,18 +62,45 @@ export function loadReplayInputs(dp: Dataplane, inputs: ReplayInput[]): { frames
 }
 
 /** Runs timers due up to and including `untilUs`, each at its own time. */
-function runTimersUntil(dp: Dataplane, clock: VirtualClock, untilUs: number): void {
+function runTimersUntil(dp: Dataplane, clock: VirtualClock, untilUs: number, trace?: (line: string) => void): void {
   for (let guard = 0; guard < 1_000_000; guard++) {
     const t = dp.nextTimerUs();
     if (t > untilUs) return;
     clock.set(t);
+    trace?.(`timers at ${(t / 1e6).toFixed(6)}`);
     dp.run();
   }
 }
 
-export function replay(config: Config, inputs: ReplayInput[], outDir: string, settleSeconds: number): ReplayResult {
+export interface ReplayOptions {
+  /** Receives the hop-by-hop trace of every frame, one line at a time. */
+  trace?: (line: string) => void;
+}
+
+export function replay(config: Config, inputs: ReplayInput[], outDir: string, settleSeconds: number, opts: ReplayOptions = {}): ReplayResult {
   const clock = new VirtualClock();
   const dp = new Dataplane(config, { clock });
+  let tracer: TextTracer | null = null;
+  let trace: ((line: string) => void) | undefined;
+  if (opts.trace) {
+    // Frame summaries without the timestamp column of `decode`.
+    const describe = (b: Buffer): string => formatFrameText(decodeFrame(b), 0, 0).slice(formatTimestamp(0, 0, false).length + 1);
+    const write = opts.trace;
+    // A section header (an input frame, a timer instant) is printed with its first event,
+    // so timer instants where nothing happened stay silent.
+    let header: string | null = null;
+    const t = new TextTracer(dp.pool, dp.ctx.ports.names, describe, (line) => {
+      if (header !== null) write(header);
+      header = null;
+      write(line);
+    });
+    trace = (line) => {
+      t.reset();
+      header = line;
+    };
+    tracer = t;
+    dp.graph.setTracer(tracer);
+  }
   const { frames, skipped } = loadReplayInputs(dp, inputs);
   mkdirSync(outDir, { recursive: true });
   const ports: ReplayPort[] = [];
@@ -81,14 +111,16 @@ export function replay(config: Config, inputs: ReplayInput[], outDir: string, se
     dp.setDriver(p, port);
   }
   if (frames.length > 0) clock.set(frames[0].tsUs);
+  let n = 0;
   for (const f of frames) {
-    runTimersUntil(dp, clock, f.tsUs);
+    runTimersUntil(dp, clock, f.tsUs, trace);
     clock.set(f.tsUs);
+    trace?.(`#${++n} at ${(f.tsUs / 1e6).toFixed(6)} on ${inputs[f.input].port} (${inputs[f.input].file} record ${f.seq + 1})`);
     dp.receive(f.port, f.bytes, f.tsUs);
     dp.run();
   }
   const endUs = clock.nowUs() + Math.round(settleSeconds * 1e6);
-  runTimersUntil(dp, clock, endUs);
+  runTimersUntil(dp, clock, endUs, trace);
   clock.set(endUs);
   dp.run();
   const framesOut: Record<string, number> = {};

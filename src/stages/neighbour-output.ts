@@ -19,6 +19,7 @@ import { wr16, wr32, writeMacHiLo } from '../wire/bytes.ts';
 import { NO_PORT } from '../core/frame-pool.ts';
 import { Stage } from '../core/stage.ts';
 import { NeighState } from '../tables/neighbour-table.ts';
+import { formatIpv4 } from '../wire/ipv4-address.ts';
 import type { Context } from '../dataplane/context.ts';
 
 const enum Drop {
@@ -146,6 +147,7 @@ export class NeighbourOutput extends Stage<'output' | 'arp' | 'error'> {
   }
 
   private wait(id: number, slot: number): void {
+    if (this.tracer !== null) this.tracer.note(this.name, slot, `waits for neighbour ${formatIpv4(this.ctx.neigh.ipOf(id))} on ${this.ctx.ifs.names[this.ctx.pool.txIf[slot]]}`);
     const pushedOut = this.ctx.neigh.enqueue(id, slot);
     if (pushedOut >= 0) this.drop(pushedOut, Drop.QUEUE_OVERFLOW);
   }

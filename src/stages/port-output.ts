@@ -71,9 +71,11 @@ export class PortOutput extends Stage<never> {
       }
       const observer = this.observer;
       let bytes = 0;
+      const tracer = this.tracer;
       for (let j = 0; j < k; j++) {
         bytes += pool.len[batch[j]];
         if (observer !== null) observer.onTx(p, pool, batch[j]);
+        if (tracer !== null) tracer.sent(p, batch[j]);
       }
       const sent = driver.transmit(pool, batch, k);
       ports.txFrames[p] += sent;
