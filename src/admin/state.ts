@@ -54,7 +54,7 @@ export function fdbState(dp: Dataplane): FdbState {
   const rows: { b: number; p: number; m: number; e: FdbEntryState }[] = [];
   ports.bridges.forEach((b, bi) => {
     if (b.ifIndex < 0) return;
-    const m = ifs.macHi[b.ifIndex] * TWO32 + ifs.macLo[b.ifIndex];
+    const m = ifs.macHi[b.ifIndex] * TWO32 + (ifs.macLo[b.ifIndex] >>> 0);
     rows.push({ b: bi, p: -1, m, e: { bridge: b.name, mac: formatMac(m), port: b.name, type: 'permanent', ageSeconds: null, ageingSeconds: b.ageingSeconds } });
   });
   for (const v of fdb.entries(nowUs)) {

@@ -19,7 +19,8 @@ export class InterfaceTable {
   readonly names: string[] = [];
   readonly kind = new Uint8Array(MAX_INTERFACES);
   readonly macHi = new Uint32Array(MAX_INTERFACES);
-  readonly macLo = new Uint32Array(MAX_INTERFACES);
+  /** Low 32 MAC bits as int32, as macLoAt reads them from frames. */
+  readonly macLo = new Int32Array(MAX_INTERFACES);
   readonly addr = new Uint32Array(MAX_INTERFACES);
   readonly prefixLen = new Int8Array(MAX_INTERFACES);
   readonly mtu = new Int32Array(MAX_INTERFACES);

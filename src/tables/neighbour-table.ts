@@ -61,7 +61,8 @@ export const DEFAULT_NEIGHBOUR_TIMERS: NeighbourTimers = {
 export class NeighbourTable {
   private readonly index: KeyIndex;
   readonly macHi: Uint32Array;
-  readonly macLo: Uint32Array;
+  /** Low 32 MAC bits as int32, as macLoAt reads them from frames. */
+  readonly macLo: Int32Array;
   readonly state: Uint8Array;
   /** When the entry was last confirmed (or created). */
   readonly confirmedUs: Float64Array;
@@ -83,7 +84,7 @@ export class NeighbourTable {
     this.index = new KeyIndex(capacity);
     this.timers = timers;
     this.macHi = new Uint32Array(capacity);
-    this.macLo = new Uint32Array(capacity);
+    this.macLo = new Int32Array(capacity);
     this.state = new Uint8Array(capacity);
     this.confirmedUs = new Float64Array(capacity);
     this.usedUs = new Float64Array(capacity);
@@ -145,7 +146,7 @@ export class NeighbourTable {
   /** Records a link-layer address and moves the entry to `state`. */
   update(id: number, macHi: number, macLo: number, state: NeighState, nowUs: number): void {
     this.macHi[id] = macHi;
-    this.macLo[id] = macLo;
+    this.macLo[id] = macLo | 0;
     this.state[id] = state;
     this.confirmedUs[id] = nowUs;
     this.deadlineUs[id] = 0;

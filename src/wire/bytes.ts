@@ -29,9 +29,13 @@ export function macHiAt(b: Buffer, o: number): number {
   return (b[o] << 8) | b[o + 1];
 }
 
-/** Low 32 bits of the MAC at `o`. */
+/**
+ * Low 32 bits of the MAC at `o`, as an int32: half of all MACs have the top bit set, and as
+ * a uint32 such a value is no V8 small integer (it would be boxed when passed to a call).
+ * Tables keep MAC halves as int32 too; use `>>> 0` only for display.
+ */
 export function macLoAt(b: Buffer, o: number): number {
-  return ((b[o + 2] << 24) | (b[o + 3] << 16) | (b[o + 4] << 8) | b[o + 5]) >>> 0;
+  return (b[o + 2] << 24) | (b[o + 3] << 16) | (b[o + 4] << 8) | b[o + 5];
 }
 
 export function writeMacHiLo(b: Buffer, o: number, hi: number, lo: number): void {
