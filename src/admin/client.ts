@@ -25,8 +25,17 @@ function unreachable(socketPath: string, reason: string): UserError {
 
 /** GET `/v1/<what>` from the admin server on `socketPath`; the parsed JSON body. */
 export function fetchState(socketPath: string, what: string): Promise<unknown> {
+  return get(socketPath, `/v1/${encodeURIComponent(what)}`, TIMEOUT_MS);
+}
+
+/** Traces the next `count` frames (at most `seconds`) of the dataplane on `socketPath`. */
+export function fetchTrace(socketPath: string, count: number, seconds: number): Promise<unknown> {
+  return get(socketPath, `/v1/trace?count=${count}&seconds=${seconds}`, seconds * 1000 + TIMEOUT_MS);
+}
+
+function get(socketPath: string, path: string, timeoutMs: number): Promise<unknown> {
   return new Promise((resolve, reject) => {
-    const req = request({ socketPath, path: `/v1/${encodeURIComponent(what)}`, method: 'GET', timeout: TIMEOUT_MS }, (res) => {
+    const req = request({ socketPath, path, method: 'GET', timeout: timeoutMs }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
       res.on('error', (err) => reject(unreachable(socketPath, err.message)));

@@ -2,6 +2,7 @@
  * Admin server: the dataplane's state as JSON over HTTP on a unix socket (`nodeplane show`).
  *
  *   GET /v1/fdb | neigh | routes | ports | stats | services | conntrack | graph
+ *   GET /v1/trace?count=N&seconds=S   the next N frames hop by hop (answers when done)
  *     → 200, application/json, the object state.ts builds
  *   anything else → 404 (unknown path) or 405 (not GET), `{"error": "..."}`
  *
@@ -11,6 +12,7 @@
  * a socket some live server still answers on is refused, and so is a path that is not a
  * socket. Closing the server removes the file.
  */
+import { traceLive } from './live-trace.ts';
 import { chmodSync, lstatSync, unlinkSync } from 'node:fs';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { connect } from 'node:net';
@@ -56,10 +58,20 @@ function send(res: ServerResponse, status: number, body: unknown): void {
 }
 
 function handle(dp: Dataplane, extra: AdminExtras, req: IncomingMessage, res: ServerResponse): void {
-  const path = new URL(req.url ?? '/', 'http://nodeplane').pathname;
+  const url = new URL(req.url ?? '/', 'http://nodeplane');
+  const path = url.pathname;
+  if (path === '/v1/trace' && (req.method === 'GET' || req.method === 'HEAD')) {
+    const count = Number(url.searchParams.get('count') ?? '10');
+    const seconds = Number(url.searchParams.get('seconds') ?? '10');
+    traceLive(dp, count, seconds).then(
+      (r) => send(res, 200, r),
+      (err: Error) => send(res, 400, { error: `trace: ${err.message}` }),
+    );
+    return;
+  }
   const endpoint = Object.hasOwn(ENDPOINTS, path) ? ENDPOINTS[path] : undefined;
   if (endpoint === undefined) {
-    send(res, 404, { error: `no such endpoint: ${path}`, endpoints: Object.keys(ENDPOINTS) });
+    send(res, 404, { error: `no such endpoint: ${path}`, endpoints: [...Object.keys(ENDPOINTS), '/v1/trace'] });
     return;
   }
   if (req.method !== 'GET' && req.method !== 'HEAD') {

@@ -87,6 +87,15 @@ program
   .action((what, opts) => runAction(async () => (await import('./show.ts')).showCommand(what, opts)));
 
 program
+  .command('trace')
+  .description('follow the next frames of a running dataplane through its stages, hop by hop')
+  .option('--admin <socket>', 'admin unix socket path', '/run/nodeplane.sock')
+  .option('--count <n>', 'frames to follow', '10')
+  .option('--seconds <s>', 'give up after this long', '10')
+  .option('--json', 'print JSON')
+  .action((opts) => runAction(async () => (await import('./trace.ts')).traceCommand(opts)));
+
+program
   .command('demo')
   .description('build a lab of pods in network namespaces, run nodeplane between them, send traffic, clean up (root)')
   .option('--keep', 'leave the lab up until Ctrl-C')

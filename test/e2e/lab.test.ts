@@ -1,7 +1,7 @@
 /**
  * End to end: real Linux network stacks in namespaces, talking through `nodeplane run`.
  */
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -105,6 +105,24 @@ describe.skipIf(skip)('lab: pods on a bridge and across the router', () => {
     }
     expect(body).toContain(marker);
     expect(body.length).toBeGreaterThan(200_000);
+  });
+
+  it('nodeplane trace follows live frames hop by hop', async () => {
+    const { lab } = env();
+    const nodeplane = new URL('../../bin/nodeplane.js', import.meta.url).pathname;
+    const traced = new Promise<{ code: number | null; out: string }>((resolve) => {
+      const child = spawn(process.execPath, [nodeplane, 'trace', '--admin', lab.adminSocket, '--count', '2', '--seconds', '10']);
+      let out = '';
+      child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
+      child.on('exit', (code) => resolve({ code, out }));
+    });
+    await new Promise((res) => setTimeout(res, 700));
+    await ping(lab, 'pa', '10.244.1.3', 2);
+    const { code, out } = await traced;
+    expect(code).toBe(0);
+    expect(out).toMatch(/rx pa: .*10\.244\.1\.2 > 10\.244\.1\.3: ICMP echo request/);
+    expect(out).toMatch(/bridge-forward → port-output/);
+    expect(out).toMatch(/tx pb: .*ICMP echo request/);
   });
 
   it('the capture shows echo and the TCP handshake on the right ports and directions', async () => {

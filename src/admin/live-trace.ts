@@ -1,0 +1,61 @@
+/**
+ * Live trace: follows the next frames a running dataplane receives through its stages, hop
+ * by hop (what `replay --trace` prints), for `nodeplane trace`. Tracing starts on request and
+ * stops by itself after `count` received frames or `seconds`, whichever comes first; the
+ * frames of the batch that reached the count are followed to the end of that dispatch.
+ */
+import { TextTracer, type Tracer } from '../core/trace.ts';
+import type { Dataplane } from '../dataplane/dataplane.ts';
+import { decodeFrame } from '../decode/decode-frame.ts';
+import { formatFrameText, formatTimestamp } from '../decode/format-text.ts';
+
+export interface LiveTraceResult {
+  /** Frames received while tracing. */
+  frames: number;
+  /** Whether `count` frames were seen before the time ran out. */
+  complete: boolean;
+  lines: string[];
+}
+
+export const MAX_TRACE_FRAMES = 10_000;
+export const MAX_TRACE_SECONDS = 300;
+
+let active = false;
+
+export function traceLive(dp: Dataplane, count: number, seconds: number): Promise<LiveTraceResult> {
+  if (active) return Promise.reject(new Error('a trace is already running'));
+  if (!(count >= 1 && count <= MAX_TRACE_FRAMES)) return Promise.reject(new Error(`count must be 1..${MAX_TRACE_FRAMES}`));
+  if (!(seconds > 0 && seconds <= MAX_TRACE_SECONDS)) return Promise.reject(new Error(`seconds must be in (0, ${MAX_TRACE_SECONDS}]`));
+  active = true;
+  const lines: string[] = [];
+  const describe = (b: Buffer): string => formatFrameText(decodeFrame(b), 0, 0).slice(formatTimestamp(0, 0, false).length + 1);
+  const text = new TextTracer(dp.pool, dp.ctx.ports.names, describe, (l) => lines.push(l));
+  let frames = 0;
+  return new Promise((resolve) => {
+    let timer: NodeJS.Timeout | undefined;
+    const finish = (complete: boolean): void => {
+      if (!active) return;
+      active = false;
+      clearTimeout(timer);
+      dp.graph.setTracer(null);
+      resolve({ frames, complete, lines });
+    };
+    const tracer: Tracer = {
+      received(port, slot) {
+        frames++;
+        text.reset();
+        lines.push(`#${frames} at ${(dp.clock.nowUs() / 1e6).toFixed(6)} on ${dp.ctx.ports.names[port]}`);
+        text.received(port, slot);
+        // Stop once the dispatch that carries this frame is over.
+        if (frames === count) setImmediate(() => finish(true));
+      },
+      step: (from, to, slot) => text.step(from, to, slot),
+      dropped: (at, reason, slot) => text.dropped(at, reason, slot),
+      consumed: (at, slot) => text.consumed(at, slot),
+      note: (at, slot, t) => text.note(at, slot, t),
+      sent: (port, slot) => text.sent(port, slot),
+    };
+    timer = setTimeout(() => finish(false), seconds * 1000);
+    dp.graph.setTracer(tracer);
+  });
+}
