@@ -38,12 +38,12 @@ program
 
 program
   .command('run')
-  .description('run the dataplane live on TAP devices until SIGINT/SIGTERM')
+  .description('run the dataplane live on TAP devices until SIGINT/SIGTERM; SIGHUP reloads the config')
   .requiredOption('--config <file>', 'configuration file (YAML or JSON)')
   .option('--capture <dir>', 'write a pcapng of every port (overrides capture.dir)')
   .option('--capture-stdout <port>', "stream one port's traffic (or 'all') as classic pcap to stdout")
   .option('--capture-fifo <path>', 'like --capture-stdout, but to a FIFO or file')
-  .option('--capture-fifo-port <port>', "port for --capture-fifo ('all' by default)", 'all')
+  .option('--capture-fifo-port <port>', 'port for --capture-fifo, or all', 'all')
   .option('--capture-max-mb <n>', 'rotate a capture file when it reaches N MB (like tcpdump -C)')
   .option('--capture-files <n>', 'keep at most N rotated files per capture (like tcpdump -W)')
   .option('--admin <socket>', 'admin unix socket path', '/run/nodeplane.sock')
