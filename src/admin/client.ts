@@ -28,9 +28,14 @@ export function fetchState(socketPath: string, what: string): Promise<unknown> {
   return get(socketPath, `/v1/${encodeURIComponent(what)}`, TIMEOUT_MS);
 }
 
-/** Traces the next `count` frames (at most `seconds`) of the dataplane on `socketPath`. */
-export function fetchTrace(socketPath: string, count: number, seconds: number): Promise<unknown> {
-  return get(socketPath, `/v1/trace?count=${count}&seconds=${seconds}`, seconds * 1000 + TIMEOUT_MS);
+/**
+ * Traces the next `count` frames (at most `seconds`; only frames whose summary contains
+ * `match`, when given) of the dataplane on `socketPath`.
+ */
+export function fetchTrace(socketPath: string, count: number, seconds: number, match?: string): Promise<unknown> {
+  const q = new URLSearchParams({ count: String(count), seconds: String(seconds) });
+  if (match !== undefined) q.set('match', match);
+  return get(socketPath, `/v1/trace?${q}`, seconds * 1000 + TIMEOUT_MS);
 }
 
 function get(socketPath: string, path: string, timeoutMs: number): Promise<unknown> {

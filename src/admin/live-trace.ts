@@ -22,14 +22,18 @@ export const MAX_TRACE_SECONDS = 300;
 
 let active = false;
 
-export function traceLive(dp: Dataplane, count: number, seconds: number): Promise<LiveTraceResult> {
+/**
+ * Follows the next `count` received frames (only those whose one-line summary contains
+ * `match`, when given) for at most `seconds`.
+ */
+export function traceLive(dp: Dataplane, count: number, seconds: number, match: string | null = null): Promise<LiveTraceResult> {
   if (active) return Promise.reject(new Error('a trace is already running'));
   if (!(count >= 1 && count <= MAX_TRACE_FRAMES)) return Promise.reject(new Error(`count must be 1..${MAX_TRACE_FRAMES}`));
   if (!(seconds > 0 && seconds <= MAX_TRACE_SECONDS)) return Promise.reject(new Error(`seconds must be in (0, ${MAX_TRACE_SECONDS}]`));
   active = true;
   const lines: string[] = [];
   const describe = (b: Buffer): string => formatFrameText(decodeFrame(b), 0, 0).slice(formatTimestamp(0, 0, false).length + 1);
-  const text = new TextTracer(dp.pool, dp.ctx.ports.names, describe, (l) => lines.push(l));
+  const text = new TextTracer(dp.pool, dp.ctx.ports.names, describe, (l) => lines.push(l), match);
   let frames = 0;
   return new Promise((resolve) => {
     let timer: NodeJS.Timeout | undefined;
@@ -42,13 +46,17 @@ export function traceLive(dp: Dataplane, count: number, seconds: number): Promis
     };
     const tracer: Tracer = {
       received(port, slot) {
+        if (frames >= count) return;
+        lines.push(`#${frames + 1} at ${(dp.clock.nowUs() / 1e6).toFixed(6)} on ${dp.ctx.ports.names[port]}`);
+        if (!text.received(port, slot)) {
+          lines.pop();
+          return;
+        }
         frames++;
-        text.reset();
-        lines.push(`#${frames} at ${(dp.clock.nowUs() / 1e6).toFixed(6)} on ${dp.ctx.ports.names[port]}`);
-        text.received(port, slot);
         // Stop once the dispatch that carries this frame is over.
         if (frames === count) setImmediate(() => finish(true));
       },
+      derived: (at, from, slot) => text.derived(at, from, slot),
       step: (from, to, slot) => text.step(from, to, slot),
       dropped: (at, reason, slot) => text.dropped(at, reason, slot),
       consumed: (at, slot) => text.consumed(at, slot),

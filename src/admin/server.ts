@@ -2,7 +2,7 @@
  * Admin server: the dataplane's state as JSON over HTTP on a unix socket (`nodeplane show`).
  *
  *   GET /v1/fdb | neigh | routes | ports | stats | services | conntrack | graph
- *   GET /v1/trace?count=N&seconds=S   the next N frames hop by hop (answers when done)
+ *   GET /v1/trace?count=N&seconds=S[&match=TEXT]   the next N frames hop by hop (answers when done)
  *     → 200, application/json, the object state.ts builds
  *   anything else → 404 (unknown path) or 405 (not GET), `{"error": "..."}`
  *
@@ -63,7 +63,7 @@ function handle(dp: Dataplane, extra: AdminExtras, req: IncomingMessage, res: Se
   if (path === '/v1/trace' && (req.method === 'GET' || req.method === 'HEAD')) {
     const count = Number(url.searchParams.get('count') ?? '10');
     const seconds = Number(url.searchParams.get('seconds') ?? '10');
-    traceLive(dp, count, seconds).then(
+    traceLive(dp, count, seconds, url.searchParams.get('match')).then(
       (r) => send(res, 200, r),
       (err: Error) => send(res, 400, { error: `trace: ${err.message}` }),
     );

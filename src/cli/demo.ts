@@ -7,7 +7,8 @@
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { fetchState } from '../admin/client.ts';
+import { fetchState, fetchTrace } from '../admin/client.ts';
+import type { LiveTraceResult } from '../admin/live-trace.ts';
 import { formatState } from '../admin/format.ts';
 import { DEMO_CONFIG, DEMO_PODS } from '../lab/demo-topology.ts';
 import { Lab } from '../lab/lab.ts';
@@ -65,6 +66,12 @@ export async function demoCommand(opts: { out: string; keep?: boolean }): Promis
       say('  FAIL pa → pb HTTP GET http://10.244.1.3:8080/');
     }
     server.kill();
+    say('\n== one routed ping, hop by hop (nodeplane trace)');
+    const traced = fetchTrace(lab.adminSocket, 2, 5, '10.244.2.2') as Promise<LiveTraceResult>;
+    await new Promise((res) => setTimeout(res, 300));
+    await lab.pod('pa').run('ping', ['-c', '1', '-W', '2', '10.244.2.2'], { timeoutMs: 10_000 });
+    const trace = await traced;
+    say(trace.lines.join('\n').replace(/^/gm, '  '));
     say('\n== what pod pa sees (ip neigh)');
     say(lab.pod('pa').ip(['neigh', 'show']).trimEnd().replace(/^/gm, '  '));
     for (const what of ['fdb', 'neigh', 'ports'] as const) {

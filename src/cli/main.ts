@@ -92,6 +92,7 @@ program
   .option('--admin <socket>', 'admin unix socket path', '/run/nodeplane.sock')
   .option('--count <n>', 'frames to follow', '10')
   .option('--seconds <s>', 'give up after this long', '10')
+  .option('--match <text>', "follow only frames whose one-line decode contains this (e.g. '10.244.2.2', 'ICMP')")
   .option('--json', 'print JSON')
   .action((opts) => runAction(async () => (await import('./trace.ts')).traceCommand(opts)));
 

@@ -6,12 +6,12 @@ import { fetchTrace } from '../admin/client.ts';
 import type { LiveTraceResult } from '../admin/live-trace.ts';
 import { UserError } from './user-error.ts';
 
-export async function traceCommand(opts: { admin: string; count: string; seconds: string; json?: boolean }): Promise<number> {
+export async function traceCommand(opts: { admin: string; count: string; seconds: string; match?: string; json?: boolean }): Promise<number> {
   const count = Number(opts.count);
   const seconds = Number(opts.seconds);
   if (!Number.isInteger(count) || count < 1) throw new UserError(`--count ${opts.count}: expected a whole number ≥ 1`);
   if (!(seconds > 0)) throw new UserError(`--seconds ${opts.seconds}: expected a number of seconds > 0`);
-  const r = (await fetchTrace(opts.admin, count, seconds)) as LiveTraceResult;
+  const r = (await fetchTrace(opts.admin, count, seconds, opts.match)) as LiveTraceResult;
   if (opts.json) {
     process.stdout.write(`${JSON.stringify(r, null, 2)}\n`);
     return 0;

@@ -109,6 +109,7 @@ export class BridgeForward extends Stage<'tx' | 'router'> {
           this.countDrop(Drop.POOL_EXHAUSTED);
           continue;
         }
+        if (this.tracer !== null) this.tracer.derived(this.name, slot, copy);
       }
       pool.outPort[copy] = p;
       this.to(this.next.tx, copy);

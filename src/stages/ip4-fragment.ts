@@ -73,6 +73,7 @@ export class Ip4Fragment extends Stage<'neighbour'> {
         pool.txIf[frag] = pool.txIf[slot];
         pool.nextHop[frag] = pool.nextHop[slot];
         pool.tsUs[frag] = pool.tsUs[slot];
+        if (this.tracer !== null) this.tracer.derived(this.name, slot, frag);
         this.fragmentsMade++;
         this.to(this.next.neighbour, frag);
       }

@@ -94,7 +94,7 @@ export class NeighbourOutput extends Stage<'output' | 'arp' | 'error'> {
       neigh.state[id] = NeighState.INCOMPLETE;
       neigh.probesSent[id] = 1;
       neigh.setDeadline(id, now + neigh.timers.retransUs);
-      this.sendRequest(ifIndex, nh, -1, 0);
+      this.sendRequest(ifIndex, nh, -1, 0, slot);
       this.wait(id, slot);
     }
   }
@@ -170,8 +170,11 @@ export class NeighbourOutput extends Stage<'output' | 'arp' | 'error'> {
     this.to(this.next.output, slot);
   }
 
-  /** Originates an ARP request for `ip` on `ifIndex`: broadcast, or unicast to (hi, lo) when hi ≥ 0. */
-  private sendRequest(ifIndex: number, ip: number, hi: number, lo: number): void {
+  /**
+   * Originates an ARP request for `ip` on `ifIndex`: broadcast, or unicast to (hi, lo) when
+   * hi ≥ 0. `cause` is the packet that needs it (for the trace), -1 for a timer.
+   */
+  private sendRequest(ifIndex: number, ip: number, hi: number, lo: number, cause = -1): void {
     const { pool, ifs } = this.ctx;
     const slot = pool.alloc();
     if (slot < 0) {
@@ -200,6 +203,7 @@ export class NeighbourOutput extends Stage<'output' | 'arp' | 'error'> {
     pool.l3[slot] = a;
     pool.txIf[slot] = ifIndex;
     pool.tsUs[slot] = this.ctx.nowUs;
+    if (this.tracer !== null) this.tracer.derived(this.name, cause, slot);
     this.requestsSent++;
     this.to(this.next.arp, slot);
   }

@@ -41,7 +41,7 @@ describe('replay --trace', () => {
       'neighbour-output → interface-output',
       'interface-output → port-output',
     ]);
-    expect(text).toMatch(/s1 at neighbour-output: 02:00:00:00:50:11 > ff:ff:ff:ff:ff:ff, .*ARP, Request who-has 192\.168\.50\.1 tell 192\.168\.50\.11/);
+    expect(text).toMatch(/s1 made at neighbour-output from s0: 02:00:00:00:50:11 > ff:ff:ff:ff:ff:ff, .*ARP, Request who-has 192\.168\.50\.1 tell 192\.168\.50\.11/);
     expect(text).toMatch(/#2 at 1700000000\.050000 on up/);
     expect(lines[lines.length - 1]).toMatch(/^  s0 tx up: 02:00:00:00:50:11 > 02:00:00:00:50:01, .*IP 10\.244\.1\.2\.40000 > 203\.0\.113\.5\.53/);
   });

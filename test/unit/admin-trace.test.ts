@@ -60,6 +60,22 @@ describe('live trace through the admin socket', () => {
     expect(dp.graph.stages.every((s) => s.tracer === null)).toBe(true);
   });
 
+  it('with a match, follows only matching frames and what is made from them', async () => {
+    const { dp, sock, tracing } = await running();
+    const result = fetchTrace(sock, 1, 5, 'ICMP echo request') as Promise<LiveTraceResult>;
+    await tracing();
+    // An ARP request (not followed, nor its flood copies), then the ping (followed).
+    dp.receive(0, F.ethernet('ff:ff:ff:ff:ff:ff', A.mac, 0x0806, F.arp(1, A.mac, A.ip, '00:00:00:00:00:00', '10.244.1.1')));
+    dp.receive(0, F.ethernet(GW, A.mac, 0x0800, F.ipv4({ src: A.ip, dst: '10.244.1.1', proto: 1 }, F.icmpEcho(8, 1, 1, F.bytes(8)))));
+    dp.run();
+    const r = await result;
+    expect(r.frames).toBe(1);
+    const text = r.lines.join('\n');
+    expect(text).not.toMatch(/ARP/);
+    expect(text).toMatch(/rx pa: .*ICMP echo request/);
+    expect(text).toMatch(/tx pa: .*ICMP echo reply/);
+  });
+
   it('gives up after the time limit and says how many frames it saw; one trace at a time', async () => {
     const { sock, tracing } = await running();
     const first = fetchTrace(sock, 5, 0.3) as Promise<LiveTraceResult>;
