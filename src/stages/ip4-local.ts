@@ -97,7 +97,7 @@ export class Ip4Local extends Stage<'output' | 'error'> {
     }
   }
 
-  /** Rewrites an echo request into its reply, as Linux's icmp_echo does. */
+  /** Rewrites an echo request into its reply, as Linux's icmp_echo does (TOS kept, TTL 64, DF clear). */
   private echoReply(slot: number, ip: number, hlen: number, icmp: number): void {
     const ctx = this.ctx;
     const data = ctx.pool.data;
@@ -105,7 +105,6 @@ export class Ip4Local extends Stage<'output' | 'error'> {
     const dst = rd32(data, ip + 16);
     wr32(data, ip + 12, dst);
     wr32(data, ip + 16, src);
-    data[ip + 1] = 0;
     wr16(data, ip + 4, ctx.ipIdent);
     ctx.ipIdent = (ctx.ipIdent + 1) & 0xffff;
     wr16(data, ip + 6, 0);
