@@ -7,7 +7,8 @@
  *       router — frames for the bridge's router interface: unicast to its MAC, and a copy of
  *                every broadcast/multicast frame (rxIf set)
  * drop: invalid source MAC (multicast or zero, as Linux drops), a known destination behind the
- *       ingress port itself, a bridge with nowhere to send, no free slot for a flood copy.
+ *       ingress port itself, a bridge with nowhere to send, no free slot for a flood copy,
+ *       IEEE 802.1D link-local group addresses (01:80:c2:00:00:00-0f: STP, LLDP, 802.1X).
  *
  * Learning: the source MAC of every frame from a port is learned on that port (station moves
  * re-learn at once). Forwarding: known unicast to its port; unknown unicast, broadcast and
@@ -23,6 +24,7 @@ const enum Drop {
   SAME_PORT,
   NO_DESTINATION,
   POOL_EXHAUSTED,
+  LINK_LOCAL,
 }
 
 export class BridgeForward extends Stage<'tx' | 'router'> {
@@ -33,6 +35,7 @@ export class BridgeForward extends Stage<'tx' | 'router'> {
     'destination is behind the ingress port',
     'no port to forward to',
     'no free slot for a flood copy',
+    'link-local group address (01:80:c2:00:00:0x) is not forwarded',
   ];
   /** Frames flooded (broadcast, multicast, unknown unicast). */
   flooded = 0;
@@ -64,6 +67,12 @@ export class BridgeForward extends Stage<'tx' | 'router'> {
       const dstHi = macHiAt(data, s);
       const dstLo = macLoAt(data, s);
       if ((dstHi & 0x0100) !== 0) {
+        // IEEE 802.1D reserved addresses (STP, LLDP, 802.1X, pause) stay on their link, as
+        // with Linux's default group_fwd_mask of 0.
+        if (dstHi === 0x0180 && (dstLo & 0xfffffff0) === (0xc2000000 | 0)) {
+          this.drop(slot, Drop.LINK_LOCAL);
+          continue;
+        }
         this.flood(slot, bridge.members, inPort, !fromRouter ? bridge.ifIndex : -1);
         continue;
       }

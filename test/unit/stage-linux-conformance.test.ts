@@ -87,3 +87,16 @@ describe('Linux conformance', () => {
     expect(ethOf(reqs[0]).dst).toBe(BCAST);
   });
 });
+
+describe('Linux conformance: the bridge', () => {
+  it('does not forward IEEE 802.1D link-local group frames (LLDP, STP), but floods other multicast', () => {
+    const h = new Harness();
+    const lldp = Buffer.concat([Buffer.from([0x01, 0x80, 0xc2, 0x00, 0x00, 0x0e]), Buffer.from([0x0a, 0x58, 0x0a, 0xf4, 0x01, 0x02]), Buffer.from([0x88, 0xcc]), Buffer.alloc(46)]);
+    const mdns = Buffer.concat([Buffer.from([0x01, 0x00, 0x5e, 0x00, 0x00, 0xfb]), Buffer.from([0x0a, 0x58, 0x0a, 0xf4, 0x01, 0x02]), Buffer.from([0x08, 0x00]), Buffer.alloc(46)]);
+    h.rx('pa', lldp);
+    expect(h.take('pb')).toEqual([]);
+    expect(h.drops('bridge-forward')).toEqual({ 'link-local group address (01:80:c2:00:00:0x) is not forwarded': 1 });
+    h.rx('pa', mdns);
+    expect(h.take('pb')).toHaveLength(1);
+  });
+});
