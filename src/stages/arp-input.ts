@@ -6,7 +6,8 @@
  *       neighbour — packets that were waiting for the address just learned
  * drop: malformed ARP, ARP on an interface without an address.
  *
- * Replies: to requests for the interface's own address. Learning follows Linux's
+ * Replies: to requests for any of the router's addresses, on whichever interface they arrive
+ * (Linux's default arp_ignore=0), with that interface's MAC. Learning follows Linux's
  * arp_accept=0: a request addressed to us creates or refreshes the sender's entry (STALE,
  * like neigh_event_ns); a reply to our own request confirms it (REACHABLE) and releases the
  * queued packets; any ARP packet from a sender we already know (a gratuitous one included)
@@ -17,6 +18,7 @@
 import { macHiAt, macLoAt, rd16, rd32, wr16, wr32, writeMacHiLo } from '../wire/bytes.ts';
 import { NO_PORT } from '../core/frame-pool.ts';
 import { Stage } from '../core/stage.ts';
+import { RouteKind } from '../tables/fib.ts';
 import { NeighState } from '../tables/neighbour-table.ts';
 import type { Context } from '../dataplane/context.ts';
 
@@ -72,7 +74,12 @@ export class ArpInput extends Stage<'reply' | 'neighbour'> {
         this.drop(slot, Drop.BAD_SENDER);
         continue;
       }
-      const forUs = tpa === myAddr;
+      // Any of the router's addresses, asked on any interface: Linux's arp_ignore=0 (weak host).
+      let forUs = tpa === myAddr;
+      if (!forUs && tpa !== 0) {
+        const r = this.ctx.fib.lookup(tpa);
+        forUs = r >= 0 && this.ctx.fib.kind[r] === RouteKind.LOCAL;
+      }
 
       if (spa !== 0 && spa !== myAddr) {
         let id = neigh.find(ifIndex, spa);
@@ -86,7 +93,7 @@ export class ArpInput extends Stage<'reply' | 'neighbour'> {
         data.copy(data, a + THA, a + SHA, a + SHA + 6);
         wr32(data, a + TPA, spa);
         writeMacHiLo(data, a + SHA, ifs.macHi[ifIndex], ifs.macLo[ifIndex]);
-        wr32(data, a + SPA, myAddr);
+        wr32(data, a + SPA, tpa);
         const s = pool.start[slot];
         writeMacHiLo(data, s, shaHi, shaLo);
         writeMacHiLo(data, s + 6, ifs.macHi[ifIndex], ifs.macLo[ifIndex]);

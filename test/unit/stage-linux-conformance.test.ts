@@ -5,7 +5,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { neighState } from '../../src/admin/state.ts';
-import { A, BCAST, GW, Harness, LAB, MS, SEC, SLOW, arpFrame, ethOf, icmpOf, introduce, ip4Of, isIcmp, udpFrame } from './stage-harness.test.ts';
+import { A, BCAST, GW, Harness, LAB, MS, SEC, SLOW, arpFrame, arpOf, ethOf, icmpOf, introduce, ip4Of, isIcmp, udpFrame } from './stage-harness.test.ts';
 
 describe('Linux conformance', () => {
   it('sends host unreachable for the first fragment of a datagram whose next hop does not answer', () => {
@@ -98,5 +98,18 @@ describe('Linux conformance: the bridge', () => {
     expect(h.drops('bridge-forward')).toEqual({ 'link-local group address (01:80:c2:00:00:0x) is not forwarded': 1 });
     h.rx('pa', mdns);
     expect(h.take('pb')).toHaveLength(1);
+  });
+});
+
+describe('Linux conformance: ARP', () => {
+  it("answers a request for any of the router's addresses on any interface, with that interface's MAC (arp_ignore=0)", () => {
+    const h = new Harness();
+    h.rx('pa', arpFrame({ ethDst: BCAST, ethSrc: A.mac, op: 1, sha: A.mac, spa: A.ip, tpa: '192.168.50.11' }));
+    const [reply] = h.take('pa');
+    expect(reply).toBeDefined();
+    expect(arpOf(reply)).toEqual({ op: 2, sha: GW.mac, spa: '192.168.50.11', tha: A.mac, tpa: A.ip });
+    // Not for an address that is not ours.
+    h.rx('pa', arpFrame({ ethDst: BCAST, ethSrc: A.mac, op: 1, sha: A.mac, spa: A.ip, tpa: '192.168.50.99' }));
+    expect(h.take('pa')).toEqual([]);
   });
 });
