@@ -1,0 +1,293 @@
+/**
+ * One node built twice for the differential end-to-end test: once with nodeplane (a Lab)
+ * and once with the Linux kernel doing the job — a node namespace with Linux bridges and
+ * IPv4 forwarding, pods plugged in with veth pairs. Both twins have the same bridges,
+ * addresses, MACs and MTUs, so whatever a pod observes should be the same in both.
+ *
+ * Everything lives in namespaces from src/lab/netns.ts; nothing touches the root namespace.
+ * IPv6 is disabled in every namespace of both twins so that router solicitations, MLD and
+ * DAD frames stay out of the captures.
+ */
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Lab } from '../../src/lab/lab.ts';
+import { createNetns, type Netns } from '../../src/lab/netns.ts';
+
+export interface TwinBridge {
+  name: string;
+  address: string;
+  mac: string;
+  mtu: number;
+}
+
+export interface TwinPod {
+  name: string;
+  bridge: string;
+  address: string;
+  gateway: string;
+  /** The pod's eth0 MAC; the same in both twins, so frames compare byte for byte. */
+  mac: string;
+  mtu: number;
+}
+
+export const BRIDGES: TwinBridge[] = [
+  { name: 'cni0', address: '10.244.1.1/24', mac: '0a:58:0a:f4:01:01', mtu: 1500 },
+  { name: 'cni1', address: '10.244.2.1/24', mac: '0a:58:0a:f4:02:01', mtu: 1400 },
+];
+
+// MACs as Kubernetes' bridge plugin derives them: 0a:58 and the pod's IPv4 address.
+export const PODS: TwinPod[] = [
+  { name: 'pa', bridge: 'cni0', address: '10.244.1.2/24', gateway: '10.244.1.1', mac: '0a:58:0a:f4:01:02', mtu: 1500 },
+  { name: 'pb', bridge: 'cni0', address: '10.244.1.3/24', gateway: '10.244.1.1', mac: '0a:58:0a:f4:01:03', mtu: 1500 },
+  { name: 'pc', bridge: 'cni1', address: '10.244.2.2/24', gateway: '10.244.2.1', mac: '0a:58:0a:f4:02:02', mtu: 1400 },
+];
+
+/** The nodeplane config for the topology above. */
+export function nodeplaneConfig(): string {
+  const lines = ['node:', '  name: twin-node', 'bridges:'];
+  for (const b of BRIDGES) lines.push(`  - { name: ${b.name}, address: ${b.address}, mac: "${b.mac}", mtu: ${b.mtu} }`);
+  lines.push('ports:');
+  for (const p of PODS) lines.push(`  - { name: ${p.name}, type: tap, bridge: ${p.bridge}, mtu: ${p.mtu} }`);
+  return lines.join('\n') + '\n';
+}
+
+export interface Twin {
+  readonly kind: 'nodeplane' | 'kernel';
+  readonly node: Netns;
+  pod(name: string): Netns;
+  destroy(): void;
+}
+
+/**
+ * IPv4 interface settings as the kernel compiles them in (net/ipv4/devinet.c: ipv4_devconf
+ * and ipv4_devconf_dflt). A new namespace copies conf/all and conf/default from the root
+ * namespace (net.core.devconf_inherit_init_net=0), so a host with, say, rp_filter=2 would leak
+ * it into the twin; these are written before any device is created.
+ */
+const IPV4_CONF_DEFAULTS: Record<string, number> = {
+  accept_local: 0,
+  accept_redirects: 1,
+  arp_accept: 0,
+  arp_announce: 0,
+  arp_filter: 0,
+  arp_ignore: 0,
+  arp_notify: 0,
+  bc_forwarding: 0,
+  bootp_relay: 0,
+  drop_gratuitous_arp: 0,
+  drop_unicast_in_l2_multicast: 0,
+  forwarding: 0,
+  log_martians: 0,
+  proxy_arp: 0,
+  proxy_arp_pvlan: 0,
+  route_localnet: 0,
+  rp_filter: 0,
+  secure_redirects: 1,
+  send_redirects: 1,
+  shared_media: 1,
+  src_valid_mark: 0,
+};
+
+/**
+ * Neighbour (ARP) parameters as the kernel compiles them in (net/ipv4/arp.c: arp_tbl). New
+ * devices clone the root namespace's neigh/default, so they are written per device.
+ */
+const NEIGH_DEFAULTS: Record<string, number> = {
+  mcast_solicit: 3,
+  ucast_solicit: 3,
+  app_solicit: 0,
+  mcast_resolicit: 0,
+  retrans_time_ms: 1000,
+  base_reachable_time_ms: 30000,
+  delay_first_probe_time: 5,
+  gc_stale_time: 60,
+};
+
+/** Writes sysctls inside `ns` (one `sh` for all: keys whose file is missing are skipped). */
+function sysctls(ns: Netns, values: Record<string, number | string>): void {
+  const script = Object.entries(values)
+    .map(([k, v]) => `f=/proc/sys/${k.replaceAll('.', '/')}; [ -e "$f" ] && echo ${v} > "$f" || true`)
+    .join('\n');
+  ns.runSync('sh', ['-ec', script], { check: true });
+}
+
+/** Reads sysctls inside `ns`; missing keys are left out. */
+export function readSysctls(ns: Netns, keys: string[]): Record<string, string> {
+  const r = ns.runSync('sh', ['-c', keys.map((k) => `f=/proc/sys/${k.replaceAll('.', '/')}; [ -e "$f" ] && echo "${k}=$(cat "$f")"`).join('\n') + '\ntrue']);
+  const out: Record<string, string> = {};
+  for (const line of r.stdout.split('\n')) {
+    const eq = line.indexOf('=');
+    if (eq > 0) out[line.slice(0, eq)] = line.slice(eq + 1).trim();
+  }
+  return out;
+}
+
+function noIpv6(ns: Netns): void {
+  sysctls(ns, { 'net.ipv6.conf.all.disable_ipv6': 1, 'net.ipv6.conf.default.disable_ipv6': 1 });
+}
+
+/** The sysctls the kernel twin's node namespace must have: Linux defaults, plus forwarding. */
+export function expectedNodeSysctls(): Record<string, string> {
+  const out: Record<string, string> = { 'net.ipv4.ip_forward': '1' };
+  for (const scope of ['all', 'default', ...BRIDGES.map((b) => b.name)]) {
+    for (const [k, v] of Object.entries(IPV4_CONF_DEFAULTS)) out[`net.ipv4.conf.${scope}.${k}`] = String(k === 'forwarding' ? 1 : v);
+  }
+  // Turning forwarding on turns accepting redirects off (devinet.c: inet_forward_change).
+  out['net.ipv4.conf.all.accept_redirects'] = '0';
+  for (const b of BRIDGES) for (const [k, v] of Object.entries(NEIGH_DEFAULTS)) out[`net.ipv4.neigh.${b.name}.${k}`] = String(v);
+  Object.assign(out, {
+    'net.ipv4.icmp_echo_ignore_broadcasts': '1',
+    'net.ipv4.icmp_echo_ignore_all': '0',
+    'net.ipv4.icmp_ignore_bogus_error_responses': '1',
+    'net.ipv4.icmp_ratelimit': '1000',
+    'net.ipv4.icmp_ratemask': '6168',
+    'net.ipv4.icmp_errors_use_inbound_ifaddr': '0',
+    'net.ipv4.ip_default_ttl': '64',
+    'net.ipv4.ip_no_pmtu_disc': '0',
+  });
+  return out;
+}
+
+/** Points the pod's eth0 at the twin's settings: MAC, MTU, no IPv6. */
+function shapePod(ns: Netns, p: TwinPod): void {
+  noIpv6(ns);
+  ns.ip(['link', 'set', 'eth0', 'address', p.mac, 'mtu', String(p.mtu)]);
+}
+
+/** The node run by nodeplane: `nodeplane run` in a namespace, pods on its TAP devices. */
+export async function startNodeplaneTwin(dir: string): Promise<Twin> {
+  const lab = await Lab.start({
+    config: nodeplaneConfig(),
+    pods: PODS.map((p) => ({ port: p.name, address: p.address, gateway: p.gateway })),
+    dir,
+  });
+  try {
+    noIpv6(lab.node);
+    for (const p of PODS) shapePod(lab.pod(p.name), p);
+  } catch (err) {
+    lab.destroy();
+    throw err;
+  }
+  return { kind: 'nodeplane', node: lab.node, pod: (name) => lab.pod(name), destroy: () => lab.destroy() };
+}
+
+/** The same node done by the Linux kernel: bridges, forwarding, veth pairs. */
+export function startKernelTwin(): Twin {
+  const node = createNetns('knode');
+  const pods = new Map<string, Netns>();
+  const destroy = (): void => {
+    for (const ns of pods.values()) ns.remove();
+    node.remove();
+  };
+  try {
+    noIpv6(node);
+    const conf: Record<string, number> = {};
+    for (const scope of ['all', 'default', 'lo']) for (const [k, v] of Object.entries(IPV4_CONF_DEFAULTS)) conf[`net.ipv4.conf.${scope}.${k}`] = v;
+    conf['net.ipv4.conf.all.accept_source_route'] = 0;
+    conf['net.ipv4.conf.default.accept_source_route'] = 1;
+    sysctls(node, conf);
+    for (const b of BRIDGES) {
+      // STP is off by default, so ports forward at once, as nodeplane's do.
+      node.ip(['link', 'add', b.name, 'address', b.mac, 'mtu', String(b.mtu), 'type', 'bridge']);
+    }
+    for (const p of PODS) {
+      const ns = createNetns(`k${p.name}`);
+      pods.set(p.name, ns);
+      noIpv6(ns);
+      const host = `v${p.name}`;
+      node.ip(['link', 'add', host, 'mtu', String(p.mtu), 'type', 'veth', 'peer', 'name', 'eth0', 'address', p.mac, 'mtu', String(p.mtu), 'netns', ns.name]);
+      node.ip(['link', 'set', host, 'master', p.bridge, 'up']);
+      ns.ip(['addr', 'add', p.address, 'dev', 'eth0']);
+      ns.ip(['link', 'set', 'eth0', 'up']);
+      ns.ip(['route', 'add', 'default', 'via', p.gateway]);
+    }
+    const neigh: Record<string, number> = {};
+    for (const b of BRIDGES) {
+      // A bridge's MTU follows its smallest port unless set; set it again to pin it.
+      node.ip(['link', 'set', b.name, 'mtu', String(b.mtu)]);
+      node.ip(['addr', 'add', b.address, 'dev', b.name]);
+      node.ip(['link', 'set', b.name, 'up']);
+      for (const [k, v] of Object.entries(NEIGH_DEFAULTS)) neigh[`net.ipv4.neigh.${b.name}.${k}`] = v;
+    }
+    sysctls(node, neigh);
+    sysctls(node, { 'net.ipv4.ip_forward': 1 });
+  } catch (err) {
+    destroy();
+    throw err;
+  }
+  return {
+    kind: 'kernel',
+    node,
+    pod: (name) => {
+      const ns = pods.get(name);
+      if (!ns) throw new Error(`no pod ${name}`);
+      return ns;
+    },
+    destroy,
+  };
+}
+
+/** A packet capture running in a namespace (tcpdump writing pcap to a pipe). */
+export interface Capture {
+  /** Stops the capture and returns the pcap bytes. */
+  stop(): Promise<Buffer>;
+}
+
+/** Starts tcpdump on eth0 in `ns`; resolves once it is listening. */
+export async function startCapture(ns: Netns, filter: string, timeoutMs = 30_000): Promise<Capture> {
+  const child = ns.spawn('tcpdump', ['-i', 'eth0', '-n', '-U', '--immediate-mode', '-s', '0', '-w', '-', filter], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const chunks: Buffer[] = [];
+  let stderr = '';
+  child.stdout!.on('data', (d: Buffer) => chunks.push(d));
+  const exited = new Promise<void>((resolve) => child.on('close', () => resolve()));
+  // A hard limit whatever happens to the test.
+  const limit = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+  limit.unref();
+  await new Promise<void>((resolve, reject) => {
+    const onData = (d: string): void => {
+      stderr += d;
+      if (stderr.includes('listening on')) resolve();
+    };
+    child.stderr!.setEncoding('utf8').on('data', onData);
+    child.on('close', (code) => reject(new Error(`tcpdump in ${ns.name} exited (${code}): ${stderr.trim()}`)));
+    setTimeout(() => reject(new Error(`tcpdump in ${ns.name} did not start: ${stderr.trim()}`)), 5000).unref();
+  });
+  return {
+    async stop(): Promise<Buffer> {
+      child.kill('SIGINT');
+      const kill = setTimeout(() => child.kill('SIGKILL'), 3000);
+      await exited;
+      clearTimeout(kill);
+      clearTimeout(limit);
+      return Buffer.concat(chunks);
+    },
+  };
+}
+
+/**
+ * Dissects pcap bytes with tshark: one row per frame, one column per field; a field that
+ * occurs more than once in a frame (an ICMP error's quoted header) lists its values joined
+ * with ','.
+ */
+export function dissect(pcap: Buffer, fields: string[]): Promise<string[][]> {
+  // tshark reads pcap from a regular file only.
+  const dir = mkdtempSync(join(tmpdir(), 'nodeplane-dissect-'));
+  const file = join(dir, 'capture.pcap');
+  writeFileSync(file, pcap);
+  return new Promise<string[][]>((resolve, reject) => {
+    const args = ['-r', file, '-T', 'fields', '-E', 'occurrence=a', ...fields.flatMap((f) => ['-e', f])];
+    const child = spawn('tshark', args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
+    child.stderr.setEncoding('utf8').on('data', (d: string) => (err += d));
+    const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      if (code !== 0) reject(new Error(`tshark failed (${code}): ${err.trim()}`));
+      else resolve(out.split('\n').filter((l) => l.length > 0).map((l) => l.split('\t')));
+    });
+  }).finally(() => rmSync(dir, { recursive: true, force: true }));
+}
