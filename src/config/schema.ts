@@ -22,6 +22,7 @@
  *   fdb.maxEntries 4096        learned MACs per bridge; learning stops when full
  *   icmp.ratePerSec 1000, icmp.burst 50: one token bucket for all ICMP errors we generate,
  *                              like Linux icmp_msgs_per_sec / icmp_msgs_burst
+ *   icmp.perHostIntervalMs 1000, icmp.perHostBurst 6: per destination, like icmp_ratelimit
  *   conntrack.timeouts         Linux nf_conntrack_* defaults, in seconds
  *   capture.snaplen 262144     tcpdump's default
  *   seed 1                     the same default as `replay --seed`
@@ -319,6 +320,9 @@ const fdb = z.strictObject({ maxEntries: int(1, 1 << 22).default(4096) });
 const icmp = z.strictObject({
   ratePerSec: int(0, 1_000_000).default(1000),
   burst: int(1, 1_000_000).default(50),
+  // Per destination, as Linux's icmp_ratelimit (ms per error; 0: no limit) with its burst of 6.
+  perHostIntervalMs: int(0, 3_600_000).default(1000),
+  perHostBurst: int(1, 1000).default(6),
 });
 
 const rawConfig = z.strictObject({

@@ -6,7 +6,9 @@
  *   ethernet-input ─bridge→ bridge-forward ─tx→ port-output
  *                 └─l3────→ l3-input          └router→ l3-input
  *   l3-input ─arp→ arp-input ─reply→ interface-output, ─neighbour→ neighbour-output
- *            └ip4→ ip4-input ─local→ ip4-local ─output→ ip4-output ─neighbour→ neighbour-output
+ *            └ip4→ ip4-input ─local→ ip4-local ─icmp→ icmp-local ─output→ ip4-output ─neighbour→ …
+ *                            │                   └tcp→ tcp-reset ─output→ ip4-output
+ *                            │                   └error→ icmp-error
  *                            ├forward→ ip4-forward ─neighbour→ neighbour-output
  *                            │                     └fragment→ ip4-fragment ─neighbour→ …
  *                            └error→ icmp-error ─neighbour→ neighbour-output
@@ -23,6 +25,8 @@ import { Ip4Forward } from '../stages/ip4-forward.ts';
 import { Ip4Fragment } from '../stages/ip4-fragment.ts';
 import { Ip4Input } from '../stages/ip4-input.ts';
 import { Ip4Local } from '../stages/ip4-local.ts';
+import { IcmpLocal } from '../stages/icmp-local.ts';
+import { TcpReset } from '../stages/tcp-reset.ts';
 import { Ip4Output } from '../stages/ip4-output.ts';
 import { L3Input } from '../stages/l3-input.ts';
 import { NeighbourOutput } from '../stages/neighbour-output.ts';
@@ -36,6 +40,8 @@ export interface Stages {
   arpInput: ArpInput;
   ip4Input: Ip4Input;
   ip4Local: Ip4Local;
+  icmpLocal: IcmpLocal;
+  tcpReset: TcpReset;
   ip4Forward: Ip4Forward;
   ip4Fragment: Ip4Fragment;
   icmpError: IcmpError;
@@ -54,6 +60,8 @@ export function buildGraph(ctx: Context): { graph: Graph; stages: Stages } {
     arpInput: graph.add(new ArpInput(ctx)),
     ip4Input: graph.add(new Ip4Input(ctx)),
     ip4Local: graph.add(new Ip4Local(ctx)),
+    icmpLocal: graph.add(new IcmpLocal(ctx)),
+    tcpReset: graph.add(new TcpReset(ctx)),
     ip4Forward: graph.add(new Ip4Forward(ctx)),
     ip4Fragment: graph.add(new Ip4Fragment(ctx)),
     icmpError: graph.add(new IcmpError(ctx)),
@@ -67,7 +75,9 @@ export function buildGraph(ctx: Context): { graph: Graph; stages: Stages } {
   s.l3Input.connect({ arp: s.arpInput, ip4: s.ip4Input });
   s.arpInput.connect({ reply: s.interfaceOutput, neighbour: s.neighbourOutput });
   s.ip4Input.connect({ local: s.ip4Local, forward: s.ip4Forward, error: s.icmpError });
-  s.ip4Local.connect({ output: s.ip4Output, error: s.icmpError });
+  s.ip4Local.connect({ icmp: s.icmpLocal, tcp: s.tcpReset, error: s.icmpError });
+  s.icmpLocal.connect({ output: s.ip4Output });
+  s.tcpReset.connect({ output: s.ip4Output });
   s.ip4Forward.connect({ neighbour: s.neighbourOutput, fragment: s.ip4Fragment, error: s.icmpError });
   s.ip4Fragment.connect({ neighbour: s.neighbourOutput });
   s.icmpError.connect({ neighbour: s.neighbourOutput });

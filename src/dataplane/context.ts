@@ -7,6 +7,7 @@ import type { FramePool } from '../core/frame-pool.ts';
 import type { Random } from '../core/random.ts';
 import type { TokenBucket } from '../core/token-bucket.ts';
 import type { Fdb } from '../tables/fdb.ts';
+import type { IcmpRateLimits } from '../tables/icmp-rate-limits.ts';
 import type { Fib } from '../tables/fib.ts';
 import type { InterfaceTable } from '../tables/interface-table.ts';
 import type { NeighbourTable } from '../tables/neighbour-table.ts';
@@ -20,7 +21,10 @@ export interface Context {
   fib: Fib;
   neigh: NeighbourTable;
   random: Random;
+  /** All ICMP errors together (icmp_msgs_per_sec / icmp_msgs_burst). */
   icmpLimiter: TokenBucket;
+  /** ICMP errors per destination (icmp_ratelimit). */
+  icmpPerHost: IcmpRateLimits;
   /** The time of the batch being processed, in µs; set by the dataplane before each dispatch. */
   nowUs: number;
   /** Next IPv4 identification for packets the router originates. */

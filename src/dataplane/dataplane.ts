@@ -14,6 +14,7 @@ import type { Graph } from '../core/graph.ts';
 import { Random } from '../core/random.ts';
 import { TokenBucket } from '../core/token-bucket.ts';
 import { Fdb } from '../tables/fdb.ts';
+import { IcmpRateLimits } from '../tables/icmp-rate-limits.ts';
 import { NeighbourTable, NeighState, DEFAULT_NEIGHBOUR_TIMERS } from '../tables/neighbour-table.ts';
 import type { PortObserver, PortTransmitter } from '../stages/port-output.ts';
 import { buildGraph, type Stages } from './build-graph.ts';
@@ -64,6 +65,7 @@ export class Dataplane {
       neigh,
       random: new Random(config.seed),
       icmpLimiter: new TokenBucket(config.icmp.ratePerSec, config.icmp.burst),
+      icmpPerHost: new IcmpRateLimits(config.icmp.perHostIntervalMs * 1000, config.icmp.perHostBurst),
       nowUs: opts.clock.nowUs(),
       ipIdent: 1,
     };

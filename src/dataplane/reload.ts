@@ -10,6 +10,7 @@
  */
 import type { Config } from '../config/load.ts';
 import { TokenBucket } from '../core/token-bucket.ts';
+import { IcmpRateLimits } from '../tables/icmp-rate-limits.ts';
 import { NeighState } from '../tables/neighbour-table.ts';
 import { compileTopology } from './compile-topology.ts';
 import type { Dataplane } from './dataplane.ts';
@@ -70,6 +71,7 @@ export function reloadDataplane(dp: Dataplane, next: Config): ReloadResult {
     failedHoldUs: a.failedMs * 1000,
   });
   ctx.icmpLimiter = new TokenBucket(next.icmp.ratePerSec, next.icmp.burst);
+  ctx.icmpPerHost = new IcmpRateLimits(next.icmp.perHostIntervalMs * 1000, next.icmp.perHostBurst);
   for (const key of ['arp', 'icmp'] as const) {
     if (JSON.stringify(dp.config[key]) !== JSON.stringify(next[key])) changes.push(`${key}: updated`);
   }

@@ -8,8 +8,9 @@
  *
  * Never about an ICMP error, a fragment other than the first, a packet sent to a broadcast or
  * multicast address (IPv4 or link layer), or from an address that cannot be answered
- * (RFC 1122 §3.2.2, RFC 1812 §4.3.2.7). Rate limited by a token bucket like Linux's
- * icmp_msgs_per_sec/icmp_msgs_burst. The source is our address on the interface that faces
+ * (RFC 1122 §3.2.2, RFC 1812 §4.3.2.7). Rate limited as Linux limits them: a token bucket for
+ * all errors (icmp_msgs_per_sec/icmp_msgs_burst) and one per destination (icmp_ratelimit,
+ * burst 6); fragmentation needed is exempt from both. The source is our address on the interface that faces
  * the sender (Linux's default icmp_errors_use_inbound_ifaddr=0: the exiting interface of the
  * error), or the original destination when that was us. The quote is the original IP header
  * and as much payload as keeps the error within 576 bytes, as Linux does.
@@ -84,7 +85,10 @@ export class IcmpError extends Stage<'neighbour'> {
     if (top === 0 || top === 127 || top >= 224) return Drop.BAD_SOURCE;
     const back = fib.lookup(src);
     if (back < 0 || fib.kind[back] === RouteKind.LOCAL || fib.kind[back] === RouteKind.BROADCAST) return Drop.NO_ROUTE_BACK;
-    if (!ctx.icmpLimiter.take(ctx.nowUs)) return Drop.RATE_LIMITED;
+    // Linux's icmp_ratemask: fragmentation needed is never limited (path MTU discovery needs it).
+    const err = pool.icmpError[slot];
+    const fragNeeded = err >>> 24 === 3 && ((err >>> 16) & 0xff) === 4;
+    if (!fragNeeded && (!ctx.icmpLimiter.take(ctx.nowUs) || !ctx.icmpPerHost.allow(src, ctx.nowUs))) return Drop.RATE_LIMITED;
     const out = pool.alloc();
     if (out < 0) return Drop.POOL_EXHAUSTED;
 
@@ -108,7 +112,6 @@ export class IcmpError extends Stage<'neighbour'> {
     wr32(data, eip + 12, from);
     wr32(data, eip + 16, src);
     wr16(data, eip + 10, internetChecksum(data, eip, 20));
-    const err = pool.icmpError[slot];
     data[icmp] = err >>> 24;
     data[icmp + 1] = (err >>> 16) & 0xff;
     wr16(data, icmp + 2, 0);

@@ -106,6 +106,11 @@ async function ping(twin: Twin, from: string, args: string[], timeoutMs = 15_000
   return { code: r.code, lines: normalisePing(r.stdout, r.stderr) };
 }
 
+/** Runs a python3 probe in a pod of a twin; its trimmed output. */
+async function py(t: Twin, pod: string, script: string, args: string[]): Promise<string> {
+  return (await t.pod(pod).run('python3', ['-c', script, ...args], { timeoutMs: 10_000 })).stdout.trim();
+}
+
 /** Frames `pod` received (not the ones it sent). */
 function received(frames: Frame[], pod: string): Frame[] {
   return frames.filter((f) => f['eth.src'] !== MAC[pod]);
@@ -322,7 +327,108 @@ describe.skipIf(skip)('differential: one node by nodeplane and by the Linux kern
     ]);
     expect(np).toEqual(k);
   });
+
+  it('10. TCP to a closed port on the gateway: reset, connect() fails with ECONNREFUSED', async () => {
+    const { np, k } = await both((t) => py(t, 'pa', TCP_PROBE, [GW0, '80']));
+    expect(k).toBe('ECONNREFUSED');
+    expect(np).toEqual(k);
+  });
+
+  it('11. ICMP timestamp request to the gateway: timestamp reply', async () => {
+    const { np, k } = await both((t) => py(t, 'pa', TIMESTAMP_PROBE, [GW0]));
+    expect(k).toBe(`reply from ${GW0}: type 14 code 0, originate echoed`);
+    expect(np).toEqual(k);
+  });
+
+  it('12. ICMP errors to one host are rate limited: 6 at once, then 1 a second (icmp_ratelimit)', async () => {
+    const { np, k } = await both((t) => ping(t, 'pb', ['-c', '10', '-i', '0.01', '-t', '1', '-W', '1', PC]));
+    expect(k.lines.filter((l) => l.includes('Time to live exceeded'))).toHaveLength(6);
+    expect(np).toEqual(k);
+  });
 });
+
+// ---------------------------------------------------------------------------------------
+// Known differences: what Linux does and nodeplane does not yet, pinned in both directions.
+// ---------------------------------------------------------------------------------------
+describe.skipIf(skip)('differential: known differences from the kernel (pinned, so a change either way is noticed)', () => {
+  let nodeplane: Twin | undefined;
+  let kernel: Twin | undefined;
+  let dir: string | undefined;
+
+  beforeAll(async () => {
+    if (problem) throw new Error(`end-to-end prerequisites missing: ${problem}`);
+    dir = mkdtempSync(join(tmpdir(), 'nodeplane-diff-'));
+    kernel = startKernelTwin();
+    nodeplane = await startNodeplaneTwin(dir);
+  });
+
+  afterAll(() => {
+    nodeplane?.destroy();
+    kernel?.destroy();
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  async function both<T>(probe: (t: Twin) => Promise<T>): Promise<{ np: T; k: T }> {
+    const [np, k] = await Promise.all([probe(nodeplane!), probe(kernel!)]);
+    return { np, k };
+  }
+
+
+  it('K1. a fragmented echo request to the gateway (ping -s 2000): Linux reassembles and answers; nodeplane reassembles nothing addressed to itself', async () => {
+    const { np, k } = await both((t) => ping(t, 'pa', ['-c', '1', '-s', '2000', '-W', '2', GW0]));
+    expect(k.lines).toContain(`2008 bytes from ${GW0}: icmp_seq=1 ttl=64`);
+    // Not yet: reassembly of datagrams for the router (fragments are dropped and counted).
+    expect(np.lines.some((l) => l.includes(`bytes from ${GW0}`))).toBe(false);
+  });
+
+  it('K2. IP record route (ping -R): Linux records its addresses; nodeplane forwards and answers without recording', async () => {
+    const { np, k } = await both(async (t) => [await ping(t, 'pa', ['-c', '1', '-R', '-W', '2', PC]), await ping(t, 'pa', ['-c', '1', '-R', '-W', '2', GW0])]);
+    expect(k[0].lines.map((l) => l.trim())).toEqual(expect.arrayContaining(['RR: \t10.244.1.2', '10.244.2.1', '10.244.2.2', '10.244.1.1']));
+    expect(k[1].lines.map((l) => l.trim())).toEqual(expect.arrayContaining(['RR: \t10.244.1.2', '10.244.1.1']));
+    // Not yet: IP options are carried but not processed, so the router's addresses are missing.
+    expect(np[0].lines.map((l) => l.trim())).not.toContain('10.244.2.1');
+    expect(np[0].lines.some((l) => l.includes(`bytes from ${PC}`))).toBe(true);
+  });
+});
+
+/** Connects to a TCP port; prints connected, ECONNREFUSED or timeout. */
+const TCP_PROBE = `
+import socket, sys
+s = socket.socket()
+s.settimeout(2)
+try:
+    s.connect((sys.argv[1], int(sys.argv[2])))
+    print('connected')
+except ConnectionRefusedError:
+    print('ECONNREFUSED')
+except socket.timeout:
+    print('timeout')
+`;
+
+/** Sends an ICMP timestamp request (type 13) on a raw socket; prints the answer's type and code. */
+const TIMESTAMP_PROBE = `
+import socket, struct, sys
+def csum(b):
+    t = sum(struct.unpack('!%dH' % (len(b) // 2), b))
+    t = (t >> 16) + (t & 0xffff)
+    t += t >> 16
+    return ~t & 0xffff
+s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
+s.settimeout(1.5)
+m = struct.pack('!BBHHHIII', 13, 0, 0, 0x4e50, 1, 12345678, 0, 0)
+s.sendto(m[:2] + struct.pack('!H', csum(m)) + m[4:], (sys.argv[1], 0))
+try:
+    while True:
+        d, a = s.recvfrom(2048)
+        icmp = d[(d[0] & 15) * 4:]
+        if icmp[0] == 8 or icmp[0] == 13:
+            continue
+        orig = struct.unpack('!I', icmp[8:12])[0]
+        print('reply from %s: type %d code %d, originate %s' % (a[0], icmp[0], icmp[1], 'echoed' if orig == 12345678 else 'changed'))
+        break
+except socket.timeout:
+    print('timeout')
+`;
 
 /** Sends one UDP datagram on a connected socket; prints ECONNREFUSED, data or timeout. */
 const UDP_PROBE = `

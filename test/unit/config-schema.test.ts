@@ -61,7 +61,7 @@ describe('config schema', () => {
     expect(d.capture).toEqual({ snaplen: 262144 });
     expect(d.arp).toEqual({ retries: 3, retryIntervalMs: 1000, queueLen: 3, reachableMs: 30000, staleMs: 60000, failedMs: 1000, maxEntries: 1024 });
     expect(d.fdb).toEqual({ maxEntries: 4096 });
-    expect(d.icmp).toEqual({ ratePerSec: 1000, burst: 50 });
+    expect(d.icmp).toEqual({ ratePerSec: 1000, burst: 50, perHostIntervalMs: 1000, perHostBurst: 6 });
     expect(d.seed).toBe(1);
   });
 

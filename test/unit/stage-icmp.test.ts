@@ -8,10 +8,12 @@ import { describe, expect, it } from 'vitest';
 import * as F from '../helpers/frames.ts';
 import {
   A,
+  B,
   BCAST,
   GW,
   Harness,
   LAB,
+  MS,
   SEC,
   SLOW,
   SLOW_GW,
@@ -151,6 +153,28 @@ describe('icmp-error: when not to answer', () => {
   });
 });
 
+describe('icmp-error: per-destination limit (Linux icmp_ratelimit)', () => {
+  it('sends a destination 6 errors at once, then 1 a second; another destination has its own budget', () => {
+    const h = new Harness();
+    introduce(h, A);
+    introduce(h, B);
+    const t = h.now;
+    h.rxBatch('pa', Array.from({ length: 10 }, (_, i) => udpFrame({ from: A, toMac: GW.mac, dst: FAR.ip, ttl: 1, id: i })), t);
+    expect(h.take('pa').filter((f) => isIcmp(f, 11, 0))).toHaveLength(6);
+    h.rxBatch('pb', [udpFrame({ from: B, toMac: GW.mac, dst: FAR.ip, ttl: 1 })], t);
+    expect(h.take('pb').filter((f) => isIcmp(f, 11, 0))).toHaveLength(1);
+    h.rxBatch('pa', [1, 2].map((i) => udpFrame({ from: A, toMac: GW.mac, dst: FAR.ip, ttl: 1, id: 100 + i })), t + 1000 * MS);
+    expect(h.take('pa').filter((f) => isIcmp(f, 11, 0))).toHaveLength(1);
+  });
+
+  it('never limits fragmentation needed (path MTU discovery depends on it)', () => {
+    const h = new Harness();
+    introduce(h, A);
+    h.rxBatch('pa', Array.from({ length: 10 }, (_, i) => udpFrame({ from: A, toMac: GW.mac, dst: '10.200.1.1', df: true, dataLen: 1200, id: i })));
+    expect(h.take('pa').filter((f) => isIcmp(f, 3, 4))).toHaveLength(10);
+  });
+});
+
 describe('icmp-error: what the error says', () => {
   it('comes from the bridge address to a pod, quoting the packet as it arrived', () => {
     const h = new Harness();
@@ -218,7 +242,7 @@ describe('icmp-error: what the error says', () => {
   });
 });
 
-describe('ip4-local', () => {
+describe('ip4-local and icmp-local', () => {
   for (const [name, addr] of [
     ['the bridge address', GW.ip],
     ['the uplink address', UP.ip],
@@ -236,7 +260,7 @@ describe('ip4-local', () => {
       const m = icmpOf(reply);
       expect([m.type, m.code, m.checksumOk, m.word2]).toEqual([0, 0, true, 9]);
       expect(reply.subarray(14 + 20 + 4)).toEqual(req.subarray(14 + 20 + 4));
-      expect(h.dp.stages.ip4Local.echoReplies).toBe(1);
+      expect(h.dp.stages.icmpLocal.echoReplies).toBe(1);
     });
   }
 
@@ -256,8 +280,8 @@ describe('ip4-local', () => {
     h.rx('pa', pingFrame({ from: A, toMac: GW.mac, dst: '10.244.1.255' }));
     h.rx('pa', pingFrame({ from: A, toMac: BCAST, dst: '255.255.255.255' }));
     expect(h.take('pa')).toEqual([]);
-    expect(h.drops('ip4-local')).toEqual({ 'echo request to a broadcast address (ignored)': 3 });
-    expect(h.dp.stages.ip4Local.echoReplies).toBe(0);
+    expect(h.drops('icmp-local')).toEqual({ 'echo or timestamp request to a broadcast address (ignored)': 3 });
+    expect(h.dp.stages.icmpLocal.echoReplies).toBe(0);
   });
 
   it('answers UDP to the router with port unreachable (3/3) and another protocol with protocol unreachable (3/2)', () => {
@@ -282,10 +306,68 @@ describe('ip4-local', () => {
     h.rx('pa', bad);
     h.rx('pa', F.ethernet(GW.mac, A.mac, 0x0800, F.ipv4({ src: A.ip, dst: GW.ip, proto: 1 }, F.icmpEcho(0, 1, 1, []))));
     expect(h.take('pa')).toEqual([]);
-    expect(h.drops('ip4-local')).toEqual({
-      'fragment for the router (no reassembly)': 1,
+    expect(h.drops('ip4-local')).toEqual({ 'fragment for the router (no reassembly)': 1 });
+    expect(h.drops('icmp-local')).toEqual({
       'bad icmp checksum': 1,
-      'icmp other than echo request (consumed)': 1,
+      'icmp other than echo or timestamp request (absorbed)': 1,
     });
+  });
+
+  it('answers a timestamp request with a timestamp reply: originate kept, receive and transmit in ms since midnight UTC', () => {
+    const h = new Harness();
+    introduce(h, A);
+    const icmp = [13, 0, 0, 0, 0x4e, 0x50, 0, 1, 0x00, 0xbc, 0x61, 0x4e, 0, 0, 0, 0, 0, 0, 0, 0];
+    const c = F.checksum(icmp);
+    icmp[2] = c >> 8;
+    icmp[3] = c & 0xff;
+    h.rx('pa', F.ethernet(GW.mac, A.mac, 0x0800, F.ipv4({ src: A.ip, dst: GW.ip, proto: 1 }, icmp)));
+    const [reply] = h.take('pa');
+    expect(ip4Of(reply)).toMatchObject({ src: GW.ip, dst: A.ip, total: 40, ttl: 64, checksumOk: true });
+    const m = reply.subarray(34);
+    expect([m[0], m[1], m.readUInt16BE(4), m.readUInt16BE(6), m.readUInt32BE(8)]).toEqual([14, 0, 0x4e50, 1, 12345678]);
+    const ms = Math.floor(h.now / 1000) % 86_400_000;
+    expect([m.readUInt32BE(12), m.readUInt32BE(16)]).toEqual([ms, ms]);
+    expect(F.checksum(m)).toBe(0);
+  });
+});
+
+describe('tcp-reset', () => {
+  const tcpFrame = (flags: number, seq: number, ack: number, payload = 0): Buffer => {
+    const seg = [0x9c, 0x40, 0x00, 0x50, ...u32(seq), ...u32(ack), 0x50, flags, 0xff, 0xff, 0, 0, 0, 0, ...F.bytes(payload)];
+    const pseudo = [...F.ip(A.ip), ...F.ip(GW.ip), 0, 6, seg.length >> 8, seg.length & 0xff, ...seg];
+    const c = F.checksum(pseudo);
+    seg[16] = c >> 8;
+    seg[17] = c & 0xff;
+    return F.ethernet(GW.mac, A.mac, 0x0800, F.ipv4({ src: A.ip, dst: GW.ip, proto: 6, id: 5 }, seg));
+  };
+  const u32 = (v: number): number[] => [(v >>> 24) & 255, (v >>> 16) & 255, (v >>> 8) & 255, v & 255];
+  const tcpOf = (f: Buffer) => ({ sport: f.readUInt16BE(34), dport: f.readUInt16BE(36), seq: f.readUInt32BE(38), ack: f.readUInt32BE(42), flags: f[47], doff: f[46] >> 4 });
+  const tcpChecksumOk = (f: Buffer): boolean => F.checksum([...F.ip(GW.ip), ...F.ip(A.ip), 0, 6, 0, 20, ...f.subarray(34, 54)]) === 0;
+
+  it('answers a SYN to a closed port with RST+ACK acknowledging it (seq 0, ack = seq + 1)', () => {
+    const h = new Harness();
+    introduce(h, A);
+    h.rx('pa', tcpFrame(0x02, 1000, 0));
+    const [rst] = h.take('pa');
+    expect(ip4Of(rst)).toMatchObject({ src: GW.ip, dst: A.ip, proto: 6, ttl: 64, df: true, total: 40, checksumOk: true });
+    expect(tcpOf(rst)).toEqual({ sport: 80, dport: 40000, seq: 0, ack: 1001, flags: 0x14, doff: 5 });
+    expect(tcpChecksumOk(rst)).toBe(true);
+  });
+
+  it('answers a segment with ACK with a bare RST whose seq is that ack, counting data and FIN otherwise', () => {
+    const h = new Harness();
+    introduce(h, A);
+    h.rx('pa', tcpFrame(0x18, 5000, 0xfffffff0, 10));
+    expect(tcpOf(h.take('pa')[0])).toMatchObject({ seq: 0xfffffff0, ack: 0, flags: 0x04 });
+    h.rx('pa', tcpFrame(0x01, 0xfffffffe, 0, 3));
+    expect(tcpOf(h.take('pa')[0])).toMatchObject({ seq: 0, ack: 2, flags: 0x14 });
+  });
+
+  it('never answers a reset', () => {
+    const h = new Harness();
+    introduce(h, A);
+    h.rx('pa', tcpFrame(0x04, 1, 0));
+    expect(h.take('pa')).toEqual([]);
+    expect(h.drops('tcp-reset')).toEqual({ 'tcp reset to the router (not answered)': 1 });
   });
 });
