@@ -9,13 +9,14 @@
  *       and replies addressed to the router concern no socket here).
  *
  * Replies are as Linux's icmp_reply makes them: addresses swapped, TOS kept, TTL 64, DF
- * clear, a fresh IP identification. Timestamps are milliseconds since midnight UTC
+ * clear, a fresh IP identification, options echoed (Record Route kept, the rest dropped). Timestamps are milliseconds since midnight UTC
  * (RFC 792), from the dataplane clock.
  */
 import { rd16, rd32, wr16, wr32 } from '../wire/bytes.ts';
 import { Stage } from '../core/stage.ts';
 import { RouteKind } from '../tables/fib.ts';
 import { foldChecksum, internetChecksum, onesComplementSum } from '../wire/checksum.ts';
+import { echoOptions } from '../wire/ipv4-options.ts';
 import type { Context } from '../dataplane/context.ts';
 
 const enum Drop {
@@ -99,6 +100,7 @@ export class IcmpLocal extends Stage<'output'> {
     const src = rd32(data, ip + 12);
     wr32(data, ip + 12, rd32(data, ip + 16));
     wr32(data, ip + 16, src);
+    if (hlen > 20) echoOptions(data, ip, hlen);
     wr16(data, ip + 2, hlen + payload);
     wr16(data, ip + 4, ctx.ipIdent);
     ctx.ipIdent = (ctx.ipIdent + 1) & 0xffff;

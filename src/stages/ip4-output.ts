@@ -5,7 +5,9 @@
  * out:  neighbour — txIf and nextHop set
  * drop: no route to the destination; a destination that is our own address.
  */
-import { rd32 } from '../wire/bytes.ts';
+import { rd32, wr16 } from '../wire/bytes.ts';
+import { internetChecksum } from '../wire/checksum.ts';
+import { recordRoute } from '../wire/ipv4-options.ts';
 import { Stage } from '../core/stage.ts';
 import { RouteKind } from '../tables/fib.ts';
 import type { Context } from '../dataplane/context.ts';
@@ -25,7 +27,7 @@ export class Ip4Output extends Stage<'neighbour'> {
   }
 
   protected process(slots: Int32Array, n: number): void {
-    const { pool, fib } = this.ctx;
+    const { pool, fib, ifs } = this.ctx;
     const data = pool.data;
     for (let i = 0; i < n; i++) {
       const slot = slots[i];
@@ -40,8 +42,16 @@ export class Ip4Output extends Stage<'neighbour'> {
         this.drop(slot, Drop.LOCAL);
         continue;
       }
-      pool.txIf[slot] = fib.ifIndex[route];
+      const ifIndex = fib.ifIndex[route];
+      pool.txIf[slot] = ifIndex;
       pool.nextHop[slot] = kind === RouteKind.GATEWAY ? fib.gateway[route] : dst;
+      const ip = pool.l3[slot];
+      const hlen = (data[ip] & 15) << 2;
+      // Record Route in a reply (echoed options): our address on the way out, as ip_options_build.
+      if (hlen > 20 && ifs.hasAddress(ifIndex) && recordRoute(data, ip, hlen, ifs.addr[ifIndex])) {
+        wr16(data, ip + 10, 0);
+        wr16(data, ip + 10, internetChecksum(data, ip, hlen));
+      }
       this.to(this.next.neighbour, slot);
     }
   }
