@@ -8,7 +8,8 @@
  * are a stack.
  */
 
-export const SLOT_SIZE = 2048;
+// 4 KiB: a full-size frame, or a datagram of up to ~3.9 KB reassembled for the router.
+export const SLOT_SIZE = 4096;
 export const HEADROOM = 128;
 /** Largest frame a default slot holds with full headroom in front of it. */
 export const MAX_FRAME = SLOT_SIZE - HEADROOM;

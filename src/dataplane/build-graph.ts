@@ -7,6 +7,8 @@
  *                 └─l3────→ l3-input          └router→ l3-input
  *   l3-input ─arp→ arp-input ─reply→ interface-output, ─neighbour→ neighbour-output
  *            └ip4→ ip4-input ─local→ ip4-local ─icmp→ icmp-local ─output→ ip4-output ─neighbour→ …
+ *                            │                   ├reassemble→ ip4-reassemble ─local→ ip4-local
+ *                            │                   │              (ip4-output ─fragment→ ip4-fragment)
  *                            │                   └tcp→ tcp-reset ─output→ ip4-output
  *                            │                   └error→ icmp-error
  *                            ├forward→ ip4-forward ─neighbour→ neighbour-output
@@ -25,6 +27,7 @@ import { Ip4Forward } from '../stages/ip4-forward.ts';
 import { Ip4Fragment } from '../stages/ip4-fragment.ts';
 import { Ip4Input } from '../stages/ip4-input.ts';
 import { Ip4Local } from '../stages/ip4-local.ts';
+import { Ip4Reassemble } from '../stages/ip4-reassemble.ts';
 import { IcmpLocal } from '../stages/icmp-local.ts';
 import { TcpReset } from '../stages/tcp-reset.ts';
 import { Ip4Output } from '../stages/ip4-output.ts';
@@ -40,6 +43,7 @@ export interface Stages {
   arpInput: ArpInput;
   ip4Input: Ip4Input;
   ip4Local: Ip4Local;
+  ip4Reassemble: Ip4Reassemble;
   icmpLocal: IcmpLocal;
   tcpReset: TcpReset;
   ip4Forward: Ip4Forward;
@@ -60,6 +64,7 @@ export function buildGraph(ctx: Context): { graph: Graph; stages: Stages } {
     arpInput: graph.add(new ArpInput(ctx)),
     ip4Input: graph.add(new Ip4Input(ctx)),
     ip4Local: graph.add(new Ip4Local(ctx)),
+    ip4Reassemble: graph.add(new Ip4Reassemble(ctx)),
     icmpLocal: graph.add(new IcmpLocal(ctx)),
     tcpReset: graph.add(new TcpReset(ctx)),
     ip4Forward: graph.add(new Ip4Forward(ctx)),
@@ -75,13 +80,14 @@ export function buildGraph(ctx: Context): { graph: Graph; stages: Stages } {
   s.l3Input.connect({ arp: s.arpInput, ip4: s.ip4Input });
   s.arpInput.connect({ reply: s.interfaceOutput, neighbour: s.neighbourOutput });
   s.ip4Input.connect({ local: s.ip4Local, forward: s.ip4Forward, error: s.icmpError });
-  s.ip4Local.connect({ icmp: s.icmpLocal, tcp: s.tcpReset, error: s.icmpError });
+  s.ip4Local.connect({ reassemble: s.ip4Reassemble, icmp: s.icmpLocal, tcp: s.tcpReset, error: s.icmpError });
+  s.ip4Reassemble.connect({ local: s.ip4Local });
   s.icmpLocal.connect({ output: s.ip4Output });
   s.tcpReset.connect({ output: s.ip4Output });
   s.ip4Forward.connect({ neighbour: s.neighbourOutput, fragment: s.ip4Fragment, error: s.icmpError });
   s.ip4Fragment.connect({ neighbour: s.neighbourOutput });
   s.icmpError.connect({ neighbour: s.neighbourOutput });
-  s.ip4Output.connect({ neighbour: s.neighbourOutput });
+  s.ip4Output.connect({ neighbour: s.neighbourOutput, fragment: s.ip4Fragment });
   s.neighbourOutput.connect({ output: s.interfaceOutput, arp: s.interfaceOutput, error: s.icmpError });
   s.interfaceOutput.connect({ bridge: s.bridgeForward, tx: s.portOutput });
   s.portOutput.connect({});

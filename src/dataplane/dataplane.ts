@@ -124,12 +124,13 @@ export class Dataplane {
     this.ctx.nowUs = now;
     this.ctx.fdb.nowUs = now;
     this.stages.neighbourOutput.runTimers();
+    this.stages.ip4Reassemble.runTimers();
     this.graph.dispatch();
   }
 
   /** The earliest time a timer wants to run (µs), or Infinity. */
   nextTimerUs(): number {
-    return this.ctx.neigh.nextDeadline();
+    return Math.min(this.ctx.neigh.nextDeadline(), this.stages.ip4Reassemble.nextDeadline());
   }
 
   /** Marks a port down or up; a port going down forgets what its bridge learned on it. */

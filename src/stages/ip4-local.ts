@@ -3,12 +3,12 @@
  * protocol.
  *
  * in:   packets for one of our addresses or a broadcast address
- * out:  icmp  — ICMP (icmp-local answers echo and timestamp requests)
+ * out:  reassemble — fragments (ip4-reassemble sends the whole datagram back here)
+ *       icmp  — ICMP (icmp-local answers echo and timestamp requests)
  *       tcp   — TCP (tcp-reset answers: no socket listens here)
  *       error — UDP to us: port unreachable (3/3); any other protocol: protocol unreachable
  *               (3/2), as a host without such a socket answers
- * drop: fragments (the router reassembles nothing), UDP and other protocols to a broadcast
- *       address (no answer, as Linux gives none).
+ * drop: UDP and other protocols to a broadcast address (no answer, as Linux gives none).
  */
 import { rd16, rd32 } from '../wire/bytes.ts';
 import { Stage } from '../core/stage.ts';
@@ -16,17 +16,16 @@ import { RouteKind } from '../tables/fib.ts';
 import type { Context } from '../dataplane/context.ts';
 
 const enum Drop {
-  FRAGMENT,
   BROADCAST,
 }
 
 export const ICMP_PORT_UNREACHABLE = (3 << 24) | (3 << 16);
 export const ICMP_PROTO_UNREACHABLE = (3 << 24) | (2 << 16);
 
-export class Ip4Local extends Stage<'icmp' | 'tcp' | 'error'> {
+export class Ip4Local extends Stage<'reassemble' | 'icmp' | 'tcp' | 'error'> {
   readonly name = 'ip4-local';
-  readonly nextNames = ['icmp', 'tcp', 'error'] as const;
-  readonly dropReasons = ['fragment for the router (no reassembly)', 'udp or other protocol to a broadcast address (no listener)'];
+  readonly nextNames = ['reassemble', 'icmp', 'tcp', 'error'] as const;
+  readonly dropReasons = ['udp or other protocol to a broadcast address (no listener)'];
 
   constructor(private readonly ctx: Context) {
     super(ctx.pool);
@@ -39,7 +38,7 @@ export class Ip4Local extends Stage<'icmp' | 'tcp' | 'error'> {
       const slot = slots[i];
       const ip = pool.l3[slot];
       if ((rd16(data, ip + 6) & 0x3fff) !== 0) {
-        this.drop(slot, Drop.FRAGMENT);
+        this.to(this.next.reassemble, slot);
         continue;
       }
       const proto = data[ip + 9];

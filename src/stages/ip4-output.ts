@@ -3,9 +3,10 @@
  *
  * in:   IPv4 packets with l3 set and the source address filled in
  * out:  neighbour — txIf and nextHop set
+ *       fragment  — larger than the egress MTU (DF clear): ip4-fragment splits it
  * drop: no route to the destination; a destination that is our own address.
  */
-import { rd32, wr16 } from '../wire/bytes.ts';
+import { rd16, rd32, wr16 } from '../wire/bytes.ts';
 import { internetChecksum } from '../wire/checksum.ts';
 import { recordRoute } from '../wire/ipv4-options.ts';
 import { Stage } from '../core/stage.ts';
@@ -17,9 +18,9 @@ const enum Drop {
   LOCAL,
 }
 
-export class Ip4Output extends Stage<'neighbour'> {
+export class Ip4Output extends Stage<'neighbour' | 'fragment'> {
   readonly name = 'ip4-output';
-  readonly nextNames = ['neighbour'] as const;
+  readonly nextNames = ['neighbour', 'fragment'] as const;
   readonly dropReasons = ['no route for a locally originated packet', 'locally originated packet to a local address'];
 
   constructor(private readonly ctx: Context) {
@@ -52,7 +53,9 @@ export class Ip4Output extends Stage<'neighbour'> {
         wr16(data, ip + 10, 0);
         wr16(data, ip + 10, internetChecksum(data, ip, hlen));
       }
-      this.to(this.next.neighbour, slot);
+      // A reply larger than the egress MTU (to a reassembled request) leaves in fragments.
+      if (rd16(data, ip + 2) > ifs.mtu[ifIndex] && (data[ip + 6] & 0x40) === 0) this.to(this.next.fragment, slot);
+      else this.to(this.next.neighbour, slot);
     }
   }
 }

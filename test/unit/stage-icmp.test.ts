@@ -297,16 +297,14 @@ describe('ip4-local and icmp-local', () => {
     expect(isIcmp(pr, 3, 2)).toBe(true);
   });
 
-  it('drops fragments, bad ICMP checksums and ICMP other than echo requests for the router, with reasons', () => {
+  it('drops bad ICMP checksums and ICMP other than echo requests for the router, with reasons', () => {
     const h = new Harness();
     introduce(h, A);
-    h.rx('pa', udpFrame({ from: A, toMac: GW.mac, dst: GW.ip, mf: true }));
     const bad = pingFrame({ from: A, toMac: GW.mac, dst: GW.ip });
     bad[14 + 20 + 2] ^= 0xff;
     h.rx('pa', bad);
     h.rx('pa', F.ethernet(GW.mac, A.mac, 0x0800, F.ipv4({ src: A.ip, dst: GW.ip, proto: 1 }, F.icmpEcho(0, 1, 1, []))));
     expect(h.take('pa')).toEqual([]);
-    expect(h.drops('ip4-local')).toEqual({ 'fragment for the router (no reassembly)': 1 });
     expect(h.drops('icmp-local')).toEqual({
       'bad icmp checksum': 1,
       'icmp other than echo or timestamp request (absorbed)': 1,
@@ -369,5 +367,61 @@ describe('tcp-reset', () => {
     h.rx('pa', tcpFrame(0x04, 1, 0));
     expect(h.take('pa')).toEqual([]);
     expect(h.drops('tcp-reset')).toEqual({ 'tcp reset to the router (not answered)': 1 });
+  });
+});
+
+describe('ip4-reassemble', () => {
+  /** An echo request of `size` payload bytes to the gateway, as fragments of at most `chunk` payload bytes. */
+  function fragmentedPing(size: number, chunk: number, id = 0x3333): { frames: Buffer[]; icmp: number[] } {
+    const icmp = F.icmpEcho(8, 0x55, 7, F.bytes(size, 11));
+    const frames: Buffer[] = [];
+    for (let off = 0; off < icmp.length; off += chunk) {
+      const part = icmp.slice(off, off + chunk);
+      const more = off + chunk < icmp.length;
+      frames.push(F.ethernet(GW.mac, A.mac, 0x0800, F.ipv4({ src: A.ip, dst: GW.ip, proto: 1, id, mf: more, fragOffset: off }, part)));
+    }
+    return { frames, icmp };
+  }
+
+  it('answers a fragmented echo request, in fragments, with the whole payload back', () => {
+    const h = new Harness();
+    introduce(h, A);
+    const { frames, icmp } = fragmentedPing(2000, 1480);
+    h.rxBatch('pa', frames.reverse());
+    const out = h.take('pa');
+    expect(out).toHaveLength(2);
+    const ips = out.map((f) => ip4Of(f));
+    expect(ips.map((i) => [i.src, i.dst, i.mf, i.fragOffset, i.checksumOk])).toEqual([
+      [GW.ip, A.ip, true, 0, true],
+      [GW.ip, A.ip, false, 1480, true],
+    ]);
+    const reply = Buffer.concat(out.map((f) => f.subarray(34)));
+    expect(reply.length).toBe(icmp.length);
+    expect([reply[0], F.checksum(reply)]).toEqual([0, 0]);
+    expect(reply.subarray(4)).toEqual(Buffer.from(icmp.slice(4)));
+    expect(h.dp.stages.ip4Reassemble.reassembled).toBe(1);
+  });
+
+  it('drops a datagram whose fragments overlap', () => {
+    const h = new Harness();
+    introduce(h, A);
+    const { frames } = fragmentedPing(2000, 1480);
+    const overlap = F.ethernet(GW.mac, A.mac, 0x0800, F.ipv4({ src: A.ip, dst: GW.ip, proto: 1, id: 0x3333, mf: true, fragOffset: 8 }, F.bytes(16)));
+    h.rxBatch('pa', [frames[0], overlap, frames[1]]);
+    expect(h.take('pa')).toEqual([]);
+    expect(h.drops('ip4-reassemble')['overlapping fragments (datagram dropped)']).toBe(1);
+  });
+
+  it('gives up on an incomplete datagram after 30 s and frees its slot', () => {
+    const h = new Harness();
+    introduce(h, A);
+    const before = h.dp.pool.available;
+    h.rx('pa', fragmentedPing(2000, 1480).frames[0]);
+    expect(h.dp.pool.available).toBe(before - 1);
+    h.advance(h.now + 29 * SEC);
+    expect(h.dp.pool.available).toBe(before - 1);
+    h.advance(h.now + 2 * SEC);
+    expect(h.dp.pool.available).toBe(before);
+    expect(h.drops('ip4-reassemble')['reassembly timed out (30 s)']).toBe(1);
   });
 });
