@@ -31,6 +31,12 @@ export async function demoCommand(opts: { out: string; keep?: boolean }): Promis
   need('curl', 'curl');
   need('python3', 'python3');
   const dir = resolve(opts.out);
+  // Ctrl-C: say so and leave; the namespace helper removes the lab on the way out.
+  const onInterrupt = (): void => {
+    process.stdout.write('\ninterrupted: removing the lab\n');
+    process.exit(130);
+  };
+  process.on('SIGINT', onInterrupt);
   say(`nodeplane demo — building a node with pods pa, pb (10.244.1.0/24 on cni0) and pc (10.244.2.0/24 on cni1)`);
   const lab = await Lab.start({ config: DEMO_CONFIG, pods: DEMO_PODS, dir, capture: true });
   let failures = 0;
@@ -82,12 +88,14 @@ export async function demoCommand(opts: { out: string; keep?: boolean }): Promis
       say(`\nThe lab is up: namespaces ${[lab.node.name, ...[...lab.pods.values()].map((p) => p.name)].join(', ')}.`);
       say(`Try: ip netns exec ${lab.pod('pa').name} ping 10.244.2.2   or   nodeplane show stats --admin ${lab.adminSocket}`);
       say('Press Ctrl-C to tear it down.');
+      process.off('SIGINT', onInterrupt);
       await new Promise<void>((res) => process.once('SIGINT', () => res()));
     }
     await lab.stopNodeplane('SIGTERM');
     say('\n== captures (open them in Wireshark)');
     for (const f of readdirSync(lab.captureDir).sort()) say(`  ${resolve(lab.captureDir, f)}`);
   } finally {
+    process.off('SIGINT', onInterrupt);
     lab.destroy();
     say('\nlab removed.');
   }
