@@ -14,7 +14,6 @@
  */
 import { rd16, rd32, wr16, wr32 } from '../wire/bytes.ts';
 import { Stage } from '../core/stage.ts';
-import { RouteKind } from '../tables/fib.ts';
 import { foldChecksum, internetChecksum, onesComplementSum } from '../wire/checksum.ts';
 import { echoOptions } from '../wire/ipv4-options.ts';
 import type { Context } from '../dataplane/context.ts';
@@ -68,7 +67,7 @@ export class IcmpLocal extends Stage<'output'> {
         continue;
       }
       const dst = rd32(data, ip + 16);
-      if (dst === 0xffffffff || fib.kind[fib.lookup(dst)] === RouteKind.BROADCAST) {
+      if (fib.isBroadcast(dst)) {
         this.drop(slot, Drop.BROADCAST);
         continue;
       }

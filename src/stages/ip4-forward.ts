@@ -11,10 +11,10 @@
  *       error     — TTL expiring (ICMP 11/0) or larger than the MTU with DF (ICMP 3/4 with
  *                   the next-hop MTU); the error quotes the packet as it arrived
  */
-import { rd16, wr16 } from '../wire/bytes.ts';
+import { rd16 } from '../wire/bytes.ts';
 import { Stage } from '../core/stage.ts';
-import { internetChecksum, updateChecksum16 } from '../wire/checksum.ts';
-import { recordRoute } from '../wire/ipv4-options.ts';
+import { updateChecksum16 } from '../wire/checksum.ts';
+import { recordRouteInHeader } from '../wire/ipv4-options.ts';
 import type { Context } from '../dataplane/context.ts';
 
 export const ICMP_TTL_EXCEEDED = (11 << 24) | (0 << 16);
@@ -68,23 +68,12 @@ export class Ip4Forward extends Stage<'neighbour' | 'fragment' | 'error'> {
         continue;
       }
       this.decrementTtl(ip, ttl);
-      if ((data[ip] & 15) > 5) this.recordRoute(slot, ip);
+      // Record Route: the egress interface's address, as Linux's ip_forward_options writes it.
+      if ((data[ip] & 15) > 5 && ifs.hasAddress(pool.txIf[slot])) recordRouteInHeader(data, ip, ifs.addr[pool.txIf[slot]]);
       this.to(this.next.neighbour, slot);
     }
   }
 
-  /** Record Route: the egress interface's address, as Linux's ip_forward_options writes it. */
-  private recordRoute(slot: number, ip: number): void {
-    const { pool, ifs } = this.ctx;
-    const data = pool.data;
-    const ifIndex = pool.txIf[slot];
-    if (!ifs.hasAddress(ifIndex)) return;
-    const hlen = (data[ip] & 15) << 2;
-    if (recordRoute(data, ip, hlen, ifs.addr[ifIndex])) {
-      wr16(data, ip + 10, 0);
-      wr16(data, ip + 10, internetChecksum(data, ip, hlen));
-    }
-  }
 
   private decrementTtl(ip: number, ttl: number): void {
     const data = this.ctx.pool.data;

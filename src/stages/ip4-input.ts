@@ -13,11 +13,11 @@
  * Ethernet padding after the IP total length is trimmed here, so later stages see the
  * datagram's true length.
  */
-import { rd16, rd32, wr16 } from '../wire/bytes.ts';
+import { rd16, rd32 } from '../wire/bytes.ts';
 import { Stage } from '../core/stage.ts';
 import { RouteKind } from '../tables/fib.ts';
-import { foldChecksum, internetChecksum, onesComplementSum } from '../wire/checksum.ts';
-import { recordRoute } from '../wire/ipv4-options.ts';
+import { foldChecksum, onesComplementSum } from '../wire/checksum.ts';
+import { recordRouteInHeader } from '../wire/ipv4-options.ts';
 import type { Context } from '../dataplane/context.ts';
 
 const enum Drop {
@@ -114,10 +114,7 @@ export class Ip4Input extends Stage<'local' | 'forward' | 'error'> {
       const kind = fib.kind[route];
       if (kind === RouteKind.LOCAL || kind === RouteKind.BROADCAST) {
         // Record Route on arrival: the address it was sent to, as ip_options_compile does.
-        if (hlen > 20 && kind === RouteKind.LOCAL && recordRoute(data, ip, hlen, dst)) {
-          wr16(data, ip + 10, 0);
-          wr16(data, ip + 10, internetChecksum(data, ip, hlen));
-        }
+        if (hlen > 20 && kind === RouteKind.LOCAL) recordRouteInHeader(data, ip, dst);
         this.to(this.next.local, slot);
         continue;
       }

@@ -12,7 +12,6 @@
  */
 import { rd16, rd32 } from '../wire/bytes.ts';
 import { Stage } from '../core/stage.ts';
-import { RouteKind } from '../tables/fib.ts';
 import type { Context } from '../dataplane/context.ts';
 
 const enum Drop {
@@ -51,7 +50,7 @@ export class Ip4Local extends Stage<'reassemble' | 'icmp' | 'tcp' | 'error'> {
         continue;
       }
       const dst = rd32(data, ip + 16);
-      if (dst === 0xffffffff || fib.kind[fib.lookup(dst)] === RouteKind.BROADCAST) {
+      if (fib.isBroadcast(dst)) {
         this.drop(slot, Drop.BROADCAST);
         continue;
       }

@@ -6,9 +6,8 @@
  *       fragment  — larger than the egress MTU (DF clear): ip4-fragment splits it
  * drop: no route to the destination; a destination that is our own address.
  */
-import { rd16, rd32, wr16 } from '../wire/bytes.ts';
-import { internetChecksum } from '../wire/checksum.ts';
-import { recordRoute } from '../wire/ipv4-options.ts';
+import { rd16, rd32 } from '../wire/bytes.ts';
+import { recordRouteInHeader } from '../wire/ipv4-options.ts';
 import { Stage } from '../core/stage.ts';
 import { RouteKind } from '../tables/fib.ts';
 import type { Context } from '../dataplane/context.ts';
@@ -47,12 +46,8 @@ export class Ip4Output extends Stage<'neighbour' | 'fragment'> {
       pool.txIf[slot] = ifIndex;
       pool.nextHop[slot] = kind === RouteKind.GATEWAY ? fib.gateway[route] : dst;
       const ip = pool.l3[slot];
-      const hlen = (data[ip] & 15) << 2;
       // Record Route in a reply (echoed options): our address on the way out, as ip_options_build.
-      if (hlen > 20 && ifs.hasAddress(ifIndex) && recordRoute(data, ip, hlen, ifs.addr[ifIndex])) {
-        wr16(data, ip + 10, 0);
-        wr16(data, ip + 10, internetChecksum(data, ip, hlen));
-      }
+      if ((data[ip] & 15) > 5 && ifs.hasAddress(ifIndex)) recordRouteInHeader(data, ip, ifs.addr[ifIndex]);
       // A reply larger than the egress MTU (to a reassembled request) leaves in fragments.
       if (rd16(data, ip + 2) > ifs.mtu[ifIndex] && (data[ip + 6] & 0x40) === 0) this.to(this.next.fragment, slot);
       else this.to(this.next.neighbour, slot);

@@ -14,7 +14,6 @@
  */
 import { rd16, rd32, wr16, wr32 } from '../wire/bytes.ts';
 import { Stage } from '../core/stage.ts';
-import { RouteKind } from '../tables/fib.ts';
 import { foldChecksum, internetChecksum, onesComplementSum, pseudoHeaderSum } from '../wire/checksum.ts';
 import type { Context } from '../dataplane/context.ts';
 
@@ -66,7 +65,7 @@ export class TcpReset extends Stage<'output'> {
         this.drop(slot, Drop.RESET);
         continue;
       }
-      if (dst === 0xffffffff || fib.kind[fib.lookup(dst)] === RouteKind.BROADCAST) {
+      if (fib.isBroadcast(dst)) {
         this.drop(slot, Drop.BROADCAST);
         continue;
       }

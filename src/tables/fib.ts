@@ -59,6 +59,12 @@ export class Fib {
     return this.lpm.lookup(dst);
   }
 
+  /** Whether `dst` is a broadcast address of ours: 255.255.255.255 or a subnet's broadcast. */
+  isBroadcast(dst: number): boolean {
+    const r = this.lpm.lookup(dst);
+    return r >= 0 && this.kind[r] === RouteKind.BROADCAST;
+  }
+
   get size(): number {
     return this.lpm.size;
   }

@@ -9,7 +9,8 @@
  *                  +--------+--------+--------+---------//--------+
  *   pointer: 1-based offset of the next free 4-byte slot (minimum 4); full when > length.
  */
-import { wr32 } from './bytes.ts';
+import { wr16, wr32 } from './bytes.ts';
+import { internetChecksum } from './checksum.ts';
 
 export const IPOPT_END = 0;
 export const IPOPT_NOOP = 1;
@@ -42,6 +43,15 @@ export function recordRoute(buf: Buffer, ip: number, hlen: number, addr: number)
     p += len;
   }
   return false;
+}
+
+/** recordRoute on a whole IPv4 header, refilling its checksum when it changed. */
+export function recordRouteInHeader(buf: Buffer, ip: number, addr: number): void {
+  const hlen = (buf[ip] & 15) << 2;
+  if (hlen > 20 && recordRoute(buf, ip, hlen, addr)) {
+    wr16(buf, ip + 10, 0);
+    wr16(buf, ip + 10, internetChecksum(buf, ip, hlen));
+  }
 }
 
 /**
