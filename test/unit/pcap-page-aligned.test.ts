@@ -253,5 +253,6 @@ describe('a pageAligned writer killed with SIGKILL', () => {
         }
       }
     }
-  });
+    // Ten rounds of three tsx start-ups and three tshark runs: generous for a loaded 2-core machine.
+  }, 240_000);
 });
