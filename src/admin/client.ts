@@ -6,7 +6,7 @@
  * situation to fix and becomes a UserError naming the socket; so does an error answer.
  */
 import { request } from 'node:http';
-import { UserError } from '../cli/user-error.ts';
+import { UserError } from '../user-error.ts';
 
 /** How long to wait for an answer before giving up (the server answers from memory). */
 const TIMEOUT_MS = 10_000;

@@ -18,7 +18,7 @@
  */
 import { mkdirSync } from 'node:fs';
 import { isatty } from 'node:tty';
-import { UserError } from '../cli/user-error.ts';
+import { UserError } from '../user-error.ts';
 import type { FramePool } from '../core/frame-pool.ts';
 import type { Dataplane } from '../dataplane/dataplane.ts';
 import type { PortObserver } from '../stages/port-output.ts';

@@ -11,7 +11,7 @@ import { CaptureFormatError } from '../pcap/errors.ts';
 import { readCaptureSync, type CaptureFile } from '../pcap/reader.ts';
 import { decodeFrame } from '../decode/decode-frame.ts';
 import { formatFrameText } from '../decode/format-text.ts';
-import { UserError } from './user-error.ts';
+import { UserError } from '../user-error.ts';
 
 const FS_REASONS: Record<string, string> = {
   ENOENT: 'no such file',

@@ -13,7 +13,7 @@ import { formatState } from '../admin/format.ts';
 import { DEMO_CONFIG, DEMO_PODS } from '../lab/demo-topology.ts';
 import { Lab } from '../lab/lab.ts';
 import { netnsSupport } from '../lab/netns.ts';
-import { UserError } from './user-error.ts';
+import { UserError } from '../user-error.ts';
 
 function say(line: string): void {
   process.stdout.write(`${line}\n`);

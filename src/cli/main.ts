@@ -3,7 +3,7 @@
  * Command modules are loaded lazily so `decode` does not pay for the dataplane.
  */
 import { Command, CommanderError } from 'commander';
-import { UserError } from './user-error.ts';
+import { UserError } from '../user-error.ts';
 
 type Action = () => Promise<number | void>;
 

@@ -6,7 +6,7 @@ import { CaptureFormatError } from '../pcap/errors.ts';
 import { replay, type ReplayInput } from '../replay/replay.ts';
 import { formatStats } from '../admin/format.ts';
 import { statsState } from '../admin/state.ts';
-import { UserError } from './user-error.ts';
+import { UserError } from '../user-error.ts';
 
 export interface ReplayOptions {
   config: string;

@@ -15,7 +15,7 @@ import { Dataplane } from '../dataplane/dataplane.ts';
 import { createLogger } from '../log.ts';
 import { tapAvailable } from '../ports/tap-native.ts';
 import { TapPort } from '../ports/tap-port.ts';
-import { UserError } from './user-error.ts';
+import { UserError } from '../user-error.ts';
 
 export interface RunOptions {
   config: string;

@@ -6,7 +6,7 @@
  */
 import { fetchState } from '../admin/client.ts';
 import { formatState, SHOW_WHATS } from '../admin/format.ts';
-import { UserError } from './user-error.ts';
+import { UserError } from '../user-error.ts';
 
 export interface ShowOptions {
   admin: string;

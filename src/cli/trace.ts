@@ -4,7 +4,7 @@
  */
 import { fetchTrace } from '../admin/client.ts';
 import type { LiveTraceResult } from '../admin/live-trace.ts';
-import { UserError } from './user-error.ts';
+import { UserError } from '../user-error.ts';
 
 export async function traceCommand(opts: { admin: string; count: string; seconds: string; match?: string; json?: boolean }): Promise<number> {
   const count = Number(opts.count);

@@ -12,7 +12,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { LineCounter, parseDocument } from 'yaml';
-import { UserError } from '../cli/user-error.ts';
+import { UserError } from '../user-error.ts';
 import type { z } from 'zod';
 import { type Config, configSchema } from './schema.ts';
 import { crossCheck } from './validate.ts';

@@ -12,7 +12,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { fetchState } from '../../src/admin/client.ts';
 import { startAdminServer } from '../../src/admin/server.ts';
 import { fdbState, neighState, routesState, statsState } from '../../src/admin/state.ts';
-import { UserError } from '../../src/cli/user-error.ts';
+import { UserError } from '../../src/user-error.ts';
 import { loadConfig } from '../../src/config/load.ts';
 import type { Dataplane } from '../../src/dataplane/dataplane.ts';
 import { replay } from '../../src/replay/replay.ts';

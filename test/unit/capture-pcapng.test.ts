@@ -12,7 +12,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { createCaptures, type CaptureOptions } from '../../src/capture/create-captures.ts';
 import { FrameScratch } from '../../src/capture/frame-scratch.ts';
 import { PortCapture } from '../../src/capture/port-capture.ts';
-import { UserError } from '../../src/cli/user-error.ts';
+import { UserError } from '../../src/user-error.ts';
 import { loadConfig } from '../../src/config/load.ts';
 import { VirtualClock } from '../../src/core/clock.ts';
 import { FramePool } from '../../src/core/frame-pool.ts';
