@@ -34,7 +34,7 @@ import { Ip4Output } from '../stages/ip4-output.ts';
 import { L3Input } from '../stages/l3-input.ts';
 import { NeighbourOutput } from '../stages/neighbour-output.ts';
 import { PortOutput } from '../stages/port-output.ts';
-import type { Context } from './context.ts';
+import type { Context } from '../stages/context.ts';
 
 export interface Stages {
   ethernetInput: EthernetInput;

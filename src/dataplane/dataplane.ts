@@ -20,7 +20,7 @@ import type { PortObserver, PortTransmitter } from '../stages/port-output.ts';
 import { buildGraph, type Stages } from './build-graph.ts';
 import { compileTopology } from './compile-topology.ts';
 import { reloadDataplane, type ReloadResult } from './reload.ts';
-import type { Context } from './context.ts';
+import type { Context } from '../stages/context.ts';
 
 export interface DataplaneOptions {
   clock: Clock;

@@ -10,7 +10,7 @@
 import { macHiAt, macLoAt } from '../wire/bytes.ts';
 import { Stage } from '../core/stage.ts';
 import { PortRole } from '../tables/port-table.ts';
-import type { Context } from '../dataplane/context.ts';
+import type { Context } from './context.ts';
 
 const enum Drop {
   RUNT,

@@ -16,7 +16,7 @@ import { rd16, rd32, wr16, wr32 } from '../wire/bytes.ts';
 import { Stage } from '../core/stage.ts';
 import { foldChecksum, internetChecksum, onesComplementSum } from '../wire/checksum.ts';
 import { echoOptions } from '../wire/ipv4-options.ts';
-import type { Context } from '../dataplane/context.ts';
+import type { Context } from './context.ts';
 
 const enum Drop {
   TRUNCATED,

@@ -8,7 +8,7 @@
 import { NO_PORT } from '../core/frame-pool.ts';
 import { Stage } from '../core/stage.ts';
 import { IfKind } from '../tables/interface-table.ts';
-import type { Context } from '../dataplane/context.ts';
+import type { Context } from './context.ts';
 
 export class InterfaceOutput extends Stage<'bridge' | 'tx'> {
   readonly name = 'interface-output';

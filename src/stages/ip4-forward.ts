@@ -15,7 +15,7 @@ import { rd16 } from '../wire/bytes.ts';
 import { Stage } from '../core/stage.ts';
 import { updateChecksum16 } from '../wire/checksum.ts';
 import { recordRouteInHeader } from '../wire/ipv4-options.ts';
-import type { Context } from '../dataplane/context.ts';
+import type { Context } from './context.ts';
 
 export const ICMP_TTL_EXCEEDED = (11 << 24) | (0 << 16);
 export const ICMP_FRAG_NEEDED = (3 << 24) | (4 << 16);

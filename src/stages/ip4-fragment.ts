@@ -13,7 +13,7 @@
 import { rd16, wr16 } from '../wire/bytes.ts';
 import { Stage } from '../core/stage.ts';
 import { internetChecksum } from '../wire/checksum.ts';
-import type { Context } from '../dataplane/context.ts';
+import type { Context } from './context.ts';
 
 const enum Drop {
   POOL_EXHAUSTED,

@@ -18,7 +18,7 @@ import { Stage } from '../core/stage.ts';
 import { RouteKind } from '../tables/fib.ts';
 import { foldChecksum, onesComplementSum } from '../wire/checksum.ts';
 import { recordRouteInHeader } from '../wire/ipv4-options.ts';
-import type { Context } from '../dataplane/context.ts';
+import type { Context } from './context.ts';
 
 const enum Drop {
   TRUNCATED,

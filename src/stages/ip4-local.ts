@@ -12,7 +12,7 @@
  */
 import { rd16, rd32 } from '../wire/bytes.ts';
 import { Stage } from '../core/stage.ts';
-import type { Context } from '../dataplane/context.ts';
+import type { Context } from './context.ts';
 
 const enum Drop {
   BROADCAST,

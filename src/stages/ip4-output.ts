@@ -10,7 +10,7 @@ import { rd16, rd32 } from '../wire/bytes.ts';
 import { recordRouteInHeader } from '../wire/ipv4-options.ts';
 import { Stage } from '../core/stage.ts';
 import { RouteKind } from '../tables/fib.ts';
-import type { Context } from '../dataplane/context.ts';
+import type { Context } from './context.ts';
 
 const enum Drop {
   NO_ROUTE,

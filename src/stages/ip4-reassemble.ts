@@ -16,7 +16,7 @@
 import { rd16, rd32, wr16 } from '../wire/bytes.ts';
 import { internetChecksum } from '../wire/checksum.ts';
 import { Stage } from '../core/stage.ts';
-import type { Context } from '../dataplane/context.ts';
+import type { Context } from './context.ts';
 
 const enum Drop {
   ABSORBED,

@@ -8,7 +8,7 @@
  */
 import { rd16 } from '../wire/bytes.ts';
 import { Stage } from '../core/stage.ts';
-import type { Context } from '../dataplane/context.ts';
+import type { Context } from './context.ts';
 
 const enum Drop {
   VLAN,

@@ -20,7 +20,7 @@ import { NO_PORT } from '../core/frame-pool.ts';
 import { Stage } from '../core/stage.ts';
 import { NeighState } from '../tables/neighbour-table.ts';
 import { formatIpv4 } from '../wire/ipv4-address.ts';
-import type { Context } from '../dataplane/context.ts';
+import type { Context } from './context.ts';
 
 const enum Drop {
   TABLE_FULL,

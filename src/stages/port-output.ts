@@ -8,7 +8,7 @@
  */
 import { Stage } from '../core/stage.ts';
 import type { FramePool } from '../core/frame-pool.ts';
-import type { Context } from '../dataplane/context.ts';
+import type { Context } from './context.ts';
 
 /** What a port driver (TAP, replay, test sink) implements. */
 export interface PortTransmitter {

@@ -15,7 +15,7 @@
 import { rd16, rd32, wr16, wr32 } from '../wire/bytes.ts';
 import { Stage } from '../core/stage.ts';
 import { foldChecksum, internetChecksum, onesComplementSum, pseudoHeaderSum } from '../wire/checksum.ts';
-import type { Context } from '../dataplane/context.ts';
+import type { Context } from './context.ts';
 
 const enum Drop {
   RESET,

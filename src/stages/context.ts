@@ -1,7 +1,8 @@
 /**
  * Context: what every stage of one dataplane shares — the frame pool, the tables, the clock
  * and the random generator. Stages receive it at construction; nothing in it is global, so
- * tests and benchmarks can build as many dataplanes as they like side by side.
+ * tests and benchmarks can build as many dataplanes as they like side by side. It lives with
+ * the stages that read it; the dataplane (the layer above) fills it in.
  */
 import type { FramePool } from '../core/frame-pool.ts';
 import type { Random } from '../core/random.ts';
