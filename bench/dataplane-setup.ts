@@ -7,7 +7,7 @@ import { VirtualClock } from '../src/core/clock.ts';
 import type { FramePool } from '../src/core/frame-pool.ts';
 import { Dataplane } from '../src/dataplane/dataplane.ts';
 import { NeighState } from '../src/tables/neighbour-table.ts';
-import type { PortTransmitter } from '../src/stages/port-output.ts';
+import type { PortTransmitter } from '../src/core/port-contract.ts';
 
 export const BENCH_CONFIG = `
 node: { name: bench }

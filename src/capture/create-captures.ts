@@ -21,7 +21,7 @@ import { isatty } from 'node:tty';
 import { UserError } from '../user-error.ts';
 import type { FramePool } from '../core/frame-pool.ts';
 import type { Dataplane } from '../dataplane/dataplane.ts';
-import type { PortObserver } from '../stages/port-output.ts';
+import type { PortObserver } from '../core/port-contract.ts';
 import type { CaptureLog } from './frame-scratch.ts';
 import { LiveCapture, liveToPath, liveToStdout } from './live-capture.ts';
 import { PortCapture } from './port-capture.ts';

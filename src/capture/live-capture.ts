@@ -25,7 +25,7 @@ import { closeSync, constants, open as openAsync, openSync, statSync } from 'nod
 import type { FramePool } from '../core/frame-pool.ts';
 import { PcapWriter } from '../pcap/pcap-writer.ts';
 import { type CaptureSink, type FdSinkStats, fdSink, fileSink } from '../pcap/sink.ts';
-import type { PortObserver } from '../stages/port-output.ts';
+import type { PortObserver } from '../core/port-contract.ts';
 import { type CaptureLog, FrameScratch, splitUs } from './frame-scratch.ts';
 
 export interface LiveCaptureOptions {

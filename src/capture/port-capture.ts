@@ -33,7 +33,7 @@ import { join } from 'node:path';
 import type { FramePool } from '../core/frame-pool.ts';
 import { PcapngWriter, type PcapngPacketOptions } from '../pcap/pcapng-writer.ts';
 import { fileSink, type CaptureSink } from '../pcap/sink.ts';
-import type { PortObserver } from '../stages/port-output.ts';
+import type { PortObserver } from '../core/port-contract.ts';
 import { type CaptureLog, FrameScratch, splitUs } from './frame-scratch.ts';
 
 export interface PortCaptureOptions {

@@ -16,7 +16,7 @@ import { TokenBucket } from '../core/token-bucket.ts';
 import { Fdb } from '../tables/fdb.ts';
 import { IcmpRateLimits } from '../tables/icmp-rate-limits.ts';
 import { NeighbourTable, NeighState, DEFAULT_NEIGHBOUR_TIMERS } from '../tables/neighbour-table.ts';
-import type { PortObserver, PortTransmitter } from '../stages/port-output.ts';
+import type { PortObserver, PortTransmitter } from '../core/port-contract.ts';
 import { buildGraph, type Stages } from './build-graph.ts';
 import { compileTopology } from './compile-topology.ts';
 import { reloadDataplane, type ReloadResult } from './reload.ts';

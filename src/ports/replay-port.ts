@@ -6,7 +6,7 @@ import type { Clock } from '../core/clock.ts';
 import type { FramePool } from '../core/frame-pool.ts';
 import { PcapWriter } from '../pcap/pcap-writer.ts';
 import type { CaptureSink } from '../pcap/sink.ts';
-import type { PortTransmitter } from '../stages/port-output.ts';
+import type { PortTransmitter } from '../core/port-contract.ts';
 
 export class ReplayPort implements PortTransmitter {
   private readonly writer: PcapWriter;

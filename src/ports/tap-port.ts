@@ -18,7 +18,7 @@ import { VIRTIO_CSUM_OFFSET, VIRTIO_CSUM_START, VIRTIO_GSO_SIZE, VIRTIO_GSO_TYPE
 import { rd16le, wr16le } from '../wire/bytes.ts';
 import type { Dataplane } from '../dataplane/dataplane.ts';
 import type { Logger } from '../log.ts';
-import type { PortTransmitter } from '../stages/port-output.ts';
+import type { PortTransmitter } from '../core/port-contract.ts';
 import { tapClose, tapErrnoName, tapOpen, tapStartReading, tapStats, tapStopReading, tapWriteBatch, type TapHandle } from './tap-native.ts';
 
 export const DEFAULT_RX_BATCH = 64;

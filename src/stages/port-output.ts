@@ -6,21 +6,9 @@
  *       write synchronously)
  * drop: port down; port without a driver.
  */
+import type { PortObserver, PortTransmitter } from '../core/port-contract.ts';
 import { Stage } from '../core/stage.ts';
-import type { FramePool } from '../core/frame-pool.ts';
 import type { Context } from './context.ts';
-
-/** What a port driver (TAP, replay, test sink) implements. */
-export interface PortTransmitter {
-  /** Sends `n` frames (slot numbers in `slots`); returns how many were accepted. */
-  transmit(pool: FramePool, slots: Int32Array, n: number): number;
-}
-
-/** Observes frames a port receives or transmits (capture taps). */
-export interface PortObserver {
-  onRx(port: number, pool: FramePool, slot: number): void;
-  onTx(port: number, pool: FramePool, slot: number): void;
-}
 
 const enum Drop {
   PORT_DOWN,

@@ -1,0 +1,19 @@
+/**
+ * The contract between the graph and the things at its edges: what a port driver (TAP,
+ * replay, test sink) implements to send frames, and what a capture tap implements to see
+ * them. port-output calls the first; the dataplane and port-output call the second. Both
+ * take the pool and slot numbers, never copies, so the packet path allocates nothing.
+ */
+import type { FramePool } from './frame-pool.ts';
+
+/** What a port driver implements. */
+export interface PortTransmitter {
+  /** Sends `n` frames (slot numbers in `slots`); returns how many were accepted. */
+  transmit(pool: FramePool, slots: Int32Array, n: number): number;
+}
+
+/** Observes frames a port receives or transmits (capture taps). */
+export interface PortObserver {
+  onRx(port: number, pool: FramePool, slot: number): void;
+  onTx(port: number, pool: FramePool, slot: number): void;
+}
