@@ -4,10 +4,9 @@
  * stops by itself after `count` received frames or `seconds`, whichever comes first; the
  * frames of the batch that reached the count are followed to the end of that dispatch.
  */
-import { TextTracer, type Tracer } from '../core/trace.ts';
+import type { Tracer } from '../core/trace.ts';
 import type { Dataplane } from '../dataplane/dataplane.ts';
-import { decodeFrame } from '../decode/decode-frame.ts';
-import { formatFrameText, formatTimestamp } from '../decode/format-text.ts';
+import { frameSummary, TextTracer } from '../decode/text-tracer.ts';
 
 export interface LiveTraceResult {
   /** Frames received while tracing. */
@@ -32,8 +31,7 @@ export function traceLive(dp: Dataplane, count: number, seconds: number, match: 
   if (!(seconds > 0 && seconds <= MAX_TRACE_SECONDS)) return Promise.reject(new Error(`seconds must be in (0, ${MAX_TRACE_SECONDS}]`));
   active = true;
   const lines: string[] = [];
-  const describe = (b: Buffer): string => formatFrameText(decodeFrame(b), 0, 0).slice(formatTimestamp(0, 0, false).length + 1);
-  const text = new TextTracer(dp.pool, dp.ctx.ports.names, describe, (l) => lines.push(l), match);
+  const text = new TextTracer(dp.pool, dp.ctx.ports.names, frameSummary, (l) => lines.push(l), match);
   let frames = 0;
   return new Promise((resolve) => {
     let timer: NodeJS.Timeout | undefined;

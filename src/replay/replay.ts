@@ -13,9 +13,7 @@ import type { Config } from '../config/load.ts';
 import { VirtualClock } from '../core/clock.ts';
 import { Dataplane } from '../dataplane/dataplane.ts';
 import { readCaptureSync } from '../pcap/reader.ts';
-import { TextTracer } from '../core/trace.ts';
-import { decodeFrame } from '../decode/decode-frame.ts';
-import { formatFrameText, formatTimestamp } from '../decode/format-text.ts';
+import { frameSummary, TextTracer } from '../decode/text-tracer.ts';
 import { fileSink } from '../pcap/sink.ts';
 import { ReplayPort } from '../ports/replay-port.ts';
 
@@ -83,13 +81,11 @@ export function replay(config: Config, inputs: ReplayInput[], outDir: string, se
   let tracer: TextTracer | null = null;
   let trace: ((line: string) => void) | undefined;
   if (opts.trace) {
-    // Frame summaries without the timestamp column of `decode`.
-    const describe = (b: Buffer): string => formatFrameText(decodeFrame(b), 0, 0).slice(formatTimestamp(0, 0, false).length + 1);
     const write = opts.trace;
     // A section header (an input frame, a timer instant) is printed with its first event,
     // so timer instants where nothing happened stay silent.
     let header: string | null = null;
-    const t = new TextTracer(dp.pool, dp.ctx.ports.names, describe, (line) => {
+    const t = new TextTracer(dp.pool, dp.ctx.ports.names, frameSummary, (line) => {
       if (header !== null) write(header);
       header = null;
       write(line);
