@@ -11,16 +11,17 @@ import type { Config } from '../config/load.ts';
 import type { Clock } from '../core/clock.ts';
 import { FramePool } from '../core/frame-pool.ts';
 import type { Graph } from '../core/graph.ts';
+import type { PortObserver, PortTransmitter } from '../core/port-contract.ts';
 import { Random } from '../core/random.ts';
 import { TokenBucket } from '../core/token-bucket.ts';
+import type { Context } from '../stages/context.ts';
 import { Fdb } from '../tables/fdb.ts';
 import { IcmpRateLimits } from '../tables/icmp-rate-limits.ts';
-import { NeighbourTable, NeighState, DEFAULT_NEIGHBOUR_TIMERS } from '../tables/neighbour-table.ts';
-import type { PortObserver, PortTransmitter } from '../core/port-contract.ts';
+import { DEFAULT_NEIGHBOUR_TIMERS, NeighbourTable } from '../tables/neighbour-table.ts';
+import { applyConfig } from './apply-config.ts';
 import { buildGraph, type Stages } from './build-graph.ts';
 import { compileTopology } from './compile-topology.ts';
-import { reloadDataplane, type ReloadResult } from './reload.ts';
-import type { Context } from '../stages/context.ts';
+import { checkReload, type ReloadResult } from './reload.ts';
 
 export interface DataplaneOptions {
   clock: Clock;
@@ -44,35 +45,22 @@ export class Dataplane {
     this.config = config;
     this.clock = opts.clock;
     const topo = compileTopology(config);
-    const a = config.arp;
-    const neigh = new NeighbourTable(a.maxEntries, {
-      ...DEFAULT_NEIGHBOUR_TIMERS,
-      probes: a.retries,
-      retransUs: a.retryIntervalMs * 1000,
-      reachableUs: a.reachableMs * 1000,
-      gcStaleUs: a.staleMs * 1000,
-      queueLen: a.queueLen,
-      failedHoldUs: a.failedMs * 1000,
-    });
-    const fdb = new Fdb(config.fdb.maxEntries);
-    topo.ports.bridges.forEach((b, i) => fdb.setAgeing(i, b.ageingSeconds));
+    // Tables are made here at the sizes the config gives (changing one needs a restart);
+    // applyConfig fills them, as it does again on every reload.
     this.ctx = {
       pool: new FramePool(opts.poolSize ?? 8192, opts.slotSize),
       ports: topo.ports,
       ifs: topo.ifs,
-      fdb,
+      fdb: new Fdb(config.fdb.maxEntries),
       fib: topo.fib,
-      neigh,
+      neigh: new NeighbourTable(config.arp.maxEntries, { ...DEFAULT_NEIGHBOUR_TIMERS, queueLen: config.arp.queueLen }),
       random: new Random(config.seed),
-      icmpLimiter: new TokenBucket(config.icmp.ratePerSec, config.icmp.burst),
-      icmpPerHost: new IcmpRateLimits(config.icmp.perHostIntervalMs * 1000, config.icmp.perHostBurst),
+      icmpLimiter: new TokenBucket(),
+      icmpPerHost: new IcmpRateLimits(),
       nowUs: opts.clock.nowUs(),
       ipIdent: 1,
     };
-    for (const n of topo.neighbours) {
-      const id = neigh.create(n.ifIndex, n.ip, 0);
-      if (id >= 0) neigh.update(id, n.macHi, n.macLo, NeighState.PERMANENT, 0);
-    }
+    applyConfig(this.ctx, config, topo);
     const { graph, stages } = buildGraph(this.ctx);
     this.graph = graph;
     this.stages = stages;
@@ -143,7 +131,11 @@ export class Dataplane {
 
   /** Applies a validated config live, or refuses it whole (see reload.ts). */
   reload(next: Config): ReloadResult {
-    return reloadDataplane(this, next);
+    const result = checkReload(this.config, next);
+    if (!result.ok) return result;
+    applyConfig(this.ctx, next, compileTopology(next));
+    this.config = next;
+    return result;
   }
 
   /** Counters of every stage, keyed by stage name. */

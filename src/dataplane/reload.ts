@@ -6,14 +6,10 @@
  * rate limit. What needs a restart: the interfaces themselves (ports, bridges, VXLAN devices,
  * their addresses, MACs and MTUs) and the sizes of tables (arp.queueLen, arp.maxEntries,
  * fdb.maxEntries), because TAP devices and preallocated tables hang on them. A config that
- * changes any of those is refused with one line per difference.
+ * changes any of those is refused with one line per difference. This file only judges a new
+ * config; applyConfig (apply-config.ts) applies it, as it applied the first one at start.
  */
 import type { Config } from '../config/load.ts';
-import { TokenBucket } from '../core/token-bucket.ts';
-import { IcmpRateLimits } from '../tables/icmp-rate-limits.ts';
-import { NeighState } from '../tables/neighbour-table.ts';
-import { compileTopology } from './compile-topology.ts';
-import type { Dataplane } from './dataplane.ts';
 
 export type ReloadResult = { ok: true; changes: string[] } | { ok: false; errors: string[] };
 
@@ -31,8 +27,12 @@ function fixedParts(c: Config): Map<string, string> {
   return m;
 }
 
-export function reloadDataplane(dp: Dataplane, next: Config): ReloadResult {
-  const before = fixedParts(dp.config);
+/**
+ * Whether `next` may replace `current` on a running dataplane: the reasons it may not, or
+ * the changes it brings. Applying it is applyConfig's work (Dataplane.reload).
+ */
+export function checkReload(current: Config, next: Config): ReloadResult {
+  const before = fixedParts(current);
   const after = fixedParts(next);
   const errors: string[] = [];
   for (const [k, v] of before) {
@@ -42,40 +42,14 @@ export function reloadDataplane(dp: Dataplane, next: Config): ReloadResult {
   for (const k of after.keys()) if (!before.has(k)) errors.push(`${k}: added; ${RESTART} interfaces and table sizes`);
   // Interface order fixes port and interface numbers: the same set in another order is a change too.
   const order = (c: Config): string => JSON.stringify([c.bridges.map((b) => b.name), c.ports.map((p) => p.name), c.vxlan.map((v) => v.name)]);
-  if (errors.length === 0 && order(dp.config) !== order(next)) errors.push(`ports: reordered; ${RESTART} the order of interfaces`);
+  if (errors.length === 0 && order(current) !== order(next)) errors.push(`ports: reordered; ${RESTART} the order of interfaces`);
   if (errors.length > 0) return { ok: false, errors };
 
-  const topo = compileTopology(next);
-  const ctx = dp.ctx;
   const changes: string[] = [];
-  const describeRoutes = (c: Config): string => JSON.stringify(c.routes);
-  if (describeRoutes(dp.config) !== describeRoutes(next)) changes.push(`routes: ${dp.config.routes.length} → ${next.routes.length}`);
-  ctx.fib = topo.fib;
-
-  // Static neighbours: drop the old permanent entries, then install the new ones.
-  const neigh = ctx.neigh;
-  for (const id of [...neigh.ids()]) if (neigh.state[id] === NeighState.PERMANENT) neigh.remove(id);
-  for (const n of topo.neighbours) {
-    const id = neigh.create(n.ifIndex, n.ip, ctx.nowUs);
-    if (id >= 0) neigh.update(id, n.macHi, n.macLo, NeighState.PERMANENT, ctx.nowUs);
-  }
-  if (JSON.stringify(dp.config.neighbors) !== JSON.stringify(next.neighbors)) changes.push(`neighbors: ${dp.config.neighbors.length} → ${next.neighbors.length}`);
-
-  next.bridges.forEach((b, i) => ctx.fdb.setAgeing(i, b.ageingSeconds));
-  const a = next.arp;
-  Object.assign(neigh.timers, {
-    probes: a.retries,
-    retransUs: a.retryIntervalMs * 1000,
-    reachableUs: a.reachableMs * 1000,
-    gcStaleUs: a.staleMs * 1000,
-    failedHoldUs: a.failedMs * 1000,
-  });
-  ctx.icmpLimiter = new TokenBucket(next.icmp.ratePerSec, next.icmp.burst);
-  ctx.icmpPerHost = new IcmpRateLimits(next.icmp.perHostIntervalMs * 1000, next.icmp.perHostBurst);
-  for (const key of ['arp', 'icmp'] as const) {
-    if (JSON.stringify(dp.config[key]) !== JSON.stringify(next[key])) changes.push(`${key}: updated`);
-  }
-  if (JSON.stringify(dp.config.bridges.map((b) => b.ageingSeconds)) !== JSON.stringify(next.bridges.map((b) => b.ageingSeconds))) changes.push('bridge ageing: updated');
-  dp.config = next;
+  const differ = (f: (c: Config) => unknown): boolean => JSON.stringify(f(current)) !== JSON.stringify(f(next));
+  if (differ((c) => c.routes)) changes.push(`routes: ${current.routes.length} → ${next.routes.length}`);
+  if (differ((c) => c.neighbors)) changes.push(`neighbors: ${current.neighbors.length} → ${next.neighbors.length}`);
+  for (const key of ['arp', 'icmp'] as const) if (differ((c) => c[key])) changes.push(`${key}: updated`);
+  if (differ((c) => c.bridges.map((b) => b.ageingSeconds))) changes.push('bridge ageing: updated');
   return { ok: true, changes };
 }

@@ -16,14 +16,22 @@ export class IcmpRateLimits {
   private readonly lastUs: Float64Array;
   resets = 0;
 
+  /** `intervalUs` 0 (the default): no limit, as icmp_ratelimit=0. */
   constructor(
-    readonly intervalUs: number,
-    readonly burst: number,
+    private intervalUs = 0,
+    private burst = 0,
     capacity = 4096,
   ) {
     this.index = new KeyIndex(capacity);
     this.tokensUs = new Float64Array(capacity);
     this.lastUs = new Float64Array(capacity);
+  }
+
+  /** New limits; every destination is forgotten (starts full again), as in a new table. */
+  configure(intervalUs: number, burst: number): void {
+    this.intervalUs = intervalUs;
+    this.burst = burst;
+    this.index.clear();
   }
 
   /** Whether an error to `dst` may be sent at `nowUs` (and if so, spends a token). */

@@ -82,7 +82,8 @@ export class NeighbourTable {
 
   constructor(capacity = 1024, timers: NeighbourTimers = DEFAULT_NEIGHBOUR_TIMERS) {
     this.index = new KeyIndex(capacity);
-    this.timers = timers;
+    // A copy: a reload retunes it in place (queueLen excepted, which sizes the queues).
+    this.timers = { ...timers };
     this.macHi = new Uint32Array(capacity);
     this.macLo = new Int32Array(capacity);
     this.state = new Uint8Array(capacity);
