@@ -43,8 +43,6 @@ export class FramePool {
   readonly outPort: Int32Array;
   /** What an ICMP error about this frame should say: type << 24 | code << 16 | next-hop MTU. */
   readonly icmpError: Uint32Array;
-  /** Receive timestamp in microseconds of the dataplane clock. */
-  readonly tsUs: Float64Array;
   /**
    * Offload state from a virtio-net header (TAPs opened with it), carried to the port the
    * frame leaves by: flags (1 = checksum still to be completed), GSO type (0 = a plain frame,
@@ -74,7 +72,6 @@ export class FramePool {
     this.nextHop = new Int32Array(capacity);
     this.outPort = new Int32Array(capacity);
     this.icmpError = new Uint32Array(capacity);
-    this.tsUs = new Float64Array(capacity);
     this.vnetFlags = new Uint8Array(capacity);
     this.gsoType = new Uint8Array(capacity);
     this.gsoSize = new Uint16Array(capacity);
@@ -114,11 +111,6 @@ export class FramePool {
     return this.freeTop;
   }
 
-  /** Absolute offset of the first byte a frame in `slot` may start at (headroom included). */
-  slotBase(slot: number): number {
-    return slot * this.slotSize;
-  }
-
   /** Copies a frame into a fresh slot; -1 when the pool is exhausted. Metadata is copied too. */
   clone(slot: number): number {
     const copy = this.alloc();
@@ -135,7 +127,6 @@ export class FramePool {
     this.nextHop[copy] = this.nextHop[slot];
     this.outPort[copy] = this.outPort[slot];
     this.icmpError[copy] = this.icmpError[slot];
-    this.tsUs[copy] = this.tsUs[slot];
     this.vnetFlags[copy] = this.vnetFlags[slot];
     this.gsoType[copy] = this.gsoType[slot];
     this.gsoSize[copy] = this.gsoSize[slot];
@@ -146,14 +137,13 @@ export class FramePool {
   }
 
   /** Fills a slot from external bytes (replay input, tests). Returns -1 if too long or no slot. */
-  fill(bytes: Buffer, inPort: number, tsUs: number): number {
+  fill(bytes: Buffer, inPort: number): number {
     if (bytes.length > this.maxFrame) return -1;
     const slot = this.alloc();
     if (slot < 0) return -1;
     bytes.copy(this.data, this.start[slot]);
     this.len[slot] = bytes.length;
     this.inPort[slot] = inPort;
-    this.tsUs[slot] = tsUs;
     return slot;
   }
 

@@ -83,8 +83,8 @@ export class Dataplane {
   }
 
   /** Copies a received frame into a slot and queues it; false if it could not be taken. */
-  receive(port: number, bytes: Buffer, tsUs = this.clock.nowUs()): boolean {
-    const slot = this.ctx.pool.fill(bytes, port, tsUs);
+  receive(port: number, bytes: Buffer): boolean {
+    const slot = this.ctx.pool.fill(bytes, port);
     if (slot < 0) {
       this.rxOverruns++;
       return false;

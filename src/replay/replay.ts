@@ -112,7 +112,7 @@ export function replay(config: Config, inputs: ReplayInput[], outDir: string, se
     runTimersUntil(dp, clock, f.tsUs, trace);
     clock.set(f.tsUs);
     trace?.(`#${++n} at ${(f.tsUs / 1e6).toFixed(6)} on ${inputs[f.input].port} (${inputs[f.input].file} record ${f.seq + 1})`);
-    dp.receive(f.port, f.bytes, f.tsUs);
+    dp.receive(f.port, f.bytes);
     dp.run();
   }
   const endUs = clock.nowUs() + Math.round(settleSeconds * 1e6);

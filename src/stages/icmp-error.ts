@@ -123,7 +123,6 @@ export class IcmpError extends Stage<'neighbour'> {
     pool.l3[out] = eip;
     pool.txIf[out] = backIf;
     pool.nextHop[out] = fib.kind[back] === RouteKind.GATEWAY ? fib.gateway[back] : src;
-    pool.tsUs[out] = ctx.nowUs;
     if (this.tracer !== null) this.tracer.derived(this.name, slot, out);
     this.sent++;
     this.to(this.next.neighbour, out);

@@ -72,7 +72,6 @@ export class Ip4Fragment extends Stage<'neighbour'> {
         pool.rxIf[frag] = pool.rxIf[slot];
         pool.txIf[frag] = pool.txIf[slot];
         pool.nextHop[frag] = pool.nextHop[slot];
-        pool.tsUs[frag] = pool.tsUs[slot];
         if (this.tracer !== null) this.tracer.derived(this.name, slot, frag);
         this.fragmentsMade++;
         this.to(this.next.neighbour, frag);

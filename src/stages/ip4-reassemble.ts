@@ -177,7 +177,6 @@ export class Ip4Reassemble extends Stage<'local'> {
     pool.l3[asm] = s + (pool.l3[frag] - pool.start[frag]);
     pool.inPort[asm] = pool.inPort[frag];
     pool.rxIf[asm] = pool.rxIf[frag];
-    pool.tsUs[asm] = pool.tsUs[frag];
     this.slot[e] = asm;
     this.src[e] = src;
     this.dst[e] = dst;

@@ -202,7 +202,6 @@ export class NeighbourOutput extends Stage<'output' | 'arp' | 'error'> {
     pool.len[slot] = 42;
     pool.l3[slot] = a;
     pool.txIf[slot] = ifIndex;
-    pool.tsUs[slot] = this.ctx.nowUs;
     if (this.tracer !== null) this.tracer.derived(this.name, cause, slot);
     this.requestsSent++;
     this.to(this.next.arp, slot);

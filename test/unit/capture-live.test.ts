@@ -47,7 +47,7 @@ function lab() {
   const feed = (inputs: Input[]): void => {
     for (const f of inputs) {
       clock.set(f.tsUs);
-      dp.receive(dp.portIndex(f.port), f.bytes, f.tsUs);
+      dp.receive(dp.portIndex(f.port), f.bytes);
       dp.run();
     }
   };
@@ -213,7 +213,7 @@ const bytes = Buffer.from(frame!.data);
 for (let i = 0; i < ${frames}; i++) {
   const t = 1_700_000_000_000_000 + i * 1000;
   clock.set(t);
-  dp.receive(0, bytes, t);
+  dp.receive(0, bytes);
   dp.run();
   if (${gapMs} > 0) await new Promise((r) => setTimeout(r, ${gapMs}));
 }

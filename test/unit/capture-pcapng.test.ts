@@ -56,7 +56,7 @@ function runLab(opts: CaptureOptions, inputs: Input[]) {
   dp.setObserver(caps.observer);
   for (const f of inputs) {
     clock.set(f.tsUs);
-    dp.receive(dp.portIndex(f.port), f.bytes, f.tsUs);
+    dp.receive(dp.portIndex(f.port), f.bytes);
     dp.run();
   }
   caps.close();
@@ -227,7 +227,7 @@ describe('pcapng capture, read back with our reader', () => {
     dp.setObserver(pc);
     for (const f of udpBurst(5)) {
       clock.set(f.tsUs);
-      dp.receive(0, f.bytes, f.tsUs);
+      dp.receive(0, f.bytes);
       dp.run();
     }
     expect(pc.packets).toBe(2); // SHB and 5 IDBs in one write, then 2 EPBs: 3 writes
@@ -239,8 +239,8 @@ describe('pcapng capture, read back with our reader', () => {
   it('hands the writer a reused view per length: no allocation per packet', () => {
     const pool = new FramePool(4);
     const s = new FrameScratch();
-    const a = pool.fill(Buffer.alloc(60, 1), 0, 0);
-    const b = pool.fill(Buffer.alloc(60, 2), 0, 0);
+    const a = pool.fill(Buffer.alloc(60, 1), 0);
+    const b = pool.fill(Buffer.alloc(60, 2), 0);
     const v1 = s.take(pool, a, 1000);
     expect(v1[0]).toBe(1);
     const v2 = s.take(pool, b, 1000);

@@ -15,7 +15,6 @@ function dirty(pool: FramePool, slot: number): void {
   pool.nextHop[slot] = 0xc0a83201;
   pool.outPort[slot] = 8;
   pool.icmpError[slot] = 0x0b000000;
-  pool.tsUs[slot] = 1234;
 }
 
 describe('FramePool', () => {
@@ -27,7 +26,6 @@ describe('FramePool', () => {
       expect(s).toBeGreaterThanOrEqual(0);
       expect(s).toBeLessThan(4);
       expect(pool.start[s]).toBe(s * SLOT_SIZE + HEADROOM);
-      expect(pool.slotBase(s)).toBe(s * SLOT_SIZE);
     }
     expect(pool.available).toBe(0);
   });
@@ -38,7 +36,7 @@ describe('FramePool', () => {
     const b = pool.alloc();
     expect(pool.alloc()).toBe(-1);
     expect(pool.clone(a)).toBe(-1);
-    expect(pool.fill(Buffer.alloc(60), 0, 0)).toBe(-1);
+    expect(pool.fill(Buffer.alloc(60), 0)).toBe(-1);
     expect(pool.available).toBe(0);
     pool.free(b);
     expect(pool.available).toBe(1);
@@ -66,33 +64,33 @@ describe('FramePool', () => {
     expect(pool.start[s]).toBe(s * SLOT_SIZE + HEADROOM);
   });
 
-  it('fill copies the bytes and records port and time', () => {
+  it('fill copies the bytes and records the port', () => {
     const pool = new FramePool(4);
     const bytes = Buffer.from([...Array(60).keys()]);
-    const s = pool.fill(bytes, 3, 42);
+    const s = pool.fill(bytes, 3);
     expect(pool.view(s)).toEqual(bytes);
-    expect([pool.len[s], pool.inPort[s], pool.tsUs[s]]).toEqual([60, 3, 42]);
+    expect([pool.len[s], pool.inPort[s]]).toEqual([60, 3]);
     bytes[0] = 0xee;
     expect(pool.view(s)[0]).toBe(0);
   });
 
   it('fill refuses a frame longer than a slot holds after the headroom', () => {
     const pool = new FramePool(2);
-    expect(pool.fill(Buffer.alloc(MAX_FRAME + 1), 0, 0)).toBe(-1);
+    expect(pool.fill(Buffer.alloc(MAX_FRAME + 1), 0)).toBe(-1);
     expect(pool.available).toBe(2);
-    expect(pool.fill(Buffer.alloc(MAX_FRAME), 0, 0)).toBeGreaterThanOrEqual(0);
+    expect(pool.fill(Buffer.alloc(MAX_FRAME), 0)).toBeGreaterThanOrEqual(0);
   });
 
   it('clone copies the bytes and every metadata field, with l3 pointing into the copy', () => {
     const pool = new FramePool(4);
-    const s = pool.fill(Buffer.from([...Array(100).keys()]), 2, 99);
+    const s = pool.fill(Buffer.from([...Array(100).keys()]), 2);
     dirty(pool, s);
     pool.len[s] = 100;
     const c = pool.clone(s);
     expect(c).not.toBe(s);
     expect(pool.view(c)).toEqual(pool.view(s));
     expect(pool.l3[c] - pool.start[c]).toBe(14);
-    expect([pool.len[c], pool.inPort[c], pool.rxIf[c], pool.txIf[c], pool.nextHop[c] >>> 0, pool.outPort[c], pool.icmpError[c] >>> 0, pool.tsUs[c]]).toEqual([
+    expect([pool.len[c], pool.inPort[c], pool.rxIf[c], pool.txIf[c], pool.nextHop[c] >>> 0, pool.outPort[c], pool.icmpError[c] >>> 0]).toEqual([
       100,
       5,
       6,
@@ -100,7 +98,6 @@ describe('FramePool', () => {
       0xc0a83201,
       8,
       0x0b000000,
-      1234,
     ]);
     // The copy is independent of the original.
     pool.data[pool.start[c]] = 0xff;
@@ -109,7 +106,7 @@ describe('FramePool', () => {
 
   it('clone of a frame whose start moved (decap, encap) copies from the moved start', () => {
     const pool = new FramePool(4);
-    const s = pool.fill(Buffer.from([...Array(64).keys()]), 0, 0);
+    const s = pool.fill(Buffer.from([...Array(64).keys()]), 0);
     pool.start[s] += 14;
     pool.len[s] -= 14;
     pool.l3[s] = pool.start[s];
@@ -120,7 +117,7 @@ describe('FramePool', () => {
 
   it('an l3 of 0 (not set) stays 0 in the clone', () => {
     const pool = new FramePool(2);
-    const s = pool.fill(Buffer.alloc(20), 0, 0);
+    const s = pool.fill(Buffer.alloc(20), 0);
     expect(pool.l3[pool.clone(s)]).toBe(0);
   });
 });

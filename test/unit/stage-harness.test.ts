@@ -124,7 +124,7 @@ export class Harness {
   rxBatch(port: string, frames: Buffer[], atUs = this.now): void {
     this.advance(atUs);
     const p = this.port(port);
-    for (const f of frames) expect(this.dp.receive(p, f, atUs)).toBe(true);
+    for (const f of frames) expect(this.dp.receive(p, f)).toBe(true);
     this.dp.run();
   }
 
@@ -342,7 +342,7 @@ if (expect.getState().testPath === fileURLToPath(import.meta.url)) {
 
     it('sees a frame left in a stage queue', () => {
       const h = new Harness();
-      const slot = h.dp.pool.fill(Buffer.alloc(60), 0, h.now);
+      const slot = h.dp.pool.fill(Buffer.alloc(60), 0);
       h.dp.pool.outPort[slot] = 0;
       h.dp.stages.portOutput.enqueue(slot);
       expect(() => h.checkClean()).toThrow(/stage queues/);

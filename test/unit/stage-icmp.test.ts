@@ -114,7 +114,7 @@ describe('icmp-error: when not to answer', () => {
     const { pool } = h.dp.ctx;
     const stage = h.dp.stages.icmpError;
     const make = (src: string, dst: string): number => {
-      const slot = pool.fill(udpFrame({ from: { mac: A.mac, ip: src }, toMac: GW.mac, dst }), h.port('pa'), h.now);
+      const slot = pool.fill(udpFrame({ from: { mac: A.mac, ip: src }, toMac: GW.mac, dst }), h.port('pa'));
       pool.l3[slot] = pool.start[slot] + 14;
       pool.rxIf[slot] = h.dp.ctx.ifs.indexOf('cni0');
       pool.icmpError[slot] = (11 << 24) >>> 0;

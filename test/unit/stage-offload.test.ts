@@ -44,7 +44,7 @@ function setup() {
     });
   });
   // Pod A has asked for its gateway, so the router knows where to send errors back.
-  dp.receive(dp.portIndex('pa'), arpFrame({ ethDst: BCAST, ethSrc: A.mac, op: 1, sha: A.mac, spa: A.ip, tpa: GW.ip }), T0);
+  dp.receive(dp.portIndex('pa'), arpFrame({ ethDst: BCAST, ethSrc: A.mac, op: 1, sha: A.mac, spa: A.ip, tpa: GW.ip }));
   dp.run();
   for (const k of Object.keys(out)) out[k] = [];
   const free = dp.pool.available;
@@ -52,7 +52,7 @@ function setup() {
   const rxSuper = (port: string, toMac: string, dst: string, payload: number, df = true): void => {
     const tcp = [0x9c, 0x40, 0x00, 0x50, 0, 0, 0, 1, 0, 0, 0, 0, 0x50, 0x18, 0xff, 0xff, 0, 0, 0, 0, ...F.bytes(payload, 9)];
     const frame = F.ethernet(toMac, A.mac, 0x0800, F.ipv4({ src: A.ip, dst, proto: 6, df, id: 0x777 }, tcp));
-    const slot = dp.pool.fill(frame, dp.portIndex(port), T0);
+    const slot = dp.pool.fill(frame, dp.portIndex(port));
     expect(slot).toBeGreaterThanOrEqual(0);
     dp.pool.vnetFlags[slot] = 1;
     dp.pool.gsoType[slot] = 1;
