@@ -6,6 +6,7 @@ import { createRequire } from 'node:module';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { constants as osConstants } from 'node:os';
+import { isMulticastMac, parseMac, writeMac } from '../wire/mac.ts';
 
 export interface TapHandle {
   readonly fd: number;
@@ -23,14 +24,11 @@ export interface TapOpenOptions {
   txQueueLen?: number;
   /**
    * Open with IFF_VNET_HDR and TCP segmentation/checksum offload: every frame read or
-   * written is preceded by a 10-byte virtio_net_hdr (VNET_HDR_LEN), and frames may be up to
+   * written is preceded by a 10-byte virtio_net_hdr (wire/virtio-net.ts), and frames may be up to
    * 64 KiB (GSO). Default false.
    */
   vnetHdr?: boolean;
 }
-
-/** Bytes of the virtio_net_hdr in front of each frame of a TAP opened with vnetHdr. */
-export const VNET_HDR_LEN = 10;
 
 export interface TapStats {
   rxFrames: number;
@@ -62,7 +60,6 @@ interface NativeTap {
   stopReading(h: TapHandle): void;
   writeBatch(h: TapHandle, pool: Uint8Array, offsets: Int32Array, lengths: Int32Array, count: number): number;
   close(h: TapHandle): void;
-  isOpen(h: TapHandle): boolean;
   stats(h: TapHandle): TapStats;
 }
 
@@ -163,14 +160,17 @@ function checkName(name: string): void {
   }
 }
 
-/** Parses "aa:bb:cc:dd:ee:ff" (also with '-') into 6 bytes. */
-export function parseMac(mac: string): Buffer {
-  const m = /^([0-9a-f]{2})[:-]([0-9a-f]{2})[:-]([0-9a-f]{2})[:-]([0-9a-f]{2})[:-]([0-9a-f]{2})[:-]([0-9a-f]{2})$/i.exec(
-    mac,
-  );
-  if (!m) throw tapError('EINVAL', `invalid MAC address "${mac}" (expected aa:bb:cc:dd:ee:ff)`);
-  const b = Buffer.from(m.slice(1).map((x) => parseInt(x, 16)));
-  if (b[0]! & 1) throw tapError('EINVAL', `invalid MAC address "${mac}": multicast bit set`);
+/** The 6 bytes of a unicast MAC in text form, for the addon. */
+function macBytes(text: string): Buffer {
+  let mac: number;
+  try {
+    mac = parseMac(text);
+  } catch {
+    throw tapError('EINVAL', `invalid MAC address "${text}" (expected aa:bb:cc:dd:ee:ff)`);
+  }
+  if (isMulticastMac(mac)) throw tapError('EINVAL', `invalid MAC address "${text}": multicast bit set`);
+  const b = Buffer.alloc(6);
+  writeMac(b, 0, mac);
   return b;
 }
 
@@ -197,7 +197,7 @@ export function tapOpen(name: string, opts: TapOpenOptions = {}): TapHandle {
   if (!Number.isInteger(txq) || txq < 1 || txq > 1 << 20) {
     throw tapError('EINVAL', `invalid txQueueLen ${opts.txQueueLen} for TAP device ${name}`);
   }
-  const mac = opts.mac === undefined ? null : parseMac(opts.mac);
+  const mac = opts.mac === undefined ? null : macBytes(opts.mac);
   const n = addon();
   try {
     return n.open(name, mtu, mac, opts.up ?? true, txq, opts.vnetHdr ?? false);
@@ -241,10 +241,6 @@ export function tapStopReading(h: TapHandle): void {
 /** Stops reading and closes the fd; a non-persistent device disappears. Idempotent. */
 export function tapClose(h: TapHandle): void {
   addon().close(h);
-}
-
-export function tapIsOpen(h: TapHandle): boolean {
-  return addon().isOpen(h);
 }
 
 export function tapStats(h: TapHandle): TapStats {

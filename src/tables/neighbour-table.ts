@@ -116,10 +116,6 @@ export class NeighbourTable {
     return this.index.k2[id] >>> 0;
   }
 
-  isUsed(id: number): boolean {
-    return this.index.used[id] === 1;
-  }
-
   /** Creates an entry in state NONE (or returns the existing one); -1 when the table is full of live entries. */
   create(ifIndex: number, ip: number, nowUs: number): number {
     let id = this.index.find(ifIndex, ip);

@@ -6,7 +6,6 @@
 // commands on stdin.
 import { createInterface } from 'node:readline';
 import {
-  parseMac,
   tapClose,
   tapErrnoName,
   tapOpen,
@@ -16,6 +15,7 @@ import {
   tapWriteBatch,
   type TapHandle,
 } from '../../src/ports/tap-native.ts';
+import { parseMac, writeMac } from '../../src/wire/mac.ts';
 
 interface Config {
   mode: 'serve' | 'errors';
@@ -71,8 +71,13 @@ try {
 }
 
 const myIp = ipBytes(cfg.ip!);
-const myMac = parseMac(cfg.peerMac!);
-const tapMac = parseMac(cfg.mac!);
+const macBytes = (text: string): Buffer => {
+  const b = Buffer.alloc(6);
+  writeMac(b, 0, parseMac(text));
+  return b;
+};
+const myMac = macBytes(cfg.peerMac!);
+const tapMac = macBytes(cfg.mac!);
 const CAP = 2048;
 const SLOTS = 256;
 const MAX_BATCH = cfg.maxBatch ?? 64;
