@@ -130,30 +130,6 @@ function timeLookups(table: Lpm4, addrs: Uint32Array): number {
   return done / ((now - t0) / 1000);
 }
 
-/** Lookups/s of table.lookupBatch() in batches of 256, as a stage would call it. */
-function timeBatchLookups(table: Lpm4, addrs: Uint32Array): number {
-  const BATCH = 256;
-  const out = new Int32Array(BATCH);
-  const batches: Uint32Array[] = []; // views made up front: nothing is allocated while timing
-  for (let off = 0; off < addrs.length; off += BATCH) batches.push(addrs.subarray(off, off + BATCH));
-  const pass = (): void => {
-    for (let b = 0; b < batches.length; b++) {
-      table.lookupBatch(batches[b], out, BATCH);
-      sink ^= out[0];
-    }
-  };
-  pass();
-  let done = 0;
-  const t0 = performance.now();
-  let now = t0;
-  while (now - t0 < MEASURE_MS) {
-    pass();
-    done += addrs.length;
-    now = performance.now();
-  }
-  return done / ((now - t0) / 1000);
-}
-
 function row(
   bench: string,
   lookupsPerSec: number,
@@ -198,7 +174,6 @@ export async function benchLpm4(): Promise<Lpm4BenchRow[]> {
     rows.push(uniformRow);
     const inside = inPrefixAddrs(routes, 99);
     rows.push(row(`lpm4.lookup.${label}.in-prefix`, timeLookups(table, inside), table));
-    rows.push(row(`lpm4.lookupBatch.${label}.uniform`, timeBatchLookups(table, uniform), table));
 
     // Remove every route again (the table must come back empty), timed like the build.
     const t0 = performance.now();

@@ -15,21 +15,20 @@
  *   e = tbl[a >>> 16]
  *   if (e < -1) { e = tbl[-e + (a >>> 8 & 255)]; if (e < -1) e = tbl[-e + (a & 255)] }
  *   return e === -1 ? default : e
- * Measured (bench/lpm4.bench.ts, Node 20, one core): ~400 M/s on a 16-route node table
- * (cache-resident), 26-40 M/s at 100k random prefixes and 25-31 M/s at 1M — there a lookup
- * is one or two cache misses, which the CPU overlaps across consecutive lookups.
+ * A node's table stays in cache; in a large one a lookup is one or two cache misses, which
+ * the CPU overlaps across consecutive lookups. Rates, build times and sizes measured with
+ * bench/lpm4.bench.ts are in docs/benchmarks.md.
  *
  * Why 16-8-8 and not DIR-24-8 or a poptrie: DIR-24-8 costs a fixed 64 MiB (16M × int32)
  * even for the dozen routes of a typical node, to save one load. A poptrie is far smaller
  * (a few MiB for a full table) but needs popcounts on lookup and rebuilds subtrees on update:
  * more code, slower to change. 16-8-8 starts at 320 KiB and grows only where prefixes need
  * it: a level-2 chunk (256 slots × 5 bytes with the depth array = 1.25 KiB) per /16 holding
- * a /17../32, a level-3 chunk per /24 holding a /25../32. With the bench's BGP-like length
- * mix (mostly /16-/24, ~3% /32) on uniformly random prefixes: 100k → 54k chunks, 67 MiB of
- * trie; 1M → 113k chunks, 139 MiB (level 2 is capped at 80 MiB: all 65,536 /16s). Real
- * tables cluster and need less. The pool grows by 1.5×, so up to a third more is allocated.
- * The route maps add ~4 MiB at 100k and ~37 MiB at 1M. Chunks are reference-counted by the
- * routes below them and go back to a free list with the last one, so churn does not leak.
+ * a /17../32, a level-3 chunk per /24 holding a /25../32; level 2 is capped at 80 MiB (all
+ * 65,536 /16s). Real tables cluster and need fewer chunks than the bench's random ones. The
+ * pool grows by 1.5×, so up to a third more is allocated than used. Chunks are
+ * reference-counted by the routes below them and go back to a free list with the last one,
+ * so churn does not leak.
  *
  * Updates: every slot also carries depth = (prefixLen + 1) of the route whose value it holds
  * (0 = none); for a pointer slot, the depth of the best route covering the whole slot. Insert
@@ -38,10 +37,9 @@
  * found by probing the per-length maps (the classic pitfall: remove must restore the covering
  * route, not clear to NONE, and must not touch more-specific routes). Cost: 2^(level
  * boundary - len) slots (one for a /16, /24 or /32; 256 for a /8) plus the chunks below those
- * slots that no longer route owns. Building 100k routes takes ~0.2 s (~2 µs per insert),
- * 1M 1-2 s; a /8 over a dense table ~0.2 ms; the worst case, a /1, 25-60 ms. The authoritative
- * route set lives in 33 Maps (one per length, key = prefix as int32) for remove(), get() and
- * entries(); lookup never touches them.
+ * slots that no longer route owns; the worst case is a /1. The authoritative route set
+ * lives in 33 Maps (one per length, key = prefix as int32) for remove(), get() and entries();
+ * lookup never touches them.
  */
 
 const L1_SLOTS = 65536;
@@ -120,21 +118,6 @@ export class Lpm4 {
       if (e < -1) e = t[(addr & 255) - e];
     }
     return e === -1 ? this.dflt : e;
-  }
-
-  /** lookup() for addrs[0..count) into out[0..count); one call per batch of packets. */
-  lookupBatch(addrs: Uint32Array, out: Int32Array, count: number): void {
-    const t = this.tbl;
-    const dflt = this.dflt;
-    for (let i = 0; i < count; i++) {
-      const a = addrs[i];
-      let e = t[a >>> 16];
-      if (e < -1) {
-        e = t[((a >>> 8) & 255) - e];
-        if (e < -1) e = t[(a & 255) - e];
-      }
-      out[i] = e === -1 ? dflt : e;
-    }
   }
 
   /** Value stored for exactly this prefix, or NONE. */

@@ -9,11 +9,10 @@
  *
  * Getters the zero-allocation decode path reads on every packet (EtherType, IPv4 length,
  * id, fragment word and addresses, UDP/TCP ports, lengths, sequence numbers) spell their
- * bytes out instead, marked `// hot`. Measured with an A/B loop over eth/ipv4/udp|tcp
- * views, routing them through `u16`/`u32` cost 4-6% (the call into bytes.ts across a
- * module boundary); with the byte arithmetic inlined here instead, it matched but fell
- * 20-25% behind in some runs once all seven view classes had gone through the same
- * accessor, whose `this.buf` load then sees too many shapes for V8 to specialise.
+ * bytes out instead, marked `// hot`: going through `u16`/`u32` was measurably slower,
+ * first for the call into bytes.ts across a module boundary, then, with the arithmetic
+ * inlined here, because one accessor shared by every view class sees too many shapes of
+ * `this.buf` for V8 to specialise (figures in docs/benchmarks.md, "Decoding").
  */
 
 import { rd16, rd32, wr16, wr32 } from './bytes.ts';
