@@ -4,11 +4,17 @@
  * in:   frames with txIf set, originated or routed by the router (inPort = NO_PORT)
  * out:  bridge — the interface is a bridge's (cni0): the bridge picks the member port
  *       tx     — the interface is an L3 port (outPort set)
+ * drop: the interface's kind has no output yet (VXLAN, until its encapsulation stage exists).
  */
 import { NO_PORT } from '../core/frame-pool.ts';
 import { Stage } from '../core/stage.ts';
 import { IfKind } from '../tables/interface-table.ts';
 import type { Context } from './context.ts';
+
+const enum Drop {
+  /** A VXLAN interface: its encapsulation stage does not exist yet. */
+  NO_OUTPUT_FOR_KIND,
+}
 
 export class InterfaceOutput extends Stage<'bridge' | 'tx'> {
   readonly name = 'interface-output';
@@ -32,7 +38,7 @@ export class InterfaceOutput extends Stage<'bridge' | 'tx'> {
         pool.outPort[slot] = ifs.target[ifIndex];
         this.to(this.next.tx, slot);
       } else {
-        this.drop(slot, 0);
+        this.drop(slot, Drop.NO_OUTPUT_FOR_KIND);
       }
     }
   }

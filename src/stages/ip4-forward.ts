@@ -4,18 +4,23 @@
  * in:   routed packets (txIf, nextHop set)
  * out:  neighbour — TTL decremented, checksum updated incrementally (RFC 1624)
  *       fragment  — larger than the egress MTU without DF
+ *       error     — TTL expiring (ICMP 11/0) or larger than the MTU with DF (ICMP 3/4 with
+ *                   the next-hop MTU); the error quotes the packet as it arrived
+ * drop: an offload super-frame larger than the MTU without DF.
  *
  * A Record Route option gets the egress interface's address (other options pass untouched).
  * A TCP super-frame from an offloading TAP (gsoType set) is measured by the segments it will
  * become — IP header + TCP header + gsoSize — as Linux's skb_gso_validate_network_len does.
- *       error     — TTL expiring (ICMP 11/0) or larger than the MTU with DF (ICMP 3/4 with
- *                   the next-hop MTU); the error quotes the packet as it arrived
  */
 import { rd16 } from '../wire/bytes.ts';
 import { Stage } from '../core/stage.ts';
 import { updateChecksum16 } from '../wire/checksum.ts';
 import { recordRouteInHeader } from '../wire/ipv4-options.ts';
 import type { Context } from './context.ts';
+
+const enum Drop {
+  SUPER_FRAME_OVER_MTU,
+}
 
 export const ICMP_TTL_EXCEEDED = (11 << 24) | (0 << 16);
 export const ICMP_FRAG_NEEDED = (3 << 24) | (4 << 16);
@@ -60,7 +65,7 @@ export class Ip4Forward extends Stage<'neighbour' | 'fragment' | 'error'> {
         if (pool.gsoType[slot] !== 0) {
           // Its segments would each need fragmenting; such traffic does not occur from
           // Linux TCP with path MTU discovery (DF set), so it is dropped and counted.
-          this.drop(slot, 0);
+          this.drop(slot, Drop.SUPER_FRAME_OVER_MTU);
           continue;
         }
         this.decrementTtl(ip, ttl);
