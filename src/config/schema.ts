@@ -28,7 +28,17 @@
  *   seed 1                     the same default as `replay --seed`
  */
 import { z } from 'zod';
-import { formatIpv4, inPrefix, networkOf, parseCidr as wireParseCidr, parseIpv4, prefixMask } from '../wire/ipv4-address.ts';
+import {
+  broadcastOf,
+  type Cidr,
+  formatCidr,
+  isLoopback,
+  isMulticast,
+  isReserved,
+  networkOf,
+  parseCidr as wireParseCidr,
+  parseIpv4,
+} from '../wire/ipv4-address.ts';
 
 // ---- IPv4 and MAC text forms (strings only at the edges; numbers inside) ----
 
@@ -43,12 +53,6 @@ function ipv4OrUndefined(text: string): number | undefined {
   }
 }
 
-/** An address with its prefix length, the shape wire's `parseCidr` returns. */
-export interface Cidr {
-  addr: number;
-  prefixLen: number;
-}
-
 /** `a.b.c.d/len`; undefined when either part is bad or `/len` is missing (wire's parser
  * reads a bare address as a /32; a config must write the prefix length). Wire's parser
  * decides what is bad, so what passes here also compiles. */
@@ -59,23 +63,6 @@ export function parseCidr(text: string): Cidr | undefined {
   } catch {
     return undefined;
   }
-}
-
-export function formatCidr(c: Cidr): string {
-  return `${formatIpv4(c.addr)}/${c.prefixLen}`;
-}
-
-/** The subnet an address lies in: host bits cleared. */
-export function subnetOf(c: Cidr): Cidr {
-  return { addr: networkOf(c.addr, c.prefixLen), prefixLen: c.prefixLen };
-}
-
-export function cidrContains(c: Cidr, addr: number): boolean {
-  return inPrefix(addr, c.addr, c.prefixLen);
-}
-
-export function cidrsOverlap(a: Cidr, b: Cidr): boolean {
-  return a.prefixLen <= b.prefixLen ? cidrContains(a, b.addr) : cidrContains(b, a.addr);
 }
 
 const MAC_RE = /^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$/;
@@ -104,9 +91,9 @@ const cidrProblem = (s: string) => {
 /** Addresses an interface cannot own: unspecified, loopback, multicast, limited broadcast. */
 function hostAddressProblem(s: string, addr: number): string | undefined {
   if (addr === 0) return `'${s}' is the unspecified address`;
-  if (addr >>> 24 === 127) return `'${s}' is a loopback address`;
-  if (addr >>> 28 === 0xe) return `'${s}' is a multicast address`;
-  if (addr >>> 28 === 0xf) return `'${s}' is a reserved (class E) address`;
+  if (isLoopback(addr)) return `'${s}' is a loopback address`;
+  if (isMulticast(addr)) return `'${s}' is a multicast address`;
+  if (isReserved(addr)) return `'${s}' is a reserved (class E) address`;
   return undefined;
 }
 
@@ -123,9 +110,8 @@ export const ifaceAddress = checkedString((s) => {
   const host = hostAddressProblem(s, c.addr);
   if (host) return host;
   if (c.prefixLen <= 30) {
-    const hostBits = c.addr & ~prefixMask(c.prefixLen);
-    if (hostBits === 0) return `${s} is the network address of its subnet, not a host address`;
-    if ((hostBits | prefixMask(c.prefixLen)) >>> 0 === 0xffffffff) return `${s} is the broadcast address of its subnet`;
+    if (networkOf(c.addr, c.prefixLen) === c.addr) return `${s} is the network address of its subnet, not a host address`;
+    if (broadcastOf(c.addr, c.prefixLen) === c.addr) return `${s} is the broadcast address of its subnet`;
   }
   return undefined;
 });
@@ -139,8 +125,8 @@ export const subnet = z
       const bad = cidrProblem(s);
       if (bad) return bad;
       const c = parseCidr(s)!;
-      const net = subnetOf(c);
-      if (net.addr !== c.addr) return `${s} has host bits set (did you mean ${formatCidr(net)}?)`;
+      const net = networkOf(c.addr, c.prefixLen);
+      if (net !== c.addr) return `${s} has host bits set (did you mean ${formatCidr({ addr: net, prefixLen: c.prefixLen })}?)`;
       return undefined;
     }),
   );

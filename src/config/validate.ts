@@ -11,8 +11,8 @@
  * device); a gateway must be on a connected subnet unless the route says `onlink`;
  * subnets of different interfaces must not overlap; Service IPs and ports are unique.
  */
-import { formatIpv4, parseIpv4 } from '../wire/ipv4-address.ts';
-import { type Cidr, type Config, cidrContains, cidrsOverlap, formatCidr, parseCidr, subnetOf } from './schema.ts';
+import { type Cidr, cidrContains, cidrsOverlap, formatCidr, formatIpv4, parseIpv4, subnetOf } from '../wire/ipv4-address.ts';
+import { type Config, parseCidr } from './schema.ts';
 
 /** A router interface or a port, as the checks see it. */
 interface Iface {

@@ -36,8 +36,14 @@ export function prefixMask(len: number): number {
   return len <= 0 ? 0 : len >= 32 ? 0xffffffff : (0xffffffff << (32 - len)) >>> 0;
 }
 
+/** An address with its prefix length: `10.244.1.1/24`, or the subnet `10.244.1.0/24`. */
+export interface Cidr {
+  addr: number;
+  prefixLen: number;
+}
+
 /** Parses `a.b.c.d/len` (a bare address means /32). Host bits may be set (as in `10.244.1.1/24`). */
-export function parseCidr(s: string): { addr: number; prefixLen: number } {
+export function parseCidr(s: string): Cidr {
   const slash = s.indexOf('/');
   if (slash < 0) return { addr: parseIpv4(s), prefixLen: 32 };
   const lenText = s.slice(slash + 1);
@@ -61,6 +67,40 @@ export function networkOf(addr: number, len: number): number {
 /** The directed broadcast address of `addr/len`. */
 export function broadcastOf(addr: number, len: number): number {
   return (addr | ~prefixMask(len)) >>> 0;
+}
+
+/** `c` as `a.b.c.d/len`. */
+export function formatCidr(c: Cidr): string {
+  return `${formatIpv4(c.addr)}/${c.prefixLen}`;
+}
+
+/** The subnet `c` lies in: host bits cleared. */
+export function subnetOf(c: Cidr): Cidr {
+  return { addr: networkOf(c.addr, c.prefixLen), prefixLen: c.prefixLen };
+}
+
+export function cidrContains(c: Cidr, addr: number): boolean {
+  return inPrefix(addr, c.addr, c.prefixLen);
+}
+
+/** Whether two prefixes share an address (then the shorter one holds the longer). */
+export function cidrsOverlap(a: Cidr, b: Cidr): boolean {
+  return a.prefixLen <= b.prefixLen ? cidrContains(a, b.addr) : cidrContains(b, a.addr);
+}
+
+/** 127.0.0.0/8. */
+export function isLoopback(a: number): boolean {
+  return a >>> 24 === 127;
+}
+
+/** 224.0.0.0/4. */
+export function isMulticast(a: number): boolean {
+  return a >>> 28 === 0xe;
+}
+
+/** 240.0.0.0/4, the reserved class E (255.255.255.255 included). */
+export function isReserved(a: number): boolean {
+  return a >>> 28 === 0xf;
 }
 
 /** Multicast (224/4) or limited broadcast (255.255.255.255). */

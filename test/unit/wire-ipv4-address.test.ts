@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import {
-  broadcastOf, formatIpv4, inPrefix, isMartianSource, isMulticastOrBroadcast, networkOf, parseCidr, parseIpv4, prefixMask,
+  broadcastOf, cidrContains, cidrsOverlap, formatCidr, formatIpv4, inPrefix, isLoopback, isMartianSource, isMulticast,
+  isMulticastOrBroadcast, isReserved, networkOf, parseCidr, parseIpv4, prefixMask, subnetOf,
 } from '../../src/wire/ipv4-address.ts';
 
 describe('wire/ipv4-address', () => {
@@ -56,5 +57,23 @@ describe('wire/ipv4-address', () => {
     expect(isMulticastOrBroadcast(parseIpv4('255.255.255.255'))).toBe(true);
     expect(isMulticastOrBroadcast(parseIpv4('240.0.0.1'))).toBe(false);
     expect(isMulticastOrBroadcast(parseIpv4('10.0.0.255'))).toBe(false);
+  });
+
+  it('formats, contains and overlaps prefixes', () => {
+    const c = parseCidr('10.244.1.77/24');
+    expect(formatCidr(c)).toBe('10.244.1.77/24');
+    expect(formatCidr(subnetOf(c))).toBe('10.244.1.0/24');
+    expect(cidrContains(c, parseIpv4('10.244.1.200'))).toBe(true);
+    expect(cidrContains(c, parseIpv4('10.244.2.1'))).toBe(false);
+    expect(cidrsOverlap(parseCidr('10.244.0.0/16'), parseCidr('10.244.7.0/24'))).toBe(true);
+    expect(cidrsOverlap(parseCidr('10.244.7.0/24'), parseCidr('10.244.0.0/16'))).toBe(true);
+    expect(cidrsOverlap(parseCidr('10.244.7.0/24'), parseCidr('10.244.8.0/24'))).toBe(false);
+    expect(cidrsOverlap(parseCidr('0.0.0.0/0'), parseCidr('192.0.2.1/32'))).toBe(true);
+  });
+
+  it('names loopback, multicast and reserved addresses', () => {
+    expect(['126.255.255.255', '127.0.0.1', '127.255.255.255', '128.0.0.0'].map((a) => isLoopback(parseIpv4(a)))).toEqual([false, true, true, false]);
+    expect(['223.255.255.255', '224.0.0.1', '239.255.255.255', '240.0.0.0'].map((a) => isMulticast(parseIpv4(a)))).toEqual([false, true, true, false]);
+    expect(['239.255.255.255', '240.0.0.1', '255.255.255.255'].map((a) => isReserved(parseIpv4(a)))).toEqual([false, true, true]);
   });
 });
