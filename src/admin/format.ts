@@ -20,14 +20,11 @@
  *              what the port driver reports, if anything.
  *   stats      every stage's packets, its drops by reason (non-zero reasons only), then the
  *              receive overruns and table refusals.
- *   services   one line per service, or `no services configured`.
- *   conntrack  `conntrack: N entries`, then one line per entry.
  *   graph      one edge a line: `stage -next-> stage`.
  *
  * Every formatter returns whole lines, each ending in a newline (empty string when empty).
  */
 import type {
-  ConntrackState,
   FdbState,
   GraphState,
   NeighTableState,
@@ -35,13 +32,14 @@ import type {
   PortsState,
   RoutesState,
   RouteState,
-  ServicesState,
   StatsState,
 } from './state.ts';
 
 /** What `show` can print, and the admin endpoint each one reads (`/v1/<what>`). */
 export const SHOW_WHATS = ['fdb', 'neigh', 'routes', 'services', 'conntrack', 'ports', 'stats', 'graph'] as const;
 export type ShowWhat = (typeof SHOW_WHATS)[number];
+/** Names `show` takes (SPEC §1) for tables the dataplane does not have yet; the admin server says so. */
+type NotYet = 'services' | 'conntrack';
 
 function lines(ls: string[]): string {
   return ls.length === 0 ? '' : ls.join('\n') + '\n';
@@ -147,34 +145,16 @@ export function formatStats(s: StatsState): string {
   return lines(out);
 }
 
-export function formatServices(s: ServicesState): string {
-  if (s.services.length === 0) return 'no services configured\n';
-  return lines(
-    s.services.map((v) => {
-      const ports = v.ports.map((p) => `${p.port}/${p.protocol}->${p.targetPort}${p.nodePort === null ? '' : ` nodePort ${p.nodePort}`}`);
-      return `${v.namespace}/${v.name} ${v.type} ${v.clusterIP} ports ${ports.join(',')} endpoints ${v.endpoints.length === 0 ? '<none>' : v.endpoints.join(',')}`;
-    }),
-  );
-}
-
-export function formatConntrack(s: ConntrackState): string {
-  return lines([
-    `conntrack: ${s.count} entries`,
-    ...s.entries.map((e) => `${e.protocol} ${e.state} ${e.original} reply ${e.reply} expires ${e.expiresSeconds}s`),
-  ]);
-}
-
 export function formatGraph(s: GraphState): string {
   return lines(s.edges);
 }
 
-/** The formatter of each `what`; the type makes every entry of SHOW_WHATS have one. */
-const FORMATTERS: { [W in ShowWhat]: (state: never) => string } = {
+/** The formatter of each `what`; the type makes every entry of SHOW_WHATS but the NotYet ones have one. */
+type Formatted = Exclude<ShowWhat, NotYet>;
+const FORMATTERS: { [W in Formatted]: (state: never) => string } = {
   fdb: formatFdb,
   neigh: formatNeigh,
   routes: formatRoutes,
-  services: formatServices,
-  conntrack: formatConntrack,
   ports: formatPorts,
   stats: formatStats,
   graph: formatGraph,
@@ -183,5 +163,5 @@ const FORMATTERS: { [W in ShowWhat]: (state: never) => string } = {
 /** Formats the state `what` (as fetched from `/v1/<what>`). */
 export function formatState(what: string, state: unknown): string {
   if (!Object.hasOwn(FORMATTERS, what)) throw new Error(`no text format for '${what}'`);
-  return (FORMATTERS[what as ShowWhat] as (state: unknown) => string)(state);
+  return (FORMATTERS[what as Formatted] as (state: unknown) => string)(state);
 }

@@ -1,9 +1,10 @@
 /**
  * Admin server: the dataplane's state as JSON over HTTP on a unix socket (`nodeplane show`).
  *
- *   GET /v1/fdb | neigh | routes | ports | stats | services | conntrack | graph
+ *   GET /v1/fdb | neigh | routes | ports | stats | graph
  *   GET /v1/trace?count=N&seconds=S[&match=TEXT]   the next N frames hop by hop (answers when done)
  *     → 200, application/json, the object state.ts builds
+ *   GET /v1/services | conntrack → 501: the dataplane has no such table yet
  *   anything else → 404 (unknown path) or 405 (not GET), `{"error": "..."}`
  *
  * Snapshots are built when a request arrives, on the event loop between packet batches,
@@ -18,13 +19,11 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import { connect } from 'node:net';
 import type { Dataplane } from '../dataplane/dataplane.ts';
 import {
-  conntrackState,
   fdbState,
   graphState,
   neighState,
   portsState,
   routesState,
-  servicesState,
   statsState,
   type PortDriverStatus,
 } from './state.ts';
@@ -46,9 +45,13 @@ const ENDPOINTS: Record<string, Endpoint> = {
   '/v1/routes': (dp) => routesState(dp),
   '/v1/ports': (dp, extra) => portsState(dp, extra.portStatus?.()),
   '/v1/stats': (dp) => statsState(dp),
-  '/v1/services': (dp) => servicesState(dp),
-  '/v1/conntrack': (dp) => conntrackState(dp),
   '/v1/graph': (dp) => graphState(dp),
+};
+
+/** Tables `show` names (SPEC §1) that the dataplane does not have yet, and what to say instead. */
+const NOT_IMPLEMENTED: Record<string, string> = {
+  '/v1/services': 'services are not implemented yet: this dataplane has no service table',
+  '/v1/conntrack': 'connection tracking is not implemented yet: this dataplane has no conntrack table',
 };
 
 function send(res: ServerResponse, status: number, body: unknown): void {
@@ -67,6 +70,10 @@ function handle(dp: Dataplane, extra: AdminExtras, req: IncomingMessage, res: Se
       (r) => send(res, 200, r),
       (err: Error) => send(res, 400, { error: `trace: ${err.message}` }),
     );
+    return;
+  }
+  if (Object.hasOwn(NOT_IMPLEMENTED, path)) {
+    send(res, 501, { error: NOT_IMPLEMENTED[path] });
     return;
   }
   const endpoint = Object.hasOwn(ENDPOINTS, path) ? ENDPOINTS[path] : undefined;

@@ -284,58 +284,6 @@ export function statsState(dp: Dataplane): StatsState {
   };
 }
 
-// ---- services and conntrack (tables to come) ----
-
-export interface ServicePortState {
-  name: string;
-  protocol: string;
-  port: number;
-  targetPort: number;
-  nodePort: number | null;
-}
-
-export interface ServiceState {
-  name: string;
-  namespace: string;
-  type: string;
-  clusterIP: string;
-  ports: ServicePortState[];
-  /** Ready endpoint addresses. */
-  endpoints: string[];
-}
-
-export interface ServicesState {
-  services: ServiceState[];
-}
-
-/**
- * The services the dataplane has programmed. No service table exists yet, so none are;
- * when it does, its entries map onto ServiceState here and nothing else changes.
- */
-export function servicesState(_dp: Dataplane): ServicesState {
-  return { services: [] };
-}
-
-export interface ConntrackEntryState {
-  protocol: string;
-  /** `src:sport -> dst:dport` of the original and the reply direction. */
-  original: string;
-  reply: string;
-  state: string;
-  expiresSeconds: number;
-}
-
-export interface ConntrackState {
-  count: number;
-  max: number;
-  entries: ConntrackEntryState[];
-}
-
-/** Connection tracking entries; the table does not exist yet, so it is empty. */
-export function conntrackState(dp: Dataplane): ConntrackState {
-  return { count: 0, max: dp.config.conntrack.max, entries: [] };
-}
-
 // ---- graph ----
 
 export interface GraphState {

@@ -2,7 +2,8 @@
  * `nodeplane show fdb|neigh|routes|services|conntrack|ports|stats [--admin SOCKET] [--json]`:
  * reads one table of a running dataplane through its admin socket and prints it as the Linux
  * tools print theirs (see src/admin/format.ts), or with `--json` as pretty-printed JSON (the
- * shapes of src/admin/state.ts). Exit 0; an unreachable socket is a UserError (exit 1).
+ * shapes of src/admin/state.ts). Exit 0; an unreachable socket is a UserError (exit 1), and so
+ * is `services` or `conntrack`, which the admin server answers as not implemented yet.
  */
 import { fetchState } from '../admin/client.ts';
 import { formatState, SHOW_WHATS } from '../admin/format.ts';

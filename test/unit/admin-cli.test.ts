@@ -73,10 +73,21 @@ describe('nodeplane show', () => {
     const json = await nodeplane('show', 'neigh', '--admin', SOCK, '--json');
     expect(json.code).toBe(0);
     expect(json.stdout).toBe(JSON.stringify(neighState(dp), null, 2) + '\n');
+  });
+
+  it('says that services and conntrack are not implemented yet, and exits non-zero', async () => {
     const services = await nodeplane('show', 'services', '--admin', SOCK);
-    expect(services.stdout).toBe('no services configured\n');
-    const conntrack = await nodeplane('show', 'conntrack', '--admin', SOCK);
-    expect(conntrack.stdout).toBe('conntrack: 0 entries\n');
+    expect(services).toEqual({
+      code: 1,
+      stdout: '',
+      stderr: `nodeplane: ${SOCK}: services are not implemented yet: this dataplane has no service table\n`,
+    });
+    const conntrack = await nodeplane('show', 'conntrack', '--admin', SOCK, '--json');
+    expect(conntrack).toEqual({
+      code: 1,
+      stdout: '',
+      stderr: `nodeplane: ${SOCK}: connection tracking is not implemented yet: this dataplane has no conntrack table\n`,
+    });
   });
 
   it('says in one line on stderr that nothing runs at the socket, and exits non-zero', async () => {

@@ -8,15 +8,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { formatState, formatConntrack, formatServices } from '../../src/admin/format.ts';
+import { formatState } from '../../src/admin/format.ts';
 import {
-  conntrackState,
   fdbState,
   graphState,
   neighState,
   portsState,
   routesState,
-  servicesState,
   statsState,
 } from '../../src/admin/state.ts';
 import { loadConfig, parseConfig } from '../../src/config/load.ts';
@@ -241,39 +239,7 @@ describe('stats', () => {
   });
 });
 
-describe('services, conntrack and graph', () => {
-  it('are empty with a note until those tables exist', () => {
-    const dp = replayed('flood-learn');
-    expect(servicesState(dp)).toEqual({ services: [] });
-    expect(formatState('services', servicesState(dp))).toBe('no services configured\n');
-    expect(conntrackState(dp)).toEqual({ count: 0, max: 262144, entries: [] });
-    expect(formatState('conntrack', conntrackState(dp))).toBe('conntrack: 0 entries\n');
-  });
-
-  it('have a text form ready for entries', () => {
-    expect(
-      formatServices({
-        services: [
-          {
-            name: 'web',
-            namespace: 'default',
-            type: 'NodePort',
-            clusterIP: '10.96.0.10',
-            ports: [{ name: 'http', protocol: 'TCP', port: 80, targetPort: 8080, nodePort: 30080 }],
-            endpoints: ['10.244.1.2'],
-          },
-        ],
-      }),
-    ).toBe('default/web NodePort 10.96.0.10 ports 80/TCP->8080 nodePort 30080 endpoints 10.244.1.2\n');
-    expect(
-      formatConntrack({
-        count: 1,
-        max: 10,
-        entries: [{ protocol: 'tcp', state: 'ESTABLISHED', original: '10.244.1.2:40000 -> 10.96.0.10:80', reply: '10.244.1.3:8080 -> 10.244.1.2:40000', expiresSeconds: 431999 }],
-      }),
-    ).toBe('conntrack: 1 entries\ntcp ESTABLISHED 10.244.1.2:40000 -> 10.96.0.10:80 reply 10.244.1.3:8080 -> 10.244.1.2:40000 expires 431999s\n');
-  });
-
+describe('graph', () => {
   it('graph lists stages and edges', () => {
     const g = graphState(replayed('flood-learn'));
     expect(g.stages[0]).toBe('ethernet-input');
