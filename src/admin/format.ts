@@ -138,6 +138,7 @@ export function formatStats(s: StatsState): string {
   }
   const { fdb, neigh } = s.tables;
   out.push(
+    `graph round limit: ${s.roundLimitDrops} frames dropped (a path that loops)`,
     `rx overruns: ${s.rxOverruns}`,
     `fdb: ${fdb.entries} entries, ${fdb.learned} learned, ${fdb.moves} moved, ${fdb.full} not learned (table full)`,
     `neigh: ${neigh.entries} entries, ${neigh.full} not created (table full)`,

@@ -259,6 +259,8 @@ export interface StageStats {
 
 export interface StatsState {
   stages: StageStats[];
+  /** Frames dropped because a dispatch reached its round limit (a path that loops). */
+  roundLimitDrops: number;
   rxOverruns: number;
   /** Table events that are not packet drops. */
   tables: {
@@ -276,6 +278,7 @@ export function statsState(dp: Dataplane): StatsState {
   const { fdb, neigh } = dp.ctx;
   return {
     stages,
+    roundLimitDrops: dp.graph.roundLimitDrops,
     rxOverruns: dp.rxOverruns,
     tables: {
       fdb: { entries: fdb.size, learned: fdb.learned, moves: fdb.moves, full: fdb.full },

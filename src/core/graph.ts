@@ -5,12 +5,24 @@
  * every stage that has frames queued, in that order, and repeats until all queues are empty:
  * paths that loop back (an echo reply re-entering route lookup, an ICMP error being routed,
  * queued packets released by an ARP reply) simply take another round.
+ *
+ * Rounds are bounded (MAX_ROUNDS): a path that keeps feeding itself must not hold the event
+ * loop. When the bound is reached, every frame still queued is dropped there and then —
+ * freed, traced as dropped for ROUND_LIMIT_REASON at the stage it waited in, and counted in
+ * `roundLimitDrops` (`show stats`) — so no frame is ever left in a queue unseen.
  */
 import type { Stage } from './stage.ts';
 import type { Tracer } from './trace.ts';
 
+/** Dispatch rounds before the frames still queued are dropped. */
+export const MAX_ROUNDS = 64;
+/** Why frames left queued after MAX_ROUNDS were dropped. */
+export const ROUND_LIMIT_REASON = 'dispatch round limit reached (a path that loops)';
+
 export class Graph {
   readonly stages: Stage[] = [];
+  /** Frames dropped because a dispatch reached MAX_ROUNDS with them still queued. */
+  roundLimitDrops = 0;
   private readonly byName = new Map<string, Stage>();
 
   add<S extends Stage>(stage: S): S {
@@ -43,16 +55,20 @@ export class Graph {
     for (const s of this.stages) s.tracer = tracer;
   }
 
-  /** Runs stages until no frame is queued anywhere. Returns frames processed (all stages). */
+  /**
+   * Runs stages until no frame is queued anywhere, or drops what is still queued after
+   * MAX_ROUNDS rounds. Returns frames processed (all stages).
+   */
   dispatch(): number {
     const stages = this.stages;
     let total = 0;
-    for (let guard = 0; guard < 64; guard++) {
+    for (let r = 0; r < MAX_ROUNDS; r++) {
       let round = 0;
       for (let i = 0; i < stages.length; i++) round += stages[i].run();
       if (round === 0) return total;
       total += round;
     }
+    for (let i = 0; i < stages.length; i++) this.roundLimitDrops += stages[i].discardQueued(ROUND_LIMIT_REASON);
     return total;
   }
 

@@ -86,6 +86,21 @@ export abstract class Stage<N extends string = string> {
     this.pool.free(slot);
   }
 
+  /**
+   * Frees every frame still queued here, tracing each as dropped for `reason` (the graph's
+   * round limit: see graph.ts, which counts them). Returns how many there were.
+   */
+  discardQueued(reason: string): number {
+    const n = this.queued;
+    for (let i = 0; i < n; i++) {
+      const slot = this.queue[i];
+      if (this.tracer !== null) this.tracer.dropped(this.name, reason, slot);
+      this.pool.free(slot);
+    }
+    this.queued = 0;
+    return n;
+  }
+
   /** Drops a frame the stage itself could not obtain a slot for (nothing to free). */
   protected countDrop(reason: number): void {
     this.drops[reason]++;

@@ -1,11 +1,15 @@
 /**
  * Graph and Stage: the built graph verifies, every declared next is a stage of the graph,
- * a dispatch drains every queue, and verify() refuses an unconnected output.
+ * a dispatch drains every queue, verify() refuses an unconnected output, and a path that
+ * loops is cut at the round limit with every frame it held dropped, counted and traced.
  */
 import { describe, expect, it } from 'vitest';
 import { FramePool } from '../../src/core/frame-pool.ts';
-import { Graph } from '../../src/core/graph.ts';
+import { Graph, MAX_ROUNDS, ROUND_LIMIT_REASON } from '../../src/core/graph.ts';
 import { Stage } from '../../src/core/stage.ts';
+import type { Tracer } from '../../src/core/trace.ts';
+import { formatStats } from '../../src/admin/format.ts';
+import { statsState } from '../../src/admin/state.ts';
 import { TokenBucket } from '../../src/core/token-bucket.ts';
 import { A, B, BCAST, GW, Harness, introduce, pingFrame, udpFrame, arpFrame } from './stage-harness.test.ts';
 
@@ -37,6 +41,39 @@ class Sink extends Stage<never> {
       this.consume(slots[i]);
     }
   }
+}
+
+/**
+ * Sends a frame around (`out`) as many times as its `len` says, one lap per pass, then on to
+ * `done`: a frame with a large len loops for longer than any dispatch allows.
+ */
+class Lap extends Stage<'out' | 'done'> {
+  readonly nextNames = ['out', 'done'] as const;
+  readonly dropReasons = [];
+  constructor(
+    readonly name: string,
+    pool: FramePool,
+  ) {
+    super(pool);
+  }
+  protected process(slots: Int32Array, n: number): void {
+    const len = this.pool.len;
+    for (let i = 0; i < n; i++) {
+      const s = slots[i];
+      if (len[s]-- > 0) this.to(this.next.out, s);
+      else this.to(this.next.done, s);
+    }
+  }
+}
+
+/** Records the drops a tracer is told about. */
+function dropRecorder(): { tracer: Tracer; drops: string[] } {
+  const drops: string[] = [];
+  const none = (): void => {};
+  return {
+    drops,
+    tracer: { received: none, derived: none, step: none, consumed: none, note: none, sent: none, dropped: (at, reason, slot) => drops.push(`${at} s${slot}: ${reason}`) },
+  };
 }
 
 describe('Graph', () => {
@@ -88,6 +125,79 @@ describe('Graph', () => {
     expect(pool.available).toBe(16);
     a.resetCounters();
     expect(a.counters()).toEqual({ packets: 0, drops: {} });
+  });
+
+  it('a stage that feeds itself is cut at the round limit: every frame dropped, counted, traced, the pool whole', () => {
+    const pool = new FramePool(16);
+    const g = new Graph();
+    const loop = g.add(new Lap('loop', pool));
+    const sink = g.add(new Sink(pool));
+    loop.connect({ out: loop, done: sink });
+    g.verify();
+    const { tracer, drops } = dropRecorder();
+    g.setTracer(tracer);
+    const looping: number[] = [];
+    for (let i = 0; i < 5; i++) {
+      const s = pool.alloc();
+      pool.len[s] = 1_000_000;
+      looping.push(s);
+      loop.enqueue(s);
+    }
+    expect(g.dispatch()).toBe(5 * MAX_ROUNDS);
+    expect(g.roundLimitDrops).toBe(5);
+    expect(g.stages.map((s) => s.queued)).toEqual([0, 0]);
+    expect(pool.available).toBe(16);
+    expect(sink.seen).toEqual([]);
+    expect(drops).toEqual(looping.map((s) => `loop s${s}: ${ROUND_LIMIT_REASON}`));
+
+    // The next dispatch is an ordinary one: frames that loop a few times arrive, nothing is cut.
+    g.setTracer(null);
+    for (let i = 0; i < 4; i++) {
+      const s = pool.alloc();
+      pool.len[s] = 3;
+      loop.enqueue(s);
+    }
+    expect(g.dispatch()).toBe(4 * 4 + 4);
+    expect(sink.seen).toHaveLength(4);
+    expect(g.roundLimitDrops).toBe(5);
+    expect(pool.available).toBe(16);
+  });
+
+  it('a two-stage cycle is cut the same way, each frame dropped at the stage it waited in', () => {
+    const pool = new FramePool(8);
+    const g = new Graph();
+    const a = g.add(new Lap('a', pool));
+    const b = g.add(new Lap('b', pool));
+    const sink = g.add(new Sink(pool));
+    a.connect({ out: b, done: sink });
+    b.connect({ out: a, done: sink });
+    g.verify();
+    const { tracer, drops } = dropRecorder();
+    g.setTracer(tracer);
+    for (let i = 0; i < 3; i++) {
+      const s = pool.alloc();
+      pool.len[s] = 1_000_000;
+      a.enqueue(s);
+    }
+    // Also a frame that finishes within the limit: it is not touched.
+    const quick = pool.alloc();
+    pool.len[quick] = 2;
+    a.enqueue(quick);
+    g.dispatch();
+    expect(g.roundLimitDrops).toBe(3);
+    expect(sink.seen).toEqual([quick]);
+    expect(drops).toHaveLength(3);
+    expect(drops.every((d) => /^[ab] s\d+: /.test(d) && d.endsWith(ROUND_LIMIT_REASON))).toBe(true);
+    expect(g.stages.every((s) => s.queued === 0)).toBe(true);
+    expect(pool.available).toBe(8);
+  });
+
+  it('show stats prints the round-limit count', () => {
+    const h = new Harness();
+    expect(formatStats(statsState(h.dp))).toContain('graph round limit: 0 frames dropped');
+    h.dp.graph.roundLimitDrops = 7;
+    expect(statsState(h.dp).roundLimitDrops).toBe(7);
+    expect(formatStats(statsState(h.dp))).toContain('graph round limit: 7 frames dropped');
   });
 
   it('after mixed traffic through the dataplane no stage holds a frame and no slot is lost', () => {
