@@ -6,6 +6,7 @@
  */
 import { ConfigError, loadConfig } from '../config/load.ts';
 import type { Config } from '../config/schema.ts';
+import { print } from './stdout.ts';
 
 function count(n: number, singular: string, plural = `${singular}s`): string {
   return `${n} ${n === 1 ? singular : plural}`;
@@ -25,7 +26,7 @@ export function summary(c: Config): string {
 export async function checkCommand(opts: { config: string }): Promise<number> {
   try {
     const config = loadConfig(opts.config);
-    process.stdout.write(`${opts.config}: OK (${summary(config)})\n`);
+    print(`${opts.config}: OK (${summary(config)})\n`);
     return 0;
   } catch (err) {
     if (!(err instanceof ConfigError)) throw err;

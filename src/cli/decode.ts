@@ -4,13 +4,15 @@
  * Text lines follow tcpdump -nn -e (see decode/format-text.ts); with --json each line is one
  * object: `n` (1-based), `ts` (seconds, float) and the fields of decode/types.ts (SPEC §5).
  * A missing/unreadable file or a malformed capture becomes a UserError: one line on stderr
- * naming the file, exit status 1, no stack trace.
+ * naming the file, exit status 1, no stack trace. A reader that goes away (`| head`) ends the
+ * decoding quietly, exit status 0 (stdout.ts).
  */
 
 import { CaptureFormatError } from '../pcap/errors.ts';
 import { readCaptureSync, type CaptureFile } from '../pcap/reader.ts';
 import { decodeFrame } from '../decode/decode-frame.ts';
 import { formatFrameText } from '../decode/format-text.ts';
+import { LineWriter } from './stdout.ts';
 import { UserError } from '../user-error.ts';
 
 const FS_REASONS: Record<string, string> = {
@@ -41,47 +43,9 @@ function toUserError(file: string, err: unknown): unknown {
   return err;
 }
 
-/** Writes lines in large chunks, waiting when stdout is slow; stops quietly if the reader went away. */
-class LineWriter {
-  private parts: string[] = [];
-  private size = 0;
-  closed = false;
-
-  constructor(private readonly out: NodeJS.WriteStream) {
-    out.on('error', (e: NodeJS.ErrnoException) => {
-      if (e.code === 'EPIPE') this.closed = true;
-      else throw e;
-    });
-  }
-
-  async line(s: string): Promise<void> {
-    this.parts.push(s, '\n');
-    this.size += s.length + 1;
-    if (this.size >= 1 << 16) await this.flush();
-  }
-
-  async flush(): Promise<void> {
-    if (this.parts.length === 0 || this.closed) return;
-    const chunk = this.parts.join('');
-    this.parts = [];
-    this.size = 0;
-    if (!this.out.write(chunk)) {
-      await new Promise<void>((resolve) => {
-        const done = () => {
-          this.out.off('drain', done);
-          this.out.off('close', done);
-          resolve();
-        };
-        this.out.on('drain', done);
-        this.out.on('close', done);
-      });
-    }
-  }
-}
-
 export async function decodeCommand(file: string, opts: { json?: boolean }): Promise<number> {
   const cap = openCapture(file);
-  const w = new LineWriter(process.stdout);
+  const w = new LineWriter();
   let n = 0;
   try {
     for (const rec of cap.records()) {
@@ -95,7 +59,7 @@ export async function decodeCommand(file: string, opts: { json?: boolean }): Pro
         const nanos = iface !== undefined && iface.tsResolNs < 1000;
         await w.line(formatFrameText(frame, rec.tsSec, rec.tsNsec, nanos));
       }
-      if (w.closed) break;
+      if (w.gone) break;
     }
   } catch (err) {
     await w.flush();

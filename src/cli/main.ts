@@ -1,9 +1,13 @@
 /**
  * The nodeplane command line: parses flags and hands each command to its own module.
- * Command modules are loaded lazily so `decode` does not pay for the dataplane.
+ * Command modules are loaded lazily so `decode` does not pay for the dataplane. A reader of
+ * stdout that goes away (`| head`) ends the output quietly, exit status 0 (stdout.ts).
  */
 import { Command, CommanderError } from 'commander';
+import { guardStdout } from './stdout.ts';
 import { UserError } from '../user-error.ts';
+
+guardStdout();
 
 type Action = () => Promise<number | void>;
 

@@ -1,11 +1,13 @@
 /**
- * `nodeplane replay`: SPEC §3 on the command line.
+ * `nodeplane replay`: SPEC §3 on the command line. `--trace` and `--stats` print to stdout;
+ * if its reader goes away the replay still runs to its end and writes its pcaps (stdout.ts).
  */
 import { loadConfig } from '../config/load.ts';
 import { CaptureFormatError } from '../pcap/errors.ts';
 import { replay, type ReplayInput } from '../replay/replay.ts';
 import { formatStats } from '../admin/format.ts';
 import { statsState } from '../admin/state.ts';
+import { print } from './stdout.ts';
 import { UserError } from '../user-error.ts';
 
 export interface ReplayOptions {
@@ -39,7 +41,7 @@ export async function replayCommand(opts: ReplayOptions): Promise<number> {
   });
   let result;
   try {
-    result = replay(config, inputs, opts.out, settle, opts.trace ? { trace: (line) => process.stdout.write(`${line}\n`) } : {});
+    result = replay(config, inputs, opts.out, settle, opts.trace ? { trace: (line) => print(`${line}\n`) } : {});
   } catch (err) {
     if (err instanceof CaptureFormatError) throw new UserError(err.message);
     const e = err as NodeJS.ErrnoException;
@@ -51,6 +53,6 @@ export async function replayCommand(opts: ReplayOptions): Promise<number> {
     .join(' ');
   process.stderr.write(`replay: ${result.framesIn} frames in; out: ${outs}; pcaps in ${opts.out}\n`);
   if (result.skippedNonEthernet > 0) process.stderr.write(`replay: skipped ${result.skippedNonEthernet} records that are not Ethernet\n`);
-  if (opts.stats) process.stdout.write(formatStats(statsState(result.dataplane)));
+  if (opts.stats) print(formatStats(statsState(result.dataplane)));
   return 0;
 }

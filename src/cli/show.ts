@@ -7,6 +7,7 @@
  */
 import { fetchState } from '../admin/client.ts';
 import { formatState, SHOW_WHATS } from '../admin/format.ts';
+import { print } from './stdout.ts';
 import { UserError } from '../user-error.ts';
 
 export interface ShowOptions {
@@ -19,6 +20,6 @@ export async function showCommand(what: string, opts: ShowOptions): Promise<numb
     throw new UserError(`show: unknown table '${what}' (one of ${SHOW_WHATS.join(', ')})`);
   }
   const state = await fetchState(opts.admin, what);
-  process.stdout.write(opts.json ? JSON.stringify(state, null, 2) + '\n' : formatState(what, state));
+  print(opts.json ? JSON.stringify(state, null, 2) + '\n' : formatState(what, state));
   return 0;
 }

@@ -4,6 +4,7 @@
  */
 import { fetchTrace } from '../admin/client.ts';
 import type { LiveTraceResult } from '../admin/live-trace.ts';
+import { print } from './stdout.ts';
 import { UserError } from '../user-error.ts';
 
 export async function traceCommand(opts: { admin: string; count: string; seconds: string; match?: string; json?: boolean }): Promise<number> {
@@ -13,10 +14,10 @@ export async function traceCommand(opts: { admin: string; count: string; seconds
   if (!(seconds > 0)) throw new UserError(`--seconds ${opts.seconds}: expected a number of seconds > 0`);
   const r = (await fetchTrace(opts.admin, count, seconds, opts.match)) as LiveTraceResult;
   if (opts.json) {
-    process.stdout.write(`${JSON.stringify(r, null, 2)}\n`);
+    print(`${JSON.stringify(r, null, 2)}\n`);
     return 0;
   }
-  for (const line of r.lines) process.stdout.write(`${line}\n`);
+  for (const line of r.lines) if (!print(`${line}\n`)) break;
   if (!r.complete) process.stderr.write(`trace: ${r.frames} of ${count} frames seen in ${seconds} s\n`);
   return 0;
 }
