@@ -32,6 +32,8 @@ export interface LabOptions {
   capture?: boolean;
   /** Extra arguments for `nodeplane run`. */
   runArgs?: string[];
+  /** nodeplane's stdout: ignored (default), or a pipe read through `nodeplane.stdout`. */
+  stdout?: 'ignore' | 'pipe';
   /** Milliseconds to wait for nodeplane to come up. */
   startTimeoutMs?: number;
 }
@@ -79,7 +81,7 @@ export class Lab {
     const configFile = join(dir, 'nodeplane.yaml');
     writeFileSync(configFile, this.opts.config);
     const args = [NODEPLANE, 'run', '--config', configFile, '--admin', this.adminSocket, ...(this.opts.capture ? ['--capture', this.captureDir] : []), ...(this.opts.runArgs ?? [])];
-    const child = this.node.spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+    const child = this.node.spawn(process.execPath, args, { stdio: ['ignore', this.opts.stdout ?? 'ignore', 'pipe'] });
     this.nodeplane = child;
     child.stderr!.setEncoding('utf8').on('data', (d: string) => (this.nodeplaneStderr += d));
     this.exit = new Promise((resolve) => child.on('exit', (code) => resolve(code)));
