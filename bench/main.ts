@@ -4,8 +4,8 @@
  * human table on stderr, after a header naming the machine. So
  * `npm run bench | grep '^{'` yields the JSON lines alone.
  *
- * Groups, in order: checksum, decode, lpm4, dataplane and e2e. The last two are loaded only
- * when their files exist; e2e reports `skipped` rows when it cannot run (no root, no
+ * Groups, in order: checksum, decode, lpm4, dataplane, flood and e2e. The last three are
+ * loaded only when their files exist; e2e reports `skipped` rows when it cannot run (no root, no
  * namespaces).
  *
  * FILTER (optional): a group whose name contains it, or a bench name or prefix
@@ -51,6 +51,7 @@ const GROUPS: Group[] = [
   { name: 'decode', run: (f: Filter) => benchDecode(f) },
   { name: 'lpm4', run: async () => (await benchLpm4()).map((r): BenchResult => ({ ...r })) },
   optional('dataplane', './dataplane.bench.ts', 'benchDataplane'),
+  optional('flood', './flood.bench.ts', 'benchFlood'),
   optional('e2e', './e2e.bench.ts', 'benchE2e'),
 ].filter((g): g is Group => g !== null);
 
