@@ -6,6 +6,13 @@
  * virtio-net header moves the start back instead of copying. Per-frame metadata sits in
  * typed arrays indexed by slot number; stages pass slot numbers, never objects. Free slots
  * are a stack.
+ *
+ * Shared bytes (flood copies): `share(slot)` makes a frame whose metadata is its own but
+ * whose bytes are the original's — `start` points into the original slot, `owner` names it —
+ * so flooding a 64 KiB super-frame to N ports copies no payload. The owner slot goes back on
+ * the free stack only when it and every frame sharing its bytes have been freed. Shared bytes
+ * are read-only: a stage that writes into a frame must not get a shared one (bridge-forward
+ * sends shared copies only to port-output, whose drivers read them).
  */
 
 // 4 KiB: a full-size frame, or a datagram of up to ~3.9 KB reassembled for the router.
@@ -54,6 +61,10 @@ export class FramePool {
   readonly gsoHdrLen: Uint16Array;
   readonly csumStart: Uint16Array;
   readonly csumOffset: Uint16Array;
+  /** The slot whose bytes this frame uses (a shared copy), or -1: its own. */
+  readonly owner: Int32Array;
+  /** Per owner slot: frames holding its bytes beyond the first (0 unless shared). */
+  private readonly sharers: Int32Array;
 
   private readonly freeStack: Int32Array;
   private freeTop: number;
@@ -78,6 +89,8 @@ export class FramePool {
     this.gsoHdrLen = new Uint16Array(capacity);
     this.csumStart = new Uint16Array(capacity);
     this.csumOffset = new Uint16Array(capacity);
+    this.owner = new Int32Array(capacity).fill(-1);
+    this.sharers = new Int32Array(capacity);
     this.freeStack = new Int32Array(capacity);
     // Lowest slot numbers on top, so a short run touches few pages and is easy to read in a debugger.
     for (let i = 0; i < capacity; i++) this.freeStack[i] = capacity - 1 - i;
@@ -103,8 +116,24 @@ export class FramePool {
     return slot;
   }
 
+  /**
+   * Gives a frame back. A shared copy returns its own slot at once and one hold on its
+   * owner's bytes; an owner slot returns once no frame holds its bytes any more.
+   */
   free(slot: number): void {
-    this.freeStack[this.freeTop++] = slot;
+    const o = this.owner[slot];
+    if (o >= 0) {
+      this.owner[slot] = -1;
+      this.freeStack[this.freeTop++] = slot;
+      slot = o;
+    }
+    if (this.sharers[slot] > 0) this.sharers[slot]--;
+    else this.freeStack[this.freeTop++] = slot;
+  }
+
+  /** Whether the frame's bytes are shared with another frame (and so must not be written). */
+  isShared(slot: number): boolean {
+    return this.owner[slot] >= 0 || this.sharers[slot] > 0;
   }
 
   get available(): number {
@@ -118,11 +147,38 @@ export class FramePool {
     const s = this.start[slot];
     const n = this.len[slot];
     const d = this.start[copy];
-    this.data.copy(this.data, d, s, s + n);
+    // copyWithin, not Buffer#copy: the latter makes a view object per call.
+    this.data.copyWithin(d, s, s + n);
     this.len[copy] = n;
+    this.l3[copy] = this.l3[slot] === 0 ? 0 : this.l3[slot] - s + d;
+    this.copyMeta(slot, copy);
+    return copy;
+  }
+
+  /**
+   * A copy of the frame in `slot` that shares its bytes (see the header): its own metadata,
+   * the same start, length and bytes. -1 when the pool is exhausted. From then on neither
+   * frame's bytes may be written; what a driver writes in front of the frame (a virtio-net
+   * header) is written and sent within one transmit call, and copies go to different ports.
+   */
+  share(slot: number): number {
+    const copy = this.alloc();
+    if (copy < 0) return -1;
+    const o = this.owner[slot];
+    const owner = o >= 0 ? o : slot;
+    this.owner[copy] = owner;
+    this.sharers[owner]++;
+    this.start[copy] = this.start[slot];
+    this.len[copy] = this.len[slot];
+    this.l3[copy] = this.l3[slot];
+    this.copyMeta(slot, copy);
+    return copy;
+  }
+
+  /** Copies the metadata that does not depend on where the bytes are. */
+  private copyMeta(slot: number, copy: number): void {
     this.inPort[copy] = this.inPort[slot];
     this.rxIf[copy] = this.rxIf[slot];
-    this.l3[copy] = this.l3[slot] === 0 ? 0 : this.l3[slot] - s + d;
     this.txIf[copy] = this.txIf[slot];
     this.nextHop[copy] = this.nextHop[slot];
     this.outPort[copy] = this.outPort[slot];
@@ -133,7 +189,6 @@ export class FramePool {
     this.gsoHdrLen[copy] = this.gsoHdrLen[slot];
     this.csumStart[copy] = this.csumStart[slot];
     this.csumOffset[copy] = this.csumOffset[slot];
-    return copy;
   }
 
   /** Fills a slot from external bytes (replay input, tests). Returns -1 if too long or no slot. */

@@ -1,6 +1,7 @@
 /**
  * FramePool: slots come from a free stack with fresh metadata, go back with free, clone copies
- * bytes and metadata (l3 rebased into the copy), and an exhausted pool answers -1.
+ * bytes and metadata (l3 rebased into the copy), share makes a copy over the same bytes whose
+ * owner slot comes back only after every holder is freed, and an exhausted pool answers -1.
  */
 import { describe, expect, it } from 'vitest';
 import { FramePool, HEADROOM, MAX_FRAME, NO_PORT, SLOT_SIZE } from '../../src/core/frame-pool.ts';
@@ -119,5 +120,91 @@ describe('FramePool', () => {
     const pool = new FramePool(2);
     const s = pool.fill(Buffer.alloc(20), 0);
     expect(pool.l3[pool.clone(s)]).toBe(0);
+  });
+
+  it('share gives a frame of its own metadata over the same bytes, copying none', () => {
+    const pool = new FramePool(4);
+    const s = pool.fill(Buffer.from([...Array(100).keys()]), 2);
+    dirty(pool, s);
+    pool.len[s] = 100;
+    pool.gsoType[s] = 1;
+    pool.gsoSize[s] = 1448;
+    const c = pool.share(s);
+    expect(c).not.toBe(s);
+    expect(pool.start[c]).toBe(pool.start[s]);
+    expect(pool.l3[c]).toBe(pool.l3[s]);
+    expect(pool.view(c)).toEqual(pool.view(s));
+    expect([pool.len[c], pool.inPort[c], pool.rxIf[c], pool.txIf[c], pool.nextHop[c] >>> 0, pool.outPort[c], pool.icmpError[c] >>> 0]).toEqual([
+      100, 5, 6, 7, 0xc0a83201, 8, 0x0b000000,
+    ]);
+    expect([pool.gsoType[c], pool.gsoSize[c]]).toEqual([1, 1448]);
+    expect([pool.owner[c], pool.owner[s]]).toEqual([s, -1]);
+    expect([pool.isShared(c), pool.isShared(s)]).toEqual([true, true]);
+    // Metadata is per frame: setting the copy's out port leaves the original's alone.
+    pool.outPort[c] = 1;
+    expect(pool.outPort[s]).toBe(8);
+  });
+
+  it("the original's slot is reusable only after it and every copy sharing its bytes are freed", () => {
+    const pool = new FramePool(4);
+    const o = pool.fill(Buffer.alloc(60, 7), 0);
+    const c1 = pool.share(o);
+    const c2 = pool.share(o);
+    expect(pool.available).toBe(1);
+    pool.free(o); // the original's holder is done; the copies still read its bytes
+    expect(pool.available).toBe(1);
+    pool.free(c1); // c1's own slot comes back, o's bytes are still held by c2
+    expect(pool.available).toBe(2);
+    const taken = [pool.alloc(), pool.alloc()];
+    expect(taken).not.toContain(o);
+    expect(pool.alloc()).toBe(-1);
+    expect(pool.view(c2)).toEqual(Buffer.alloc(60, 7));
+    pool.free(c2); // the last holder: c2 and o come back
+    expect(pool.available).toBe(2);
+    expect([pool.alloc(), pool.alloc()].sort()).toEqual([c2, o].sort());
+    expect(pool.isShared(o)).toBe(false);
+    for (const s of [...taken, c2, o]) pool.free(s);
+    expect(pool.available).toBe(4);
+  });
+
+  it('the order of freeing does not matter, and a copy of a copy holds the first owner', () => {
+    const pool = new FramePool(4);
+    const o = pool.fill(Buffer.alloc(60, 1), 0);
+    const c1 = pool.share(o);
+    const c2 = pool.share(c1);
+    expect(pool.owner[c2]).toBe(o);
+    pool.free(c2);
+    pool.free(c1);
+    expect(pool.available).toBe(3);
+    expect(pool.isShared(o)).toBe(false);
+    pool.free(o);
+    expect(pool.available).toBe(4);
+    // A reused slot is plain again: alloc, free, back at once.
+    const again = pool.alloc();
+    expect(pool.owner[again]).toBe(-1);
+    pool.free(again);
+    expect(pool.available).toBe(4);
+  });
+
+  it('share answers -1 when exhausted and leaves the original unshared', () => {
+    const pool = new FramePool(1);
+    const o = pool.fill(Buffer.alloc(60), 0);
+    expect(pool.share(o)).toBe(-1);
+    expect(pool.isShared(o)).toBe(false);
+    pool.free(o);
+    expect(pool.available).toBe(1);
+  });
+
+  it('clone of a shared frame copies the bytes into a slot of its own', () => {
+    const pool = new FramePool(4);
+    const o = pool.fill(Buffer.from([...Array(60).keys()]), 0);
+    const c = pool.share(o);
+    const k = pool.clone(c);
+    expect(pool.view(k)).toEqual(pool.view(o));
+    expect(pool.isShared(k)).toBe(false);
+    pool.data[pool.start[k]] = 0xff;
+    expect(pool.view(o)[0]).toBe(0);
+    for (const s of [o, c, k]) pool.free(s);
+    expect(pool.available).toBe(4);
   });
 });
