@@ -3,9 +3,10 @@
  *
  * in:   frames from a member port (inPort set), or from the router leaving through the
  *       bridge's own interface (inPort = NO_PORT, txIf = the bridge's router interface)
- * out:  tx     — one copy per destination port (outPort set)
+ * out:  tx     — one copy per destination port (outPort set); flood copies share the
+ *                frame's bytes, so they must only be read from here on
  *       router — frames for the bridge's router interface: unicast to its MAC, and a copy of
- *                every broadcast/multicast frame (rxIf set)
+ *                every broadcast/multicast frame (rxIf set), with bytes of its own
  * drop: invalid source MAC (multicast or zero, as Linux drops), a known destination behind the
  *       ingress port itself, a bridge with nowhere to send, no free slot for a flood copy,
  *       IEEE 802.1D link-local group addresses (01:80:c2:00:00:00-0f: STP, LLDP, 802.1X).
@@ -96,24 +97,41 @@ export class BridgeForward extends Stage<'tx' | 'router'> {
     }
   }
 
-  /** Sends a copy to every member but `inPort` (and to the router interface when `routerIf` ≥ 0). */
+  /**
+   * Sends a copy to every member but `inPort` (and to the router interface when `routerIf` ≥ 0).
+   * Member copies share the frame's bytes (FramePool.share): port-output only reads them, so
+   * a 64 KiB super-frame is not copied once per port. The router may rewrite what it gets (an
+   * ARP request becomes the reply in place), so its copy has bytes of its own.
+   */
   private flood(slot: number, members: Int32Array, inPort: number, routerIf: number): void {
     const pool = this.pool;
     const up = this.ctx.ports.up;
     this.flooded++;
-    // Count targets first so the last one can take the original slot instead of a copy.
-    let targets = routerIf >= 0 ? 1 : 0;
+    // Count member targets first so the last one can take the original slot instead of a copy.
+    let targets = 0;
     for (let m = 0; m < members.length; m++) if (members[m] !== inPort && up[members[m]]) targets++;
-    if (targets === 0) {
+    if (targets === 0 && routerIf < 0) {
       this.drop(slot, Drop.NO_DESTINATION);
       return;
+    }
+    if (routerIf >= 0) {
+      let own = slot;
+      if (targets > 0) {
+        own = pool.clone(slot);
+        if (own < 0) this.countDrop(Drop.POOL_EXHAUSTED);
+        else if (this.tracer !== null) this.tracer.derived(this.name, slot, own);
+      }
+      if (own >= 0) {
+        pool.rxIf[own] = routerIf;
+        this.to(this.next.router, own);
+      }
     }
     for (let m = 0; m < members.length; m++) {
       const p = members[m];
       if (p === inPort || !up[p]) continue;
       let copy = slot;
       if (--targets > 0) {
-        copy = pool.clone(slot);
+        copy = pool.share(slot);
         if (copy < 0) {
           this.countDrop(Drop.POOL_EXHAUSTED);
           continue;
@@ -122,10 +140,6 @@ export class BridgeForward extends Stage<'tx' | 'router'> {
       }
       pool.outPort[copy] = p;
       this.to(this.next.tx, copy);
-    }
-    if (routerIf >= 0) {
-      pool.rxIf[slot] = routerIf;
-      this.to(this.next.router, slot);
     }
   }
 }

@@ -1,6 +1,7 @@
 /**
  * bridge-forward (with ethernet-input in front and port-output behind): flooding, learning,
  * station moves, ageing, the FDB bound, port state, and what is never sent back or forwarded.
+ * Flood copies share the frame's bytes; the router's copy has its own, since it may rewrite it.
  */
 import { describe, expect, it } from 'vitest';
 import * as F from '../helpers/frames.ts';
@@ -194,6 +195,80 @@ describe('bridge-forward', () => {
     const [pa, pb, pc] = POD_PORTS.map((p) => h.port(p));
     expect([rxFrames[pa], rxBytes[pa], txFrames[pa]]).toEqual([1, f.length, 0]);
     expect([txFrames[pb], txBytes[pb], txFrames[pc], txBytes[pc]]).toEqual([1, f.length, 1, f.length]);
+  });
+});
+
+describe('flood copies', () => {
+  /** Replaces the drivers of the pod ports with ones that note how each frame was held. */
+  function watch(h: Harness): Record<string, { bytes: Buffer; start: number; shared: boolean }[]> {
+    const seen: Record<string, { bytes: Buffer; start: number; shared: boolean }[]> = {};
+    for (const name of POD_PORTS) {
+      seen[name] = [];
+      h.dp.setDriver(h.port(name), {
+        transmit: (pool, slots, n) => {
+          for (let i = 0; i < n; i++) seen[name].push({ bytes: Buffer.from(pool.view(slots[i])), start: pool.start[slots[i]], shared: pool.isShared(slots[i]) });
+          return n;
+        },
+      });
+    }
+    return seen;
+  }
+
+  it('are sent from the same bytes, unchanged, while the router answers an ARP request in its own copy', () => {
+    const h = new Harness();
+    const seen = watch(h);
+    const request = arpFrame({ ethDst: BCAST, ethSrc: A.mac, op: 1, sha: A.mac, spa: A.ip, tpa: GW.ip });
+    h.rx('pa', request);
+    // pb and pc got the request as sent, from one copy of its bytes (pb's is a shared copy).
+    expect(seen.pb.map((f) => f.bytes)).toEqual([request]);
+    expect(seen.pc.map((f) => f.bytes)).toEqual([request]);
+    expect(seen.pb[0].start).toBe(seen.pc[0].start);
+    expect(seen.pb[0].shared).toBe(true);
+    // The router turned its copy into the reply in place, without touching theirs.
+    expect(seen.pa).toHaveLength(1);
+    expect(seen.pa[0].bytes.readUInt16BE(20)).toBe(2);
+    expect(seen.pa[0].start).not.toBe(seen.pb[0].start);
+    expect(h.drops('bridge-forward')).toEqual({});
+  });
+
+  it('an unknown unicast to many members: one set of bytes, every slot back in the pool', () => {
+    const yaml = `
+node: { name: n }
+bridges:
+  - { name: br0 }
+ports:
+${Array.from({ length: 8 }, (_, i) => `  - { name: q${i}, bridge: br0 }`).join('\n')}
+`;
+    const h = new Harness(yaml, 64);
+    const starts = new Set<number>();
+    const got: Buffer[] = [];
+    for (let p = 0; p < 8; p++) {
+      h.dp.setDriver(p, {
+        transmit: (pool, slots, n) => {
+          for (let i = 0; i < n; i++) {
+            starts.add(pool.start[slots[i]]);
+            got.push(Buffer.from(pool.view(slots[i])));
+          }
+          return n;
+        },
+      });
+    }
+    const f = udpFrame({ from: A, toMac: B.mac, dst: B.ip, dataLen: 1400 });
+    h.rx('q0', f);
+    expect(got).toEqual(new Array(7).fill(f));
+    expect(starts.size).toBe(1);
+    expect(h.dp.pool.available).toBe(h.startAvailable);
+  });
+
+  it('with the pool nearly exhausted: the copies that find no slot are counted, nothing leaks', () => {
+    const h = new Harness(undefined, 2);
+    const f = l2(A, BCAST);
+    h.rx('pa', f);
+    // Two slots: the frame and the router's copy. pb's shared copy finds none; pc takes the original.
+    expect(h.take('pb')).toEqual([]);
+    expect(h.take('pc')).toEqual([f]);
+    expect(h.counters('l3-input').packets).toBe(1);
+    expect(h.drops('bridge-forward')).toEqual({ 'no free slot for a flood copy': 1 });
   });
 });
 

@@ -1,12 +1,14 @@
 /**
  * TCP segmentation offload frames (from TAPs opened with a virtio-net header) through the
- * graph: forwarded whole with their offload state, measured by segment size against the MTU.
+ * graph: forwarded whole with their offload state, measured by segment size against the MTU,
+ * and flooded without copying their bytes.
  */
 import { describe, expect, it } from 'vitest';
 import { parseConfig } from '../../src/config/load.ts';
 import { VirtualClock } from '../../src/core/clock.ts';
 import { OFFLOAD_SLOT_SIZE } from '../../src/core/frame-pool.ts';
 import { Dataplane } from '../../src/dataplane/dataplane.ts';
+import { VIRTIO_NET_HDR_LEN } from '../../src/wire/virtio-net.ts';
 import * as F from '../helpers/frames.ts';
 import { A, B, BCAST, GW, LAB, T0, arpFrame, icmpOf, ip4Of, isIcmp } from './stage-harness.test.ts';
 
@@ -115,4 +117,73 @@ describe('offload super-frames', () => {
     expect(dp.stageCounters()['ip4-forward'].drops).toEqual({ 'offload super-frame larger than the mtu without DF': 1 });
     leakCheck();
   });
+
+  it('flooded, go to every member from one set of bytes, each driver writing its virtio-net header in front', () => {
+    const { dp, rxSuper, leakCheck } = setup();
+    // Drivers that do what TapPort.transmit does: the 10-byte header into the headroom just
+    // in front of the frame, then header and frame written out in one go (here: kept).
+    const wire: Record<string, { bytes: Buffer; start: number }[]> = { pb: [], pc: [] };
+    for (const name of ['pb', 'pc']) {
+      dp.setDriver(dp.portIndex(name), {
+        transmit: (pool, slots, n) => {
+          const data = pool.data;
+          for (let i = 0; i < n; i++) {
+            const s = slots[i];
+            const h = pool.start[s] - VIRTIO_NET_HDR_LEN;
+            data[h] = pool.vnetFlags[s];
+            data[h + 1] = pool.gsoType[s];
+            data.writeUInt16LE(pool.gsoHdrLen[s], h + 2);
+            data.writeUInt16LE(pool.gsoSize[s], h + 4);
+            data.writeUInt16LE(pool.csumStart[s], h + 6);
+            data.writeUInt16LE(pool.csumOffset[s], h + 8);
+            wire[name].push({ bytes: Buffer.from(data.subarray(h, pool.start[s] + pool.len[s])), start: pool.start[s] });
+          }
+          return n;
+        },
+      });
+    }
+    const payload = 60_000;
+    rxSuper('pa', B.mac, B.ip, payload);
+    const header = Buffer.from([1, 1, 54, 0, 1448 & 255, 1448 >> 8, 34, 0, 16, 0]);
+    for (const name of ['pb', 'pc']) {
+      expect(wire[name]).toHaveLength(1);
+      const [sent] = wire[name];
+      expect(sent.bytes.subarray(0, VIRTIO_NET_HDR_LEN)).toEqual(header);
+      expect(sent.bytes.length).toBe(VIRTIO_NET_HDR_LEN + 14 + 40 + payload);
+      expect(ethOfSent(sent.bytes)).toEqual({ dst: B.mac, src: A.mac });
+      expect(sent.bytes.subarray(VIRTIO_NET_HDR_LEN + 54)).toEqual(Buffer.from(F.bytes(payload, 9)));
+    }
+    // One set of bytes behind both copies: nothing was copied.
+    expect(wire.pb[0].start).toBe(wire.pc[0].start);
+    expect(wire.pb[0].bytes).toEqual(wire.pc[0].bytes);
+    leakCheck();
+  });
+
+  it('flooded as a broadcast, the router gets a copy of its own and the members share theirs, no slot lost', () => {
+    const { dp, out, rxSuper, leakCheck } = setup();
+    const starts: number[] = [];
+    const inner = dp.stages.portOutput.drivers.slice();
+    for (const name of ['pb', 'pc']) {
+      const p = dp.portIndex(name);
+      dp.setDriver(p, {
+        transmit: (pool, slots, n) => {
+          for (let i = 0; i < n; i++) starts.push(pool.start[slots[i]]);
+          return inner[p]!.transmit(pool, slots, n);
+        },
+      });
+    }
+    const routed = dp.stageCounters()['l3-input'].packets;
+    rxSuper('pa', BCAST, '10.244.1.255', 30_000);
+    expect(out.pb).toHaveLength(1);
+    expect(out.pc).toHaveLength(1);
+    expect(out.pb[0].frame).toEqual(out.pc[0].frame);
+    expect(new Set(starts).size).toBe(1);
+    expect(dp.stageCounters()['l3-input'].packets).toBe(routed + 1);
+    leakCheck();
+  });
 });
+
+function ethOfSent(b: Buffer): { dst: string; src: string } {
+  const mac = (o: number): string => [...b.subarray(o, o + 6)].map((x) => x.toString(16).padStart(2, '0')).join(':');
+  return { dst: mac(VIRTIO_NET_HDR_LEN), src: mac(VIRTIO_NET_HDR_LEN + 6) };
+}
