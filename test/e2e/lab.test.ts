@@ -111,13 +111,19 @@ describe.skipIf(skip)('lab: pods on a bridge and across the router', () => {
     const { lab } = env();
     const nodeplane = new URL('../../bin/nodeplane.js', import.meta.url).pathname;
     const traced = new Promise<{ code: number | null; out: string }>((resolve) => {
-      const child = spawn(process.execPath, [nodeplane, 'trace', '--admin', lab.adminSocket, '--count', '2', '--seconds', '10']);
+      // --match: the pods' own IPv6 router solicitations must not take the two places.
+      const child = spawn(process.execPath, [nodeplane, 'trace', '--admin', lab.adminSocket, '--count', '2', '--seconds', '15', '--match', 'ICMP echo request']);
       let out = '';
       child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
       child.on('exit', (code) => resolve({ code, out }));
     });
-    await new Promise((res) => setTimeout(res, 700));
-    await ping(lab, 'pa', '10.244.1.3', 2);
+    // Ping until the trace has its two frames, rather than guessing when it is connected.
+    let done = false;
+    void traced.then(() => (done = true));
+    for (let i = 0; i < 50 && !done; i++) {
+      await ping(lab, 'pa', '10.244.1.3', 1);
+      await new Promise((res) => setTimeout(res, 250));
+    }
     const { code, out } = await traced;
     expect(code).toBe(0);
     expect(out).toMatch(/rx pa: .*10\.244\.1\.2 > 10\.244\.1\.3: ICMP echo request/);
