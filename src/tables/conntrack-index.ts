@@ -1,0 +1,166 @@
+/**
+ * TupleIndex: the one hash index of connection tracking, from a 5-tuple to a tuple ref.
+ *
+ * Every conntrack entry has two tuples, original and reply; a *ref* names one of them:
+ * `ref = id << 1 | dir` (dir 0 original, 1 reply). The tuples live here, four int32 words
+ * per ref, so a ref's words sit in one 16-byte record (one cache line):
+ *
+ *   tuples[ref * 4 + 0]  source address       (IPv4 as int32)
+ *   tuples[ref * 4 + 1]  destination address
+ *   tuples[ref * 4 + 2]  sport << 16 | dport  (ICMP echo: identifier << 16 | identifier)
+ *   tuples[ref * 4 + 3]  proto << 24 | low 24 bits of the tuple's hash
+ *
+ * The index is open addressing with linear probing over a power-of-two array of `ref + 1`
+ * (0 is empty, so an index never written stays unbacked zero pages), at most half full.
+ * A probe compares word 3 first: protocol and 24 hash bits in one comparison reject almost
+ * every other tuple without reading more. Removal shifts the rest of the run back (no
+ * tombstones) and finds each moved ref's home bucket from its stored hash bits, so it never
+ * rehashes. Because the home bucket is taken from those 24 bits, the array has at most 2^24
+ * buckets: 2^23 refs, 2^22 entries.
+ *
+ * The hash is seeded, so which tuples collide cannot be chosen from outside.
+ * No allocation: every argument and value is an int32.
+ */
+
+export const MAX_INDEX_ENTRIES = 1 << 22;
+
+export class TupleIndex {
+  /** Four int32 words per ref (see the header). */
+  readonly tuples: Int32Array;
+  /** Bucket → ref + 1, or 0 when empty. */
+  private readonly buckets: Int32Array;
+  private readonly mask: number;
+  private readonly seed: number;
+  /** Refs in the index. */
+  size = 0;
+
+  /** An index for `entries` entries (2 refs each). */
+  constructor(entries: number, seed = 0x2545f491) {
+    if (entries > MAX_INDEX_ENTRIES) throw new RangeError(`conntrack: at most ${MAX_INDEX_ENTRIES} entries`);
+    this.tuples = new Int32Array(entries * 8);
+    let n = 16;
+    while (n < entries * 4) n *= 2;
+    this.buckets = new Int32Array(n);
+    this.mask = n - 1;
+    this.seed = seed | 0;
+  }
+
+  get bucketCount(): number {
+    return this.buckets.length;
+  }
+
+  /** Bytes held by the bucket array. */
+  get bucketBytes(): number {
+    return this.buckets.byteLength;
+  }
+
+  /** A 32-bit hash of a tuple (murmur3-style mixing of the four words, seeded). */
+  hash(proto: number, src: number, dst: number, ports: number): number {
+    let h = this.seed ^ Math.imul(proto, 0x9e3779b1);
+    h = Math.imul(h ^ src, 0xcc9e2d51);
+    h = Math.imul((h << 15) | (h >>> 17), 0x1b873593);
+    h = Math.imul(h ^ dst, 0xcc9e2d51);
+    h = Math.imul((h << 13) | (h >>> 19), 0x1b873593);
+    h = Math.imul(h ^ ports, 0xcc9e2d51);
+    h ^= h >>> 16;
+    h = Math.imul(h, 0x85ebca6b);
+    h ^= h >>> 13;
+    h = Math.imul(h, 0xc2b2ae35);
+    return h ^ (h >>> 16);
+  }
+
+  /** The ref whose tuple is (proto, src, dst, ports), or -1. */
+  find(proto: number, src: number, dst: number, ports: number): number {
+    const h = this.hash(proto, src, dst, ports);
+    const tag = (proto << 24) | (h & 0xffffff);
+    const buckets = this.buckets;
+    const tuples = this.tuples;
+    const mask = this.mask;
+    for (let i = h & mask; ; i = (i + 1) & mask) {
+      const v = buckets[i];
+      if (v === 0) return -1;
+      const o = (v - 1) << 2;
+      if (tuples[o + 3] === tag && tuples[o] === src && tuples[o + 1] === dst && tuples[o + 2] === ports) return v - 1;
+    }
+  }
+
+  /** Writes a ref's tuple (not indexing it); the hash bits are filled in. */
+  write(ref: number, proto: number, src: number, dst: number, ports: number): void {
+    const o = ref << 2;
+    const t = this.tuples;
+    t[o] = src;
+    t[o + 1] = dst;
+    t[o + 2] = ports;
+    t[o + 3] = (proto << 24) | (this.hash(proto, src, dst, ports) & 0xffffff);
+  }
+
+  /**
+   * Indexes a ref whose tuple was written. Returns false (and indexes nothing) when another
+   * ref with an equal tuple is indexed already.
+   */
+  insert(ref: number): boolean {
+    const t = this.tuples;
+    const o = ref << 2;
+    const src = t[o];
+    const dst = t[o + 1];
+    const ports = t[o + 2];
+    const tag = t[o + 3];
+    const buckets = this.buckets;
+    const mask = this.mask;
+    let i = tag & mask;
+    for (;;) {
+      const v = buckets[i];
+      if (v === 0) break;
+      const p = (v - 1) << 2;
+      if (t[p + 3] === tag && t[p] === src && t[p + 1] === dst && t[p + 2] === ports) return false;
+      i = (i + 1) & mask;
+    }
+    buckets[i] = ref + 1;
+    this.size++;
+    return true;
+  }
+
+  /** Removes an indexed ref. */
+  remove(ref: number): void {
+    const buckets = this.buckets;
+    const tuples = this.tuples;
+    const mask = this.mask;
+    const want = ref + 1;
+    let hole = tuples[(ref << 2) + 3] & mask;
+    while (buckets[hole] !== want) {
+      if (buckets[hole] === 0) return; // not indexed: nothing to do
+      hole = (hole + 1) & mask;
+    }
+    // Backward-shift deletion: pull later members of the run into the hole when the hole
+    // lies cyclically between their home bucket and where they sit.
+    let j = (hole + 1) & mask;
+    for (;;) {
+      const v = buckets[j];
+      if (v === 0) break;
+      const home = tuples[((v - 1) << 2) + 3] & mask;
+      if (((j - home) & mask) >= ((j - hole) & mask)) {
+        buckets[hole] = v;
+        hole = j;
+      }
+      j = (j + 1) & mask;
+    }
+    buckets[hole] = 0;
+    this.size--;
+  }
+
+  /** The home bucket of a tuple, to scan its neighbourhood (early drop). */
+  homeOf(proto: number, src: number, dst: number, ports: number): number {
+    return this.hash(proto, src, dst, ports) & this.mask;
+  }
+
+  /** The ref in bucket `i` (taken modulo the bucket count), or -1 when it is empty. */
+  refAt(i: number): number {
+    return this.buckets[i & this.mask] - 1;
+  }
+
+  /** Empties the index (the tuples stay as written). */
+  clear(): void {
+    this.buckets.fill(0);
+    this.size = 0;
+  }
+}
