@@ -217,6 +217,7 @@ export class ConntrackStore {
     this.bytes[ref | 1] = 0;
     this.startUs[id] = this.nowUs;
     this.deadlineUs[id] = this.nowUs + this.timeoutUs[T_UDP];
+    this.wheel.nowUs = this.nowUs;
     this.wheel.link(id);
     this.count++;
     this.created++;

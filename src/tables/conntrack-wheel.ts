@@ -43,7 +43,7 @@ export class ExpiryWheel {
   linked = 0;
   /** Cached nextDeadline(), or -1 when it must be recomputed. */
   private cachedNext = -1;
-  /** The present (µs), set by the owner before popDue. */
+  /** The present (µs), set by the owner before link and popDue. */
   nowUs = 0;
   /** Deadline of each id (µs), owned by the table. */
   private readonly deadlines: Float64Array;
@@ -61,11 +61,12 @@ export class ExpiryWheel {
     return this.next.byteLength + this.prev.byteLength + this.heads.byteLength + this.occupied.byteLength;
   }
 
-  /** Files `id` in the slot of its deadline (never before the slot being handed out). */
+  /** Files `id` in the slot of its deadline (never before the slot being handed out); `nowUs` must be set. */
   link(id: number): void {
     let abs = Math.floor(this.deadlines[id] / WHEEL_GRANULARITY_US);
-    if (this.cursor < 0) this.cursor = abs;
-    else if (abs < this.cursor) abs = this.cursor;
+    // The cursor starts at the present: a deadline filed later may well be earlier than this one.
+    if (this.cursor < 0) this.cursor = Math.floor(this.nowUs / WHEEL_GRANULARITY_US);
+    if (abs < this.cursor) abs = this.cursor;
     const slot = abs & SLOT_MASK;
     const head = this.heads[slot];
     this.next[id] = head;
