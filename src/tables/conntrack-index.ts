@@ -2,13 +2,15 @@
  * TupleIndex: the one hash index of connection tracking, from a 5-tuple to a tuple ref.
  *
  * Every conntrack entry has two tuples, original and reply; a *ref* names one of them:
- * `ref = id << 1 | dir` (dir 0 original, 1 reply). The tuples live here, four int32 words
- * per ref, so a ref's words sit in one 16-byte record (one cache line):
+ * `ref = id << 1 | dir` (dir 0 original, 1 reply). The index owns the entries' int32
+ * records, `stride` words per entry, of which the first eight are the two tuples, four
+ * words each, so an entry's tuples share a cache line with the rest of its record:
  *
- *   tuples[ref * 4 + 0]  source address       (IPv4 as int32)
- *   tuples[ref * 4 + 1]  destination address
- *   tuples[ref * 4 + 2]  sport << 16 | dport  (ICMP echo: identifier << 16 | identifier)
- *   tuples[ref * 4 + 3]  proto << 24 | low 24 bits of the tuple's hash
+ *   rec[tupleAt(ref) + 0]  source address       (IPv4 as int32)
+ *   rec[tupleAt(ref) + 1]  destination address
+ *   rec[tupleAt(ref) + 2]  sport << 16 | dport  (ICMP echo: identifier << 16 | identifier)
+ *   rec[tupleAt(ref) + 3]  proto << 24 | low 24 bits of the tuple's hash
+ *   tupleAt(ref) = (ref >> 1) * stride + (ref & 1) * 4; words 8.. belong to the owner.
  *
  * The index is open addressing with linear probing over a power-of-two array of `ref + 1`
  * (0 is empty, so an index never written stays unbacked zero pages), at most half full.
@@ -25,8 +27,9 @@
 export const MAX_INDEX_ENTRIES = 1 << 22;
 
 export class TupleIndex {
-  /** Four int32 words per ref (see the header). */
-  readonly tuples: Int32Array;
+  /** The entries' records, `stride` int32 each; words 0-7 are the two tuples (see the header). */
+  readonly rec: Int32Array;
+  readonly stride: number;
   /** Bucket → ref + 1, or 0 when empty. */
   private readonly buckets: Int32Array;
   private readonly mask: number;
@@ -34,10 +37,12 @@ export class TupleIndex {
   /** Refs in the index. */
   size = 0;
 
-  /** An index for `entries` entries (2 refs each). */
-  constructor(entries: number, seed = 0x2545f491) {
+  /** An index for `entries` entries (2 refs each) with records of `stride` (at least 8) int32. */
+  constructor(entries: number, seed = 0x2545f491, stride = 8) {
     if (entries > MAX_INDEX_ENTRIES) throw new RangeError(`conntrack: at most ${MAX_INDEX_ENTRIES} entries`);
-    this.tuples = new Int32Array(entries * 8);
+    if (stride < 8) throw new RangeError('TupleIndex: a record holds two tuples of four words');
+    this.stride = stride;
+    this.rec = new Int32Array(entries * stride);
     let n = 16;
     while (n < entries * 4) n *= 2;
     this.buckets = new Int32Array(n);
@@ -52,6 +57,11 @@ export class TupleIndex {
   /** Bytes held by the bucket array. */
   get bucketBytes(): number {
     return this.buckets.byteLength;
+  }
+
+  /** Where ref's tuple starts in `rec`. */
+  tupleAt(ref: number): number {
+    return (ref >> 1) * this.stride + ((ref & 1) << 2);
   }
 
   /** A 32-bit hash of a tuple (murmur3-style mixing of the four words, seeded). */
@@ -74,20 +84,20 @@ export class TupleIndex {
     const h = this.hash(proto, src, dst, ports);
     const tag = (proto << 24) | (h & 0xffffff);
     const buckets = this.buckets;
-    const tuples = this.tuples;
+    const rec = this.rec;
     const mask = this.mask;
     for (let i = h & mask; ; i = (i + 1) & mask) {
       const v = buckets[i];
       if (v === 0) return -1;
-      const o = (v - 1) << 2;
-      if (tuples[o + 3] === tag && tuples[o] === src && tuples[o + 1] === dst && tuples[o + 2] === ports) return v - 1;
+      const o = this.tupleAt(v - 1);
+      if (rec[o + 3] === tag && rec[o] === src && rec[o + 1] === dst && rec[o + 2] === ports) return v - 1;
     }
   }
 
   /** Writes a ref's tuple (not indexing it); the hash bits are filled in. */
   write(ref: number, proto: number, src: number, dst: number, ports: number): void {
-    const o = ref << 2;
-    const t = this.tuples;
+    const o = this.tupleAt(ref);
+    const t = this.rec;
     t[o] = src;
     t[o + 1] = dst;
     t[o + 2] = ports;
@@ -99,8 +109,8 @@ export class TupleIndex {
    * ref with an equal tuple is indexed already.
    */
   insert(ref: number): boolean {
-    const t = this.tuples;
-    const o = ref << 2;
+    const t = this.rec;
+    const o = this.tupleAt(ref);
     const src = t[o];
     const dst = t[o + 1];
     const ports = t[o + 2];
@@ -111,7 +121,7 @@ export class TupleIndex {
     for (;;) {
       const v = buckets[i];
       if (v === 0) break;
-      const p = (v - 1) << 2;
+      const p = this.tupleAt(v - 1);
       if (t[p + 3] === tag && t[p] === src && t[p + 1] === dst && t[p + 2] === ports) return false;
       i = (i + 1) & mask;
     }
@@ -123,10 +133,10 @@ export class TupleIndex {
   /** Removes an indexed ref. */
   remove(ref: number): void {
     const buckets = this.buckets;
-    const tuples = this.tuples;
+    const rec = this.rec;
     const mask = this.mask;
     const want = ref + 1;
-    let hole = tuples[(ref << 2) + 3] & mask;
+    let hole = rec[this.tupleAt(ref) + 3] & mask;
     while (buckets[hole] !== want) {
       if (buckets[hole] === 0) return; // not indexed: nothing to do
       hole = (hole + 1) & mask;
@@ -137,7 +147,7 @@ export class TupleIndex {
     for (;;) {
       const v = buckets[j];
       if (v === 0) break;
-      const home = tuples[((v - 1) << 2) + 3] & mask;
+      const home = rec[this.tupleAt(v - 1) + 3] & mask;
       if (((j - home) & mask) >= ((j - hole) & mask)) {
         buckets[hole] = v;
         hole = j;
@@ -158,7 +168,7 @@ export class TupleIndex {
     return this.buckets[i & this.mask] - 1;
   }
 
-  /** Empties the index (the tuples stay as written). */
+  /** Empties the index (the records stay as written). */
   clear(): void {
     this.buckets.fill(0);
     this.size = 0;

@@ -5,8 +5,17 @@
  *
  * Refs. An entry `id` has two tuples, original (dir 0) and reply (dir 1), named by refs
  * `ref = id << 1 | dir`; both are in ONE hash index (conntrack-index.ts), so `lookup` finds
- * a packet's entry and direction in one probe run. Per-direction arrays (packets, bytes) are
- * indexed by ref, per-entry arrays by id.
+ * a packet's entry and direction in one probe run.
+ *
+ * Layout. An entry is two records, so a packet touches few cache lines (a random access
+ * costs ~100 ns on the machines measured, and a table of 1,000,000 is far beyond any cache):
+ *   rec (Int32Array, REC_STRIDE = 12 per entry, owned by the index):
+ *     0-3 original tuple, 4-7 reply tuple (conntrack-index.ts),
+ *     8 status (CT_* bits) | TCP state << 8 | TCP aux << 16,  9 mark,  10-11 wheel links
+ *   num (Float64Array, NUM_STRIDE = 6 per entry):
+ *     0 deadline (µs), 1 first packet (µs), 2-3 packets, 4-5 bytes (original, reply)
+ * Read them through the accessors (statusOf, tcpStateOf, markOf, deadlineOf, packetsOf...),
+ * which V8 inlines.
  *
  * Ids. `create` takes an id from a free list (or one never used: untouched pages of the
  * arrays stay unbacked, so memory follows the peak number of entries). A destroyed entry is
@@ -31,10 +40,9 @@
  * lacks CT_REPLY_INDEXED until a binding gives it a free one: the stage at POSTROUTING should
  * then allocate a source port even without a NAT rule, as Linux's null binding does.
  *
- * Bytes per entry (`bytesPerEntry`, measured in tests and the bench): tuples 32, index
- * buckets 16 (16.8 at max = 1,000,000: 2^22 buckets), deadline 8, first-packet time 8,
- * packets 2×8, bytes 2×8, mark 4, wheel links 8, status/state/aux 3; about 113, plus 1.6%
- * for the reserve ids and 0.5 MiB of wheel heads per table.
+ * Bytes per entry (`bytesPerEntry`, measured in tests and the bench): rec 48, num 48, index
+ * buckets 16 (16.8 at max = 1,000,000: 2^22 buckets): about 113, plus 1.6% for the reserve
+ * ids and 0.5 MiB of wheel heads per table.
  *
  * Times never cross a call as arguments on the packet path (a double passed to a call V8
  * did not inline is boxed: heap garbage per packet): the present is the `nowUs` field, set
@@ -81,27 +89,28 @@ export interface ConntrackListener {
   onDestroy(id: number): void;
 }
 
+/** int32 words per entry in `rec`, and where the store's own words sit. */
+export const REC_STRIDE = 12;
+const R_FLAGS = 8;
+const R_MARK = 9;
+const R_LINKS = 10;
+/** float64 words per entry in `num`. */
+export const NUM_STRIDE = 6;
+const N_DEADLINE = 0;
+const N_START = 1;
+const N_PACKETS = 2;
+const N_BYTES = 4;
+
 export class ConntrackStore {
   readonly max: number;
   /** Ids that exist: max plus the reserve that dying entries use. */
   readonly idCapacity: number;
   readonly index: TupleIndex;
-  /** Four int32 per ref (see conntrack-index.ts); read with srcOf and friends. */
-  readonly tuples: Int32Array;
+  /** Int32 records, REC_STRIDE per entry (see the header). */
+  protected readonly rec: Int32Array;
+  /** Float64 records, NUM_STRIDE per entry (see the header). */
+  protected readonly num: Float64Array;
   readonly wheel: ExpiryWheel;
-  readonly status: Uint8Array;
-  /** TCP state (TcpState); 0 for other protocols. */
-  readonly state: Uint8Array;
-  /** TCP: per-entry memory of tcpStep (conntrack-tcp.ts). */
-  protected readonly aux: Uint8Array;
-  readonly deadlineUs: Float64Array;
-  /** When the entry's first packet was seen. */
-  readonly startUs: Float64Array;
-  /** Per ref: packets and bytes seen in that direction. */
-  readonly packets: Float64Array;
-  readonly bytes: Float64Array;
-  /** A spare int32 per entry for the NAT stages (Service and endpoint, say); 0 when new. */
-  readonly mark: Int32Array;
   /** Timeouts in µs by row (TcpState or T_*); filled by the subclass. */
   protected readonly timeoutUs = new Float64Array(16);
 
@@ -130,36 +139,78 @@ export class ConntrackStore {
     this.max = max;
     const n = max + Math.floor(max / 64) + 256;
     this.idCapacity = n;
-    this.index = new TupleIndex(n, hashSeed);
-    this.tuples = this.index.tuples;
-    this.deadlineUs = new Float64Array(n);
-    this.wheel = new ExpiryWheel(n, this.deadlineUs);
-    this.status = new Uint8Array(n);
-    this.state = new Uint8Array(n);
-    this.aux = new Uint8Array(n);
-    this.startUs = new Float64Array(n);
-    this.packets = new Float64Array(2 * n);
-    this.bytes = new Float64Array(2 * n);
-    this.mark = new Int32Array(n);
+    this.index = new TupleIndex(n, hashSeed, REC_STRIDE);
+    this.rec = this.index.rec;
+    this.num = new Float64Array(n * NUM_STRIDE);
+    this.wheel = new ExpiryWheel(this.rec, REC_STRIDE, R_LINKS, this.num, NUM_STRIDE, N_DEADLINE);
   }
 
   // ---------------------------------------------------------------------------------------
-  // Tuples of a ref (id << 1 | dir); addresses as int32 (`>>> 0` for display)
+  // Reading an entry: tuples by ref (id << 1 | dir), the rest by id; addresses as int32
 
   srcOf(ref: number): number {
-    return this.tuples[ref << 2];
+    return this.rec[this.index.tupleAt(ref)];
   }
   dstOf(ref: number): number {
-    return this.tuples[(ref << 2) + 1];
+    return this.rec[this.index.tupleAt(ref) + 1];
   }
   sportOf(ref: number): number {
-    return this.tuples[(ref << 2) + 2] >>> 16;
+    return this.rec[this.index.tupleAt(ref) + 2] >>> 16;
   }
   dportOf(ref: number): number {
-    return this.tuples[(ref << 2) + 2] & 0xffff;
+    return this.rec[this.index.tupleAt(ref) + 2] & 0xffff;
   }
   protoOf(id: number): number {
-    return this.tuples[(id << 3) + 3] >>> 24;
+    return this.rec[id * REC_STRIDE + 3] >>> 24;
+  }
+  /** CT_* bits; 0 for an id never used or freed. */
+  statusOf(id: number): number {
+    return this.rec[id * REC_STRIDE + R_FLAGS] & 0xff;
+  }
+  /** TcpState (conntrack-tcp.ts); 0 for other protocols. */
+  tcpStateOf(id: number): number {
+    return (this.rec[id * REC_STRIDE + R_FLAGS] >> 8) & 0xff;
+  }
+  /** The spare int32 of the NAT stages (Service and endpoint, say); 0 when new. */
+  markOf(id: number): number {
+    return this.rec[id * REC_STRIDE + R_MARK];
+  }
+  setMark(id: number, mark: number): void {
+    this.rec[id * REC_STRIDE + R_MARK] = mark;
+  }
+  /** When the entry expires (µs). */
+  deadlineOf(id: number): number {
+    return this.num[id * NUM_STRIDE + N_DEADLINE];
+  }
+  /** When its first packet was seen (µs). */
+  startOf(id: number): number {
+    return this.num[id * NUM_STRIDE + N_START];
+  }
+  /** Packets seen in ref's direction. */
+  packetsOf(ref: number): number {
+    return this.num[(ref >> 1) * NUM_STRIDE + N_PACKETS + (ref & 1)];
+  }
+  /** Bytes seen in ref's direction. */
+  bytesOf(ref: number): number {
+    return this.num[(ref >> 1) * NUM_STRIDE + N_BYTES + (ref & 1)];
+  }
+
+  /** Status, TCP state and TCP aux of `id` in one word (as the protocol steps keep them). */
+  protected flagsOf(id: number): number {
+    return this.rec[id * REC_STRIDE + R_FLAGS];
+  }
+  protected setFlags(id: number, flags: number): void {
+    this.rec[id * REC_STRIDE + R_FLAGS] = flags;
+  }
+  private setStatus(id: number, status: number): void {
+    const o = id * REC_STRIDE + R_FLAGS;
+    this.rec[o] = (this.rec[o] & ~0xff) | status;
+  }
+  /** Counts a packet of `bytes` in ref's direction. */
+  protected account(ref: number, bytes: number): void {
+    const o = (ref >> 1) * NUM_STRIDE + (ref & 1);
+    this.num[o + N_PACKETS]++;
+    this.num[o + N_BYTES] += bytes;
   }
 
   // ---------------------------------------------------------------------------------------
@@ -170,7 +221,7 @@ export class ConntrackStore {
     const ref = this.index.find(proto, src | 0, dst | 0, (sport << 16) | dport);
     if (ref < 0) return -1;
     const id = ref >> 1;
-    if (this.deadlineUs[id] <= this.nowUs) {
+    if (this.num[id * NUM_STRIDE + N_DEADLINE] <= this.nowUs) {
       this.destroy(id, true);
       this.expired++;
       return -1;
@@ -201,22 +252,23 @@ export class ConntrackStore {
     const index = this.index;
     index.write(ref, proto, src, dst, ports);
     if (!index.insert(ref)) {
-      this.wheel.next[id] = this.freeHead;
+      this.wheel.setNext(id, this.freeHead);
       this.freeHead = id;
       this.insertFailed++;
       return -1;
     }
     index.write(ref | 1, proto, dst, src, (dport << 16) | sport);
-    this.status[id] = index.insert(ref | 1) ? CT_LIVE | CT_REPLY_INDEXED : CT_LIVE;
-    this.state[id] = 0;
-    this.aux[id] = aux;
-    this.mark[id] = 0;
-    this.packets[ref] = 0;
-    this.packets[ref | 1] = 0;
-    this.bytes[ref] = 0;
-    this.bytes[ref | 1] = 0;
-    this.startUs[id] = this.nowUs;
-    this.deadlineUs[id] = this.nowUs + this.timeoutUs[T_UDP];
+    const o = id * REC_STRIDE;
+    this.rec[o + R_FLAGS] = (index.insert(ref | 1) ? CT_LIVE | CT_REPLY_INDEXED : CT_LIVE) | (aux << 16);
+    this.rec[o + R_MARK] = 0;
+    const num = this.num;
+    const n = id * NUM_STRIDE;
+    num[n + N_DEADLINE] = this.nowUs + this.timeoutUs[T_UDP];
+    num[n + N_START] = this.nowUs;
+    num[n + N_PACKETS] = 0;
+    num[n + N_PACKETS + 1] = 0;
+    num[n + N_BYTES] = 0;
+    num[n + N_BYTES + 1] = 0;
     this.wheel.nowUs = this.nowUs;
     this.wheel.link(id);
     this.count++;
@@ -243,10 +295,11 @@ export class ConntrackStore {
     const found = index.find(proto, src | 0, dst | 0, ports);
     if (found === rref) return true;
     if (found >= 0) return false;
-    if ((this.status[id] & CT_REPLY_INDEXED) !== 0) index.remove(rref);
+    const st = this.statusOf(id);
+    if ((st & CT_REPLY_INDEXED) !== 0) index.remove(rref);
     index.write(rref, proto, src | 0, dst | 0, ports);
     index.insert(rref);
-    this.status[id] |= CT_REPLY_INDEXED;
+    this.setStatus(id, st | CT_REPLY_INDEXED);
     return true;
   }
 
@@ -258,7 +311,7 @@ export class ConntrackStore {
     const rref = (id << 1) | 1;
     const icmp = this.protoOf(id) === IPPROTO_ICMP;
     if (!this.setReply(id, this.srcOf(rref), newSrc, icmp ? newPort : this.sportOf(rref), newPort)) return false;
-    this.status[id] |= CT_SNAT;
+    this.setStatus(id, this.statusOf(id) | CT_SNAT);
     return true;
   }
 
@@ -267,7 +320,7 @@ export class ConntrackStore {
     const rref = (id << 1) | 1;
     const icmp = this.protoOf(id) === IPPROTO_ICMP;
     if (!this.setReply(id, newDst, this.dstOf(rref), icmp ? this.sportOf(rref) : newPort, this.dportOf(rref))) return false;
-    this.status[id] |= CT_DNAT;
+    this.setStatus(id, this.statusOf(id) | CT_DNAT);
     return true;
   }
 
@@ -291,19 +344,17 @@ export class ConntrackStore {
 
   /** Destroys a live entry; its id is reused only after the next `expire`. */
   remove(id: number): void {
-    if ((this.status[id] & CT_LIVE) !== 0) this.destroy(id, true);
+    if ((this.statusOf(id) & CT_LIVE) !== 0) this.destroy(id, true);
   }
 
   /** Whether `id` is a live entry whose deadline has not passed. */
   isLive(id: number): boolean {
-    return (this.status[id] & CT_LIVE) !== 0 && this.deadlineUs[id] > this.nowUs;
+    return (this.statusOf(id) & CT_LIVE) !== 0 && this.deadlineOf(id) > this.nowUs;
   }
 
   /** Bytes held by every array of the table. */
   get byteLength(): number {
-    let n = this.index.bucketBytes + this.tuples.byteLength + this.wheel.byteLength + this.timeoutUs.byteLength;
-    for (const a of [this.status, this.state, this.aux, this.deadlineUs, this.startUs, this.packets, this.bytes, this.mark]) n += a.byteLength;
-    return n;
+    return this.index.bucketBytes + this.rec.byteLength + this.num.byteLength + this.wheel.byteLength + this.timeoutUs.byteLength;
   }
 
   /** byteLength / max: what one entry of capacity costs, index, reserve and wheel included. */
@@ -313,9 +364,10 @@ export class ConntrackStore {
 
   /** Sets the deadline to now + timeoutUs[row]. */
   protected refresh(id: number, row: number): void {
-    const old = this.deadlineUs[id];
+    const o = id * NUM_STRIDE + N_DEADLINE;
+    const old = this.num[o];
     const d = this.nowUs + this.timeoutUs[row];
-    this.deadlineUs[id] = d;
+    this.num[o] = d;
     // The wheel files an entry no later than its deadline: one moved earlier is filed again.
     if (d < old) {
       this.wheel.unlink(id);
@@ -329,30 +381,30 @@ export class ConntrackStore {
     if (linked) this.wheel.unlink(id);
     const ref = id << 1;
     this.index.remove(ref);
-    if ((this.status[id] & CT_REPLY_INDEXED) !== 0) this.index.remove(ref | 1);
-    this.status[id] = CT_DYING;
-    this.wheel.next[id] = this.dyingHead;
+    if ((this.statusOf(id) & CT_REPLY_INDEXED) !== 0) this.index.remove(ref | 1);
+    this.setFlags(id, CT_DYING);
+    this.wheel.setNext(id, this.dyingHead);
     this.dyingHead = id;
     this.count--;
   }
 
-  // The free and dying lists are chained through wheel.next, unused while an id is unlinked.
+  // The free and dying lists are chained through the wheel's next link, unused while an id is unlinked.
   private allocId(): number {
     const id = this.freeHead;
     if (id >= 0) {
-      this.freeHead = this.wheel.next[id];
+      this.freeHead = this.wheel.next(id);
       return id;
     }
     return this.highWater < this.idCapacity ? this.highWater++ : -1;
   }
 
   private releaseDying(): void {
-    const next = this.wheel.next;
+    const wheel = this.wheel;
     let id = this.dyingHead;
     while (id >= 0) {
-      const after = next[id];
-      this.status[id] = 0;
-      next[id] = this.freeHead;
+      const after = wheel.next(id);
+      this.setFlags(id, 0);
+      wheel.setNext(id, this.freeHead);
       this.freeHead = id;
       id = after;
     }
@@ -367,7 +419,7 @@ export class ConntrackStore {
     for (let work = 0; work < budget; work++) {
       const id = wheel.popDue();
       if (id < 0) break;
-      if (this.deadlineUs[id] <= this.nowUs) {
+      if (this.deadlineOf(id) <= this.nowUs) {
         this.destroy(id, false);
         this.expired++;
         removed++;
@@ -390,19 +442,19 @@ export class ConntrackStore {
     let id = this.wheel.earliest();
     for (let i = 0; i < EARLY_DROP_SCAN && id >= 0; i++) {
       if (this.evictable(id)) return true;
-      id = this.wheel.next[id];
+      id = this.wheel.next(id);
     }
     return false;
   }
 
   /** Destroys `id` when it has expired or is not ASSURED; says whether it did. */
   private evictable(id: number): boolean {
-    if (this.deadlineUs[id] <= this.nowUs) {
+    if (this.deadlineOf(id) <= this.nowUs) {
       this.destroy(id, true);
       this.expired++;
       return true;
     }
-    if ((this.status[id] & CT_ASSURED) === 0) {
+    if ((this.statusOf(id) & CT_ASSURED) === 0) {
       this.destroy(id, true);
       this.earlyDrop++;
       return true;

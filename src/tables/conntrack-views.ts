@@ -67,14 +67,14 @@ function tupleView(ct: Conntrack, ref: number): ConntrackTupleView {
 /** Entry `id` as an object, or null when it is not live (or has expired). */
 export function conntrackEntryView(ct: Conntrack, id: number): ConntrackEntryView | null {
   if (id < 0 || id >= ct.highWater || !ct.isLive(id)) return null;
-  const st = ct.status[id];
+  const st = ct.statusOf(id);
   const proto = ct.protoOf(id);
   const ref = id << 1;
   return {
     id,
     proto,
-    state: proto === IPPROTO_TCP ? TCP_STATE_NAMES[ct.state[id]] : '',
-    secondsLeft: Math.max(0, Math.floor((ct.deadlineUs[id] - ct.nowUs) / 1e6)),
+    state: proto === IPPROTO_TCP ? TCP_STATE_NAMES[ct.tcpStateOf(id)] : '',
+    secondsLeft: Math.max(0, Math.floor((ct.deadlineOf(id) - ct.nowUs) / 1e6)),
     original: tupleView(ct, ref),
     reply: tupleView(ct, ref | 1),
     seenReply: (st & CT_SEEN_REPLY) !== 0,
@@ -82,9 +82,9 @@ export function conntrackEntryView(ct: Conntrack, id: number): ConntrackEntryVie
     snat: (st & CT_SNAT) !== 0,
     dnat: (st & CT_DNAT) !== 0,
     replyIndexed: (st & CT_REPLY_INDEXED) !== 0,
-    packets: [ct.packets[ref], ct.packets[ref | 1]],
-    bytes: [ct.bytes[ref], ct.bytes[ref | 1]],
-    mark: ct.mark[id],
+    packets: [ct.packetsOf(ref), ct.packetsOf(ref | 1)],
+    bytes: [ct.bytesOf(ref), ct.bytesOf(ref | 1)],
+    mark: ct.markOf(id),
   };
 }
 
@@ -114,7 +114,7 @@ export function flushConntrack(ct: Conntrack, filter: ConntrackFilter = {}, from
   const dst = filter.dst === undefined ? undefined : filter.dst | 0;
   let n = 0;
   for (let id = Math.max(0, from); id < Math.min(to, ct.highWater); id++) {
-    if ((ct.status[id] & CT_LIVE) === 0) continue;
+    if ((ct.statusOf(id) & CT_LIVE) === 0) continue;
     if (proto !== undefined && ct.protoOf(id) !== proto) continue;
     if (dst !== undefined && ct.dstOf(id << 1) !== dst) continue;
     // An entry already past its deadline goes too, but was not there to count.

@@ -18,10 +18,10 @@
  * because lookups compare deadlines.
  *
  * List heads: slots 0..SLOTS-1, and one more, PENDING, holding the rest of a slot being
- * handed out. prev[id] < 0 marks a head: -1 - (its slot).
+ * handed out. A prev link < 0 marks a head: -1 - (its slot).
  *
  * Times never cross a call as arguments (a double passed to a call V8 does not inline is
- * boxed): deadlines are read from `deadlines`, the present from the `nowUs` field.
+ * boxed): deadlines are read from the owner's Float64Array, the present from the `nowUs` field.
  */
 
 const SLOT_BITS = 17;
@@ -32,9 +32,6 @@ const PENDING = WHEEL_SLOTS;
 export const WHEEL_GRANULARITY_US = 1_000_000;
 
 export class ExpiryWheel {
-  /** Next entry in the same list, or -1. Free for the owner's use while an id is not linked. */
-  readonly next: Int32Array;
-  readonly prev: Int32Array;
   private readonly heads: Int32Array;
   private readonly occupied: Int32Array;
   /** Absolute slot (deadline / granularity) handed out next; every earlier one is done. */
@@ -45,33 +42,59 @@ export class ExpiryWheel {
   private cachedNext = -1;
   /** The present (µs), set by the owner before link and popDue. */
   nowUs = 0;
-  /** Deadline of each id (µs), owned by the table. */
-  private readonly deadlines: Float64Array;
+  // The owner's arrays: links at rec[id * stride + nextAt] and [+ nextAt + 1], deadline at
+  // num[id * numStride + deadlineAt].
+  private readonly rec: Int32Array;
+  private readonly stride: number;
+  private readonly nextAt: number;
+  private readonly num: Float64Array;
+  private readonly numStride: number;
+  private readonly deadlineAt: number;
 
-  constructor(capacity: number, deadlines: Float64Array) {
-    this.deadlines = deadlines;
-    this.next = new Int32Array(capacity);
-    this.prev = new Int32Array(capacity);
+  constructor(rec: Int32Array, stride: number, nextAt: number, num: Float64Array, numStride: number, deadlineAt: number) {
+    this.rec = rec;
+    this.stride = stride;
+    this.nextAt = nextAt;
+    this.num = num;
+    this.numStride = numStride;
+    this.deadlineAt = deadlineAt;
     this.heads = new Int32Array(WHEEL_SLOTS + 1).fill(-1);
     this.occupied = new Int32Array(WHEEL_SLOTS >> 5);
   }
 
-  /** Bytes held by the wheel's own arrays (per-entry links included). */
+  /** Bytes held by the wheel's own arrays (the links are in the owner's records). */
   get byteLength(): number {
-    return this.next.byteLength + this.prev.byteLength + this.heads.byteLength + this.occupied.byteLength;
+    return this.heads.byteLength + this.occupied.byteLength;
+  }
+
+  /** The entry after `id` in its list, or -1. Free for the owner's use while `id` is not linked. */
+  next(id: number): number {
+    return this.rec[id * this.stride + this.nextAt];
+  }
+
+  setNext(id: number, n: number): void {
+    this.rec[id * this.stride + this.nextAt] = n;
+  }
+
+  private prev(id: number): number {
+    return this.rec[id * this.stride + this.nextAt + 1];
+  }
+
+  private setPrev(id: number, p: number): void {
+    this.rec[id * this.stride + this.nextAt + 1] = p;
   }
 
   /** Files `id` in the slot of its deadline (never before the slot being handed out); `nowUs` must be set. */
   link(id: number): void {
-    let abs = Math.floor(this.deadlines[id] / WHEEL_GRANULARITY_US);
+    let abs = Math.floor(this.num[id * this.numStride + this.deadlineAt] / WHEEL_GRANULARITY_US);
     // The cursor starts at the present: a deadline filed later may well be earlier than this one.
     if (this.cursor < 0) this.cursor = Math.floor(this.nowUs / WHEEL_GRANULARITY_US);
     if (abs < this.cursor) abs = this.cursor;
     const slot = abs & SLOT_MASK;
     const head = this.heads[slot];
-    this.next[id] = head;
-    this.prev[id] = -1 - slot;
-    if (head >= 0) this.prev[head] = id;
+    this.setNext(id, head);
+    this.setPrev(id, -1 - slot);
+    if (head >= 0) this.setPrev(head, id);
     else this.occupied[slot >> 5] |= 1 << (slot & 31);
     this.heads[slot] = id;
     this.linked++;
@@ -80,16 +103,16 @@ export class ExpiryWheel {
 
   /** Takes `id` out of whatever list holds it. */
   unlink(id: number): void {
-    const p = this.prev[id];
-    const n = this.next[id];
+    const p = this.prev(id);
+    const n = this.next(id);
     if (p >= 0) {
-      this.next[p] = n;
+      this.setNext(p, n);
     } else {
       const slot = -1 - p;
       this.heads[slot] = n;
       if (n < 0 && slot !== PENDING) this.occupied[slot >> 5] &= ~(1 << (slot & 31));
     }
-    if (n >= 0) this.prev[n] = p;
+    if (n >= 0) this.setPrev(n, p);
     this.linked--;
   }
 
@@ -101,9 +124,9 @@ export class ExpiryWheel {
     for (;;) {
       const id = this.heads[PENDING];
       if (id >= 0) {
-        const n = this.next[id];
+        const n = this.next(id);
         this.heads[PENDING] = n;
-        if (n >= 0) this.prev[n] = -1 - PENDING;
+        if (n >= 0) this.setPrev(n, -1 - PENDING);
         this.linked--;
         return id;
       }
@@ -125,7 +148,7 @@ export class ExpiryWheel {
       this.heads[slot] = -1;
       this.occupied[slot >> 5] &= ~(1 << (slot & 31));
       this.heads[PENDING] = head;
-      this.prev[head] = -1 - PENDING;
+      this.setPrev(head, -1 - PENDING);
       this.moveCursor(this.cursor + d + 1);
     }
   }

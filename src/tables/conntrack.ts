@@ -18,8 +18,9 @@
  *       NEW, ESTABLISHED, INVALID; tcpPacket also REOPEN (a SYN reopened a closed entry,
  *       which is destroyed: create a new one for this SYN, as Linux does)
  *   bindSnat(id, newSrc, newPort) / bindDnat(id, newDst, newPort) / setReply(...): boolean
- *   srcOf(ref) dstOf(ref) sportOf(ref) dportOf(ref) protoOf(id); status[id] (CT_* bits),
- *   state[id] (TcpState), mark[id] (spare int32), packets[ref], bytes[ref], deadlineUs[id]
+ *   srcOf(ref) dstOf(ref) sportOf(ref) dportOf(ref) protoOf(id) statusOf(id) (CT_* bits)
+ *   tcpStateOf(id) (TcpState) markOf(id) / setMark(id, v) (a spare int32) packetsOf(ref)
+ *   bytesOf(ref) deadlineOf(id) startOf(id)
  *   expire(nowUs, budget): destroyed; nextDeadline(): µs; remove(id); listener (events)
  *
  * ICMP echo uses the identifier as both ports; an echo request (type 8) travels in the
@@ -152,15 +153,16 @@ export class Conntrack extends ConntrackStore {
   tcpPacket(ref: number, flags: number, bytes: number): number {
     const id = ref >> 1;
     const dir = ref & 1;
-    let st = this.status[id];
+    const f = this.flagsOf(id);
+    let st = f & 0xff;
     const verdict = dir === 1 || (st & CT_SEEN_REPLY) !== 0 ? CtVerdict.ESTABLISHED : CtVerdict.NEW;
     const cls = tcpFlagClass(flags);
     if (cls < 0) {
       this.invalid++;
       return CtVerdict.INVALID;
     }
-    const old = this.state[id];
-    const step = tcpStep(old, this.aux[id], dir, cls);
+    const old = (f >> 8) & 0xff;
+    const step = tcpStep(old, (f >> 16) & 0xff, dir, cls);
     const action = step >>> 16;
     if (action === TcpAction.INVALID) {
       this.invalid++;
@@ -170,10 +172,12 @@ export class Conntrack extends ConntrackStore {
       this.destroy(id, true);
       return CtVerdict.REOPEN;
     }
-    this.aux[id] = (step >> 8) & 0xff;
-    if (action === TcpAction.IGNORE) return verdict;
+    const aux = (step >> 8) & 0xff;
+    if (action === TcpAction.IGNORE) {
+      this.setFlags(id, (f & 0xffff) | (aux << 16));
+      return verdict;
+    }
     const next = step & 0xff;
-    this.state[id] = next;
     let notify = old !== next;
     let row = cls === TcpClass.RST ? TcpState.CLOSE : next;
     if ((st & CT_SEEN_REPLY) === 0) {
@@ -187,10 +191,9 @@ export class Conntrack extends ConntrackStore {
       st |= CT_SEEN_REPLY;
       notify = true;
     }
-    this.status[id] = st;
+    this.setFlags(id, st | (next << 8) | (aux << 16));
     this.refresh(id, row);
-    this.packets[ref]++;
-    this.bytes[ref] += bytes;
+    this.account(ref, bytes);
     if (notify && this.listener !== null) this.listener.onUpdate(id);
     return verdict;
   }
@@ -199,12 +202,13 @@ export class Conntrack extends ConntrackStore {
   udpPacket(ref: number, bytes: number): number {
     const id = ref >> 1;
     const dir = ref & 1;
-    let st = this.status[id];
+    const f = this.flagsOf(id);
+    let st = f & 0xff;
     const verdict = dir === 1 || (st & CT_SEEN_REPLY) !== 0 ? CtVerdict.ESTABLISHED : CtVerdict.NEW;
     let notify = false;
     let row = T_UDP;
     if ((st & CT_SEEN_REPLY) !== 0) {
-      if ((st & CT_UDP_STREAM) !== 0 || this.nowUs > this.startUs[id] + UDP_STREAM_AFTER_US) {
+      if ((st & CT_UDP_STREAM) !== 0 || this.nowUs > this.startOf(id) + UDP_STREAM_AFTER_US) {
         st |= CT_UDP_STREAM;
         row = T_UDP_STREAM;
       }
@@ -216,10 +220,9 @@ export class Conntrack extends ConntrackStore {
       st |= CT_SEEN_REPLY;
       notify = true;
     }
-    this.status[id] = st;
+    if (st !== (f & 0xff)) this.setFlags(id, (f & ~0xff) | st);
     this.refresh(id, row);
-    this.packets[ref]++;
-    this.bytes[ref] += bytes;
+    this.account(ref, bytes);
     if (notify && this.listener !== null) this.listener.onUpdate(id);
     return verdict;
   }
@@ -232,13 +235,12 @@ export class Conntrack extends ConntrackStore {
       this.invalid++;
       return CtVerdict.INVALID;
     }
-    const st = this.status[id];
-    const verdict = dir === 1 || (st & CT_SEEN_REPLY) !== 0 ? CtVerdict.ESTABLISHED : CtVerdict.NEW;
+    const f = this.flagsOf(id);
+    const verdict = dir === 1 || (f & CT_SEEN_REPLY) !== 0 ? CtVerdict.ESTABLISHED : CtVerdict.NEW;
     this.refresh(id, T_ICMP);
-    this.packets[ref]++;
-    this.bytes[ref] += bytes;
-    if (dir === 1 && (st & CT_SEEN_REPLY) === 0) {
-      this.status[id] = st | CT_SEEN_REPLY;
+    this.account(ref, bytes);
+    if (dir === 1 && (f & CT_SEEN_REPLY) === 0) {
+      this.setFlags(id, f | CT_SEEN_REPLY);
       if (this.listener !== null) this.listener.onUpdate(id);
     }
     return verdict;

@@ -44,7 +44,7 @@ function establish(ct: Conntrack, port: number): number {
   ct.track(TCP, POD, SERVER, port, 80, TCP_SYN, 60);
   ct.track(TCP, SERVER, POD, 80, port, TCP_SYN | TCP_ACK, 60);
   const ref = ct.track(TCP, POD, SERVER, port, 80, TCP_ACK, 60);
-  expect(ct.status[ref >> 1] & CT_ASSURED).toBe(CT_ASSURED);
+  expect(ct.statusOf(ref >> 1) & CT_ASSURED).toBe(CT_ASSURED);
   return ref;
 }
 
@@ -65,23 +65,23 @@ describe('UDP and ICMP timeouts', () => {
     const ct = table();
     const ref = ct.track(UDP, POD, SERVER, 5000, 53, 0, 60);
     const id = ref >> 1;
-    const left = (): number => (ct.deadlineUs[id] - ct.nowUs) / S;
+    const left = (): number => (ct.deadlineOf(id) - ct.nowUs) / S;
     ct.nowUs = T0 + 0.5 * S;
     ct.track(UDP, SERVER, POD, 53, 5000, 0, 60);
     expect(ct.verdict).toBe(CtVerdict.ESTABLISHED);
-    expect(ct.status[id] & CT_ASSURED).toBe(0);
+    expect(ct.statusOf(id) & CT_ASSURED).toBe(0);
     expect(left()).toBe(30);
     ct.nowUs = T0 + 1 * S;
     ct.track(UDP, POD, SERVER, 5000, 53, 0, 60);
     expect(ct.verdict).toBe(CtVerdict.ESTABLISHED);
-    expect(ct.status[id] & (CT_ASSURED | CT_UDP_STREAM)).toBe(CT_ASSURED);
+    expect(ct.statusOf(id) & (CT_ASSURED | CT_UDP_STREAM)).toBe(CT_ASSURED);
     expect(left()).toBe(30);
     ct.nowUs = T0 + 2 * S; // not yet *more* than 2 s
     ct.track(UDP, POD, SERVER, 5000, 53, 0, 60);
     expect(left()).toBe(30);
     ct.nowUs = T0 + 2 * S + 1;
     ct.track(UDP, SERVER, POD, 53, 5000, 0, 60);
-    expect(ct.status[id] & CT_UDP_STREAM).toBe(CT_UDP_STREAM);
+    expect(ct.statusOf(id) & CT_UDP_STREAM).toBe(CT_UDP_STREAM);
     expect(left()).toBe(120);
     ct.nowUs += 119 * S;
     expect(ct.lookup(UDP, POD, SERVER, 5000, 53)).toBe(ref);
@@ -97,8 +97,8 @@ describe('UDP and ICMP timeouts', () => {
       expect(ct.track(UDP, POD, SERVER, 5000, 514, 0, 60)).toBe(ref);
       expect(ct.verdict).toBe(CtVerdict.NEW);
     }
-    expect((ct.deadlineUs[ref >> 1] - ct.nowUs) / S).toBe(30);
-    expect(ct.status[ref >> 1] & CT_ASSURED).toBe(0);
+    expect((ct.deadlineOf(ref >> 1) - ct.nowUs) / S).toBe(30);
+    expect(ct.statusOf(ref >> 1) & CT_ASSURED).toBe(0);
   });
 
   it('an ICMP echo flow lives 30 s after its last packet and is never ASSURED', () => {
@@ -108,7 +108,7 @@ describe('UDP and ICMP timeouts', () => {
     ct.track(ICMP, SERVER, POD, 9, 9, 0, 84);
     ct.nowUs = T0 + 20 * S;
     ct.track(ICMP, POD, SERVER, 9, 9, 8, 84);
-    expect(ct.status[ref >> 1] & CT_ASSURED).toBe(0);
+    expect(ct.statusOf(ref >> 1) & CT_ASSURED).toBe(0);
     ct.nowUs = T0 + 50 * S - 1;
     expect(ct.lookup(ICMP, SERVER, POD, 9, 9)).toBe(ref | 1);
     ct.nowUs = T0 + 50 * S;

@@ -103,8 +103,8 @@ describe('Conntrack against a model', () => {
             }
             expect(ref).toBe(m.id << 1);
             expect(back).toBe((m.id << 1) | 1);
-            expect(ct.deadlineUs[m.id]).toBe(m.deadline);
-            const st = ct.status[m.id];
+            expect(ct.deadlineOf(m.id)).toBe(m.deadline);
+            const st = ct.statusOf(m.id);
             expect([(st & CT_SEEN_REPLY) !== 0, (st & CT_ASSURED) !== 0, (st & CT_UDP_STREAM) !== 0]).toEqual([m.seenReply, m.assured, m.stream]);
           }
           // Every expired entry met its lookup above: what is left is what the model holds.

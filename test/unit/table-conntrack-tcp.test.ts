@@ -38,14 +38,14 @@ class Conversation {
     return this.ref >> 1;
   }
   get state(): string {
-    return TCP_STATE_NAMES[this.ct.state[this.id]];
+    return TCP_STATE_NAMES[this.ct.tcpStateOf(this.id)];
   }
   /** Seconds until the entry expires. */
   get timeout(): number {
-    return (this.ct.deadlineUs[this.id] - this.ct.nowUs) / 1e6;
+    return (this.ct.deadlineOf(this.id) - this.ct.nowUs) / 1e6;
   }
   get assured(): boolean {
-    return (this.ct.status[this.id] & CT_ASSURED) !== 0;
+    return (this.ct.statusOf(this.id) & CT_ASSURED) !== 0;
   }
   wait(seconds: number): void {
     this.ct.nowUs += seconds * 1e6;
@@ -90,15 +90,15 @@ describe('TCP conversations', () => {
     expect(c.step('c', SYN)).toEqual(['NEW', 'SYN_SENT', 120]); // retransmitted SYN refreshes
     expect(c.step('s', SYNACK)).toEqual(['ESTABLISHED', 'SYN_RECV', 60]);
     expect(c.assured).toBe(false);
-    expect(c.ct.status[c.id] & CT_SEEN_REPLY).toBe(CT_SEEN_REPLY);
+    expect(c.ct.statusOf(c.id) & CT_SEEN_REPLY).toBe(CT_SEEN_REPLY);
     expect(c.step('s', SYNACK)).toEqual(['ESTABLISHED', 'SYN_RECV', 60]); // retransmitted SYN-ACK: ignored
     expect(c.step('c', ACK)).toEqual(['ESTABLISHED', 'ESTABLISHED', 86400]);
     expect(c.assured).toBe(true);
     c.wait(100);
     expect(c.step('s', ACK | TCP_PSH)).toEqual(['ESTABLISHED', 'ESTABLISHED', 86400]);
-    expect(c.ct.packets[c.id << 1]).toBe(3);
+    expect(c.ct.packetsOf(c.id << 1)).toBe(3);
     // The ignored SYN-ACK is not counted (Linux accounts a segment only when it applies it).
-    expect(c.ct.packets[(c.id << 1) | 1]).toBe(2);
+    expect(c.ct.packetsOf((c.id << 1) | 1)).toBe(2);
   });
 
   it('the client closes: FIN_WAIT 120, CLOSE_WAIT 3600, LAST_ACK 30, TIME_WAIT 120, then gone', () => {
@@ -150,10 +150,10 @@ describe('TCP conversations', () => {
   it('INVALID: an ACK or a FIN before the SYN-ACK, a SYN-ACK from the client, a server SYN after SYN_RECV, a bad flag mix', () => {
     const c = new Conversation();
     c.send('c', SYN);
-    const before = c.ct.deadlineUs[c.id];
+    const before = c.ct.deadlineOf(c.id);
     c.wait(5);
     expect(c.step('c', ACK)).toEqual(['INVALID', 'SYN_SENT', 115]);
-    expect(c.ct.deadlineUs[c.id]).toBe(before); // no refresh
+    expect(c.ct.deadlineOf(c.id)).toBe(before); // no refresh
     expect(c.send('c', FIN)).toBe('INVALID');
     expect(c.send('c', SYNACK)).toBe('INVALID');
     expect(c.send('c', SYN | TCP_FIN)).toBe('INVALID');
@@ -162,7 +162,7 @@ describe('TCP conversations', () => {
     expect(c.send('s', SYN)).toBe('INVALID');
     expect(c.state).toBe('SYN_RECV');
     expect(c.ct.invalid).toBe(5);
-    expect(c.ct.packets[c.id << 1]).toBe(1); // invalid segments are not counted on the entry
+    expect(c.ct.packetsOf(c.id << 1)).toBe(1); // invalid segments are not counted on the entry
   });
 
   it('a reply-side ACK while SYN_SENT is ignored (half-open connection), not invalid', () => {

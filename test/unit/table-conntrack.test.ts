@@ -71,7 +71,7 @@ describe('Conntrack lookups', () => {
     const back = ct.track(ICMP, SERVER, POD_A, 0x1234, 0x1234, 0, 84);
     expect(back).toBe(ref | 1);
     expect(ct.verdict).toBe(CtVerdict.ESTABLISHED);
-    expect(ct.status[ref >> 1] & CT_SEEN_REPLY).toBe(CT_SEEN_REPLY);
+    expect(ct.statusOf(ref >> 1) & CT_SEEN_REPLY).toBe(CT_SEEN_REPLY);
     // An echo request coming back along the reply tuple, or a reply with no request: INVALID.
     expect(ct.track(ICMP, SERVER, POD_A, 0x1234, 0x1234, 8, 84)).toBe(-1);
     expect(ct.verdict).toBe(CtVerdict.INVALID);
@@ -107,7 +107,7 @@ describe('Conntrack NAT bindings', () => {
     const ct = table();
     const id = ct.create(UDP, POD_A, SERVER, 5000, 53);
     expect(ct.bindSnat(id, NODE, 6000)).toBe(true);
-    expect(ct.status[id] & (CT_SNAT | CT_REPLY_INDEXED)).toBe(CT_SNAT | CT_REPLY_INDEXED);
+    expect(ct.statusOf(id) & (CT_SNAT | CT_REPLY_INDEXED)).toBe(CT_SNAT | CT_REPLY_INDEXED);
     expect(ct.lookup(UDP, SERVER, NODE, 53, 6000)).toBe((id << 1) | 1);
     expect(ct.lookup(UDP, SERVER, POD_A, 53, 5000)).toBe(-1);
     expect(ct.lookup(UDP, POD_A, SERVER, 5000, 53)).toBe(id << 1);
@@ -125,7 +125,7 @@ describe('Conntrack NAT bindings', () => {
     const b = ct.create(TCP, POD_B, SERVER, 5000, 80);
     expect(ct.bindSnat(a, NODE, 5000)).toBe(true);
     expect(ct.bindSnat(b, NODE, 5000)).toBe(false);
-    expect(ct.status[b] & CT_SNAT).toBe(0);
+    expect(ct.statusOf(b) & CT_SNAT).toBe(0);
     expect(ct.lookup(TCP, SERVER, POD_B, 80, 5000)).toBe((b << 1) | 1);
     expect(ct.lookup(TCP, SERVER, NODE, 80, 5000)).toBe((a << 1) | 1);
     expect(ct.bindSnat(b, NODE, 5001)).toBe(true);
@@ -148,7 +148,7 @@ describe('Conntrack NAT bindings', () => {
     ct.bindSnat(a, NODE, 1000); // reply SERVER:80 -> NODE:1000
     const b = ct.create(TCP, NODE, SERVER, 1000, 80); // its inverse is a's reply tuple
     expect(b).toBeGreaterThanOrEqual(0);
-    expect(ct.status[b] & CT_REPLY_INDEXED).toBe(0);
+    expect(ct.statusOf(b) & CT_REPLY_INDEXED).toBe(0);
     expect(ct.lookup(TCP, SERVER, NODE, 80, 1000)).toBe((a << 1) | 1);
     expect(ct.isReplyFree(b, SERVER, NODE, 80, 1000)).toBe(false);
     expect(ct.bindSnat(b, NODE, 1001)).toBe(true);
@@ -243,7 +243,7 @@ describe('Conntrack views, flush, statistics, events', () => {
     const log: string[] = [];
     const listener: ConntrackListener = {
       onNew: (id) => log.push(`new ${id}`),
-      onUpdate: (id) => log.push(`update ${id} ${ct.state[id]} ${ct.status[id] & (CT_SEEN_REPLY | CT_ASSURED)}`),
+      onUpdate: (id) => log.push(`update ${id} ${ct.tcpStateOf(id)} ${ct.statusOf(id) & (CT_SEEN_REPLY | CT_ASSURED)}`),
       onDestroy: (id) => log.push(`destroy ${id} ${ct.srcOf(id << 1) === POD_A}`),
     };
     ct.listener = listener;

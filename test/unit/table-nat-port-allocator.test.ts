@@ -39,7 +39,7 @@ describe('NatPortAllocator', () => {
     expect(pb).toBeLessThanOrEqual(65535);
     expect(ct.lookup(TCP, SERVER, NODE, 443, 40000)).toBe((a << 1) | 1);
     expect(ct.lookup(TCP, SERVER, NODE, 443, pb)).toBe((b << 1) | 1);
-    expect(ct.status[b] & CT_SNAT).toBe(CT_SNAT);
+    expect(ct.statusOf(b) & CT_SNAT).toBe(CT_SNAT);
     expect([alloc.kept, alloc.remapped, alloc.failed]).toEqual([1, 1, 0]);
   });
 
@@ -69,7 +69,7 @@ describe('NatPortAllocator', () => {
     expect(alloc.snat(ct, id, NODE, 3000, 3009, true)).toBe(-1);
     expect(alloc.tries - before).toBe(10);
     expect(alloc.failed).toBe(1);
-    expect(ct.status[id] & CT_SNAT).toBe(0);
+    expect(ct.statusOf(id) & CT_SNAT).toBe(0);
   });
 
   it('stops after 248 tries in a crowded range, and counts the failure', () => {
