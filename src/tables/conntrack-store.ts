@@ -1,7 +1,8 @@
 /**
  * ConntrackStore: the storage of connection tracking — entries on typed arrays, the tuple
- * index, ids, expiry, eviction when full and NAT bindings. Conntrack (conntrack.ts) adds the
- * protocol state machines on top; read its header for the API as a whole.
+ * index, ids, expiry and eviction when full. NatBindings (nat-binding.ts) adds the NAT
+ * bindings of entries, Conntrack (conntrack.ts) the protocol state machines; read the
+ * latter's header for the API as a whole.
  *
  * Refs. An entry `id` has two tuples, original (dir 0) and reply (dir 1), named by refs
  * `ref = id << 1 | dir`; both are in ONE hash index (conntrack-index.ts), so `lookup` finds
@@ -33,12 +34,9 @@
  * as Linux's early_drop looks at a few buckets, never the table (counted `earlyDrop`); else
  * it refuses (counted `drop`). An ASSURED entry is never evicted.
  *
- * NAT bindings. setReply / bindSnat / bindDnat give an entry a new reply tuple and re-index
- * it in one step, or refuse (false, nothing changed) when another tuple equals it. A new
- * entry's reply tuple is the inverse of its original, indexed at once when free; when
- * another entry's tuple equals it already (possible only where NAT is at work), the entry
- * lacks CT_REPLY_INDEXED until a binding gives it a free one: the stage at POSTROUTING should
- * then allocate a source port even without a NAT rule, as Linux's null binding does.
+ * A new entry's reply tuple is the inverse of its original, indexed at once when free;
+ * when another entry's tuple equals it already (possible only where NAT is at work), the
+ * entry lacks CT_REPLY_INDEXED until a NAT binding gives it a free one (nat-binding.ts).
  *
  * Bytes per entry (`bytesPerEntry`, measured in tests and the bench): rec 48, num 48, index
  * buckets 16 (16.8 at max = 1,000,000: 2^22 buckets): about 113, plus 1.6% for the reserve
@@ -58,12 +56,12 @@ export const IPPROTO_ICMP = 1;
 export const IPPROTO_TCP = 6;
 export const IPPROTO_UDP = 17;
 
-/** Status bits (`status[id]`). */
+/** Status bits (`statusOf(id)`). */
 export const CT_SEEN_REPLY = 1;
 export const CT_ASSURED = 2;
 export const CT_SNAT = 4;
 export const CT_DNAT = 8;
-/** The reply tuple is in the index (see NAT bindings in the header). */
+/** The reply tuple is in the index (see the header). */
 export const CT_REPLY_INDEXED = 16;
 /** UDP: replied and active past 2 s, so it has the stream timeout. */
 export const CT_UDP_STREAM = 32;
@@ -202,7 +200,7 @@ export class ConntrackStore {
   protected setFlags(id: number, flags: number): void {
     this.rec[id * REC_STRIDE + R_FLAGS] = flags;
   }
-  private setStatus(id: number, status: number): void {
+  protected setStatus(id: number, status: number): void {
     const o = id * REC_STRIDE + R_FLAGS;
     this.rec[o] = (this.rec[o] & ~0xff) | status;
   }
@@ -275,53 +273,6 @@ export class ConntrackStore {
     this.created++;
     if (this.listener !== null) this.listener.onNew(id);
     return id;
-  }
-
-  // ---------------------------------------------------------------------------------------
-  // NAT bindings
-
-  /** Whether no tuple but `id`'s own reply equals this one (so its reply could take it). */
-  isReplyFree(id: number, src: number, dst: number, sport: number, dport: number): boolean {
-    const ref = this.index.find(this.protoOf(id), src | 0, dst | 0, (sport << 16) | dport);
-    return ref < 0 || ref === ((id << 1) | 1);
-  }
-
-  /** Gives entry `id` this reply tuple, re-indexed in one step; false (no change) when taken. */
-  setReply(id: number, src: number, dst: number, sport: number, dport: number): boolean {
-    const rref = (id << 1) | 1;
-    const proto = this.protoOf(id);
-    const ports = (sport << 16) | dport;
-    const index = this.index;
-    const found = index.find(proto, src | 0, dst | 0, ports);
-    if (found === rref) return true;
-    if (found >= 0) return false;
-    const st = this.statusOf(id);
-    if ((st & CT_REPLY_INDEXED) !== 0) index.remove(rref);
-    index.write(rref, proto, src | 0, dst | 0, ports);
-    index.insert(rref);
-    this.setStatus(id, st | CT_REPLY_INDEXED);
-    return true;
-  }
-
-  /**
-   * Source NAT: the original direction leaves from (newSrc, newPort), so replies come back
-   * to it (ICMP echo: newPort is the new identifier). False when that reply tuple is taken.
-   */
-  bindSnat(id: number, newSrc: number, newPort: number): boolean {
-    const rref = (id << 1) | 1;
-    const icmp = this.protoOf(id) === IPPROTO_ICMP;
-    if (!this.setReply(id, this.srcOf(rref), newSrc, icmp ? newPort : this.sportOf(rref), newPort)) return false;
-    this.setStatus(id, this.statusOf(id) | CT_SNAT);
-    return true;
-  }
-
-  /** Destination NAT: the original direction goes to (newDst, newPort); false when taken. ICMP keeps its identifier. */
-  bindDnat(id: number, newDst: number, newPort: number): boolean {
-    const rref = (id << 1) | 1;
-    const icmp = this.protoOf(id) === IPPROTO_ICMP;
-    if (!this.setReply(id, newDst, this.dstOf(rref), icmp ? this.sportOf(rref) : newPort, this.dportOf(rref))) return false;
-    this.setStatus(id, this.statusOf(id) | CT_DNAT);
-    return true;
   }
 
   // ---------------------------------------------------------------------------------------

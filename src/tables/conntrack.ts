@@ -1,9 +1,10 @@
 /**
  * Conntrack: the connection tracking table (what `conntrack -L` shows): TCP, UDP and ICMP
- * echo flows on typed arrays, with Linux's states and timeouts. The storage (refs, ids,
- * index, expiry, eviction, NAT bindings, memory per entry) is ConntrackStore
- * (conntrack-store.ts); the TCP state machine is conntrack-tcp.ts; views, chunked iteration,
- * flush and statistics are conntrack-views.ts; SNAT ports come from nat-port-allocator.ts.
+ * echo flows on typed arrays, with Linux's states and timeouts. The storage (refs, layout,
+ * ids, index, expiry, eviction, memory per entry) is ConntrackStore (conntrack-store.ts), the
+ * NAT bindings NatBindings (nat-binding.ts); the TCP state machine is conntrack-tcp.ts;
+ * views, chunked iteration, flush and statistics are conntrack-views.ts; SNAT ports come
+ * from nat-port-allocator.ts.
  *
  * API for the stages (all arguments small integers; addresses as int32; the table's clock is
  * the `nowUs` field, which the dataplane sets before each batch):
@@ -47,10 +48,12 @@
  * that earn the stream timeout, as Linux); ICMP never. TCP window tracking is not done (see
  * conntrack-tcp.ts for what that leaves out).
  */
-import { CT_ASSURED, CT_SEEN_REPLY, CT_UDP_STREAM, ConntrackStore, IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, T_ICMP, T_NOW, T_UDP, T_UDP_STREAM } from './conntrack-store.ts';
+import { CT_ASSURED, CT_SEEN_REPLY, CT_UDP_STREAM, IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, T_ICMP, T_NOW, T_UDP, T_UDP_STREAM } from './conntrack-store.ts';
+import { NatBindings } from './nat-binding.ts';
 import { TCP_AUX_INITIAL, TcpAction, TcpClass, TcpState, tcpFlagClass, tcpStep } from './conntrack-tcp.ts';
 
 export * from './conntrack-store.ts';
+export { NatBindings } from './nat-binding.ts';
 
 export const ICMP_ECHO_REPLY = 0;
 export const ICMP_ECHO_REQUEST = 8;
@@ -113,7 +116,7 @@ export interface ConntrackOptions {
   hashSeed?: number;
 }
 
-export class Conntrack extends ConntrackStore {
+export class Conntrack extends NatBindings {
   readonly timeouts: ConntrackTimeouts;
   /** track(): the CtVerdict of the last packet. */
   verdict: number = CtVerdict.INVALID;

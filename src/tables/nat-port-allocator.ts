@@ -17,7 +17,8 @@
  * (Linux also keeps a privileged source port privileged when it must change it; not done.)
  */
 import type { Random } from '../core/random.ts';
-import { IPPROTO_ICMP, type ConntrackStore } from './conntrack-store.ts';
+import { IPPROTO_ICMP } from './conntrack-store.ts';
+import type { NatBindings } from './nat-binding.ts';
 
 export const SNAT_MAX_TRIES = 248;
 export const SNAT_PORT_MIN = 1024;
@@ -42,7 +43,7 @@ export class NatPortAllocator {
    * Binds source NAT to `newSrc` for entry `id`; returns the source port (identifier) it
    * leaves with, or -1 when none was free. `minPort`/`maxPort` < 0 take the protocol's range.
    */
-  snat(ct: ConntrackStore, id: number, newSrc: number, minPort = -1, maxPort = -1, strict = false): number {
+  snat(ct: NatBindings, id: number, newSrc: number, minPort = -1, maxPort = -1, strict = false): number {
     const icmp = ct.protoOf(id) === IPPROTO_ICMP;
     const lo = minPort >= 0 ? minPort : icmp ? 0 : SNAT_PORT_MIN;
     const hi = maxPort >= 0 ? maxPort : SNAT_PORT_MAX;
