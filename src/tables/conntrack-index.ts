@@ -12,19 +12,26 @@
  *   rec[tupleAt(ref) + 3]  proto << 24 | low 24 bits of the tuple's hash
  *   tupleAt(ref) = (ref >> 1) * stride + (ref & 1) * 4; words 8.. belong to the owner.
  *
- * The index is open addressing with linear probing over a power-of-two array of `ref + 1`
- * (0 is empty, so an index never written stays unbacked zero pages), at most half full.
- * A probe compares word 3 first: protocol and 24 hash bits in one comparison reject almost
- * every other tuple without reading more. Removal shifts the rest of the run back (no
- * tombstones) and finds each moved ref's home bucket from its stored hash bits, so it never
- * rehashes. Because the home bucket is taken from those 24 bits, the array has at most 2^24
- * buckets: 2^23 refs, 2^22 entries.
+ * The index is open addressing with linear probing over a power-of-two array of buckets,
+ * at most half full. A bucket holds `ref + 1` in its low 24 bits (0 is empty, so an index
+ * never written stays unbacked zero pages) and, above, how far it sits from its home bucket
+ * (0..126; 127 means "that far or more: read the record"). A probe compares word 3 first:
+ * protocol and 24 hash bits in one comparison reject almost every other tuple without
+ * reading more. Removal shifts the rest of the run back (no tombstones), deciding from the
+ * stored distances alone, so it reads no other entry's record (each such read is a cache
+ * miss in a large table). Home buckets come from the 24 stored hash bits, so the array has
+ * at most 2^24 buckets: 2^23 refs, 2^22 entries.
  *
  * The hash is seeded, so which tuples collide cannot be chosen from outside.
  * No allocation: every argument and value is an int32.
  */
 
 export const MAX_INDEX_ENTRIES = 1 << 22;
+
+const REF_MASK = 0xffffff;
+const DIST_SHIFT = 24;
+/** A distance this large or more is not stored: the home bucket is read from the record. */
+const DIST_FAR = 127;
 
 export class TupleIndex {
   /** The entries' records, `stride` int32 each; words 0-7 are the two tuples (see the header). */
@@ -89,8 +96,9 @@ export class TupleIndex {
     for (let i = h & mask; ; i = (i + 1) & mask) {
       const v = buckets[i];
       if (v === 0) return -1;
-      const o = this.tupleAt(v - 1);
-      if (rec[o + 3] === tag && rec[o] === src && rec[o + 1] === dst && rec[o + 2] === ports) return v - 1;
+      const ref = (v & REF_MASK) - 1;
+      const o = this.tupleAt(ref);
+      if (rec[o + 3] === tag && rec[o] === src && rec[o + 1] === dst && rec[o + 2] === ports) return ref;
     }
   }
 
@@ -117,15 +125,17 @@ export class TupleIndex {
     const tag = t[o + 3];
     const buckets = this.buckets;
     const mask = this.mask;
-    let i = tag & mask;
+    const home = tag & mask;
+    let i = home;
     for (;;) {
       const v = buckets[i];
       if (v === 0) break;
-      const p = this.tupleAt(v - 1);
+      const p = this.tupleAt((v & REF_MASK) - 1);
       if (t[p + 3] === tag && t[p] === src && t[p + 1] === dst && t[p + 2] === ports) return false;
       i = (i + 1) & mask;
     }
-    buckets[i] = ref + 1;
+    const dist = (i - home) & mask;
+    buckets[i] = (ref + 1) | ((dist < DIST_FAR ? dist : DIST_FAR) << DIST_SHIFT);
     this.size++;
     return true;
   }
@@ -133,23 +143,27 @@ export class TupleIndex {
   /** Removes an indexed ref. */
   remove(ref: number): void {
     const buckets = this.buckets;
-    const rec = this.rec;
     const mask = this.mask;
     const want = ref + 1;
-    let hole = rec[this.tupleAt(ref) + 3] & mask;
-    while (buckets[hole] !== want) {
-      if (buckets[hole] === 0) return; // not indexed: nothing to do
+    let hole = this.rec[this.tupleAt(ref) + 3] & mask;
+    for (;;) {
+      const v = buckets[hole];
+      if (v === 0) return; // not indexed: nothing to do
+      if ((v & REF_MASK) === want) break;
       hole = (hole + 1) & mask;
     }
-    // Backward-shift deletion: pull later members of the run into the hole when the hole
-    // lies cyclically between their home bucket and where they sit.
+    // Backward-shift deletion: pull a later member of the run into the hole when the hole
+    // lies between its home bucket and where it sits (its distance reaches back that far).
     let j = (hole + 1) & mask;
     for (;;) {
       const v = buckets[j];
       if (v === 0) break;
-      const home = rec[this.tupleAt(v - 1) + 3] & mask;
-      if (((j - home) & mask) >= ((j - hole) & mask)) {
-        buckets[hole] = v;
+      let dist = v >>> DIST_SHIFT;
+      if (dist === DIST_FAR) dist = (j - (this.rec[this.tupleAt((v & REF_MASK) - 1) + 3] & mask)) & mask;
+      const gap = (j - hole) & mask;
+      if (dist >= gap) {
+        const moved = dist - gap;
+        buckets[hole] = (v & REF_MASK) | ((moved < DIST_FAR ? moved : DIST_FAR) << DIST_SHIFT);
         hole = j;
       }
       j = (j + 1) & mask;
@@ -165,7 +179,7 @@ export class TupleIndex {
 
   /** The ref in bucket `i` (taken modulo the bucket count), or -1 when it is empty. */
   refAt(i: number): number {
-    return this.buckets[i & this.mask] - 1;
+    return (this.buckets[i & this.mask] & REF_MASK) - 1;
   }
 
   /** Empties the index (the records stay as written). */

@@ -50,6 +50,43 @@ describe('TupleIndex against a Map', () => {
   });
 });
 
+describe('TupleIndex with one long run', () => {
+  it('finds and removes correctly when a run is longer than a bucket can record (127)', () => {
+    const entries = 128; // 256 refs, 512 buckets
+    const idx = new TupleIndex(entries, 99);
+    // 256 tuples that all hash to one home bucket: one run of up to 256.
+    const home = idx.homeOf(17, 1, 2, 0);
+    const same: number[] = [];
+    for (let k = 0; same.length < 2 * entries; k++) if (idx.homeOf(17, 1, 2, k) === home) same.push(k);
+    let seed = 5;
+    const rnd = (n: number): number => {
+      seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
+      return (seed >>> 8) % n;
+    };
+    const model = new Map<number, number>();
+    const freeRefs = Array.from({ length: 2 * entries }, (_, r) => r);
+    let most = 0;
+    for (let step = 0; step < 20_000; step++) {
+      const k = same[rnd(same.length)];
+      // Inserts win three times in four, so the run grows long before removals thin it.
+      if (model.has(k) && rnd(4) === 0) {
+        idx.remove(model.get(k)!);
+        freeRefs.push(model.get(k)!);
+        model.delete(k);
+      } else if (!model.has(k) && freeRefs.length > 0) {
+        const ref = freeRefs.splice(rnd(freeRefs.length), 1)[0];
+        idx.write(ref, 17, 1, 2, k);
+        expect(idx.insert(ref)).toBe(true);
+        model.set(k, ref);
+      }
+      most = Math.max(most, model.size);
+      if (step % 500 === 0 || step === 19_999) for (const q of same) expect(idx.find(17, 1, 2, q)).toBe(model.get(q) ?? -1);
+    }
+    expect(most).toBeGreaterThan(200);
+    expect(idx.size).toBe(model.size);
+  });
+});
+
 type Op = { k: 'send'; flow: number; reply: boolean } | { k: 'remove'; flow: number } | { k: 'advance'; ms: number } | { k: 'expire'; budget: number } | { k: 'check' };
 
 interface Flow {
