@@ -42,9 +42,11 @@
  * buckets 16 (16.8 at max = 1,000,000: 2^22 buckets): about 113, plus 1.6% for the reserve
  * ids and 0.5 MiB of wheel heads per table.
  *
- * Times never cross a call as arguments on the packet path (a double passed to a call V8
- * did not inline is boxed: heap garbage per packet): the present is the `nowUs` field, set
- * by the dataplane before each batch; timeouts are named by small integers (T_* rows).
+ * Times never cross a call on the packet path (a double passed to, or returned from, a call
+ * V8 did not inline is boxed: heap garbage per packet; which calls V8 inlines changes with
+ * the caller): the present is the `nowUs` field, set by the dataplane before each batch;
+ * timeouts are named by small integers (T_* rows); comparisons with deadlines are made
+ * inside the store and return booleans (isExpired).
  */
 import { TupleIndex } from './conntrack-index.ts';
 import { ExpiryWheel } from './conntrack-wheel.ts';
@@ -76,6 +78,8 @@ export const T_ICMP = 12;
 export const T_NOW = 13;
 
 const EARLY_DROP_SCAN = 64;
+/** UDP: replied and active this long after its first packet makes a stream (Linux's stream_ts). */
+export const UDP_STREAM_AFTER_US = 2_000_000;
 
 /** Hears entries come, change and go (`conntrack -E`); gets entry ids. */
 export interface ConntrackListener {
@@ -176,11 +180,19 @@ export class ConntrackStore {
   setMark(id: number, mark: number): void {
     this.rec[id * REC_STRIDE + R_MARK] = mark;
   }
-  /** When the entry expires (µs). */
+  /** Whether the entry's deadline has come (a boolean: no double crosses the call). */
+  isExpired(id: number): boolean {
+    return this.num[id * NUM_STRIDE + N_DEADLINE] <= this.nowUs;
+  }
+  /** Whether more than `UDP_STREAM_AFTER_US` passed since the entry's first packet. */
+  protected isPastStreamAge(id: number): boolean {
+    return this.nowUs > this.num[id * NUM_STRIDE + N_START] + UDP_STREAM_AFTER_US;
+  }
+  /** When the entry expires (µs). For display: on the packet path, use isExpired. */
   deadlineOf(id: number): number {
     return this.num[id * NUM_STRIDE + N_DEADLINE];
   }
-  /** When its first packet was seen (µs). */
+  /** When its first packet was seen (µs). For display. */
   startOf(id: number): number {
     return this.num[id * NUM_STRIDE + N_START];
   }
@@ -219,7 +231,7 @@ export class ConntrackStore {
     const ref = this.index.find(proto, src | 0, dst | 0, (sport << 16) | dport);
     if (ref < 0) return -1;
     const id = ref >> 1;
-    if (this.num[id * NUM_STRIDE + N_DEADLINE] <= this.nowUs) {
+    if (this.isExpired(id)) {
       this.destroy(id, true);
       this.expired++;
       return -1;
@@ -300,7 +312,7 @@ export class ConntrackStore {
 
   /** Whether `id` is a live entry whose deadline has not passed. */
   isLive(id: number): boolean {
-    return (this.statusOf(id) & CT_LIVE) !== 0 && this.deadlineOf(id) > this.nowUs;
+    return (this.statusOf(id) & CT_LIVE) !== 0 && !this.isExpired(id);
   }
 
   /** Bytes held by every array of the table. */
@@ -370,7 +382,7 @@ export class ConntrackStore {
     for (let work = 0; work < budget; work++) {
       const id = wheel.popDue();
       if (id < 0) break;
-      if (this.deadlineOf(id) <= this.nowUs) {
+      if (this.isExpired(id)) {
         this.destroy(id, false);
         this.expired++;
         removed++;
@@ -400,7 +412,7 @@ export class ConntrackStore {
 
   /** Destroys `id` when it has expired or is not ASSURED; says whether it did. */
   private evictable(id: number): boolean {
-    if (this.deadlineOf(id) <= this.nowUs) {
+    if (this.isExpired(id)) {
       this.destroy(id, true);
       this.expired++;
       return true;

@@ -21,8 +21,13 @@
  *   bindSnat(id, newSrc, newPort) / bindDnat(id, newDst, newPort) / setReply(...): boolean
  *   srcOf(ref) dstOf(ref) sportOf(ref) dportOf(ref) protoOf(id) statusOf(id) (CT_* bits)
  *   tcpStateOf(id) (TcpState) markOf(id) / setMark(id, v) (a spare int32) packetsOf(ref)
- *   bytesOf(ref) deadlineOf(id) startOf(id)
- *   expire(nowUs, budget): destroyed; nextDeadline(): µs; remove(id); listener (events)
+ *   bytesOf(ref) isExpired(id); for display deadlineOf(id) startOf(id) (doubles: a double
+ *   returned from a call V8 does not inline is boxed, so keep them off the packet path)
+ *   expire(nowUs, budget): destroyed    call between batches (the timer run): it reclaims
+ *       what timed out, at most `budget`, and frees the ids of entries that died since the
+ *       last call (until then a dead entry's id is not reused, so frames may carry ids)
+ *   nextDeadline(): µs  when expire next has work (replay's timer); remove(id); listener
+ *       (conntrack -E events); conntrack-views.ts for show, stats and flush
  *
  * ICMP echo uses the identifier as both ports; an echo request (type 8) travels in the
  * original direction, its reply (type 0, same identifier) in the reply direction.
@@ -37,7 +42,13 @@
  * direction while SYN_SENT, i.e. before any SYN-ACK; a FIN before the handshake...), a
  * packet that would start a TCP flow without being a SYN (as Linux with
  * nf_conntrack_tcp_loose=0), an ICMP echo reply with no request, or an echo message of the
- * wrong type for its direction. RELATED is the ICMP error stage's to decide.
+ * wrong type for its direction. RELATED is the ICMP error stage's to decide: the header an
+ * error quotes is a packet the flow sent, so the stage looks up the *inverse* of the quoted
+ * tuple (for an echo, identifier as both ports); found as ref, the error travels in ref's
+ * direction. Its quote is translated as a packet of ref ^ 1; its outer header, whose other
+ * end may be a router and not the flow's peer, field by field as Linux does: in the original
+ * direction CT_DNAT rewrites the destination and CT_SNAT the source, in the reply direction
+ * CT_SNAT the destination and CT_DNAT the source (each from the formula above).
  *
  * Timeouts (seconds, `ConntrackTimeouts`): TCP as Linux's nf_conntrack_proto_tcp except
  * ESTABLISHED 86400 and CLOSE_WAIT 3600, which kube-proxy sets; an RST gives CLOSE's 10 s,
@@ -74,8 +85,6 @@ export const enum CtVerdict {
 }
 
 export const CT_VERDICT_NAMES = ['invalid', 'new', 'established', 'related', 'reopen', 'full', 'untracked'];
-
-const UDP_STREAM_AFTER_US = 2_000_000;
 
 /** Timeouts in seconds; names follow Linux's nf_conntrack_*_timeout_* sysctls. */
 export interface ConntrackTimeouts {
@@ -211,7 +220,7 @@ export class Conntrack extends NatBindings {
     let notify = false;
     let row = T_UDP;
     if ((st & CT_SEEN_REPLY) !== 0) {
-      if ((st & CT_UDP_STREAM) !== 0 || this.nowUs > this.startOf(id) + UDP_STREAM_AFTER_US) {
+      if ((st & CT_UDP_STREAM) !== 0 || this.isPastStreamAge(id)) {
         st |= CT_UDP_STREAM;
         row = T_UDP_STREAM;
       }
