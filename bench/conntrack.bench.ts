@@ -11,6 +11,8 @@
  *   conntrack.lookup.1m.miss        lookup() of tuples that are not in that table
  *   conntrack.track.1m              track() of an established flow's packet, both directions
  *                                   in random order: lookup, UDP state step, refresh, counters
+ *   conntrack.track.1k              the same over 1,000 flows, whose entries stay in cache:
+ *                                   the compute cost alone, as a forwarding bench pays it
  *   conntrack.new-flow.1m           one new masqueraded UDP flow in a table at its steady
  *                                   state of ~1,000,000: track() of its first packet (lookup
  *                                   miss, create, UDP step) and NatPortAllocator.snat() to the
@@ -26,6 +28,11 @@
  *                                   table: the cost every batch pays
  *
  * All ops take int32 arguments and allocate nothing: bytesAllocPerOp should read 0.
+ *
+ * On a shared machine the wall-clock rate mostly says how much CPU the process was given,
+ * so the timed rows also carry `perCpuSecond`: ops per second of the process's own CPU time
+ * (process.cpuUsage, user + system) over a separate run of about half a second of CPU. It
+ * still moves with cache contention from other processes, but not with the run queue.
  * benchConntrack(filter?) returns the rows; `npx tsx bench/conntrack.bench.ts` prints them
  * as JSON lines.
  */
@@ -41,6 +48,27 @@ const NODE = 0xc0a83201 | 0; // 192.168.50.1: the masquerade address
 const SECOND = 1_000_000;
 
 let sink = 0;
+
+/** Ops per second of this process's CPU time, over calls of fn(chunk) worth ~0.5 s of CPU. */
+function perCpuSecond(fn: (n: number) => void, chunk: number): number {
+  let ops = 0;
+  const c0 = process.cpuUsage();
+  let us = 0;
+  while (us < 500_000) {
+    fn(chunk);
+    ops += chunk;
+    const c = process.cpuUsage(c0);
+    us = c.user + c.system;
+  }
+  return Math.round((ops / us) * 1e6);
+}
+
+/** A harness row with the CPU-time rate added. */
+function timed(name: string, fn: (n: number) => void, extra: Record<string, unknown> & { packet?: boolean }): BenchResult {
+  const row = toResult(measure(name, fn), extra);
+  row.perCpuSecond = perCpuSecond(fn, 10_000);
+  return row;
+}
 
 /** Tuples of n flows from pods in 10.244.0.0/16 to servers on port 443, seeded. */
 interface Flows {
@@ -64,10 +92,10 @@ function makeFlows(n: number, seed: number): Flows {
   return f;
 }
 
-/** A table of max N filled with the flows, masqueraded to NODE and answered once (established). */
-function filledTable(flows: Flows): { ct: Conntrack; filled: number; rssBytes: number } {
+/** A table of max `max` filled with the flows, masqueraded to NODE and answered once (established). */
+function filledTable(flows: Flows, max = N): { ct: Conntrack; filled: number; rssBytes: number } {
   const rss0 = process.memoryUsage().rss;
-  const ct = new Conntrack({ max: N, hashSeed: 0x1234567 });
+  const ct = new Conntrack({ max, hashSeed: 0x1234567 });
   const alloc = new NatPortAllocator(new Random(7));
   ct.nowUs = T0;
   let filled = 0;
@@ -175,6 +203,7 @@ function expireDrain(): BenchResult {
   }
   let wakeups = 0;
   let calls = 0;
+  const c0 = process.cpuUsage();
   const t0 = performance.now();
   for (;;) {
     const t = ct.nextDeadline();
@@ -185,12 +214,14 @@ function expireDrain(): BenchResult {
     calls++;
   }
   const ms = performance.now() - t0;
-  return { bench: 'conntrack.expire.1m', opsPerSec: Math.round((N / ms) * 1000), nsPerOp: Math.round(((ms * 1e6) / N) * 100) / 100, entries: N, wakeups, calls, drainMs: Math.round(ms) };
+  const cpu = process.cpuUsage(c0);
+  const perCpu = Math.round((N / (cpu.user + cpu.system)) * 1e6);
+  return { bench: 'conntrack.expire.1m', opsPerSec: Math.round((N / ms) * 1000), nsPerOp: Math.round(((ms * 1e6) / N) * 100) / 100, perCpuSecond: perCpu, entries: N, wakeups, calls, drainMs: Math.round(ms) };
 }
 
 export async function benchConntrack(filter: (name: string) => boolean = () => true): Promise<BenchResult[]> {
   const rows: BenchResult[] = [];
-  const wantsTable = ['conntrack.memory.1m', 'conntrack.lookup.1m', 'conntrack.lookup.1m.miss', 'conntrack.track.1m', 'conntrack.expire.idle'].some(filter);
+  const wantsTable = ['conntrack.memory.1m', 'conntrack.lookup.1m', 'conntrack.lookup.1m.miss', 'conntrack.track.1m', 'conntrack.expire.idle'].some((name) => filter(name));
   if (wantsTable) {
     const flows = makeFlows(N, 1);
     const { ct, filled, rssBytes } = filledTable(flows);
@@ -198,22 +229,27 @@ export async function benchConntrack(filter: (name: string) => boolean = () => t
       rows.push({ bench: 'conntrack.memory.1m', max: ct.max, entries: ct.count, bytesPerEntry: Math.round(ct.bytesPerEntry * 10) / 10, tableMiB: Math.round(ct.byteLength / 2 ** 20), rssBytesPerEntry: Math.round(rssBytes / ct.count) });
     }
     const order = refOrder(flows, 2);
-    if (filter('conntrack.lookup.1m')) rows.push(toResult(measure('conntrack.lookup.1m', lookups(ct, flows, order)), { packet: true, entries: filled }));
-    if (filter('conntrack.lookup.1m.miss')) rows.push(toResult(measure('conntrack.lookup.1m.miss', misses(ct, flows)), { packet: true, entries: filled }));
-    if (filter('conntrack.track.1m')) rows.push(toResult(measure('conntrack.track.1m', tracks(ct, flows, order)), { packet: true, entries: filled }));
+    if (filter('conntrack.lookup.1m')) rows.push(timed('conntrack.lookup.1m', lookups(ct, flows, order), { packet: true, entries: filled }));
+    if (filter('conntrack.lookup.1m.miss')) rows.push(timed('conntrack.lookup.1m.miss', misses(ct, flows), { packet: true, entries: filled }));
+    if (filter('conntrack.track.1m')) rows.push(timed('conntrack.track.1m', tracks(ct, flows, order), { packet: true, entries: filled }));
     if (filter('conntrack.expire.idle')) {
       const idle = (n: number): void => {
         let acc = 0;
         for (let k = 0; k < n; k++) acc += ct.expire(T0 + 10 * SECOND, 256);
         sink ^= acc;
       };
-      rows.push(toResult(measure('conntrack.expire.idle', idle), { entries: ct.count }));
+      rows.push(timed('conntrack.expire.idle', idle, { entries: ct.count }));
     }
+  }
+  if (filter('conntrack.track.1k')) {
+    const flows = makeFlows(1000, 3);
+    const { ct, filled } = filledTable(flows, 1000);
+    rows.push(timed('conntrack.track.1k', tracks(ct, flows, refOrder(flows, 4)), { packet: true, entries: filled }));
   }
   if (filter('conntrack.new-flow.1m')) {
     const { fn, ct, alloc } = newFlows();
     fn(N + N / 4); // to the steady state: as many flows time out as start
-    const row = toResult(measure('conntrack.new-flow.1m', fn));
+    const row = timed('conntrack.new-flow.1m', fn, {});
     rows.push({ ...row, entries: ct.count, kept: alloc.kept, remapped: alloc.remapped, failed: alloc.failed, earlyDrop: ct.earlyDrop, drop: ct.drop });
   }
   if (filter('conntrack.expire.1m')) rows.push(expireDrain());
