@@ -181,10 +181,4 @@ export class TupleIndex {
   refAt(i: number): number {
     return (this.buckets[i & this.mask] & REF_MASK) - 1;
   }
-
-  /** Empties the index (the records stay as written). */
-  clear(): void {
-    this.buckets.fill(0);
-    this.size = 0;
-  }
 }

@@ -172,14 +172,6 @@ export class ExpiryWheel {
     return d < 0 ? -1 : this.heads[(this.cursor + d) & SLOT_MASK];
   }
 
-  /** Empties every list. */
-  clear(): void {
-    this.heads.fill(-1);
-    this.occupied.fill(0);
-    this.linked = 0;
-    this.cachedNext = -1;
-  }
-
   private moveCursor(to: number): void {
     this.cursor = to;
     this.cachedNext = -1;
