@@ -4,9 +4,9 @@
  * human table on stderr, after a header naming the machine. So
  * `npm run bench | grep '^{'` yields the JSON lines alone.
  *
- * Groups, in order: checksum, decode, lpm4, dataplane, flood and e2e. The last three are
- * loaded only when their files exist; e2e reports `skipped` rows when it cannot run (no root, no
- * namespaces).
+ * Groups, in order: checksum, decode, lpm4, conntrack, dataplane, flood and e2e. The last
+ * three are loaded only when their files exist; e2e reports `skipped` rows when it cannot
+ * run (no root, no namespaces).
  *
  * FILTER (optional): a group whose name contains it, or a bench name or prefix
  * ("decode.views.udp"); only matching results are run where the group allows it, and only
@@ -19,6 +19,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import { benchChecksum } from './checksum.bench.ts';
+import { benchConntrack } from './conntrack.bench.ts';
 import { benchDecode } from './decode.bench.ts';
 import type { BenchResult } from './harness.ts';
 import { targetSeconds } from './harness.ts';
@@ -50,6 +51,7 @@ const GROUPS: Group[] = [
   { name: 'checksum', run: (f: Filter) => benchChecksum(f) },
   { name: 'decode', run: (f: Filter) => benchDecode(f) },
   { name: 'lpm4', run: async () => (await benchLpm4()).map((r): BenchResult => ({ ...r })) },
+  { name: 'conntrack', run: (f: Filter) => benchConntrack(f) },
   optional('dataplane', './dataplane.bench.ts', 'benchDataplane'),
   optional('flood', './flood.bench.ts', 'benchFlood'),
   optional('e2e', './e2e.bench.ts', 'benchE2e'),
