@@ -8,7 +8,9 @@
  *
  * Every object is strict: a misspelt key is an error, never silently ignored (SPEC §2).
  * Defaults that depend on other fields (endpoint nodeName = node.name, targetPort = port)
- * are filled by the final transform so the output type says they are always present.
+ * are filled by the final transform so the output type says they are always present. The
+ * transform also derives `conntrackEnabled`: whether the file has `nat`, a `conntrack`
+ * section or any service, i.e. whether connection tracking runs at all.
  *
  * Defaults for the project's extensions, and where they come from:
  *   arp.retries 3              Linux mcast_solicit
@@ -23,7 +25,8 @@
  *   icmp.ratePerSec 1000, icmp.burst 50: one token bucket for all ICMP errors we generate,
  *                              like Linux icmp_msgs_per_sec / icmp_msgs_burst
  *   icmp.perHostIntervalMs 1000, icmp.perHostBurst 6: per destination, like icmp_ratelimit
- *   conntrack.timeouts         Linux nf_conntrack_* defaults, in seconds
+ *   conntrack.timeouts         Linux nf_conntrack_* defaults in seconds, except tcpEstablished
+ *                              86400 and tcpCloseWait 3600, which kube-proxy sets
  *   capture.snaplen 262144     tcpdump's default
  *   seed 1                     the same default as `replay --seed`
  */
@@ -250,11 +253,12 @@ const conntrack = z.strictObject({
   max: int(1, 1 << 26).default(262144),
   timeouts: z
     .strictObject({
-      tcpEstablished: seconds(432000),
+      // kube-proxy's --conntrack-tcp-timeout-established and -close-wait (Linux: 5 days, 60 s).
+      tcpEstablished: seconds(86400),
       tcpSynSent: seconds(120),
       tcpSynRecv: seconds(60),
       tcpFinWait: seconds(120),
-      tcpCloseWait: seconds(60),
+      tcpCloseWait: seconds(3600),
       tcpLastAck: seconds(30),
       tcpTimeWait: seconds(120),
       tcpClose: seconds(10),
@@ -320,7 +324,7 @@ const rawConfig = z.strictObject({
   services: z.array(service).default([]),
   manifests: z.array(z.string().min(1)).default([]),
   nat: nat.optional(),
-  conntrack: conntrack.prefault({}),
+  conntrack: conntrack.optional(),
   vxlan: z.array(vxlan).default([]),
   capture: capture.prefault({}),
   arp: arp.prefault({}),
@@ -332,6 +336,9 @@ const rawConfig = z.strictObject({
 /** The whole file; the transform fills the defaults that depend on other fields. */
 export const configSchema = rawConfig.transform((c) => ({
   ...c,
+  conntrack: c.conntrack ?? conntrack.parse({}),
+  // Connection tracking is on when something needs it: NAT, Services, or a conntrack section.
+  conntrackEnabled: c.nat !== undefined || c.conntrack !== undefined || c.services.length > 0,
   services: c.services.map((s) => ({
     ...s,
     ports: s.ports.map((p) => ({ ...p, targetPort: p.targetPort ?? p.port })),

@@ -2,8 +2,8 @@
  * applyConfig: puts the live parts of a compiled config into a dataplane's tables — the one
  * way a config becomes running state, at start and on every reload.
  *
- * Live parts: the FIB, static neighbours, the neighbour timers, bridge ageing and the ICMP
- * error limits. The rest — ports, bridges, interfaces and table sizes — is fixed when the
+ * Live parts: the FIB, static neighbours, the neighbour timers, bridge ageing, the ICMP
+ * error limits and the conntrack timeouts. The rest — ports, bridges, interfaces and table sizes — is fixed when the
  * dataplane is built (see reload.ts for why), so the tables it changes must already exist,
  * sized by the same config.
  */
@@ -36,6 +36,9 @@ export function applyConfig(ctx: Context, config: Config, topo: Topology): void 
     ctx.ports.bridges[i].ageingSeconds = b.ageingSeconds;
     ctx.fdb.setAgeing(i, b.ageingSeconds);
   });
+
+  // Conntrack timeouts: each entry takes the new ones at its next packet, as Linux's sysctls.
+  ctx.conntrack?.setTimeouts(config.conntrack.timeouts);
 
   const icmp = config.icmp;
   ctx.icmpLimiter.configure(icmp.ratePerSec, icmp.burst);

@@ -15,6 +15,7 @@ import type { PortObserver, PortTransmitter } from '../core/port-contract.ts';
 import { Random } from '../core/random.ts';
 import { TokenBucket } from '../core/token-bucket.ts';
 import type { Context } from '../stages/context.ts';
+import { Conntrack } from '../tables/conntrack.ts';
 import { Fdb } from '../tables/fdb.ts';
 import { IcmpRateLimits } from '../tables/icmp-rate-limits.ts';
 import { DEFAULT_NEIGHBOUR_TIMERS, NeighbourTable } from '../tables/neighbour-table.ts';
@@ -22,6 +23,9 @@ import { applyConfig } from './apply-config.ts';
 import { buildGraph, type Stages } from './build-graph.ts';
 import { compileTopology } from './compile-topology.ts';
 import { checkReload, type ReloadResult } from './reload.ts';
+
+/** Conntrack entries reclaimed at most per batch, so expiry never stalls forwarding. */
+const CONNTRACK_EXPIRY_BUDGET = 4096;
 
 export interface DataplaneOptions {
   clock: Clock;
@@ -59,7 +63,13 @@ export class Dataplane {
       icmpPerHost: new IcmpRateLimits(),
       nowUs: opts.clock.nowUs(),
       ipIdent: 1,
+      conntrack: null,
     };
+    if (config.conntrackEnabled) {
+      const ct = new Conntrack({ max: config.conntrack.max, timeouts: config.conntrack.timeouts, hashSeed: this.ctx.random.nextU32() | 0 });
+      ct.nowUs = this.ctx.nowUs;
+      this.ctx.conntrack = ct;
+    }
     applyConfig(this.ctx, config, topo);
     const { graph, stages } = buildGraph(this.ctx);
     this.graph = graph;
@@ -113,12 +123,19 @@ export class Dataplane {
     this.ctx.fdb.nowUs = now;
     this.stages.neighbourOutput.runTimers();
     this.stages.ip4Reassemble.runTimers();
+    const ct = this.ctx.conntrack;
+    if (ct !== null) {
+      ct.nowUs = now;
+      ct.expire(now, CONNTRACK_EXPIRY_BUDGET);
+    }
     this.graph.dispatch();
   }
 
   /** The earliest time a timer wants to run (µs), or Infinity. */
   nextTimerUs(): number {
-    return Math.min(this.ctx.neigh.nextDeadline(), this.stages.ip4Reassemble.nextDeadline());
+    const ct = this.ctx.conntrack;
+    const t = Math.min(this.ctx.neigh.nextDeadline(), this.stages.ip4Reassemble.nextDeadline());
+    return ct === null ? t : Math.min(t, ct.nextDeadline());
   }
 
   /** Marks a port down or up; a port going down forgets what its bridge learned on it. */

@@ -24,6 +24,8 @@ function fixedParts(c: Config): Map<string, string> {
   m.set('arp.queueLen', String(c.arp.queueLen));
   m.set('arp.maxEntries', String(c.arp.maxEntries));
   m.set('fdb.maxEntries', String(c.fdb.maxEntries));
+  m.set('conntrack.max', String(c.conntrack.max));
+  m.set('connection tracking (nat, conntrack or services present)', String(c.conntrackEnabled));
   return m;
 }
 

@@ -7,6 +7,7 @@
 import type { FramePool } from '../core/frame-pool.ts';
 import type { Random } from '../core/random.ts';
 import type { TokenBucket } from '../core/token-bucket.ts';
+import type { Conntrack } from '../tables/conntrack.ts';
 import type { Fdb } from '../tables/fdb.ts';
 import type { IcmpRateLimits } from '../tables/icmp-rate-limits.ts';
 import type { Fib } from '../tables/fib.ts';
@@ -30,4 +31,9 @@ export interface Context {
   nowUs: number;
   /** Next IPv4 identification for packets the router originates. */
   ipIdent: number;
+  /**
+   * Connection tracking, or null when the config asks for none (no `nat`, `conntrack` or
+   * services): the hooks then pass every frame untouched.
+   */
+  conntrack: Conntrack | null;
 }
