@@ -59,7 +59,7 @@ describe('config schema', () => {
     expect(d.conntrack.max).toBe(262144);
     expect(d.conntrack.timeouts.tcpEstablished).toBe(86400); // kube-proxy's, not Linux's 5 days
     expect(d.conntrack.timeouts.tcpCloseWait).toBe(3600);
-    expect(d.conntrackEnabled).toBe(false);
+    expect(d.conntrackEnabled).toBe(true); // it has a service
     expect(d.capture).toEqual({ snaplen: 262144 });
     expect(d.arp).toEqual({ retries: 3, retryIntervalMs: 1000, queueLen: 3, reachableMs: 30000, staleMs: 60000, failedMs: 1000, maxEntries: 1024 });
     expect(d.fdb).toEqual({ maxEntries: 4096 });
