@@ -54,7 +54,7 @@ export async function runCommand(opts: RunOptions): Promise<number> {
   // as a 1500-byte-MTU wire carries them, and every pcapng record stays small enough to be
   // written whole even if the process is killed.
   const offload = opts.offload && !capturing;
-  const dp = new Dataplane(config, offload ? { clock: new SystemClock(), poolSize: 2048, slotSize: OFFLOAD_SLOT_SIZE } : { clock: new SystemClock() });
+  const dp = new Dataplane(config, offload ? { clock: new SystemClock(), poolSize: config.pool.offloadSlots, slotSize: OFFLOAD_SLOT_SIZE } : { clock: new SystemClock() });
   // Every port receives into the one pool, a read round at a time (see rx-budget.ts).
   const budget = new RxBudget(dp.pool, dp.ctx.ports);
 
