@@ -14,6 +14,7 @@ import { OFFLOAD_SLOT_SIZE } from '../core/frame-pool.ts';
 import { Dataplane } from '../dataplane/dataplane.ts';
 import { createLogger } from '../log.ts';
 import { tapAvailable } from '../ports/tap-native.ts';
+import { poolPlan } from '../ports/pool-plan.ts';
 import { RxBudget } from '../ports/rx-budget.ts';
 import { TapPort } from '../ports/tap-port.ts';
 import { UserError } from '../user-error.ts';
@@ -109,6 +110,8 @@ export async function runCommand(opts: RunOptions): Promise<number> {
     throw new UserError(`admin socket ${opts.admin}: ${e.message}`);
   }
 
+  const plan = poolPlan(config).find((m) => m.offload === offload);
+  if (plan?.warning) log.warn({ pool: plan.key, slots: plan.slots, needed: plan.minimumSlots + 1 }, plan.warning);
   for (const p of ports) p.start();
   const tick = setInterval(() => dp.run(), TICK_MS);
   log.info(
