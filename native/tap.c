@@ -1,9 +1,9 @@
 // nodeplane_tap: a thin, batched syscall shim for Linux TAP devices.
 //
-// It opens and configures a TAP device, reads many frames per libuv wake-up into
-// memory JavaScript owns (calling JavaScript once per batch), and writes batches of
-// frames. It makes no decisions about the frames: all policy lives in TypeScript
-// (src/ports/tap-native.ts and above).
+// It opens and configures a TAP device, tells JavaScript when it is readable (libuv
+// poll), reads batches of frames into memory JavaScript owns when asked to, and writes
+// batches of frames. It makes no decisions about the frames or the memory: all policy
+// lives in TypeScript (src/ports/tap-native.ts and above).
 
 #ifndef NAPI_VERSION
 #define NAPI_VERSION 8
@@ -26,9 +26,6 @@
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 
-// Upper bound of batches read in one wake-up before yielding to the event loop
-// (uv_poll is level-triggered: whatever is left wakes us again on the next turn).
-#define MAX_ROUNDS_PER_WAKEUP 8
 #define MAX_SLOT_CAPACITY (1 << 20)
 #define MAX_BATCH (1 << 16)
 
@@ -46,7 +43,6 @@ typedef struct reader_s {
   napi_ref cb_ref;
   napi_async_context async_ctx;
   uint32_t slot_capacity;
-  uint32_t max_batch;
   bool stopped;      // detached from the tap; uv_close has been called
   bool in_callback;  // inside on_poll: references are released when it ends
   bool refs_released;
@@ -166,6 +162,12 @@ static bool get_u32(napi_env env, napi_value v, uint32_t lo, uint32_t hi, uint32
 
 // ---------------------------------------------------------------------------
 // reading
+//
+// tapStartReading registers the caller's pool, slot offsets and lengths arrays and a
+// callback, and watches the fd with uv_poll. A wake-up reads nothing by itself: it calls
+// onReadable(0), and JavaScript, having put free slots' offsets into the array, asks for
+// frames with tapReadBatch(h, n), as many rounds as it likes. So the pool's slots are only
+// lent for the length of one synchronous call, never held while the device is idle.
 
 static void reader_release_refs(reader_t* r) {
   if (r->refs_released) return;
@@ -207,8 +209,8 @@ static void reader_env_cleanup(void* arg) {
   uv_close((uv_handle_t*)&r->poll, on_reader_closed);
 }
 
-// Calls onBatch(arg). Returns false if it threw (reported as an uncaught exception).
-static bool call_on_batch(reader_t* r, napi_value cb, int32_t arg) {
+// Calls onReadable(arg). Returns false if it threw (reported as an uncaught exception).
+static bool call_on_readable(reader_t* r, napi_value cb, int32_t arg) {
   napi_env env = r->env;
   napi_value argv[1], recv, result;
   napi_create_int32(env, arg, &argv[0]);
@@ -229,83 +231,24 @@ static void on_poll(uv_poll_t* handle, int status, int events) {
   (void)events;
   reader_t* r = (reader_t*)handle->data;
   if (r->stopped) return;
-  tap_t* t = r->tap;
   napi_env env = r->env;
   napi_handle_scope scope;
   if (napi_open_handle_scope(env, &scope) != napi_ok) return;
   r->in_callback = true;
 
-  napi_value self, pool_v, offs_v, lens_v, cb;
+  napi_value self, cb;
   napi_get_reference_value(env, r->self_ref, &self);  // held in this scope while we run
-  napi_get_reference_value(env, r->pool_ref, &pool_v);
-  napi_get_reference_value(env, r->offsets_ref, &offs_v);
-  napi_get_reference_value(env, r->lengths_ref, &lens_v);
   napi_get_reference_value(env, r->cb_ref, &cb);
-
-  int err = 0;  // positive errno that ends reading
-  for (int round = 0; round < MAX_ROUNDS_PER_WAKEUP; round++) {
-    // The arrays' contents (and, in principle, their backing stores) may have changed
-    // during the previous onBatch: look the data pointers up again every round.
-    uint8_t* pool;
-    int32_t *offs, *lens;
-    size_t pool_len = 0, offs_len = 0, lens_len = 0;
-    napi_typedarray_type ty;
-    void* d;
-    if (napi_get_typedarray_info(env, pool_v, &ty, &pool_len, &d, NULL, NULL) != napi_ok) {
-      err = EINVAL;
-      break;
-    }
-    pool = (uint8_t*)d;
-    if (napi_get_typedarray_info(env, offs_v, &ty, &offs_len, &d, NULL, NULL) != napi_ok) {
-      err = EINVAL;
-      break;
-    }
-    offs = (int32_t*)d;
-    if (napi_get_typedarray_info(env, lens_v, &ty, &lens_len, &d, NULL, NULL) != napi_ok) {
-      err = EINVAL;
-      break;
-    }
-    lens = (int32_t*)d;
-    if (offs_len < r->max_batch || lens_len < r->max_batch) {  // e.g. detached buffers
-      err = EINVAL;
-      break;
-    }
-
-    uint32_t n = 0;
-    const size_t cap = r->slot_capacity;
-    while (n < r->max_batch) {
-      int32_t off = offs[n];
-      if (off < 0 || (size_t)off + cap > pool_len) {
-        err = EINVAL;  // a slot outside the pool: a bug in the caller
-        break;
-      }
-      ssize_t got = read(t->fd, pool + off, cap);
-      if (got < 0) {
-        if (errno == EINTR) continue;
-        if (errno != EAGAIN && errno != EWOULDBLOCK) err = errno;
-        break;
-      }
-      if ((size_t)got > cap) {  // TAP truncates to the buffer and reports the full length
-        got = (ssize_t)cap;
-        t->rx_truncated++;
-      }
-      lens[n++] = (int32_t)got;
-    }
-    if (n > 0) {
-      t->rx_frames += n;
-      t->rx_batches++;
-      if (!call_on_batch(r, cb, (int32_t)n)) break;
-      if (r->stopped) break;  // onBatch stopped (or closed) the port
-    }
-    if (err || n < r->max_batch) break;
-  }
-
-  // libuv reports POLLERR (the TAP was detached from its device) as a negative status
-  // and has already stopped watching: end reading even if read() said nothing.
-  if (!r->stopped && (err || status < 0)) {
-    if (!err) err = -status;
+  // Readable, or POLLERR (the TAP was detached from its device), which libuv reports as a
+  // negative status after it has stopped watching. Either way JavaScript reads first: what
+  // is left, and then the read's own error (EBADFD for a deleted device), which stops us.
+  bool ok = call_on_readable(r, cb, 0);
+  if (ok && status < 0 && !r->stopped) {
+    int err = -status;
+    char probe;
+    if (read(r->tap->fd, &probe, 0) < 0) err = errno;  // a detached TAP says why
     reader_stop(r);
-    call_on_batch(r, cb, -err);
+    call_on_readable(r, cb, -err);
   }
 
   r->in_callback = false;
@@ -313,13 +256,13 @@ static void on_poll(uv_poll_t* handle, int status, int events) {
   napi_close_handle_scope(env, scope);
 }
 
-// tapStartReading(h, pool, slotOffsets, slotCapacity, lengths, maxBatch, onBatch)
+// tapStartReading(h, pool, slotOffsets, lengths, slotCapacity, onReadable)
 static napi_value js_start_reading(napi_env env, napi_callback_info info) {
-  size_t argc = 7;
-  napi_value argv[7];
+  size_t argc = 6;
+  napi_value argv[6];
   CHECK_NAPI(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc < 7) {
-    napi_throw_type_error(env, NULL, "tapStartReading expects 7 arguments");
+  if (argc < 6) {
+    napi_throw_type_error(env, NULL, "tapStartReading expects 6 arguments");
     return NULL;
   }
   tap_t* t = get_tap(env, argv[0]);
@@ -335,20 +278,20 @@ static napi_value js_start_reading(napi_env env, napi_callback_info info) {
   uint8_t* pool;
   int32_t *offs, *lens;
   size_t pool_len, offs_len, lens_len;
-  uint32_t cap, max_batch;
+  uint32_t cap;
   if (!get_u8_array(env, argv[1], &pool, &pool_len, "pool")) return NULL;
   if (!get_i32_array(env, argv[2], &offs, &offs_len, "slotOffsets")) return NULL;
-  if (!get_u32(env, argv[3], 1, MAX_SLOT_CAPACITY, &cap, "slotCapacity")) return NULL;
-  if (!get_i32_array(env, argv[4], &lens, &lens_len, "lengths")) return NULL;
-  if (!get_u32(env, argv[5], 1, MAX_BATCH, &max_batch, "maxBatch")) return NULL;
+  if (!get_i32_array(env, argv[3], &lens, &lens_len, "lengths")) return NULL;
+  if (!get_u32(env, argv[4], 1, MAX_SLOT_CAPACITY, &cap, "slotCapacity")) return NULL;
   napi_valuetype cbt;
-  CHECK_NAPI(env, napi_typeof(env, argv[6], &cbt));
+  CHECK_NAPI(env, napi_typeof(env, argv[5], &cbt));
   if (cbt != napi_function) {
-    napi_throw_type_error(env, NULL, "onBatch must be a function");
+    napi_throw_type_error(env, NULL, "onReadable must be a function");
     return NULL;
   }
-  if (offs_len < max_batch || lens_len < max_batch) {
-    napi_throw_range_error(env, NULL, "slotOffsets and lengths need at least maxBatch entries");
+  if (offs_len == 0 || offs_len > MAX_BATCH || lens_len < offs_len) {
+    napi_throw_range_error(env, NULL,
+                           "slotOffsets needs 1..65536 entries and lengths at least as many");
     return NULL;
   }
   if (cap > pool_len) {
@@ -373,14 +316,13 @@ static napi_value js_start_reading(napi_env env, napi_callback_info info) {
   r->tap = t;
   r->env = env;
   r->slot_capacity = cap;
-  r->max_batch = max_batch;
   napi_value resource_name;
   napi_create_string_utf8(env, "nodeplane:tap", NAPI_AUTO_LENGTH, &resource_name);
   if (napi_create_reference(env, argv[0], 1, &r->self_ref) != napi_ok ||
       napi_create_reference(env, argv[1], 1, &r->pool_ref) != napi_ok ||
       napi_create_reference(env, argv[2], 1, &r->offsets_ref) != napi_ok ||
-      napi_create_reference(env, argv[4], 1, &r->lengths_ref) != napi_ok ||
-      napi_create_reference(env, argv[6], 1, &r->cb_ref) != napi_ok ||
+      napi_create_reference(env, argv[3], 1, &r->lengths_ref) != napi_ok ||
+      napi_create_reference(env, argv[5], 1, &r->cb_ref) != napi_ok ||
       napi_async_init(env, argv[0], resource_name, &r->async_ctx) != napi_ok) {
     // Not reachable in practice; leak the few references rather than track which exist.
     r->stopped = true;
@@ -398,6 +340,88 @@ static napi_value js_start_reading(napi_env env, napi_callback_info info) {
     return NULL;
   }
   return NULL;
+}
+
+// tapReadBatch(h, count) -> frames read | -errno
+//
+// Reads up to `count` frames, frame i into the pool at slotOffsets[i] (at most slotCapacity
+// bytes), its length into lengths[i], until the device has no more (EAGAIN). An error that
+// ends reading (the device was deleted: EBADFD) stops the reader; it is returned as -errno
+// if no frame came before it, else on the next call. -EBADF when not reading.
+static napi_value js_read_batch(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2], out;
+  CHECK_NAPI(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 2) {
+    napi_throw_type_error(env, NULL, "tapReadBatch expects 2 arguments");
+    return NULL;
+  }
+  tap_t* t = get_tap(env, argv[0]);
+  if (!t) return NULL;
+  int32_t count;
+  CHECK_NAPI(env, napi_get_value_int32(env, argv[1], &count));
+  reader_t* r = t->reader;
+  int32_t ret = 0;
+  if (!r || r->stopped || r->refs_released || t->fd < 0) {
+    ret = -EBADF;
+  } else {
+    // The arrays' data are looked up on every call: JavaScript may, in principle, have
+    // replaced their backing stores since the last one.
+    napi_value pool_v, offs_v, lens_v;
+    napi_typedarray_type ty;
+    size_t pool_len = 0, offs_len = 0, lens_len = 0;
+    void *pd = NULL, *od = NULL, *ld = NULL;
+    napi_get_reference_value(env, r->pool_ref, &pool_v);
+    napi_get_reference_value(env, r->offsets_ref, &offs_v);
+    napi_get_reference_value(env, r->lengths_ref, &lens_v);
+    if (napi_get_typedarray_info(env, pool_v, &ty, &pool_len, &pd, NULL, NULL) != napi_ok ||
+        napi_get_typedarray_info(env, offs_v, &ty, &offs_len, &od, NULL, NULL) != napi_ok ||
+        napi_get_typedarray_info(env, lens_v, &ty, &lens_len, &ld, NULL, NULL) != napi_ok) {
+      throw_last_napi_error(env, "tapReadBatch");
+      return NULL;
+    }
+    if (count < 0 || (size_t)count > offs_len || (size_t)count > lens_len) {
+      napi_throw_range_error(env, NULL, "count exceeds slotOffsets or lengths");
+      return NULL;
+    }
+    uint8_t* pool = (uint8_t*)pd;
+    int32_t* offs = (int32_t*)od;
+    int32_t* lens = (int32_t*)ld;
+    const size_t cap = r->slot_capacity;
+    for (int32_t i = 0; i < count; i++) {
+      if (offs[i] < 0 || (size_t)offs[i] + cap > pool_len) {
+        char msg[128];
+        snprintf(msg, sizeof msg, "slot %d (offset %d) is outside the pool", i, offs[i]);
+        napi_throw_range_error(env, NULL, msg);
+        return NULL;
+      }
+    }
+    int err = 0;
+    int32_t n = 0;
+    while (n < count) {
+      ssize_t got = read(t->fd, pool + offs[n], cap);
+      if (got < 0) {
+        if (errno == EINTR) continue;
+        if (errno != EAGAIN && errno != EWOULDBLOCK) err = errno;
+        break;
+      }
+      if ((size_t)got > cap) {  // TAP truncates to the buffer and reports the full length
+        got = (ssize_t)cap;
+        t->rx_truncated++;
+      }
+      lens[n++] = (int32_t)got;
+    }
+    if (n > 0) {
+      t->rx_frames += (uint64_t)n;
+      t->rx_batches++;
+      ret = n;
+    } else if (err) {
+      reader_stop(r);
+      ret = -err;
+    }
+  }
+  CHECK_NAPI(env, napi_create_int32(env, ret, &out));
+  return out;
 }
 
 static napi_value js_stop_reading(napi_env env, napi_callback_info info) {
@@ -702,6 +726,7 @@ NAPI_MODULE_INIT() {
   napi_property_descriptor props[] = {
       {"open", NULL, js_open, NULL, NULL, NULL, napi_default, NULL},
       {"startReading", NULL, js_start_reading, NULL, NULL, NULL, napi_default, NULL},
+      {"readBatch", NULL, js_read_batch, NULL, NULL, NULL, napi_default, NULL},
       {"stopReading", NULL, js_stop_reading, NULL, NULL, NULL, napi_default, NULL},
       {"writeBatch", NULL, js_write_batch, NULL, NULL, NULL, napi_default, NULL},
       {"close", NULL, js_close, NULL, NULL, NULL, napi_default, NULL},

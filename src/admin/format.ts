@@ -16,8 +16,9 @@
  *                            local 10.244.1.1 dev cni0 table local proto kernel scope host src 10.244.1.1
  *                            broadcast 10.244.1.255 dev cni0 table local proto kernel scope link src 10.244.1.1
  *   ports      ip -s link: a header line, the routed port's link/ether and inet lines, then
- *              RX and TX counters in ip's columns (only those the dataplane counts), then
- *              what the port driver reports, if anything.
+ *              RX and TX counters in ip's columns (only those the dataplane counts; RX
+ *              `nobuf`: dropped for want of a free frame slot), then what the port driver
+ *              reports, if anything; last, the frame pool's size and free slots.
  *   stats      every stage's packets, its drops by reason (non-zero reasons only), then the
  *              receive overruns and table refusals.
  *   graph      one edge a line: `stage -next-> stage`.
@@ -111,6 +112,7 @@ function formatPort(p: PortState): string[] {
     ...counterLines('RX', [
       ['bytes', p.rx.bytes],
       ['packets', p.rx.packets],
+      ['nobuf', p.rx.noBuffer],
     ]),
     ...counterLines('TX', [
       ['bytes', p.tx.bytes],
@@ -123,7 +125,8 @@ function formatPort(p: PortState): string[] {
 }
 
 export function formatPorts(s: PortsState): string {
-  return lines(s.ports.flatMap(formatPort));
+  const { slots, slotBytes, free } = s.pool;
+  return lines([...s.ports.flatMap(formatPort), `frame pool: ${slots} slots of ${slotBytes / 1024} KiB, ${free} free`]);
 }
 
 /** Stage counters as `replay --stats` prints them, zero drop reasons left out. */

@@ -206,7 +206,8 @@ export interface PortState {
   /** A routed port's own MAC and address/prefix (a bridged port has none of its own). */
   mac: string | null;
   address: string | null;
-  rx: { bytes: number; packets: number };
+  /** noBuffer: frames the device had for us, dropped for want of a free frame slot. */
+  rx: { bytes: number; packets: number; noBuffer: number };
   tx: { bytes: number; packets: number; dropped: number };
   /** From the port driver, when the server was given one (live runs). */
   driver?: Record<string, unknown>;
@@ -216,6 +217,8 @@ export interface PortsState {
   ports: PortState[];
   /** Frames any port received that found no free slot or did not fit one. */
   rxOverruns: number;
+  /** The frame pool every port receives into: slots, bytes per slot, slots free now. */
+  pool: { slots: number; slotBytes: number; free: number };
 }
 
 export function portsState(dp: Dataplane, driverStatus: readonly PortDriverStatus[] = []): PortsState {
@@ -238,14 +241,15 @@ export function portsState(dp: Dataplane, driverStatus: readonly PortDriverStatu
       mtu: hasIf ? ifs.mtu[ifIndex] : (dp.config.ports.find((c) => c.name === name)?.mtu ?? 1500),
       mac: hasIf ? mac(ifs.macHi[ifIndex], ifs.macLo[ifIndex]) : null,
       address: hasIf && ifs.hasAddress(ifIndex) ? `${formatIpv4(ifs.addr[ifIndex])}/${ifs.prefixLen[ifIndex]}` : null,
-      rx: { bytes: ports.rxBytes[p], packets: ports.rxFrames[p] },
+      rx: { bytes: ports.rxBytes[p], packets: ports.rxFrames[p], noBuffer: ports.rxNoBuffer[p] },
       tx: { bytes: ports.txBytes[p], packets: ports.txFrames[p], dropped: ports.txDrops[p] },
     };
     const d = drivers.get(name);
     if (d !== undefined) state.driver = d;
     out.push(state);
   }
-  return { ports: out, rxOverruns: dp.rxOverruns };
+  const pool = dp.pool;
+  return { ports: out, rxOverruns: dp.rxOverruns, pool: { slots: pool.capacity, slotBytes: pool.slotSize, free: pool.available } };
 }
 
 // ---- stats ----

@@ -1,11 +1,16 @@
 /**
  * `nodeplane check --config FILE`: validates a configuration without running anything.
  *
- * Valid: one line on stdout, `FILE: OK (1 bridge, 3 ports, ...)`, exit 0.
+ * Valid: one line on stdout, `FILE: OK (1 bridge, 3 ports, ...)`, then one line per TAP mode
+ * `run` may use with it (with offload unless capture.dir is set, and without) saying what its
+ * frame pool takes: memory, largest flood, reserve, frames per read round. A pool too small
+ * for the config's largest flood is a warning on stderr (`FILE: warning: ...`); the exit is
+ * still 0, since such a config runs, losing flood copies and counting what it drops.
  * Invalid or unreadable: every problem on stderr, one a line as `FILE: path: message`, exit 1.
  */
 import { ConfigError, loadConfig } from '../config/load.ts';
 import type { Config } from '../config/schema.ts';
+import { describePlan, poolPlan } from '../ports/pool-plan.ts';
 import { print } from './stdout.ts';
 
 function count(n: number, singular: string, plural = `${singular}s`): string {
@@ -24,13 +29,18 @@ export function summary(c: Config): string {
 }
 
 export async function checkCommand(opts: { config: string }): Promise<number> {
+  let config: Config;
   try {
-    const config = loadConfig(opts.config);
-    print(`${opts.config}: OK (${summary(config)})\n`);
-    return 0;
+    config = loadConfig(opts.config);
   } catch (err) {
     if (!(err instanceof ConfigError)) throw err;
     process.stderr.write(`${err.message}\n`);
     return 1;
   }
+  print(`${opts.config}: OK (${summary(config)})\n`);
+  for (const plan of poolPlan(config)) {
+    print(`${opts.config}: ${describePlan(plan)}\n`);
+    if (plan.warning) process.stderr.write(`${opts.config}: warning: ${plan.warning}\n`);
+  }
+  return 0;
 }

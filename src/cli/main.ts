@@ -76,7 +76,7 @@ program
 
 program
   .command('check')
-  .description('validate a configuration and print every problem with its location')
+  .description('validate a configuration and print every problem with its location, and what its frame pool gives it (warning when too small)')
   .requiredOption('--config <file>', 'configuration file (YAML or JSON)')
   .action((opts) => runAction(async () => (await import('./check.ts')).checkCommand(opts)));
 

@@ -14,6 +14,8 @@ import { OFFLOAD_SLOT_SIZE } from '../core/frame-pool.ts';
 import { Dataplane } from '../dataplane/dataplane.ts';
 import { createLogger } from '../log.ts';
 import { tapAvailable } from '../ports/tap-native.ts';
+import { poolPlan } from '../ports/pool-plan.ts';
+import { RxBudget } from '../ports/rx-budget.ts';
 import { TapPort } from '../ports/tap-port.ts';
 import { UserError } from '../user-error.ts';
 
@@ -53,7 +55,9 @@ export async function runCommand(opts: RunOptions): Promise<number> {
   // as a 1500-byte-MTU wire carries them, and every pcapng record stays small enough to be
   // written whole even if the process is killed.
   const offload = opts.offload && !capturing;
-  const dp = new Dataplane(config, offload ? { clock: new SystemClock(), poolSize: 2048, slotSize: OFFLOAD_SLOT_SIZE } : { clock: new SystemClock() });
+  const dp = new Dataplane(config, offload ? { clock: new SystemClock(), poolSize: config.pool.offloadSlots, slotSize: OFFLOAD_SLOT_SIZE } : { clock: new SystemClock() });
+  // Every port receives into the one pool, a read round at a time (see rx-budget.ts).
+  const budget = new RxBudget(dp.pool, dp.ctx.ports);
 
   const ports: TapPort[] = [];
   const closeAll = (): void => {
@@ -61,7 +65,7 @@ export async function runCommand(opts: RunOptions): Promise<number> {
   };
   try {
     config.ports.forEach((p, i) => {
-      const port = new TapPort(dp, i, p.name, log, undefined, offload);
+      const port = new TapPort(dp, i, p.name, { log, budget, vnetHdr: offload });
       port.open(p.mtu);
       ports.push(port);
       dp.setDriver(i, port);
@@ -106,6 +110,8 @@ export async function runCommand(opts: RunOptions): Promise<number> {
     throw new UserError(`admin socket ${opts.admin}: ${e.message}`);
   }
 
+  const plan = poolPlan(config).find((m) => m.offload === offload);
+  if (plan?.warning) log.warn({ pool: plan.key, slots: plan.slots, needed: plan.minimumSlots + 1 }, plan.warning);
   for (const p of ports) p.start();
   const tick = setInterval(() => dp.run(), TICK_MS);
   log.info(
@@ -113,6 +119,7 @@ export async function runCommand(opts: RunOptions): Promise<number> {
       node: config.node.name,
       ports: config.ports.map((p) => p.name),
       offload,
+      pool: { slots: dp.pool.capacity, slotBytes: dp.pool.slotSize, reserve: budget.reserve, floodFanOut: budget.fanOut },
       admin: opts.admin,
       captures: captures?.files() ?? [],
     },

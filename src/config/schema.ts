@@ -28,6 +28,10 @@
  *   conntrack.timeouts         Linux nf_conntrack_* defaults in seconds, except tcpEstablished
  *                              86400 and tcpCloseWait 3600, which kube-proxy sets
  *   capture.snaplen 262144     tcpdump's default
+ *   pool.slots 8192            frame slots of 4 KiB (32 MiB) without offload, and in replay
+ *   pool.offloadSlots 2048     frame slots of 68 KiB (136 MiB) with TCP segmentation offload;
+ *                              the pool is all the frame memory, whatever the number of ports
+ *                              (docs/architecture.md, "Memory")
  *   seed 1                     the same default as `replay --seed`
  */
 import { z } from 'zod';
@@ -307,6 +311,12 @@ const arp = z.strictObject({
 
 const fdb = z.strictObject({ maxEntries: int(1, 1 << 22).default(4096) });
 
+// Slot offsets are int32: the pool stays under 2 GiB (4 KiB and 68 KiB slots).
+const pool = z.strictObject({
+  slots: int(256, 1 << 19).default(8192),
+  offloadSlots: int(256, 30_000).default(2048),
+});
+
 const icmp = z.strictObject({
   ratePerSec: int(0, 1_000_000).default(1000),
   burst: int(1, 1_000_000).default(50),
@@ -330,6 +340,7 @@ const rawConfig = z.strictObject({
   arp: arp.prefault({}),
   fdb: fdb.prefault({}),
   icmp: icmp.prefault({}),
+  pool: pool.prefault({}),
   seed: int(0, 0xffffffff).default(1),
 });
 

@@ -22,3 +22,4 @@ export type CaptureConfig = Config['capture'];
 export type ArpConfig = Config['arp'];
 export type FdbConfig = Config['fdb'];
 export type IcmpConfig = Config['icmp'];
+export type PoolConfig = Config['pool'];

@@ -29,7 +29,7 @@ const CONNTRACK_EXPIRY_BUDGET = 4096;
 
 export interface DataplaneOptions {
   clock: Clock;
-  /** Frame slots; the default suits live use and replay. */
+  /** Frame slots; config.pool.slots when absent. */
   poolSize?: number;
   /** Bytes per slot (FramePool's default, or OFFLOAD_SLOT_SIZE for offloading TAPs). */
   slotSize?: number;
@@ -52,7 +52,7 @@ export class Dataplane {
     // Tables are made here at the sizes the config gives (changing one needs a restart);
     // applyConfig fills them, as it does again on every reload.
     this.ctx = {
-      pool: new FramePool(opts.poolSize ?? 8192, opts.slotSize),
+      pool: new FramePool(opts.poolSize ?? config.pool.slots, opts.slotSize),
       ports: topo.ports,
       ifs: topo.ifs,
       fdb: new Fdb(config.fdb.maxEntries),

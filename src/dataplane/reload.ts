@@ -5,9 +5,9 @@
  * What changes live: routes, static neighbours, bridge ageing, the ARP timers and the ICMP
  * rate limit. What needs a restart: the interfaces themselves (ports, bridges, VXLAN devices,
  * their addresses, MACs and MTUs) and the sizes of tables (arp.queueLen, arp.maxEntries,
- * fdb.maxEntries), because TAP devices and preallocated tables hang on them. A config that
- * changes any of those is refused with one line per difference. This file only judges a new
- * config; applyConfig (apply-config.ts) applies it, as it applied the first one at start.
+ * fdb.maxEntries, pool), because TAP devices and preallocated tables hang on them. A config
+ * that changes any of those is refused with one line per difference. This file only judges a
+ * new config; applyConfig (apply-config.ts) applies it, as it applied the first one at start.
  */
 import type { Config } from '../config/load.ts';
 
@@ -26,6 +26,7 @@ function fixedParts(c: Config): Map<string, string> {
   m.set('fdb.maxEntries', String(c.fdb.maxEntries));
   m.set('conntrack.max', String(c.conntrack.max));
   m.set('connection tracking (nat, conntrack or services present)', String(c.conntrackEnabled));
+  m.set('pool', JSON.stringify(c.pool));
   return m;
 }
 

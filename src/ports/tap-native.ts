@@ -48,15 +48,8 @@ export interface TapError extends Error {
 
 interface NativeTap {
   open(name: string, mtu: number, mac: Uint8Array | null, up: boolean, txQueueLen: number, vnetHdr: boolean): TapHandle;
-  startReading(
-    h: TapHandle,
-    pool: Uint8Array,
-    slotOffsets: Int32Array,
-    slotCapacity: number,
-    lengths: Int32Array,
-    maxBatch: number,
-    onBatch: (count: number) => void,
-  ): void;
+  startReading(h: TapHandle, pool: Uint8Array, slotOffsets: Int32Array, lengths: Int32Array, slotCapacity: number, onReadable: (status: number) => void): void;
+  readBatch(h: TapHandle, count: number): number;
   stopReading(h: TapHandle): void;
   writeBatch(h: TapHandle, pool: Uint8Array, offsets: Int32Array, lengths: Int32Array, count: number): number;
   close(h: TapHandle): void;
@@ -207,25 +200,34 @@ export function tapOpen(name: string, opts: TapOpenOptions = {}): TapHandle {
 }
 
 /**
- * Starts readiness-driven reading. On each wake-up frames are read into `pool` at
- * slotOffsets[i] (each up to slotCapacity bytes), lengths[i] receives each length, and
- * onBatch(count) is called once per batch. Refill slotOffsets[0..maxBatch-1] inside onBatch.
- * onBatch(-errno) is called once, after which reading has stopped, if the device goes away.
+ * Starts readiness-driven reading: `onReadable(0)` is called whenever the device has frames
+ * (level-triggered: again on the next turn of the event loop while any are left), and
+ * `onReadable(-errno)` once, after which reading has stopped, if the device goes away. The
+ * frames themselves are read by `tapReadBatch` into `pool` at the offsets the caller puts in
+ * `slotOffsets` (each up to `slotCapacity` bytes), their lengths into `lengths`.
  */
 export function tapStartReading(
   h: TapHandle,
   pool: Buffer,
   slotOffsets: Int32Array,
-  slotCapacity: number,
   lengths: Int32Array,
-  maxBatch: number,
-  onBatch: (count: number) => void,
+  slotCapacity: number,
+  onReadable: (status: number) => void,
 ): void {
   try {
-    addon().startReading(h, pool, slotOffsets, slotCapacity, lengths, maxBatch, onBatch);
+    addon().startReading(h, pool, slotOffsets, lengths, slotCapacity, onReadable);
   } catch (err) {
     translate(err, h.name);
   }
+}
+
+/**
+ * Reads up to `count` frames into the slots at slotOffsets[0..count) and returns how many it
+ * read (0 when none was waiting), or -errno when reading has ended (EBADFD: the device was
+ * deleted; reading is then stopped). Synchronous: the slots are free again when it returns.
+ */
+export function tapReadBatch(h: TapHandle, count: number): number {
+  return addon().readBatch(h, count);
 }
 
 /** Writes frames pool[offsets[i] .. +lengths[i]] for i < count. Returns the number written,
@@ -246,3 +248,28 @@ export function tapClose(h: TapHandle): void {
 export function tapStats(h: TapHandle): TapStats {
   return addon().stats(h);
 }
+
+/**
+ * What a TAP port needs from its device, so that ports can be tested on a fake one: the
+ * addon's functions above, or anything that behaves like them.
+ */
+export interface TapDriver {
+  open(name: string, opts: TapOpenOptions): TapHandle;
+  startReading(h: TapHandle, pool: Buffer, slotOffsets: Int32Array, lengths: Int32Array, slotCapacity: number, onReadable: (status: number) => void): void;
+  readBatch(h: TapHandle, count: number): number;
+  stopReading(h: TapHandle): void;
+  writeBatch(h: TapHandle, pool: Buffer, offsets: Int32Array, lengths: Int32Array, count: number): number;
+  close(h: TapHandle): void;
+  stats(h: TapHandle): TapStats;
+}
+
+/** The real devices, through the addon. */
+export const nativeTapDriver: TapDriver = {
+  open: tapOpen,
+  startReading: tapStartReading,
+  readBatch: tapReadBatch,
+  stopReading: tapStopReading,
+  writeBatch: tapWriteBatch,
+  close: tapClose,
+  stats: tapStats,
+};

@@ -1,116 +1,202 @@
 /**
  * TapPort: a dataplane port on a Linux TAP device.
  *
- * Reading is batched in the addon: on each readiness wake-up it reads up to `batch` frames
- * straight into free pool slots this port lent it, and calls back once. The callback hands
- * the filled slots to the dataplane, lends fresh ones, and runs the graph. Transmission
- * writes a batch per port-output round. If the device disappears (its namespace deleted,
- * say) the addon reports it once; the port is marked down and the others go on.
+ * Reading is driven by readiness and lends pool slots only for the length of a read: when the
+ * device is readable the addon calls `onReadable`, the port takes as many free slots as the
+ * shared RxBudget allows for one round (at most `batch`), asks the addon to read into them
+ * (one synchronous call, up to a frame per slot), hands the frames read to the dataplane,
+ * gives the unused slots straight back and runs the graph; up to MAX_ROUNDS rounds per
+ * wake-up. An idle port holds no slot, so receive memory is the pool, whatever the number of
+ * ports. When the pool is down to its reserve (stages hold many frames) the port still drains
+ * the device, into the budget's drain slot, and counts those drops per port (`rxNoBuffer`,
+ * shown by `show ports`), logging the first. Transmission writes a batch per port-output
+ * round. If the device disappears (its namespace deleted, say) the addon reports it once; the
+ * port is marked down and the others go on.
  *
  * With offload (`vnetHdr`), each frame travels behind a 10-byte virtio-net header: the port
  * reads it into the slot's headroom, keeps what it says (checksum to complete, TCP super-frame
  * and its segment size) in the pool's metadata, and writes it back in front of the frame on
  * the way out, so a 64 KiB TCP super-frame crosses the dataplane once instead of as 45
  * frames, and the receiving kernel segments it — as a kernel bridge does between veths.
+ *
+ * The device is reached through a TapDriver (the addon, or a fake in tests).
  */
-import type { FramePool } from '../core/frame-pool.ts';
+import { HEADROOM, type FramePool } from '../core/frame-pool.ts';
 import { VIRTIO_CSUM_OFFSET, VIRTIO_CSUM_START, VIRTIO_GSO_SIZE, VIRTIO_GSO_TYPE, VIRTIO_HDR_LEN, VIRTIO_NET_HDR_LEN } from '../wire/virtio-net.ts';
 import { rd16le, wr16le } from '../wire/bytes.ts';
 import type { Dataplane } from '../dataplane/dataplane.ts';
 import type { Logger } from '../log.ts';
 import type { PortTransmitter } from '../core/port-contract.ts';
-import { tapClose, tapErrnoName, tapOpen, tapStartReading, tapStats, tapStopReading, tapWriteBatch, type TapHandle } from './tap-native.ts';
+import { nativeTapDriver, tapErrnoName, type TapDriver, type TapHandle, type TapStats } from './tap-native.ts';
+import type { RxBudget } from './rx-budget.ts';
 
 export const DEFAULT_RX_BATCH = 64;
+/** Read rounds per wake-up before yielding to the event loop (the poll is level-triggered: what is left wakes us again). */
+export const MAX_ROUNDS = 8;
+
+export interface TapPortOptions {
+  log: Logger;
+  /** The receive budget every port of the dataplane shares. */
+  budget: RxBudget;
+  /** Frames per read round, at most. */
+  batch?: number;
+  /** Open with IFF_VNET_HDR and TCP segmentation offload. */
+  vnetHdr?: boolean;
+  driver?: TapDriver;
+}
+
+/** Transmit scratch, one pair per pool: ports transmit one at a time. */
+const txScratch = new WeakMap<FramePool, { offsets: Int32Array; lengths: Int32Array }>();
+
+function scratchFor(pool: FramePool): { offsets: Int32Array; lengths: Int32Array } {
+  let s = txScratch.get(pool);
+  if (s === undefined) {
+    s = { offsets: new Int32Array(pool.capacity), lengths: new Int32Array(pool.capacity) };
+    txScratch.set(pool, s);
+  }
+  return s;
+}
 
 export class TapPort implements PortTransmitter {
   private handle: TapHandle | null = null;
+  /** Slots of the current read round. */
   private readonly lent: Int32Array;
+  /** Where each slot's read lands (registered with the driver once). */
   private readonly offsets: Int32Array;
   private readonly lengths: Int32Array;
   private readonly txOffsets: Int32Array;
   private readonly txLengths: Int32Array;
-  /** A slot kept aside to read into when the pool is exhausted, so the device still drains. */
-  private readonly spare: number;
-  rxDiscarded = 0;
+  private readonly log: Logger;
+  private readonly budget: RxBudget;
+  private readonly driver: TapDriver;
+  private readonly batch: number;
+  /** Open with IFF_VNET_HDR and TCP segmentation offload. */
+  readonly vnetHdr: boolean;
   txErrors = 0;
   downReason = '';
+  private noBufferLogged = false;
 
   constructor(
     private readonly dp: Dataplane,
     readonly port: number,
     readonly name: string,
-    private readonly log: Logger,
-    private readonly batch = DEFAULT_RX_BATCH,
-    /** Open with IFF_VNET_HDR and TCP segmentation offload. */
-    readonly vnetHdr = false,
+    opts: TapPortOptions,
   ) {
-    this.lent = new Int32Array(batch);
-    this.offsets = new Int32Array(batch);
-    this.lengths = new Int32Array(batch);
-    this.txOffsets = new Int32Array(dp.pool.capacity);
-    this.txLengths = new Int32Array(dp.pool.capacity);
-    const spare = dp.pool.alloc();
-    if (spare < 0) throw new Error('frame pool exhausted while opening ports');
-    this.spare = spare;
+    this.log = opts.log;
+    this.budget = opts.budget;
+    this.driver = opts.driver ?? nativeTapDriver;
+    this.batch = opts.batch ?? DEFAULT_RX_BATCH;
+    this.vnetHdr = opts.vnetHdr ?? false;
+    this.lent = new Int32Array(this.batch);
+    this.offsets = new Int32Array(this.batch);
+    this.lengths = new Int32Array(this.batch);
+    const tx = scratchFor(dp.pool);
+    this.txOffsets = tx.offsets;
+    this.txLengths = tx.lengths;
   }
 
-  /** Creates (or attaches to) the TAP device. Throws the addon's error, which names the problem. */
+  /** Creates (or attaches to) the TAP device. Throws the driver's error, which names the problem. */
   open(mtu: number): void {
-    this.handle = tapOpen(this.name, { mtu, up: true, vnetHdr: this.vnetHdr });
+    this.handle = this.driver.open(this.name, { mtu, up: true, vnetHdr: this.vnetHdr });
   }
 
   start(): void {
     const h = this.handle;
     if (!h) throw new Error(`port ${this.name} is not open`);
     const pool = this.dp.pool;
-    for (let i = 0; i < this.batch; i++) this.lend(i);
     const hdr = this.vnetHdr ? VIRTIO_NET_HDR_LEN : 0;
-    tapStartReading(h, pool.data, this.offsets, pool.maxFrame + hdr, this.lengths, this.batch, (count) => this.onBatch(count));
+    this.driver.startReading(h, pool.data, this.offsets, this.lengths, pool.maxFrame + hdr, (status) => this.onReadable(status));
   }
 
-  private lend(i: number): void {
-    const pool = this.dp.pool;
-    const slot = pool.alloc();
-    this.lent[i] = slot;
-    // With a virtio-net header, read it into the headroom just in front of the frame.
-    this.offsets[i] = pool.start[slot < 0 ? this.spare : slot] - (this.vnetHdr ? VIRTIO_NET_HDR_LEN : 0);
-  }
-
-  private onBatch(count: number): void {
-    const dp = this.dp;
-    if (count < 0) {
-      this.downReason = tapErrnoName(-count);
-      this.log.warn({ port: this.name, reason: this.downReason }, 'port down: device is gone');
-      dp.setPortUp(this.port, false);
-      for (let i = 0; i < this.batch; i++) if (this.lent[i] >= 0) dp.pool.free(this.lent[i]);
-      this.lent.fill(-1);
+  private onReadable(status: number): void {
+    if (status < 0) {
+      this.down(status);
       return;
     }
+    const h = this.handle;
+    if (h === null) return;
+    const dp = this.dp;
+    const pool = dp.pool;
+    const lent = this.lent;
+    const offsets = this.offsets;
+    const slotSize = pool.slotSize;
+    // With a virtio-net header, read it into the headroom just in front of the frame.
+    const at = HEADROOM - (this.vnetHdr ? VIRTIO_NET_HDR_LEN : 0);
+    for (let round = 0; round < MAX_ROUNDS; round++) {
+      const k = this.budget.roundSize(this.batch);
+      if (k === 0) {
+        this.drain(h);
+        return;
+      }
+      pool.take(lent, k);
+      for (let i = 0; i < k; i++) offsets[i] = lent[i] * slotSize + at;
+      const n = this.driver.readBatch(h, k);
+      if (n < 0) {
+        pool.untake(lent, 0, k);
+        this.down(n);
+        return;
+      }
+      this.receive(n);
+      pool.untake(lent, n, k);
+      if (n === 0) return;
+      dp.run();
+      if (n < k) return;
+    }
+  }
+
+  /** Hands the first `n` slots of the round, just read, to the dataplane. */
+  private receive(n: number): void {
+    const dp = this.dp;
     const pool = dp.pool;
     const data = pool.data;
+    const lent = this.lent;
+    const lengths = this.lengths;
     const vnet = this.vnetHdr;
-    for (let i = 0; i < count; i++) {
-      const slot = this.lent[i];
-      if (slot < 0) {
-        this.rxDiscarded++;
-      } else if (vnet) {
+    for (let i = 0; i < n; i++) {
+      const slot = lent[i];
+      pool.reset(slot);
+      if (vnet) {
         const h = pool.start[slot] - VIRTIO_NET_HDR_LEN;
-        pool.len[slot] = this.lengths[i] - VIRTIO_NET_HDR_LEN;
+        pool.len[slot] = lengths[i] - VIRTIO_NET_HDR_LEN;
         pool.vnetFlags[slot] = data[h];
         pool.gsoType[slot] = data[h + VIRTIO_GSO_TYPE];
         pool.gsoHdrLen[slot] = rd16le(data, h + VIRTIO_HDR_LEN);
         pool.gsoSize[slot] = rd16le(data, h + VIRTIO_GSO_SIZE);
         pool.csumStart[slot] = rd16le(data, h + VIRTIO_CSUM_START);
         pool.csumOffset[slot] = rd16le(data, h + VIRTIO_CSUM_OFFSET);
-        dp.receiveSlot(this.port, slot);
       } else {
-        pool.len[slot] = this.lengths[i];
-        dp.receiveSlot(this.port, slot);
+        pool.len[slot] = lengths[i];
       }
-      this.lend(i);
+      dp.receiveSlot(this.port, slot);
     }
-    dp.run();
+  }
+
+  /** No slot to lend: reads what the device holds into the drain slot, and counts it as dropped. */
+  private drain(h: TapHandle): void {
+    const pool = this.dp.pool;
+    const offset = pool.slotSize * this.budget.drainSlot + HEADROOM - (this.vnetHdr ? VIRTIO_NET_HDR_LEN : 0);
+    this.offsets.fill(offset);
+    const n = this.driver.readBatch(h, this.batch);
+    if (n < 0) {
+      this.down(n);
+      return;
+    }
+    if (n === 0) return;
+    this.dp.ctx.ports.rxNoBuffer[this.port] += n;
+    if (!this.noBufferLogged) {
+      this.noBufferLogged = true;
+      this.log.warn(
+        { port: this.name, dropped: n, poolSlots: pool.capacity, free: pool.available, reserve: this.budget.reserve },
+        'receive: no free frame slot, dropping what the device holds (counted as rx noBuffer; logged once per port)',
+      );
+    }
+  }
+
+  /** The device is gone: the port goes down (no slot is lent between rounds, so none is lost). */
+  private down(status: number): void {
+    this.downReason = tapErrnoName(-status);
+    this.log.warn({ port: this.name, reason: this.downReason }, 'port down: device is gone');
+    this.dp.setPortUp(this.port, false);
   }
 
   transmit(pool: FramePool, slots: Int32Array, n: number): number {
@@ -137,7 +223,7 @@ export class TapPort implements PortTransmitter {
         this.txLengths[i] = pool.len[s];
       }
     }
-    const sent = tapWriteBatch(h, pool.data, this.txOffsets, this.txLengths, n);
+    const sent = this.driver.writeBatch(h, pool.data, this.txOffsets, this.txLengths, n);
     if (sent < 0) {
       this.txErrors++;
       return 0;
@@ -145,18 +231,18 @@ export class TapPort implements PortTransmitter {
     return sent;
   }
 
-  stats(): ReturnType<typeof tapStats> | null {
-    return this.handle ? tapStats(this.handle) : null;
+  stats(): TapStats | null {
+    return this.handle ? this.driver.stats(this.handle) : null;
   }
 
   close(): void {
     if (!this.handle) return;
     try {
-      tapStopReading(this.handle);
+      this.driver.stopReading(this.handle);
     } catch {
       // Already stopped by a vanished device.
     }
-    tapClose(this.handle);
+    this.driver.close(this.handle);
     this.handle = null;
   }
 }

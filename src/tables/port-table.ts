@@ -31,6 +31,8 @@ export class PortTable {
   up!: Uint8Array;
   rxFrames!: Float64Array;
   rxBytes!: Float64Array;
+  /** Frames the device had for us that were dropped for want of a free frame slot. */
+  rxNoBuffer!: Float64Array;
   txFrames!: Float64Array;
   txBytes!: Float64Array;
   txDrops!: Float64Array;
@@ -61,6 +63,7 @@ export class PortTable {
     this.up = new Uint8Array(n).fill(1);
     this.rxFrames = new Float64Array(n);
     this.rxBytes = new Float64Array(n);
+    this.rxNoBuffer = new Float64Array(n);
     this.txFrames = new Float64Array(n);
     this.txBytes = new Float64Array(n);
     this.txDrops = new Float64Array(n);

@@ -175,8 +175,8 @@ describe('ports', () => {
     const lines = textLines('ports', s);
     expect(lines.slice(0, 5)).toEqual([
       '1: pa: <BROADCAST,MULTICAST,UP,LOWER_UP> mtu 1500 master cni0 state UP',
-      '    RX:  bytes packets',
-      `    ${String(s.ports[0].rx.bytes).padStart(10)}       1`,
+      '    RX:  bytes packets   nobuf',
+      `    ${String(s.ports[0].rx.bytes).padStart(10)}       1       0`,
       '    TX:  bytes packets dropped',
       '             0       0       0',
     ]);
@@ -184,13 +184,15 @@ describe('ports', () => {
     expect(lines.slice(up + 1, up + 7)).toEqual([
       '    link/ether 02:00:00:00:50:11 brd ff:ff:ff:ff:ff:ff',
       '    inet 192.168.50.11/24',
-      '    RX:  bytes packets',
-      `    ${String(s.ports[3].rx.bytes).padStart(10)}       1`,
+      '    RX:  bytes packets   nobuf',
+      `    ${String(s.ports[3].rx.bytes).padStart(10)}       1       0`,
       '    TX:  bytes packets dropped',
       `    ${String(s.ports[3].tx.bytes).padStart(10)}       2       0`,
     ]);
     expect(s.ports[3].tx.bytes).toBeGreaterThan(0);
     expect(lines).toContain('5: slow: <BROADCAST,MULTICAST,UP,LOWER_UP> mtu 1000 state UP');
+    expect(s.pool).toEqual({ slots: dp.pool.capacity, slotBytes: 4096, free: dp.pool.available });
+    expect(lines.at(-1)).toBe(`frame pool: ${dp.pool.capacity} slots of 4 KiB, ${dp.pool.available} free`);
   });
 
   it('shows a port that is down and what its driver reports', () => {

@@ -63,8 +63,38 @@ describe('nodeplane check', () => {
   it('exits 0 with a summary for a valid file', () => {
     const r = check('examples/node1.yaml');
     expect(r.stderr).toBe('');
-    expect(r.stdout).toBe('examples/node1.yaml: OK (1 bridge, 3 ports, 1 route, 0 neighbors, 0 services, 0 vxlan devices)\n');
+    expect(r.stdout).toBe(
+      'examples/node1.yaml: OK (1 bridge, 3 ports, 1 route, 0 neighbors, 0 services, 0 vxlan devices)\n' +
+        'examples/node1.yaml: frame pool with offload: 136 MiB (pool.offloadSlots 2048 × 68 KiB), largest flood 3 copies, reserve 67, reads of up to 64 frames a round (full rounds)\n' +
+        'examples/node1.yaml: frame pool without offload: 32 MiB (pool.slots 8192 × 4 KiB), largest flood 3 copies, reserve 67, reads of up to 64 frames a round (full rounds)\n',
+    );
     expect(r.status).toBe(0);
+  });
+
+  const bridgeOf = (n: number, extra = ''): string =>
+    `node: { name: n1 }\nbridges:\n  - { name: cni0, address: 10.244.0.1/16 }\nports:\n${Array.from({ length: n }, (_, i) => `  - { name: p${i}, bridge: cni0 }\n`).join('')}${extra}`;
+
+  it('says what the frame pool gives 110 pods: the same memory, smaller read rounds with offload', () => {
+    const r = check(file('pods110.yaml', bridgeOf(110)));
+    expect(r.status).toBe(0);
+    expect(r.stderr).toBe('');
+    const lines = r.stdout.trimEnd().split('\n');
+    expect(lines[1]).toMatch(/with offload: 136 MiB .*largest flood 111 copies, reserve 175, reads of up to 16 frames a round \(full rounds of 64 need 7280 slots\)$/);
+    expect(lines[2]).toMatch(/without offload: 32 MiB .*reads of up to 64 frames a round \(full rounds\)$/);
+  });
+
+  it('warns, and still exits 0, when the pool cannot hold the largest flood above its reserve', () => {
+    const path = file('big.yaml', bridgeOf(1000, 'capture: { dir: /tmp/caps }\npool: { slots: 2000 }\n'));
+    const r = check(path);
+    expect(r.status).toBe(0);
+    // A capture directory keeps offload off: only the 4 KiB pool is planned.
+    expect(r.stdout.trimEnd().split('\n')).toHaveLength(2);
+    expect(r.stderr).toBe(
+      `${path}: warning: pool.slots: 2000 slots are too few for this config: its largest flood is 1001 copies of a frame, and a read round ` +
+        'needs room for one flood above a reserve of 1065 slots, 2067 in all (the drain slot included); with fewer, a flood copy or an ICMP ' +
+        'error may find no free slot (counted as drops) — raise pool.slots to at least 2067\n',
+    );
+    expect(check(file('enough.yaml', bridgeOf(1000, 'capture: { dir: /tmp/caps }\npool: { slots: 2067 }\n'))).stderr).toBe('');
   });
 
   it('exits 1 listing every problem for an invalid file', () => {

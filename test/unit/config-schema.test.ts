@@ -64,6 +64,7 @@ describe('config schema', () => {
     expect(d.arp).toEqual({ retries: 3, retryIntervalMs: 1000, queueLen: 3, reachableMs: 30000, staleMs: 60000, failedMs: 1000, maxEntries: 1024 });
     expect(d.fdb).toEqual({ maxEntries: 4096 });
     expect(d.icmp).toEqual({ ratePerSec: 1000, burst: 50, perHostIntervalMs: 1000, perHostBurst: 6 });
+    expect(d.pool).toEqual({ slots: 8192, offloadSlots: 2048 });
     expect(d.seed).toBe(1);
   });
 
@@ -142,6 +143,10 @@ describe('config schema', () => {
     ]);
     expect(errorsOf(svc({}, { nodePort: 70000 }))).toEqual(['services[0].ports[0].nodePort: must be at most 65535 (got 70000)']);
     expect(errorsOf(svc({ ports: [] }))).toEqual(['services[0].ports: needs at least 1 entry']);
+    // The pool stays under 2 GiB: slot offsets are int32.
+    expect(errorsOf({ ...minimal(), pool: { offloadSlots: 30_001 } })).toEqual(['pool.offloadSlots: must be at most 30000 (got 30001)']);
+    expect(errorsOf({ ...minimal(), pool: { slots: 100 } })).toEqual(['pool.slots: must be at least 256 (got 100)']);
+    expect(errorsOf({ ...minimal(), pool: { slot: 1000 } })).toHaveLength(1);
   });
 
   it('reports every schema error at once', () => {

@@ -207,4 +207,22 @@ describe('FramePool', () => {
     for (const s of [o, c, k]) pool.free(s);
     expect(pool.available).toBe(4);
   });
+
+  it('take lends slots without resetting them; untake puts back the unused ones so the same come next', () => {
+    const pool = new FramePool(8);
+    const s = pool.alloc();
+    pool.inPort[s] = 3;
+    pool.free(s);
+    const out = new Int32Array(4);
+    pool.take(out, 4);
+    expect([...out]).toEqual([s, 1, 2, 3]);
+    expect(pool.available).toBe(4);
+    // Untouched until reset, which gives a slot what alloc would.
+    expect(pool.inPort[s]).toBe(3);
+    pool.reset(s);
+    expect([pool.inPort[s], pool.start[s], pool.len[s]]).toEqual([-1, s * pool.slotSize + 128, 0]);
+    pool.untake(out, 1, 4);
+    expect(pool.available).toBe(7);
+    expect([pool.alloc(), pool.alloc(), pool.alloc()]).toEqual([1, 2, 3]);
+  });
 });

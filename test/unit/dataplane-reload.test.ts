@@ -32,7 +32,7 @@ describe('Dataplane.reload', () => {
     const changed = withRoute
       .replace('address: 192.168.50.11/24', 'address: 192.168.50.12/24')
       .replace('  - { name: pc, bridge: cni0 }\n', '')
-      .concat('arp: { queueLen: 5 }\n');
+      .concat('arp: { queueLen: 5 }\npool: { offloadSlots: 4096 }\n');
     const r = h.dp.reload(parseConfig(changed, 'next'));
     expect(r.ok).toBe(false);
     if (r.ok) return;
@@ -40,6 +40,7 @@ describe('Dataplane.reload', () => {
       'ports[pc]: removed; needs a restart of nodeplane to change interfaces and table sizes',
       'ports[up]: changed; needs a restart of nodeplane to change interfaces and table sizes',
       'arp.queueLen: changed; needs a restart of nodeplane to change interfaces and table sizes',
+      'pool: changed; needs a restart of nodeplane to change interfaces and table sizes',
     ]);
     // Nothing of it was applied: the new route is not there.
     h.rx('pa', udpFrame({ from: A, toMac: GW.mac, dst: '198.51.100.9' }));
