@@ -93,7 +93,8 @@ describe.skipIf(!PRESENT)('checksum verdicts agree with Wireshark', () => {
         for (let f = queue.shift(); f !== undefined; f = queue.shift()) icmpStatus.set(f, await tsharkIcmp(f));
       }),
     );
-  });
+    // One tshark start-up per capture: minutes when the machine is busy with other tests.
+  }, 240_000);
 
   it('has tshark for the ICMP verdicts (required when CI=true)', () => {
     if (CI) expect(HAVE_TSHARK, `${TSHARK} is required in CI`).toBe(true);
