@@ -22,9 +22,9 @@
  * Field offsets:  HTYPE 0, PTYPE 2, HLEN 4, PLEN 5, OPER 6, SHA 8, SPA 14, THA 18, TPA 24.
  */
 
-import { wr16, wr32 } from './bytes.ts';
+import { wr16, wr32, writeMacHiLo } from './bytes.ts';
 import { formatIpv4 } from './ipv4-address.ts';
-import { formatMac, readMac, writeMac } from './mac.ts';
+import { formatMac, macHi, macLo, readMac, writeMac } from './mac.ts';
 import { WireView } from './view.ts';
 
 export const ARP_LEN = 28;
@@ -108,14 +108,24 @@ export class ArpView extends WireView {
 
 /** Writes a complete Ethernet/IPv4 ARP packet; returns 28. */
 export function writeArp(buf: Buffer, off: number, op: number, sha: number, spa: number, tha: number, tpa: number): number {
+  return writeArpHiLo(buf, off, op, macHi(sha), macLo(sha), spa, macHi(tha), macLo(tha), tpa);
+}
+
+/**
+ * writeArp with each MAC as its high 16 and low 32 bits (int32 or uint32), as the tables
+ * keep them: what the packet path calls, with no 48-bit number made. Returns 28.
+ */
+export function writeArpHiLo(
+  buf: Buffer, off: number, op: number, shaHi: number, shaLo: number, spa: number, thaHi: number, thaLo: number, tpa: number,
+): number {
   wr16(buf, off + HTYPE, ARP_HTYPE_ETHERNET);
   wr16(buf, off + PTYPE, ARP_PTYPE_IPV4);
   buf[off + HLEN] = 6;
   buf[off + PLEN] = 4;
   wr16(buf, off + OPER, op);
-  writeMac(buf, off + SHA, sha);
+  writeMacHiLo(buf, off + SHA, shaHi, shaLo);
   wr32(buf, off + SPA, spa);
-  writeMac(buf, off + THA, tha);
+  writeMacHiLo(buf, off + THA, thaHi, thaLo);
   wr32(buf, off + TPA, tpa);
   return ARP_LEN;
 }

@@ -27,7 +27,7 @@
  * and the innermost EtherType through the module-level `ethPayload` object (no allocation).
  */
 
-import { rd16, wr16 } from './bytes.ts';
+import { rd16, wr16, writeMacHiLo } from './bytes.ts';
 import { formatMac, readMac, writeMac } from './mac.ts';
 import { WireView } from './view.ts';
 
@@ -162,6 +162,20 @@ export function writeEthernetHeader(buf: Buffer, off: number, dst: number, src: 
   writeMac(buf, off + ETH_DST, dst);
   writeMac(buf, off + ETH_SRC, src);
   wr16(buf, off + ETH_TYPE, type);
+  return ETH_HLEN;
+}
+
+/**
+ * writeEthernetHeader with each MAC as its high 16 and low 32 bits (int32 or uint32), as the
+ * tables keep them: what the packet path calls. Returns 14.
+ */
+export function writeEthernetHiLo(
+  buf: Buffer, off: number, dstHi: number, dstLo: number, srcHi: number, srcLo: number, type: number,
+): number {
+  writeMacHiLo(buf, off + ETH_DST, dstHi, dstLo);
+  writeMacHiLo(buf, off + ETH_SRC, srcHi, srcLo);
+  buf[off + ETH_TYPE] = type >>> 8;
+  buf[off + ETH_TYPE + 1] = type;
   return ETH_HLEN;
 }
 

@@ -13,15 +13,18 @@
  *     |  Data: echo payload, or the quoted IP header + first bytes ...
  *     +-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
  *
- * Field offsets: TYPE 0, CODE 1, CHECKSUM 2, IDENT 4, SEQ 6, NEXT_HOP_MTU 6, DATA 8.
+ * Field offsets: TYPE 0, CODE 1, CHECKSUM 2, IDENT 4, SEQ 6, NEXT_HOP_MTU 6, DATA 8; a
+ * timestamp message (types 13, 14) has ORIGINATE 8, RECEIVE 12, TRANSMIT 16.
  * The checksum covers the whole ICMP message (the view's `len`, i.e. the IP payload).
  */
 
-import { wr16 } from './bytes.ts';
+import { wr16, wr32 } from './bytes.ts';
 import { internetChecksum, updateChecksum16 } from './checksum.ts';
 import { WireView } from './view.ts';
 
 export const ICMP_HLEN = 8;
+/** A timestamp request or reply: the header and three 32-bit timestamps. */
+export const ICMP_TIMESTAMP_LEN = 20;
 /** RFC 1812: an ICMP error should not make the datagram exceed 576 bytes. */
 export const ICMP_ERROR_MAX_DATAGRAM = 576;
 
@@ -31,6 +34,9 @@ const CHECKSUM = 2;
 const IDENT = 4;
 const SEQ = 6;
 const MTU = 6;
+const ORIGINATE = 8;
+const RECEIVE = 12;
+const TRANSMIT = 16;
 
 export const enum IcmpType {
   ECHO_REPLY = 0,
@@ -115,6 +121,16 @@ export class IcmpView extends WireView {
   get dataOffset(): number {
     return this.off + ICMP_HLEN;
   }
+  /** Timestamps of a timestamp message (types 13, 14; len >= ICMP_TIMESTAMP_LEN). */
+  get originate(): number {
+    return this.u32(ORIGINATE);
+  }
+  get receive(): number {
+    return this.u32(RECEIVE);
+  }
+  get transmit(): number {
+    return this.u32(TRANSMIT);
+  }
 
   /** The checksum over the `len` bytes of the message verifies. */
   checksumOk(): boolean {
@@ -158,17 +174,39 @@ export function writeIcmpError(
 
 /**
  * Writes an echo header in front of `dataLen` bytes already in place at `off + 8` and fills
- * the checksum over both. Returns 8 + dataLen.
+ * the checksum over both. `code` is 0 but for a reply that keeps its request's code, as
+ * Linux's icmp_echo does. Returns 8 + dataLen.
  */
-export function writeIcmpEcho(buf: Buffer, off: number, type: number, ident: number, seq: number, dataLen: number): number {
+export function writeIcmpEcho(buf: Buffer, off: number, type: number, ident: number, seq: number, dataLen: number, code = 0): number {
   buf[off + TYPE] = type;
-  buf[off + CODE] = 0;
+  buf[off + CODE] = code;
   wr16(buf, off + CHECKSUM, 0);
   wr16(buf, off + IDENT, ident);
   wr16(buf, off + SEQ, seq);
   const total = ICMP_HLEN + dataLen;
   wr16(buf, off + CHECKSUM, internetChecksum(buf, off, total));
   return total;
+}
+
+/**
+ * Writes a timestamp request or reply (RFC 792: type 13/14, identifier, sequence number,
+ * then originate, receive and transmit timestamps, milliseconds since midnight UTC) and
+ * fills the checksum. Returns ICMP_TIMESTAMP_LEN.
+ */
+export function writeIcmpTimestamp(
+  buf: Buffer, off: number, type: number, code: number, ident: number, seq: number,
+  originate: number, receive: number, transmit: number,
+): number {
+  buf[off + TYPE] = type;
+  buf[off + CODE] = code;
+  wr16(buf, off + CHECKSUM, 0);
+  wr16(buf, off + IDENT, ident);
+  wr16(buf, off + SEQ, seq);
+  wr32(buf, off + ORIGINATE, originate);
+  wr32(buf, off + RECEIVE, receive);
+  wr32(buf, off + TRANSMIT, transmit);
+  wr16(buf, off + CHECKSUM, internetChecksum(buf, off, ICMP_TIMESTAMP_LEN));
+  return ICMP_TIMESTAMP_LEN;
 }
 
 /** High-level representation of an ICMP echo or error header (tests, control code). */

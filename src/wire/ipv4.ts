@@ -235,14 +235,16 @@ export class Ipv4View extends WireView {
 }
 
 /**
- * Writes a 20-byte header without options and fills its checksum. `flagsAndFrag` is the raw
- * word (IPV4_FLAG_DF | IPV4_FLAG_MF | offset in 8-byte units). Returns 20.
+ * Writes the fixed 20 bytes of a header and fills its checksum. `flagsAndFrag` is the raw
+ * word (IPV4_FLAG_DF | IPV4_FLAG_MF | offset in 8-byte units). With `hlen` > 20 the header
+ * keeps the option bytes already at `off + 20 .. off + hlen` (a reply built in place over
+ * the request's header, say): IHL says `hlen` and the checksum covers them. Returns `hlen`.
  */
 export function writeIpv4(
   buf: Buffer, off: number, tos: number, totalLen: number, ident: number, flagsAndFrag: number,
-  ttl: number, proto: number, src: number, dst: number,
+  ttl: number, proto: number, src: number, dst: number, hlen = IPV4_MIN_HLEN,
 ): number {
-  buf[off] = 0x45;
+  buf[off] = 0x40 | (hlen >>> 2);
   buf[off + IPV4_TOS] = tos;
   wr16(buf, off + IPV4_TOTAL_LEN, totalLen);
   wr16(buf, off + IPV4_IDENT, ident);
@@ -252,8 +254,8 @@ export function writeIpv4(
   wr16(buf, off + IPV4_CHECKSUM, 0);
   wr32(buf, off + IPV4_SRC, src);
   wr32(buf, off + IPV4_DST, dst);
-  wr16(buf, off + IPV4_CHECKSUM, internetChecksum(buf, off, IPV4_MIN_HLEN));
-  return IPV4_MIN_HLEN;
+  wr16(buf, off + IPV4_CHECKSUM, internetChecksum(buf, off, hlen));
+  return hlen;
 }
 
 /** Fields for `writeIpv4Header` (control path). */
@@ -280,14 +282,8 @@ export function writeIpv4Header(buf: Buffer, off: number, f: Ipv4HeaderFields): 
   if (optLen % 4 !== 0 || optLen > 40) throw new Error('ipv4 options must be a multiple of 4 bytes, at most 40');
   const hl = IPV4_MIN_HLEN + optLen;
   const ff = (f.df ? IPV4_FLAG_DF : 0) | (f.mf ? IPV4_FLAG_MF : 0) | (((f.fragOffset ?? 0) >>> 3) & IPV4_FRAG_MASK);
-  writeIpv4(buf, off, f.tos ?? 0, f.totalLength, f.ident ?? 0, ff, f.ttl ?? 64, f.protocol, f.src, f.dst);
-  if (optLen > 0) {
-    buf[off] = 0x40 | (hl >>> 2);
-    buf.set(f.options!, off + IPV4_MIN_HLEN);
-    wr16(buf, off + IPV4_CHECKSUM, 0);
-    wr16(buf, off + IPV4_CHECKSUM, internetChecksum(buf, off, hl));
-  }
-  return hl;
+  if (optLen > 0) buf.set(f.options!, off + IPV4_MIN_HLEN);
+  return writeIpv4(buf, off, f.tos ?? 0, f.totalLength, f.ident ?? 0, ff, f.ttl ?? 64, f.protocol, f.src, f.dst, hl);
 }
 
 /** High-level representation of an IPv4 header (tests, control code). */

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ARP_LEN, ArpOp, ArpRepr, ArpView, writeArp } from '../../src/wire/arp.ts';
+import { ARP_LEN, ArpOp, ArpRepr, ArpView, writeArp, writeArpHiLo } from '../../src/wire/arp.ts';
 
 const hex = (s: string) => Buffer.from(s.replace(/\s+/g, ''), 'hex');
 
@@ -31,6 +31,12 @@ describe('wire/arp', () => {
   it('constructs a request into a 0xa5 buffer', () => {
     const b = Buffer.alloc(30, 0xa5);
     expect(writeArp(b, 1, ArpOp.REQUEST, 0x7831c1c63fc2, 0x0a000002, 0, 0x0a000001)).toBe(ARP_LEN);
+    expect(b).toEqual(Buffer.concat([hex('a5'), REQUEST, hex('a5')]));
+  });
+
+  it('constructs the same request from MAC halves, the low half as an int32', () => {
+    const b = Buffer.alloc(30, 0xa5);
+    expect(writeArpHiLo(b, 1, ArpOp.REQUEST, 0x7831, 0xc1c63fc2 | 0, 0x0a000002, 0, 0, 0x0a000001)).toBe(ARP_LEN);
     expect(b).toEqual(Buffer.concat([hex('a5'), REQUEST, hex('a5')]));
   });
 

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import {
-  ETH_HLEN, EtherType, EthernetRepr, EthernetView, ethPayload, payloadOffset, writeEthernetHeader, writeEthernetVlanHeader,
+  ETH_HLEN, EtherType, EthernetRepr, EthernetView, ethPayload, payloadOffset, writeEthernetHeader, writeEthernetHiLo, writeEthernetVlanHeader,
 } from '../../src/wire/ethernet.ts';
 
 const hex = (s: string) => Buffer.from(s.replace(/\s+/g, ''), 'hex');
@@ -52,6 +52,9 @@ describe('wire/ethernet', () => {
     const b = Buffer.alloc(16, 0xa5);
     expect(writeEthernetHeader(b, 0, 0x0010db88d2ef, 0xc8bcc896d2a0, EtherType.IPV4)).toBe(ETH_HLEN);
     expect(b).toEqual(Buffer.concat([UNTAGGED.subarray(0, 14), hex('a5 a5')]));
+    const h = Buffer.alloc(16, 0xa5);
+    expect(writeEthernetHiLo(h, 0, 0x0010, 0xdb88d2ef | 0, 0xc8bc, 0xc896d2a0 | 0, EtherType.IPV4)).toBe(ETH_HLEN);
+    expect(h).toEqual(b);
 
     const t = Buffer.alloc(20, 0xa5);
     expect(writeEthernetVlanHeader(t, 0, 0x0010db88d2ef, 0xc8bcc896d2a0, 0xa07b, EtherType.ARP)).toBe(18);

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import {
-  ICMP_HLEN, IcmpRepr, IcmpType, IcmpUnreachCode, IcmpView, icmpHasIdSeq, isIcmpError, writeIcmpEcho, writeIcmpError,
+  ICMP_HLEN, ICMP_TIMESTAMP_LEN, IcmpRepr, IcmpType, IcmpUnreachCode, IcmpView, icmpHasIdSeq, isIcmpError, writeIcmpEcho, writeIcmpError,
+  writeIcmpTimestamp,
 } from '../../src/wire/icmp.ts';
 
 const hex = (s: string) => Buffer.from(s.replace(/\s+/g, ''), 'hex');
@@ -9,6 +10,10 @@ const hex = (s: string) => Buffer.from(s.replace(/\s+/g, ''), 'hex');
 const ECHO = hex('08 00 21 04 12 34 00 01 61 62 63 64');
 // The quoted original: an IPv4/UDP header (28 bytes)
 const QUOTED = hex('45 00 00 1c 00 01 00 00 40 11 66 cc 0a 00 00 02 0a 00 00 01 00 00 00 00 00 00 00 00');
+// Echo reply id 0x1234 seq 1 that kept its request's code 3; checksum computed independently
+const ECHO_REPLY_CODE3 = hex('00 03 29 01 12 34 00 01 61 62 63 64');
+// Timestamp reply id 0x1234 seq 2: originate 0x01020304, receive 0x05060708, transmit 0x05060709
+const TS_REPLY = hex('0e 00 c3 a6 12 34 00 02 01 02 03 04 05 06 07 08 05 06 07 09');
 // Destination unreachable, fragmentation needed, next-hop MTU 1400, quoting QUOTED
 const FRAG_NEEDED = Buffer.concat([hex('03 04 f7 85 00 00 05 78'), QUOTED]);
 
@@ -45,6 +50,22 @@ describe('wire/icmp', () => {
     b.write('abcd', 9);
     expect(writeIcmpEcho(b, 1, IcmpType.ECHO_REQUEST, 0x1234, 1, 4)).toBe(12);
     expect(b).toEqual(Buffer.concat([hex('a5'), ECHO, hex('a5')]));
+  });
+
+  it('constructs an echo reply keeping a non-zero code', () => {
+    const b = Buffer.alloc(14, 0xa5);
+    b.write('abcd', 9);
+    expect(writeIcmpEcho(b, 1, IcmpType.ECHO_REPLY, 0x1234, 1, 4, 3)).toBe(12);
+    expect(b).toEqual(Buffer.concat([hex('a5'), ECHO_REPLY_CODE3, hex('a5')]));
+  });
+
+  it('constructs a timestamp reply into a 0xa5 buffer and reads it back', () => {
+    const b = Buffer.alloc(22, 0xa5);
+    expect(writeIcmpTimestamp(b, 1, IcmpType.TIMESTAMP_REPLY, 0, 0x1234, 2, 0x01020304, 0x05060708, 0x05060709)).toBe(ICMP_TIMESTAMP_LEN);
+    expect(b).toEqual(Buffer.concat([hex('a5'), TS_REPLY, hex('a5')]));
+    v.bind(TS_REPLY, 0, TS_REPLY.length);
+    expect([v.type, v.ident, v.seq, v.originate, v.receive, v.transmit]).toEqual([14, 0x1234, 2, 0x01020304, 0x05060708, 0x05060709]);
+    expect(v.checksumOk()).toBe(true);
   });
 
   it('constructs an error quoting part of another buffer', () => {

@@ -65,6 +65,13 @@ describe('wire/ipv4', () => {
     expect(b).toEqual(Buffer.concat([hex('a5'), HDR, hex('a5')]));
   });
 
+  it('writes the fixed part over options already in place, IHL and checksum covering them', () => {
+    const b = Buffer.alloc(26, 0xa5);
+    b.set([1, 1, 1, 0], 21);
+    expect(writeIpv4(b, 1, 0xb8, 28, 7, IPV4_FLAG_MF | 185, 1, IpProto.UDP, 0x0a000001, 0x0a000002, 24)).toBe(24);
+    expect(b).toEqual(Buffer.concat([hex('a5'), HDR_OPT, hex('a5')]));
+  });
+
   it('constructs with options with writeIpv4Header', () => {
     const b = Buffer.alloc(26, 0xa5);
     const n = writeIpv4Header(b, 1, {
