@@ -15,7 +15,9 @@
  * (PERMANENT) entries are never changed. Sender 0.0.0.0 (a duplicate-address probe) is
  * answered but not learned.
  */
-import { macHiAt, macLoAt, rd16, rd32, wr16, wr32, writeMacHiLo } from '../wire/bytes.ts';
+import { macHiAt, macLoAt, rd16, rd32 } from '../wire/bytes.ts';
+import { ARP_LEN, ArpOp, writeArpHiLo } from '../wire/arp.ts';
+import { EtherType, writeEthernetHiLo } from '../wire/ethernet.ts';
 import { NO_PORT } from '../core/frame-pool.ts';
 import { Stage } from '../core/stage.ts';
 import { RouteKind } from '../tables/fib.ts';
@@ -32,7 +34,6 @@ const enum Drop {
 const OPER = 6;
 const SHA = 8;
 const SPA = 14;
-const THA = 18;
 const TPA = 24;
 
 export class ArpInput extends Stage<'reply' | 'neighbour'> {
@@ -89,15 +90,12 @@ export class ArpInput extends Stage<'reply' | 'neighbour'> {
 
       if (op === 1 && forUs) {
         // Turn the request into our reply in place.
-        wr16(data, a + OPER, 2);
-        data.copy(data, a + THA, a + SHA, a + SHA + 6);
-        wr32(data, a + TPA, spa);
-        writeMacHiLo(data, a + SHA, ifs.macHi[ifIndex], ifs.macLo[ifIndex]);
-        wr32(data, a + SPA, tpa);
         const s = pool.start[slot];
-        writeMacHiLo(data, s, shaHi, shaLo);
-        writeMacHiLo(data, s + 6, ifs.macHi[ifIndex], ifs.macLo[ifIndex]);
-        pool.len[slot] = a - s + 28;
+        const myHi = ifs.macHi[ifIndex];
+        const myLo = ifs.macLo[ifIndex];
+        writeArpHiLo(data, a, ArpOp.REPLY, myHi, myLo, tpa, shaHi, shaLo, spa);
+        writeEthernetHiLo(data, s, shaHi, shaLo, myHi, myLo, EtherType.ARP);
+        pool.len[slot] = a - s + ARP_LEN;
         pool.inPort[slot] = NO_PORT;
         pool.txIf[slot] = ifIndex;
         this.requestsAnswered++;

@@ -15,10 +15,11 @@
  * error), or the original destination when that was us. The quote is the original IP header
  * and as much payload as keeps the error within 576 bytes, as Linux does.
  */
-import { rd16, rd32, wr16, wr32 } from '../wire/bytes.ts';
+import { rd16, rd32 } from '../wire/bytes.ts';
 import { Stage } from '../core/stage.ts';
 import { RouteKind } from '../tables/fib.ts';
-import { internetChecksum } from '../wire/checksum.ts';
+import { ICMP_ERROR_MAX_DATAGRAM, ICMP_HLEN, writeIcmpError } from '../wire/icmp.ts';
+import { IPV4_MIN_HLEN, IpProto, writeIpv4 } from '../wire/ipv4.ts';
 import type { Context } from './context.ts';
 
 const enum Drop {
@@ -31,9 +32,6 @@ const enum Drop {
   NO_ROUTE_BACK,
   POOL_EXHAUSTED,
 }
-
-/** Largest ICMP error datagram (RFC 1812 §4.3.2.3). */
-const MAX_ERROR_DATAGRAM = 576;
 
 export class IcmpError extends Stage<'neighbour'> {
   readonly name = 'icmp-error';
@@ -96,29 +94,13 @@ export class IcmpError extends Stage<'neighbour'> {
     let from = dstRoute >= 0 && fib.kind[dstRoute] === RouteKind.LOCAL ? dst : 0;
     if (from === 0) from = ifs.hasAddress(backIf) ? ifs.addr[backIf] : ifs.hasAddress(pool.rxIf[slot]) ? ifs.addr[pool.rxIf[slot]] : 0;
     const origLen = pool.start[slot] + pool.len[slot] - ip;
-    const quote = Math.min(origLen, MAX_ERROR_DATAGRAM - 28);
+    // RFC 1812 §4.3.2.3: as much of the original as keeps the error within 576 bytes.
+    const quote = Math.min(origLen, ICMP_ERROR_MAX_DATAGRAM - IPV4_MIN_HLEN - ICMP_HLEN);
     const eip = pool.start[out] + 14;
-    const icmp = eip + 20;
-    const total = 28 + quote;
-    data[eip] = 0x45;
-    data[eip + 1] = 0xc0;
-    wr16(data, eip + 2, total);
-    wr16(data, eip + 4, ctx.ipIdent);
+    const total = IPV4_MIN_HLEN + ICMP_HLEN + quote;
+    writeIpv4(data, eip, 0xc0, total, ctx.ipIdent, 0, 64, IpProto.ICMP, from, src);
     ctx.ipIdent = (ctx.ipIdent + 1) & 0xffff;
-    wr16(data, eip + 6, 0);
-    data[eip + 8] = 64;
-    data[eip + 9] = 1;
-    wr16(data, eip + 10, 0);
-    wr32(data, eip + 12, from);
-    wr32(data, eip + 16, src);
-    wr16(data, eip + 10, internetChecksum(data, eip, 20));
-    data[icmp] = err >>> 24;
-    data[icmp + 1] = (err >>> 16) & 0xff;
-    wr16(data, icmp + 2, 0);
-    wr16(data, icmp + 4, 0);
-    wr16(data, icmp + 6, err & 0xffff);
-    data.copy(data, icmp + 8, ip, ip + quote);
-    wr16(data, icmp + 2, internetChecksum(data, icmp, 8 + quote));
+    writeIcmpError(data, eip + IPV4_MIN_HLEN, err >>> 24, (err >>> 16) & 0xff, err & 0xffff, data, ip, quote);
     pool.len[out] = 14 + total;
     pool.l3[out] = eip;
     pool.txIf[out] = backIf;

@@ -12,9 +12,11 @@
  * clear, a fresh IP identification, options echoed (Record Route kept, the rest dropped). Timestamps are milliseconds since midnight UTC
  * (RFC 792), from the dataplane clock.
  */
-import { rd16, rd32, wr16, wr32 } from '../wire/bytes.ts';
+import { rd16, rd32 } from '../wire/bytes.ts';
 import { Stage } from '../core/stage.ts';
-import { foldChecksum, internetChecksum, onesComplementSum } from '../wire/checksum.ts';
+import { foldChecksum, onesComplementSum } from '../wire/checksum.ts';
+import { ICMP_HLEN, IcmpType, writeIcmpEcho, writeIcmpTimestamp } from '../wire/icmp.ts';
+import { IpProto, writeIpv4 } from '../wire/ipv4.ts';
 import { echoOptions } from '../wire/ipv4-options.ts';
 import type { Context } from './context.ts';
 
@@ -71,21 +73,20 @@ export class IcmpLocal extends Stage<'output'> {
         this.drop(slot, Drop.BROADCAST);
         continue;
       }
-      let len = icmpLen;
-      if (type === 8) {
-        data[icmp] = 0;
+      const code = data[icmp + 1];
+      const ident = rd16(data, icmp + 4);
+      const seq = rd16(data, icmp + 6);
+      let len: number;
+      if (type === IcmpType.ECHO_REQUEST) {
+        // The data stays where it is; the reply keeps the request's code, as Linux's does.
+        len = writeIcmpEcho(data, icmp, IcmpType.ECHO_REPLY, ident, seq, icmpLen - ICMP_HLEN, code);
         this.echoReplies++;
       } else {
         // Timestamp reply: originate kept, receive and transmit stamped now; 20 bytes long.
         const ms = Math.floor(this.ctx.nowUs / 1000) % MS_PER_DAY;
-        data[icmp] = 14;
-        wr32(data, icmp + 12, ms);
-        wr32(data, icmp + 16, ms);
-        len = 20;
+        len = writeIcmpTimestamp(data, icmp, IcmpType.TIMESTAMP_REPLY, code, ident, seq, rd32(data, icmp + 8), ms, ms);
         this.timestampReplies++;
       }
-      wr16(data, icmp + 2, 0);
-      wr16(data, icmp + 2, internetChecksum(data, icmp, len));
       this.replyHeader(slot, ip, hlen, len);
       this.to(this.next.output, slot);
     }
@@ -97,16 +98,10 @@ export class IcmpLocal extends Stage<'output'> {
     const pool = ctx.pool;
     const data = pool.data;
     const src = rd32(data, ip + 12);
-    wr32(data, ip + 12, rd32(data, ip + 16));
-    wr32(data, ip + 16, src);
+    const dst = rd32(data, ip + 16);
     if (hlen > 20) echoOptions(data, ip, hlen);
-    wr16(data, ip + 2, hlen + payload);
-    wr16(data, ip + 4, ctx.ipIdent);
+    writeIpv4(data, ip, data[ip + 1], hlen + payload, ctx.ipIdent, 0, 64, IpProto.ICMP, dst, src, hlen);
     ctx.ipIdent = (ctx.ipIdent + 1) & 0xffff;
-    wr16(data, ip + 6, 0);
-    data[ip + 8] = 64;
-    wr16(data, ip + 10, 0);
-    wr16(data, ip + 10, internetChecksum(data, ip, hlen));
     pool.len[slot] = ip - pool.start[slot] + hlen + payload;
     pool.vnetFlags[slot] = 0;
     pool.gsoType[slot] = 0;

@@ -10,9 +10,9 @@
  * every fragment whole (RFC 791 copies only those with the copy flag; the Linux stack's
  * routers rarely see options at all).
  */
-import { rd16, wr16 } from '../wire/bytes.ts';
+import { rd16 } from '../wire/bytes.ts';
 import { Stage } from '../core/stage.ts';
-import { internetChecksum } from '../wire/checksum.ts';
+import { IPV4_FLAG_MF, Ipv4View } from '../wire/ipv4.ts';
 import type { Context } from './context.ts';
 
 const enum Drop {
@@ -25,6 +25,7 @@ export class Ip4Fragment extends Stage<'neighbour'> {
   readonly nextNames = ['neighbour'] as const;
   readonly dropReasons = ['no free slot for a fragment', 'egress mtu too small for the header'];
   fragmentsMade = 0;
+  private readonly ip = new Ipv4View();
 
   constructor(private readonly ctx: Context) {
     super(ctx.pool);
@@ -62,10 +63,11 @@ export class Ip4Fragment extends Stage<'neighbour'> {
         // fails looks at how the datagram arrived (a link-layer broadcast gets none).
         data.copy(data, s, ip - 14, ip + hlen);
         data.copy(data, fip + hlen, ip + hlen + off, ip + hlen + off + size);
-        wr16(data, fip + 2, hlen + size);
-        wr16(data, fip + 6, (flagsFrag & 0x8000) | (last && !lastHasMf ? 0 : 0x2000) | ((baseOffset + off) >> 3));
-        wr16(data, fip + 10, 0);
-        wr16(data, fip + 10, internetChecksum(data, fip, hlen));
+        const h = this.ip.bind(data, fip, hlen + size);
+        h.totalLength = hlen + size;
+        // The reserved bit travels; DF is clear (or the datagram would not be here).
+        h.flagsAndFrag = (flagsFrag & 0x8000) | (last && !lastHasMf ? 0 : IPV4_FLAG_MF) | ((baseOffset + off) >> 3);
+        h.fillChecksum();
         pool.len[frag] = 14 + hlen + size;
         pool.l3[frag] = fip;
         pool.inPort[frag] = pool.inPort[slot];

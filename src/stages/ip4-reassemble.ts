@@ -13,8 +13,8 @@
  * slot of its own: the first fragment's header, then each fragment's payload at its offset,
  * with one bit per 8-byte block received. Rare path: it scans its few entries linearly.
  */
-import { rd16, rd32, wr16 } from '../wire/bytes.ts';
-import { internetChecksum } from '../wire/checksum.ts';
+import { rd16, rd32 } from '../wire/bytes.ts';
+import { IPV4_FLAG_DF, Ipv4View } from '../wire/ipv4.ts';
 import { Stage } from '../core/stage.ts';
 import type { Context } from './context.ts';
 
@@ -55,6 +55,7 @@ export class Ip4Reassemble extends Stage<'local'> {
   private readonly hlen = new Int32Array(MAX_DATAGRAMS);
   private readonly blocks: Uint8Array[] = [];
   private readonly maxPayload: number;
+  private readonly ip = new Ipv4View();
 
   constructor(private readonly ctx: Context) {
     super(ctx.pool);
@@ -140,10 +141,10 @@ export class Ip4Reassemble extends Stage<'local'> {
     const asmIp = pool.l3[asm];
     // The payload sits 60 bytes in; slide it up to the real header length.
     if (hlen < 60) data.copy(data, asmIp + hlen, asmIp + 60, asmIp + 60 + total);
-    wr16(data, asmIp + 2, hlen + total);
-    wr16(data, asmIp + 6, rd16(data, asmIp + 6) & 0x4000);
-    wr16(data, asmIp + 10, 0);
-    wr16(data, asmIp + 10, internetChecksum(data, asmIp, hlen));
+    const h = this.ip.bind(data, asmIp, hlen + total);
+    h.totalLength = hlen + total;
+    h.flagsAndFrag = h.flagsAndFrag & IPV4_FLAG_DF;
+    h.fillChecksum();
     pool.len[asm] = asmIp - pool.start[asm] + hlen + total;
     this.slot[e] = -1;
     this.reassembled++;

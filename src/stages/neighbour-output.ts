@@ -15,7 +15,8 @@
  * in Linux, and the packets keep flowing meanwhile. For `arp.failedMs` after a failure, new
  * packets to that neighbour get host unreachable at once; after it, they start over.
  */
-import { wr16, wr32, writeMacHiLo } from '../wire/bytes.ts';
+import { ARP_LEN, ArpOp, writeArpHiLo } from '../wire/arp.ts';
+import { ETH_HLEN, EtherType, writeEthernetHiLo } from '../wire/ethernet.ts';
 import { NO_PORT } from '../core/frame-pool.ts';
 import { Stage } from '../core/stage.ts';
 import { NeighState } from '../tables/neighbour-table.ts';
@@ -158,11 +159,8 @@ export class NeighbourOutput extends Stage<'output' | 'arp' | 'error'> {
     const data = pool.data;
     const ifIndex = pool.txIf[slot];
     const end = pool.start[slot] + pool.len[slot];
-    const s = pool.l3[slot] - 14;
-    writeMacHiLo(data, s, neigh.macHi[id], neigh.macLo[id]);
-    writeMacHiLo(data, s + 6, ifs.macHi[ifIndex], ifs.macLo[ifIndex]);
-    data[s + 12] = 0x08;
-    data[s + 13] = 0x00;
+    const s = pool.l3[slot] - ETH_HLEN;
+    writeEthernetHiLo(data, s, neigh.macHi[id], neigh.macLo[id], ifs.macHi[ifIndex], ifs.macLo[ifIndex], EtherType.IPV4);
     pool.start[slot] = s;
     pool.len[slot] = end - s;
     pool.inPort[slot] = NO_PORT;
@@ -185,21 +183,11 @@ export class NeighbourOutput extends Stage<'output' | 'arp' | 'error'> {
     const s = pool.start[slot];
     const myHi = ifs.macHi[ifIndex];
     const myLo = ifs.macLo[ifIndex];
-    if (hi < 0) writeMacHiLo(data, s, 0xffff, 0xffffffff);
-    else writeMacHiLo(data, s, hi, lo);
-    writeMacHiLo(data, s + 6, myHi, myLo);
-    wr16(data, s + 12, 0x0806);
-    const a = s + 14;
-    wr16(data, a, 1);
-    wr16(data, a + 2, 0x0800);
-    data[a + 4] = 6;
-    data[a + 5] = 4;
-    wr16(data, a + 6, 1);
-    writeMacHiLo(data, a + 8, myHi, myLo);
-    wr32(data, a + 14, ifs.hasAddress(ifIndex) ? ifs.addr[ifIndex] : 0);
-    writeMacHiLo(data, a + 18, 0, 0);
-    wr32(data, a + 24, ip);
-    pool.len[slot] = 42;
+    const broadcast = hi < 0;
+    writeEthernetHiLo(data, s, broadcast ? 0xffff : hi, broadcast ? -1 : lo, myHi, myLo, EtherType.ARP);
+    const a = s + ETH_HLEN;
+    writeArpHiLo(data, a, ArpOp.REQUEST, myHi, myLo, ifs.hasAddress(ifIndex) ? ifs.addr[ifIndex] : 0, 0, 0, ip);
+    pool.len[slot] = ETH_HLEN + ARP_LEN;
     pool.l3[slot] = a;
     pool.txIf[slot] = ifIndex;
     if (this.tracer !== null) this.tracer.derived(this.name, cause, slot);

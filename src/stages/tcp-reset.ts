@@ -12,9 +12,11 @@
  * one without, seq 0, ack = its seq + its length (SYN and FIN count one each), flags RST+ACK.
  * The IPv4 header is Linux's: addresses swapped, TOS kept, TTL 64, DF set, no options.
  */
-import { rd16, rd32, wr16, wr32 } from '../wire/bytes.ts';
+import { rd16, rd32 } from '../wire/bytes.ts';
 import { Stage } from '../core/stage.ts';
-import { foldChecksum, internetChecksum, onesComplementSum, pseudoHeaderSum } from '../wire/checksum.ts';
+import { foldChecksum, onesComplementSum, pseudoHeaderSum } from '../wire/checksum.ts';
+import { IPV4_FLAG_DF, IPV4_MIN_HLEN, IpProto, writeIpv4 } from '../wire/ipv4.ts';
+import { TCP_MIN_HLEN, TcpView, writeTcpHeader } from '../wire/tcp.ts';
 import type { Context } from './context.ts';
 
 const enum Drop {
@@ -34,6 +36,7 @@ export class TcpReset extends Stage<'output'> {
   readonly nextNames = ['output'] as const;
   readonly dropReasons = ['tcp reset to the router (not answered)', 'tcp to a broadcast address', 'truncated tcp header', 'bad tcp checksum'];
   resetsSent = 0;
+  private readonly tcp = new TcpView();
 
   constructor(private readonly ctx: Context) {
     super(ctx.pool);
@@ -75,37 +78,17 @@ export class TcpReset extends Stage<'output'> {
       const ack = rd32(data, tcp + 8);
       const tos = data[ip + 1];
       // Rebuild the segment as a bare 20-byte reset right after a 20-byte IPv4 header.
-      const r = ip + 20;
-      wr16(data, r, dport);
-      wr16(data, r + 2, sport);
+      const r = ip + IPV4_MIN_HLEN;
       if ((flags & ACK) !== 0) {
-        wr32(data, r + 4, ack);
-        wr32(data, r + 8, 0);
-        data[r + 13] = RST;
+        writeTcpHeader(data, r, dport, sport, ack, 0, RST, 0);
       } else {
         const consumed = segLen - doff + ((flags & SYN) !== 0 ? 1 : 0) + ((flags & FIN) !== 0 ? 1 : 0);
-        wr32(data, r + 4, 0);
-        wr32(data, r + 8, (seq + consumed) >>> 0);
-        data[r + 13] = RST | ACK;
+        writeTcpHeader(data, r, dport, sport, 0, (seq + consumed) >>> 0, RST | ACK, 0);
       }
-      data[r + 12] = 5 << 4;
-      wr16(data, r + 14, 0);
-      wr16(data, r + 16, 0);
-      wr16(data, r + 18, 0);
-      wr16(data, r + 16, internetChecksum(data, r, 20, pseudoHeaderSum(dst, src, 6, 20)));
-      data[ip] = 0x45;
-      data[ip + 1] = tos;
-      wr16(data, ip + 2, 40);
-      wr16(data, ip + 4, this.ctx.ipIdent);
+      this.tcp.bind(data, r, TCP_MIN_HLEN).fillChecksum(dst, src, TCP_MIN_HLEN);
+      writeIpv4(data, ip, tos, IPV4_MIN_HLEN + TCP_MIN_HLEN, this.ctx.ipIdent, IPV4_FLAG_DF, 64, IpProto.TCP, dst, src);
       this.ctx.ipIdent = (this.ctx.ipIdent + 1) & 0xffff;
-      wr16(data, ip + 6, 0x4000);
-      data[ip + 8] = 64;
-      data[ip + 9] = 6;
-      wr32(data, ip + 12, dst);
-      wr32(data, ip + 16, src);
-      wr16(data, ip + 10, 0);
-      wr16(data, ip + 10, internetChecksum(data, ip, 20));
-      pool.len[slot] = ip - pool.start[slot] + 40;
+      pool.len[slot] = ip - pool.start[slot] + IPV4_MIN_HLEN + TCP_MIN_HLEN;
       pool.vnetFlags[slot] = 0;
       pool.gsoType[slot] = 0;
       this.resetsSent++;
