@@ -4,16 +4,20 @@
  * A slot is SLOT_SIZE bytes (or `slotSize`: 68 KiB when TAPs hand over 64 KiB offload
  * frames); a frame starts HEADROOM bytes in, so encapsulation (VXLAN adds 50 bytes) or a
  * virtio-net header moves the start back instead of copying. Per-frame metadata sits in
- * typed arrays indexed by slot number; stages pass slot numbers, never objects. Free slots
- * are a stack.
+ * typed arrays indexed by slot number, one per row of FRAME_META (frame-meta.ts), which also
+ * says how alloc resets each and how clones, shared copies, fragments and reassembled
+ * datagrams inherit it; stages pass slot numbers, never objects. Free slots are a stack.
  *
  * Shared bytes (flood copies): `share(slot)` makes a frame whose metadata is its own but
  * whose bytes are the original's — `start` points into the original slot, `owner` names it —
  * so flooding a 64 KiB super-frame to N ports copies no payload. The owner slot goes back on
  * the free stack only when it and every frame sharing its bytes have been freed. Shared bytes
  * are read-only: a stage that writes into a frame must not get a shared one (bridge-forward
- * sends shared copies only to port-output, whose drivers read them).
+ * sends shared copies only to port-output, whose drivers read them). `owner` and `sharers`
+ * are the pool's own bookkeeping, kept by share and free, not frame metadata: no derivation
+ * inherits them.
  */
+import { Derivation, type FrameMeta, carryMeta, makeMetaArrays, resetMeta } from './frame-meta.ts';
 
 // 4 KiB: a full-size frame, or a datagram of up to ~3.9 KB reassembled for the router.
 export const SLOT_SIZE = 4096;
@@ -22,45 +26,39 @@ export const HEADROOM = 128;
 export const MAX_FRAME = SLOT_SIZE - HEADROOM;
 /** Slot size for TCP segmentation offload frames (64 KiB plus headers and headroom). */
 export const OFFLOAD_SLOT_SIZE = 68 * 1024;
-/** `inPort` of a frame the router made itself (ARP request, ICMP error, echo reply). */
-export const NO_PORT = -1;
+export { NO_PORT } from './frame-meta.ts';
 
-export class FramePool {
+export class FramePool implements FrameMeta {
   readonly capacity: number;
   readonly slotSize: number;
   /** Largest frame a slot holds with full headroom in front of it. */
   readonly maxFrame: number;
   /** The bytes of every slot. */
   readonly data: Buffer;
-  /** Absolute offset in `data` of the frame's first (Ethernet) byte. */
-  readonly start: Int32Array;
-  /** Frame length in bytes. */
-  readonly len: Int32Array;
-  /** Port the frame was received on, or NO_PORT. */
-  readonly inPort: Int32Array;
-  /** Router interface the frame entered L3 on (for ICMP source choice), or -1. */
-  readonly rxIf: Int32Array;
-  /** Absolute offset of the L3 (IPv4/ARP) header. */
-  readonly l3: Int32Array;
-  /** Egress router interface chosen by route lookup. */
-  readonly txIf: Int32Array;
-  /** Next-hop IPv4 address chosen by route lookup, as int32 (read with >>> 0 for display). */
-  readonly nextHop: Int32Array;
-  /** Port the frame leaves through (set just before port-output). */
-  readonly outPort: Int32Array;
-  /** What an ICMP error about this frame should say: type << 24 | code << 16 | next-hop MTU. */
-  readonly icmpError: Uint32Array;
-  /**
-   * Offload state from a virtio-net header (TAPs opened with it), carried to the port the
-   * frame leaves by: flags (1 = checksum still to be completed), GSO type (0 = a plain frame,
-   * 1 = TCPv4 super-frame to be segmented), segment size, checksum start and offset.
-   */
-  readonly vnetFlags: Uint8Array;
-  readonly gsoType: Uint8Array;
-  readonly gsoSize: Uint16Array;
-  readonly gsoHdrLen: Uint16Array;
-  readonly csumStart: Uint16Array;
-  readonly csumOffset: Uint16Array;
+
+  // The metadata arrays, one per row of FRAME_META (frame-meta.ts), where each is described;
+  // `implements FrameMeta` makes a row without its field here a type error. Each is assigned
+  // by name in the constructor, not copied in a loop, so that V8 keeps them in-object with
+  // their array type known: the stages read them many times per frame.
+  declare readonly start: Int32Array;
+  declare readonly len: Int32Array;
+  declare readonly inPort: Int32Array;
+  declare readonly rxIf: Int32Array;
+  declare readonly l3: Int32Array;
+  declare readonly l4: Int32Array;
+  declare readonly txIf: Int32Array;
+  declare readonly nextHop: Int32Array;
+  declare readonly outPort: Int32Array;
+  declare readonly icmpError: Uint32Array;
+  declare readonly ct: Int32Array;
+  declare readonly ctDir: Uint8Array;
+  declare readonly vnetFlags: Uint8Array;
+  declare readonly gsoType: Uint8Array;
+  declare readonly gsoSize: Uint16Array;
+  declare readonly gsoHdrLen: Uint16Array;
+  declare readonly csumStart: Uint16Array;
+  declare readonly csumOffset: Uint16Array;
+
   /** The slot whose bytes this frame uses (a shared copy), or -1: its own. */
   readonly owner: Int32Array;
   /** Per owner slot: frames holding its bytes beyond the first (0 unless shared). */
@@ -74,21 +72,25 @@ export class FramePool {
     this.slotSize = slotSize;
     this.maxFrame = slotSize - HEADROOM;
     this.data = Buffer.allocUnsafeSlow(capacity * slotSize);
-    this.start = new Int32Array(capacity);
-    this.len = new Int32Array(capacity);
-    this.inPort = new Int32Array(capacity);
-    this.rxIf = new Int32Array(capacity);
-    this.l3 = new Int32Array(capacity);
-    this.txIf = new Int32Array(capacity);
-    this.nextHop = new Int32Array(capacity);
-    this.outPort = new Int32Array(capacity);
-    this.icmpError = new Uint32Array(capacity);
-    this.vnetFlags = new Uint8Array(capacity);
-    this.gsoType = new Uint8Array(capacity);
-    this.gsoSize = new Uint16Array(capacity);
-    this.gsoHdrLen = new Uint16Array(capacity);
-    this.csumStart = new Uint16Array(capacity);
-    this.csumOffset = new Uint16Array(capacity);
+    const meta = makeMetaArrays(capacity);
+    this.start = meta.start;
+    this.len = meta.len;
+    this.inPort = meta.inPort;
+    this.rxIf = meta.rxIf;
+    this.l3 = meta.l3;
+    this.l4 = meta.l4;
+    this.txIf = meta.txIf;
+    this.nextHop = meta.nextHop;
+    this.outPort = meta.outPort;
+    this.icmpError = meta.icmpError;
+    this.ct = meta.ct;
+    this.ctDir = meta.ctDir;
+    this.vnetFlags = meta.vnetFlags;
+    this.gsoType = meta.gsoType;
+    this.gsoSize = meta.gsoSize;
+    this.gsoHdrLen = meta.gsoHdrLen;
+    this.csumStart = meta.csumStart;
+    this.csumOffset = meta.csumOffset;
     this.owner = new Int32Array(capacity).fill(-1);
     this.sharers = new Int32Array(capacity);
     this.freeStack = new Int32Array(capacity);
@@ -105,20 +107,10 @@ export class FramePool {
     return slot;
   }
 
-  /** Gives a slot the metadata of a fresh one (what `alloc` does to the slot it takes). */
+  /** Gives a slot the metadata of a fresh one, as FRAME_META declares (what `alloc` does). */
   reset(slot: number): void {
     this.start[slot] = slot * this.slotSize + HEADROOM;
-    this.len[slot] = 0;
-    this.inPort[slot] = NO_PORT;
-    this.rxIf[slot] = -1;
-    this.l3[slot] = 0;
-    this.txIf[slot] = -1;
-    this.nextHop[slot] = 0;
-    this.outPort[slot] = -1;
-    this.icmpError[slot] = 0;
-    this.vnetFlags[slot] = 0;
-    this.gsoType[slot] = 0;
-    this.gsoHdrLen[slot] = 0;
+    resetMeta(this, slot);
   }
 
   /**
@@ -161,18 +153,23 @@ export class FramePool {
     return this.freeTop;
   }
 
-  /** Copies a frame into a fresh slot; -1 when the pool is exhausted. Metadata is copied too. */
+  /**
+   * Gives `to`, a frame made from `from` (its bytes already placed at the same distance from
+   * its start), the metadata FRAME_META says `how` carries. The caller sets the OWN fields.
+   */
+  derive(from: number, to: number, how: Derivation): void {
+    carryMeta[how](this, from, to, this.start[to] - this.start[from]);
+  }
+
+  /** Copies a frame into a fresh slot; -1 when the pool is exhausted. Metadata as FRAME_META's clone column says. */
   clone(slot: number): number {
     const copy = this.alloc();
     if (copy < 0) return -1;
     const s = this.start[slot];
-    const n = this.len[slot];
     const d = this.start[copy];
     // copyWithin, not Buffer#copy: the latter makes a view object per call.
-    this.data.copyWithin(d, s, s + n);
-    this.len[copy] = n;
-    this.l3[copy] = this.l3[slot] === 0 ? 0 : this.l3[slot] - s + d;
-    this.copyMeta(slot, copy);
+    this.data.copyWithin(d, s, s + this.len[slot]);
+    this.derive(slot, copy, Derivation.CLONE);
     return copy;
   }
 
@@ -189,27 +186,10 @@ export class FramePool {
     const owner = o >= 0 ? o : slot;
     this.owner[copy] = owner;
     this.sharers[owner]++;
+    // The same bytes: offsets carry over unchanged (the clone column, moved by nothing).
     this.start[copy] = this.start[slot];
-    this.len[copy] = this.len[slot];
-    this.l3[copy] = this.l3[slot];
-    this.copyMeta(slot, copy);
+    this.derive(slot, copy, Derivation.CLONE);
     return copy;
-  }
-
-  /** Copies the metadata that does not depend on where the bytes are. */
-  private copyMeta(slot: number, copy: number): void {
-    this.inPort[copy] = this.inPort[slot];
-    this.rxIf[copy] = this.rxIf[slot];
-    this.txIf[copy] = this.txIf[slot];
-    this.nextHop[copy] = this.nextHop[slot];
-    this.outPort[copy] = this.outPort[slot];
-    this.icmpError[copy] = this.icmpError[slot];
-    this.vnetFlags[copy] = this.vnetFlags[slot];
-    this.gsoType[copy] = this.gsoType[slot];
-    this.gsoSize[copy] = this.gsoSize[slot];
-    this.gsoHdrLen[copy] = this.gsoHdrLen[slot];
-    this.csumStart[copy] = this.csumStart[slot];
-    this.csumOffset[copy] = this.csumOffset[slot];
   }
 
   /** Fills a slot from external bytes (replay input, tests). Returns -1 if too long or no slot. */

@@ -103,6 +103,7 @@ export class IcmpError extends Stage<'neighbour'> {
     writeIcmpError(data, eip + IPV4_MIN_HLEN, err >>> 24, (err >>> 16) & 0xff, err & 0xffff, data, ip, quote);
     pool.len[out] = 14 + total;
     pool.l3[out] = eip;
+    pool.l4[out] = eip + IPV4_MIN_HLEN;
     pool.txIf[out] = backIf;
     pool.nextHop[out] = fib.kind[back] === RouteKind.GATEWAY ? fib.gateway[back] : src;
     if (this.tracer !== null) this.tracer.derived(this.name, slot, out);

@@ -103,6 +103,7 @@ export class IcmpLocal extends Stage<'output'> {
     writeIpv4(data, ip, data[ip + 1], hlen + payload, ctx.ipIdent, 0, 64, IpProto.ICMP, dst, src, hlen);
     ctx.ipIdent = (ctx.ipIdent + 1) & 0xffff;
     pool.len[slot] = ip - pool.start[slot] + hlen + payload;
+    pool.l4[slot] = ip + hlen;
     pool.vnetFlags[slot] = 0;
     pool.gsoType[slot] = 0;
   }

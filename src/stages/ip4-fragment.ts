@@ -5,12 +5,14 @@
  * out:  neighbour — one frame per fragment, each a fresh slot
  * drop: the original (consumed); fragments for which no slot was free.
  *
+ * Each fragment inherits the original's metadata as FRAME_META's fragment column says.
  * Every fragment but the last carries a multiple of 8 payload bytes and MF; offsets add to
  * the original's own offset, so a fragment can be fragmented again. Options are copied into
  * every fragment whole (RFC 791 copies only those with the copy flag; the Linux stack's
  * routers rarely see options at all).
  */
 import { rd16 } from '../wire/bytes.ts';
+import { Derivation } from '../core/frame-meta.ts';
 import { Stage } from '../core/stage.ts';
 import { IPV4_FLAG_MF, Ipv4View } from '../wire/ipv4.ts';
 import type { Context } from './context.ts';
@@ -57,23 +59,20 @@ export class Ip4Fragment extends Stage<'neighbour'> {
         }
         const size = Math.min(chunk, payload - off);
         const last = off + size >= payload;
-        const s = pool.start[frag];
-        const fip = s + 14;
         // The original's Ethernet header too: an ICMP error about a fragment that later
         // fails looks at how the datagram arrived (a link-layer broadcast gets none).
-        data.copy(data, s, ip - 14, ip + hlen);
+        const head = ip - pool.start[slot];
+        const s = pool.start[frag];
+        const fip = s + head;
+        data.copy(data, s, ip - head, ip + hlen);
         data.copy(data, fip + hlen, ip + hlen + off, ip + hlen + off + size);
         const h = this.ip.bind(data, fip, hlen + size);
         h.totalLength = hlen + size;
         // The reserved bit travels; DF is clear (or the datagram would not be here).
         h.flagsAndFrag = (flagsFrag & 0x8000) | (last && !lastHasMf ? 0 : IPV4_FLAG_MF) | ((baseOffset + off) >> 3);
         h.fillChecksum();
-        pool.len[frag] = 14 + hlen + size;
-        pool.l3[frag] = fip;
-        pool.inPort[frag] = pool.inPort[slot];
-        pool.rxIf[frag] = pool.rxIf[slot];
-        pool.txIf[frag] = pool.txIf[slot];
-        pool.nextHop[frag] = pool.nextHop[slot];
+        pool.len[frag] = head + hlen + size;
+        pool.derive(slot, frag, Derivation.FRAGMENT);
         if (this.tracer !== null) this.tracer.derived(this.name, slot, frag);
         this.fragmentsMade++;
         this.to(this.next.neighbour, frag);

@@ -95,6 +95,8 @@ export class Ip4Input extends Stage<'local' | 'forward' | 'error'> {
         continue;
       }
       pool.len[slot] = ip - pool.start[slot] + total;
+      // Where the L4 header is, for a datagram or its first fragment (a later one has none).
+      pool.l4[slot] = (data[ip + 6] & 0x1f) === 0 && data[ip + 7] === 0 ? ip + hlen : 0;
       const dst = rd32(data, ip + 16);
       const dstTop = dst >>> 24;
       if (dstTop === 0 || dstTop === 127) {

@@ -15,6 +15,7 @@
  */
 import { rd16, rd32 } from '../wire/bytes.ts';
 import { IPV4_FLAG_DF, Ipv4View } from '../wire/ipv4.ts';
+import { Derivation } from '../core/frame-meta.ts';
 import { Stage } from '../core/stage.ts';
 import type { Context } from './context.ts';
 
@@ -146,6 +147,7 @@ export class Ip4Reassemble extends Stage<'local'> {
     h.flagsAndFrag = h.flagsAndFrag & IPV4_FLAG_DF;
     h.fillChecksum();
     pool.len[asm] = asmIp - pool.start[asm] + hlen + total;
+    pool.l4[asm] = asmIp + hlen;
     this.slot[e] = -1;
     this.reassembled++;
     this.to(this.next.local, asm);
@@ -172,12 +174,10 @@ export class Ip4Reassemble extends Stage<'local'> {
       this.drop(frag, Drop.POOL_EXHAUSTED);
       return -1;
     }
-    // The assembly slot carries the first-seen fragment's metadata (ports, interfaces).
-    const s = pool.start[asm];
-    pool.data.copy(pool.data, s, pool.start[frag], pool.l3[frag]);
-    pool.l3[asm] = s + (pool.l3[frag] - pool.start[frag]);
-    pool.inPort[asm] = pool.inPort[frag];
-    pool.rxIf[asm] = pool.rxIf[frag];
+    // The assembly slot carries the first-seen fragment's metadata (ports, interfaces) as
+    // FRAME_META's reassemble column says, and its link-layer header.
+    pool.data.copy(pool.data, pool.start[asm], pool.start[frag], pool.l3[frag]);
+    pool.derive(frag, asm, Derivation.REASSEMBLE);
     this.slot[e] = asm;
     this.src[e] = src;
     this.dst[e] = dst;

@@ -89,6 +89,7 @@ export class TcpReset extends Stage<'output'> {
       writeIpv4(data, ip, tos, IPV4_MIN_HLEN + TCP_MIN_HLEN, this.ctx.ipIdent, IPV4_FLAG_DF, 64, IpProto.TCP, dst, src);
       this.ctx.ipIdent = (this.ctx.ipIdent + 1) & 0xffff;
       pool.len[slot] = ip - pool.start[slot] + IPV4_MIN_HLEN + TCP_MIN_HLEN;
+      pool.l4[slot] = r;
       pool.vnetFlags[slot] = 0;
       pool.gsoType[slot] = 0;
       this.resetsSent++;
