@@ -74,6 +74,16 @@ export abstract class Stage<N extends string = string> {
     next.queue[next.queued++] = slot;
   }
 
+  /** Passes the first `n` frames of `slots` on to `next`, in order: a whole batch, no decision. */
+  protected toAll(next: Stage, slots: Int32Array, n: number): void {
+    const tracer = this.tracer;
+    if (tracer !== null) for (let i = 0; i < n; i++) tracer.step(this.name, next.name, slots[i]);
+    const q = next.queue;
+    let k = next.queued;
+    for (let i = 0; i < n; i++) q[k++] = slots[i];
+    next.queued = k;
+  }
+
   protected drop(slot: number, reason: number): void {
     if (this.tracer !== null) this.tracer.dropped(this.name, this.dropReasons[reason], slot);
     this.drops[reason]++;
