@@ -3,17 +3,25 @@
  * each named output feeds. Order matters only for speed: a frame usually moves forward
  * through the list within one dispatch round.
  *
+ * The hook stages (prerouting, output, postrouting) are where Linux has its
+ * netfilter hooks; conntrack and NAT register handlers with them (core/hook.ts). Every IPv4
+ * packet that leaves through a router interface crosses postrouting once, before
+ * fragmentation and neighbour resolution.
+ *
  *   ethernet-input ─bridge→ bridge-forward ─tx→ port-output
  *                 └─l3────→ l3-input          └router→ l3-input
  *   l3-input ─arp→ arp-input ─reply→ interface-output, ─neighbour→ neighbour-output
- *            └ip4→ ip4-input ─local→ ip4-local ─icmp→ icmp-local ─output→ ip4-output ─neighbour→ …
- *                            │                   ├reassemble→ ip4-reassemble ─local→ ip4-local
- *                            │                   │              (ip4-output ─fragment→ ip4-fragment)
- *                            │                   └tcp→ tcp-reset ─output→ ip4-output
- *                            │                   └error→ icmp-error
- *                            ├forward→ ip4-forward ─neighbour→ neighbour-output
- *                            │                     └fragment→ ip4-fragment ─neighbour→ …
- *                            └error→ icmp-error ─neighbour→ neighbour-output
+ *            └ip4→ ip4-input ─prerouting→ prerouting ─route→ ip4-lookup
+ *   ip4-lookup ─local→ ip4-local ─icmp→ icmp-local ─output→ output
+ *              │                ├tcp→ tcp-reset ─output→ output
+ *              │                ├reassemble→ ip4-reassemble ─local→ ip4-local
+ *              │                └error→ icmp-error
+ *              ├forward→ ip4-forward ─postrouting→ postrouting
+ *              │                     └error→ icmp-error
+ *              └error→ icmp-error ─output→ output
+ *   output ─route→ ip4-output ─postrouting→ postrouting
+ *   postrouting ─neighbour→ neighbour-output
+ *               └fragment→ ip4-fragment ─neighbour→ neighbour-output
  *   neighbour-output ─output/arp→ interface-output ─bridge→ bridge-forward, ─tx→ port-output
  *                    └error→ icmp-error
  */
@@ -27,13 +35,17 @@ import { Ip4Forward } from '../stages/ip4-forward.ts';
 import { Ip4Fragment } from '../stages/ip4-fragment.ts';
 import { Ip4Input } from '../stages/ip4-input.ts';
 import { Ip4Local } from '../stages/ip4-local.ts';
+import { Ip4Lookup } from '../stages/ip4-lookup.ts';
 import { Ip4Reassemble } from '../stages/ip4-reassemble.ts';
 import { IcmpLocal } from '../stages/icmp-local.ts';
 import { TcpReset } from '../stages/tcp-reset.ts';
 import { Ip4Output } from '../stages/ip4-output.ts';
 import { L3Input } from '../stages/l3-input.ts';
 import { NeighbourOutput } from '../stages/neighbour-output.ts';
+import { OutputHook } from '../stages/output.ts';
 import { PortOutput } from '../stages/port-output.ts';
+import { PostroutingHook } from '../stages/postrouting.ts';
+import { PreroutingHook } from '../stages/prerouting.ts';
 import type { Context } from '../stages/context.ts';
 
 export interface Stages {
@@ -42,14 +54,18 @@ export interface Stages {
   l3Input: L3Input;
   arpInput: ArpInput;
   ip4Input: Ip4Input;
+  prerouting: PreroutingHook;
+  ip4Lookup: Ip4Lookup;
   ip4Local: Ip4Local;
   ip4Reassemble: Ip4Reassemble;
   icmpLocal: IcmpLocal;
   tcpReset: TcpReset;
   ip4Forward: Ip4Forward;
-  ip4Fragment: Ip4Fragment;
   icmpError: IcmpError;
+  output: OutputHook;
   ip4Output: Ip4Output;
+  postrouting: PostroutingHook;
+  ip4Fragment: Ip4Fragment;
   neighbourOutput: NeighbourOutput;
   interfaceOutput: InterfaceOutput;
   portOutput: PortOutput;
@@ -63,14 +79,18 @@ export function buildGraph(ctx: Context): { graph: Graph; stages: Stages } {
     l3Input: graph.add(new L3Input(ctx)),
     arpInput: graph.add(new ArpInput(ctx)),
     ip4Input: graph.add(new Ip4Input(ctx)),
+    prerouting: graph.add(new PreroutingHook(ctx)),
+    ip4Lookup: graph.add(new Ip4Lookup(ctx)),
     ip4Local: graph.add(new Ip4Local(ctx)),
     ip4Reassemble: graph.add(new Ip4Reassemble(ctx)),
     icmpLocal: graph.add(new IcmpLocal(ctx)),
     tcpReset: graph.add(new TcpReset(ctx)),
     ip4Forward: graph.add(new Ip4Forward(ctx)),
-    ip4Fragment: graph.add(new Ip4Fragment(ctx)),
     icmpError: graph.add(new IcmpError(ctx)),
+    output: graph.add(new OutputHook(ctx)),
     ip4Output: graph.add(new Ip4Output(ctx)),
+    postrouting: graph.add(new PostroutingHook(ctx)),
+    ip4Fragment: graph.add(new Ip4Fragment(ctx)),
     neighbourOutput: graph.add(new NeighbourOutput(ctx)),
     interfaceOutput: graph.add(new InterfaceOutput(ctx)),
     portOutput: graph.add(new PortOutput(ctx)),
@@ -79,15 +99,19 @@ export function buildGraph(ctx: Context): { graph: Graph; stages: Stages } {
   s.bridgeForward.connect({ tx: s.portOutput, router: s.l3Input });
   s.l3Input.connect({ arp: s.arpInput, ip4: s.ip4Input });
   s.arpInput.connect({ reply: s.interfaceOutput, neighbour: s.neighbourOutput });
-  s.ip4Input.connect({ local: s.ip4Local, forward: s.ip4Forward, error: s.icmpError });
+  s.ip4Input.connect({ prerouting: s.prerouting });
+  s.prerouting.connect({ route: s.ip4Lookup });
+  s.ip4Lookup.connect({ local: s.ip4Local, forward: s.ip4Forward, error: s.icmpError });
   s.ip4Local.connect({ reassemble: s.ip4Reassemble, icmp: s.icmpLocal, tcp: s.tcpReset, error: s.icmpError });
   s.ip4Reassemble.connect({ local: s.ip4Local });
-  s.icmpLocal.connect({ output: s.ip4Output });
-  s.tcpReset.connect({ output: s.ip4Output });
-  s.ip4Forward.connect({ neighbour: s.neighbourOutput, fragment: s.ip4Fragment, error: s.icmpError });
+  s.icmpLocal.connect({ output: s.output });
+  s.tcpReset.connect({ output: s.output });
+  s.ip4Forward.connect({ postrouting: s.postrouting, error: s.icmpError });
+  s.icmpError.connect({ output: s.output });
+  s.output.connect({ route: s.ip4Output });
+  s.ip4Output.connect({ postrouting: s.postrouting });
+  s.postrouting.connect({ neighbour: s.neighbourOutput, fragment: s.ip4Fragment });
   s.ip4Fragment.connect({ neighbour: s.neighbourOutput });
-  s.icmpError.connect({ neighbour: s.neighbourOutput });
-  s.ip4Output.connect({ neighbour: s.neighbourOutput, fragment: s.ip4Fragment });
   s.neighbourOutput.connect({ output: s.interfaceOutput, arp: s.interfaceOutput, error: s.icmpError });
   s.interfaceOutput.connect({ bridge: s.bridgeForward, tx: s.portOutput });
   s.portOutput.connect({});

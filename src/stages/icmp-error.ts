@@ -3,7 +3,8 @@
  * should get (Linux's icmp_send), then drops the packet.
  *
  * in:   offending packets, icmpError = type << 24 | code << 16 | next-hop MTU
- * out:  neighbour — the error as a new IPv4 packet, already routed back to the sender
+ * out:  output — the error as a new IPv4 packet to the sender, through the LOCAL_OUT hook and
+ *                ip4-output like every packet the router originates
  * drop: every input frame (the error replaces it); reasons say when no error is sent.
  *
  * Never about an ICMP error, a fragment other than the first, a packet sent to a broadcast or
@@ -33,9 +34,9 @@ const enum Drop {
   POOL_EXHAUSTED,
 }
 
-export class IcmpError extends Stage<'neighbour'> {
+export class IcmpError extends Stage<'output'> {
   readonly name = 'icmp-error';
-  readonly nextNames = ['neighbour'] as const;
+  readonly nextNames = ['output'] as const;
   readonly dropReasons = [
     'replaced by an icmp error',
     'no error about an icmp error',
@@ -104,11 +105,9 @@ export class IcmpError extends Stage<'neighbour'> {
     pool.len[out] = 14 + total;
     pool.l3[out] = eip;
     pool.l4[out] = eip + IPV4_MIN_HLEN;
-    pool.txIf[out] = backIf;
-    pool.nextHop[out] = fib.kind[back] === RouteKind.GATEWAY ? fib.gateway[back] : src;
     if (this.tracer !== null) this.tracer.derived(this.name, slot, out);
     this.sent++;
-    this.to(this.next.neighbour, out);
+    this.to(this.next.output, out);
     return Drop.SENT;
   }
 }

@@ -3,7 +3,7 @@
  *
  * in:   ICMP packets for one of our addresses or a broadcast address (not fragments)
  * out:  output — replies built in place: echo reply (type 0) to an echo request, timestamp
- *       reply (14) to a timestamp request (13); ip4-output routes them back
+ *       reply (14) to a timestamp request (13), through the LOCAL_OUT hook and ip4-output
  * drop: truncated or bad-checksum ICMP; echo and timestamp requests to a broadcast address
  *       (icmp_echo_ignore_broadcasts=1 covers both); every other type is absorbed (errors
  *       and replies addressed to the router concern no socket here).
@@ -13,6 +13,7 @@
  * (RFC 792), from the dataplane clock.
  */
 import { rd16, rd32 } from '../wire/bytes.ts';
+import { NO_PORT } from '../core/frame-pool.ts';
 import { Stage } from '../core/stage.ts';
 import { foldChecksum, onesComplementSum } from '../wire/checksum.ts';
 import { ICMP_HLEN, IcmpType, writeIcmpEcho, writeIcmpTimestamp } from '../wire/icmp.ts';
@@ -104,6 +105,8 @@ export class IcmpLocal extends Stage<'output'> {
     ctx.ipIdent = (ctx.ipIdent + 1) & 0xffff;
     pool.len[slot] = ip - pool.start[slot] + hlen + payload;
     pool.l4[slot] = ip + hlen;
+    // From here on a packet the router made: LOCAL_OUT, not forwarded.
+    pool.inPort[slot] = NO_PORT;
     pool.vnetFlags[slot] = 0;
     pool.gsoType[slot] = 0;
   }

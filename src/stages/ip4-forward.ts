@@ -1,12 +1,15 @@
 /**
- * ip4-forward: what Linux's ip_forward does to a packet it routes, in the same order.
+ * ip4-forward: what Linux's ip_forward does to a packet it routes, in the same order, up to
+ * the POSTROUTING hook.
  *
  * in:   routed packets (txIf, nextHop set)
- * out:  neighbour — TTL decremented, checksum updated incrementally (RFC 1624)
- *       fragment  — larger than the egress MTU without DF
- *       error     — TTL expiring (ICMP 11/0) or larger than the MTU with DF (ICMP 3/4 with
- *                   the next-hop MTU); the error quotes the packet as it arrived
- * drop: an offload super-frame larger than the MTU without DF.
+ * out:  postrouting — TTL decremented, checksum updated incrementally (RFC 1624), Record
+ *                     Route written; larger than the egress MTU only when DF is clear
+ *                     (postrouting sends those to ip4-fragment)
+ *       error       — TTL expiring (ICMP 11/0) or larger than the MTU with DF (ICMP 3/4 with
+ *                     the next-hop MTU): checked before the hook, as ip_forward does, so the
+ *                     error quotes the packet as it arrived
+ * drop: an offload super-frame whose segments exceed the MTU without DF.
  *
  * A Record Route option gets the egress interface's address (other options pass untouched).
  * A TCP super-frame from an offloading TAP (gsoType set) is measured by the segments it will
@@ -25,9 +28,9 @@ const enum Drop {
 export const ICMP_TTL_EXCEEDED = (11 << 24) | (0 << 16);
 export const ICMP_FRAG_NEEDED = (3 << 24) | (4 << 16);
 
-export class Ip4Forward extends Stage<'neighbour' | 'fragment' | 'error'> {
+export class Ip4Forward extends Stage<'postrouting' | 'error'> {
   readonly name = 'ip4-forward';
-  readonly nextNames = ['neighbour', 'fragment', 'error'] as const;
+  readonly nextNames = ['postrouting', 'error'] as const;
   readonly dropReasons = ['offload super-frame larger than the mtu without DF'];
   ttlExpired = 0;
   fragNeeded = 0;
@@ -68,17 +71,13 @@ export class Ip4Forward extends Stage<'neighbour' | 'fragment' | 'error'> {
           this.drop(slot, Drop.SUPER_FRAME_OVER_MTU);
           continue;
         }
-        this.decrementTtl(ip, ttl);
-        this.to(this.next.fragment, slot);
-        continue;
       }
       this.decrementTtl(ip, ttl);
       // Record Route: the egress interface's address, as Linux's ip_forward_options writes it.
       if ((data[ip] & 15) > 5 && ifs.hasAddress(pool.txIf[slot])) recordRouteInHeader(data, ip, ifs.addr[pool.txIf[slot]]);
-      this.to(this.next.neighbour, slot);
+      this.to(this.next.postrouting, slot);
     }
   }
-
 
   private decrementTtl(ip: number, ttl: number): void {
     const data = this.ctx.pool.data;

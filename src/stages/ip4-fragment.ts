@@ -1,7 +1,7 @@
 /**
  * ip4-fragment: splits a datagram larger than the egress MTU (DF clear) into fragments.
  *
- * in:   datagrams with txIf/nextHop set, TTL already decremented
+ * in:   datagrams with txIf/nextHop set, past POSTROUTING (TTL already decremented when forwarded)
  * out:  neighbour — one frame per fragment, each a fresh slot
  * drop: the original (consumed); fragments for which no slot was free.
  *

@@ -1,23 +1,20 @@
 /**
- * ip4-input: IPv4 header validation and the routing decision (Linux's ip_rcv + ip_route_input).
+ * ip4-input: IPv4 header validation (Linux's ip_rcv), before the PREROUTING hook.
  *
  * in:   IPv4 frames with rxIf and l3 set
- * out:  local   — for one of our addresses or a broadcast address
- *       forward — to be routed (txIf and nextHop set)
- *       error   — no route: ICMP net unreachable (3/0) to the sender
+ * out:  prerouting — a valid header, Ethernet padding trimmed, l4 set
  * drop: bad version, header length, total length or header checksum; martian source (0/8,
- *       127/8, 224/3, or one of our own addresses: Linux's accept_local=0); martian
- *       destination (0/8, 127/8); multicast destination (no multicast routing); a link-layer broadcast/multicast
- *       frame carrying a unicast packet for another host (Linux forwards only PACKET_HOST).
+ *       127/8, 224/3); martian destination (0/8, 127/8); multicast destination (no multicast
+ *       routing).
  *
- * Ethernet padding after the IP total length is trimmed here, so later stages see the
- * datagram's true length.
+ * Only what needs no route lookup is decided here: whether the source is one of our own
+ * addresses, and where the packet goes, are ip4-lookup's, after the hook (a destination
+ * rewritten there is the one routed). Ethernet padding after the IP total length is trimmed,
+ * so later stages see the datagram's true length.
  */
-import { rd16, rd32 } from '../wire/bytes.ts';
+import { rd16 } from '../wire/bytes.ts';
 import { Stage } from '../core/stage.ts';
-import { RouteKind } from '../tables/fib.ts';
 import { foldChecksum, onesComplementSum } from '../wire/checksum.ts';
-import { recordRouteInHeader } from '../wire/ipv4-options.ts';
 import type { Context } from './context.ts';
 
 const enum Drop {
@@ -28,15 +25,12 @@ const enum Drop {
   CHECKSUM,
   MARTIAN_SOURCE,
   MULTICAST,
-  L2_BROADCAST,
   MARTIAN_DESTINATION,
 }
 
-export const ICMP_NET_UNREACHABLE = (3 << 24) | (0 << 16);
-
-export class Ip4Input extends Stage<'local' | 'forward' | 'error'> {
+export class Ip4Input extends Stage<'prerouting'> {
   readonly name = 'ip4-input';
-  readonly nextNames = ['local', 'forward', 'error'] as const;
+  readonly nextNames = ['prerouting'] as const;
   readonly dropReasons = [
     'truncated ipv4 header',
     'bad ipv4 version',
@@ -45,7 +39,6 @@ export class Ip4Input extends Stage<'local' | 'forward' | 'error'> {
     'bad ipv4 header checksum',
     'martian source address',
     'multicast destination (not routed)',
-    'link-layer broadcast carrying unicast for another host',
     'martian destination address',
   ];
 
@@ -54,8 +47,9 @@ export class Ip4Input extends Stage<'local' | 'forward' | 'error'> {
   }
 
   protected process(slots: Int32Array, n: number): void {
-    const { pool, fib } = this.ctx;
+    const pool = this.ctx.pool;
     const data = pool.data;
+    const prerouting = this.next.prerouting;
     for (let i = 0; i < n; i++) {
       const slot = slots[i];
       const ip = pool.l3[slot];
@@ -83,50 +77,24 @@ export class Ip4Input extends Stage<'local' | 'forward' | 'error'> {
         this.drop(slot, Drop.CHECKSUM);
         continue;
       }
-      const src = rd32(data, ip + 12);
-      const srcTop = src >>> 24;
+      const srcTop = data[ip + 12];
       if (srcTop === 0 || srcTop === 127 || srcTop >= 224) {
         this.drop(slot, Drop.MARTIAN_SOURCE);
         continue;
       }
-      const srcRoute = fib.lookup(src);
-      if (srcRoute >= 0 && fib.kind[srcRoute] === RouteKind.LOCAL) {
-        this.drop(slot, Drop.MARTIAN_SOURCE);
+      const dstTop = data[ip + 16];
+      if (dstTop === 0 || dstTop === 127) {
+        this.drop(slot, Drop.MARTIAN_DESTINATION);
+        continue;
+      }
+      if (dstTop >>> 4 === 14) {
+        this.drop(slot, Drop.MULTICAST);
         continue;
       }
       pool.len[slot] = ip - pool.start[slot] + total;
       // Where the L4 header is, for a datagram or its first fragment (a later one has none).
       pool.l4[slot] = (data[ip + 6] & 0x1f) === 0 && data[ip + 7] === 0 ? ip + hlen : 0;
-      const dst = rd32(data, ip + 16);
-      const dstTop = dst >>> 24;
-      if (dstTop === 0 || dstTop === 127) {
-        this.drop(slot, Drop.MARTIAN_DESTINATION);
-        continue;
-      }
-      if (dst >>> 28 === 14) {
-        this.drop(slot, Drop.MULTICAST);
-        continue;
-      }
-      const route = fib.lookup(dst);
-      if (route < 0) {
-        pool.icmpError[slot] = ICMP_NET_UNREACHABLE;
-        this.to(this.next.error, slot);
-        continue;
-      }
-      const kind = fib.kind[route];
-      if (kind === RouteKind.LOCAL || kind === RouteKind.BROADCAST) {
-        // Record Route on arrival: the address it was sent to, as ip_options_compile does.
-        if (hlen > 20 && kind === RouteKind.LOCAL) recordRouteInHeader(data, ip, dst);
-        this.to(this.next.local, slot);
-        continue;
-      }
-      if ((data[pool.start[slot]] & 1) !== 0) {
-        this.drop(slot, Drop.L2_BROADCAST);
-        continue;
-      }
-      pool.txIf[slot] = fib.ifIndex[route];
-      pool.nextHop[slot] = kind === RouteKind.GATEWAY ? fib.gateway[route] : dst;
-      this.to(this.next.forward, slot);
+      this.to(prerouting, slot);
     }
   }
 }

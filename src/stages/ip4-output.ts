@@ -1,12 +1,14 @@
 /**
- * ip4-output: route lookup for packets the router itself sends (echo replies).
+ * ip4-output: route lookup for packets the router itself sends (echo and timestamp replies,
+ * resets, ICMP errors), after the LOCAL_OUT hook: it reads the header as the hook left it, so
+ * a destination rewritten there is the one routed.
  *
- * in:   IPv4 packets with l3 set and the source address filled in
- * out:  neighbour — txIf and nextHop set
- *       fragment  — larger than the egress MTU (DF clear): ip4-fragment splits it
+ * in:   IPv4 packets with l3 set and the source address filled in (from the output hook)
+ * out:  postrouting — txIf and nextHop set (postrouting then fragments what exceeds the
+ *                     egress MTU with DF clear, a reply to a reassembled request say)
  * drop: no route to the destination; a destination that is our own address.
  */
-import { rd16, rd32 } from '../wire/bytes.ts';
+import { rd32 } from '../wire/bytes.ts';
 import { recordRouteInHeader } from '../wire/ipv4-options.ts';
 import { Stage } from '../core/stage.ts';
 import { RouteKind } from '../tables/fib.ts';
@@ -17,9 +19,9 @@ const enum Drop {
   LOCAL,
 }
 
-export class Ip4Output extends Stage<'neighbour' | 'fragment'> {
+export class Ip4Output extends Stage<'postrouting'> {
   readonly name = 'ip4-output';
-  readonly nextNames = ['neighbour', 'fragment'] as const;
+  readonly nextNames = ['postrouting'] as const;
   readonly dropReasons = ['no route for a locally originated packet', 'locally originated packet to a local address'];
 
   constructor(private readonly ctx: Context) {
@@ -31,7 +33,8 @@ export class Ip4Output extends Stage<'neighbour' | 'fragment'> {
     const data = pool.data;
     for (let i = 0; i < n; i++) {
       const slot = slots[i];
-      const dst = rd32(data, pool.l3[slot] + 16);
+      const ip = pool.l3[slot];
+      const dst = rd32(data, ip + 16);
       const route = fib.lookup(dst);
       if (route < 0) {
         this.drop(slot, Drop.NO_ROUTE);
@@ -45,12 +48,9 @@ export class Ip4Output extends Stage<'neighbour' | 'fragment'> {
       const ifIndex = fib.ifIndex[route];
       pool.txIf[slot] = ifIndex;
       pool.nextHop[slot] = kind === RouteKind.GATEWAY ? fib.gateway[route] : dst;
-      const ip = pool.l3[slot];
       // Record Route in a reply (echoed options): our address on the way out, as ip_options_build.
       if ((data[ip] & 15) > 5 && ifs.hasAddress(ifIndex)) recordRouteInHeader(data, ip, ifs.addr[ifIndex]);
-      // A reply larger than the egress MTU (to a reassembled request) leaves in fragments.
-      if (rd16(data, ip + 2) > ifs.mtu[ifIndex] && (data[ip + 6] & 0x40) === 0) this.to(this.next.fragment, slot);
-      else this.to(this.next.neighbour, slot);
+      this.to(this.next.postrouting, slot);
     }
   }
 }

@@ -4,7 +4,7 @@
  * with ECONNREFUSED instead of timing out.
  *
  * in:   TCP segments for one of our addresses or a broadcast address (not fragments)
- * out:  output — the reset, built in place (ip4-output routes it back)
+ * out:  output — the reset, built in place, through the LOCAL_OUT hook and ip4-output
  * drop: resets (never answered), segments to a broadcast address, truncated segments, bad
  *       checksums.
  *
@@ -13,6 +13,7 @@
  * The IPv4 header is Linux's: addresses swapped, TOS kept, TTL 64, DF set, no options.
  */
 import { rd16, rd32 } from '../wire/bytes.ts';
+import { NO_PORT } from '../core/frame-pool.ts';
 import { Stage } from '../core/stage.ts';
 import { foldChecksum, onesComplementSum, pseudoHeaderSum } from '../wire/checksum.ts';
 import { IPV4_FLAG_DF, IPV4_MIN_HLEN, IpProto, writeIpv4 } from '../wire/ipv4.ts';
@@ -90,6 +91,8 @@ export class TcpReset extends Stage<'output'> {
       this.ctx.ipIdent = (this.ctx.ipIdent + 1) & 0xffff;
       pool.len[slot] = ip - pool.start[slot] + IPV4_MIN_HLEN + TCP_MIN_HLEN;
       pool.l4[slot] = r;
+      // From here on a packet the router made: LOCAL_OUT, not forwarded.
+      pool.inPort[slot] = NO_PORT;
       pool.vnetFlags[slot] = 0;
       pool.gsoType[slot] = 0;
       this.resetsSent++;

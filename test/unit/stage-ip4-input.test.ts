@@ -105,7 +105,7 @@ describe('ip4-input: what is not routed', () => {
     h.rx('pa', udpFrame({ from: A, toMac: BCAST, dst: '203.0.113.5' }));
     expect(h.take('up')).toEqual([]);
     expect(h.take('pa')).toEqual([]);
-    expect(h.drops('ip4-input')).toEqual({ 'link-layer broadcast carrying unicast for another host': 1 });
+    expect(h.drops('ip4-lookup')).toEqual({ 'link-layer broadcast carrying unicast for another host': 1 });
   });
 
   it('drops IPv6 at an L3 port as not routed', () => {

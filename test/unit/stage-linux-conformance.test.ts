@@ -52,7 +52,8 @@ describe('Linux conformance', () => {
     h.rx('pa', udpFrame({ from: { mac: A.mac, ip: GW.ip }, toMac: GW.mac, dst: '203.0.113.5' }));
     h.rx('pa', udpFrame({ from: { mac: A.mac, ip: '192.168.50.11' }, toMac: GW.mac, dst: '203.0.113.5' }));
     expect(h.take('up')).toEqual([]);
-    expect(h.drops('ip4-input')).toEqual({ 'martian source address': 2 });
+    // Found by the source's route lookup, after PREROUTING (Linux's fib_validate_source).
+    expect(h.drops('ip4-lookup')).toEqual({ 'martian source address': 2 });
   });
 
   it('shows a REACHABLE entry as STALE once reachableMs passes without a confirmation', () => {

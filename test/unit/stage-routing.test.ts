@@ -153,7 +153,8 @@ describe('ip4-forward: TTL', () => {
         wants.push(want);
       }
       stage.run();
-      const nb = h.dp.stages.neighbourOutput;
+      // ip4-forward hands routed packets to the POSTROUTING hook.
+      const nb = h.dp.stages.postrouting;
       expect(nb.queued).toBe(50);
       for (let i = 0; i < 50; i++) {
         const slot = nb.queue[i];

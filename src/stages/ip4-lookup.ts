@@ -1,0 +1,72 @@
+/**
+ * ip4-lookup: the routing decision for received IPv4 packets (Linux's ip_route_input), after
+ * the PREROUTING hook: it reads the header as the hook left it, so a destination rewritten
+ * there (DNAT) is the one routed.
+ *
+ * in:   IPv4 packets with a valid header (l3, rxIf set)
+ * out:  local   — for one of our addresses or a broadcast address
+ *       forward — to be routed (txIf and nextHop set)
+ *       error   — no route: ICMP net unreachable (3/0) to the sender
+ * drop: martian source: one of our own addresses (Linux's accept_local=0, found by the
+ *       source's route lookup, fib_validate_source); a link-layer broadcast/multicast frame
+ *       carrying a unicast packet for another host (Linux forwards only PACKET_HOST).
+ *
+ * Record Route on arrival of a packet for us: the address it was sent to, as
+ * ip_options_compile writes it.
+ */
+import { rd32 } from '../wire/bytes.ts';
+import { Stage } from '../core/stage.ts';
+import { RouteKind } from '../tables/fib.ts';
+import { recordRouteInHeader } from '../wire/ipv4-options.ts';
+import type { Context } from './context.ts';
+
+const enum Drop {
+  MARTIAN_SOURCE,
+  L2_BROADCAST,
+}
+
+export const ICMP_NET_UNREACHABLE = (3 << 24) | (0 << 16);
+
+export class Ip4Lookup extends Stage<'local' | 'forward' | 'error'> {
+  readonly name = 'ip4-lookup';
+  readonly nextNames = ['local', 'forward', 'error'] as const;
+  readonly dropReasons = ['martian source address', 'link-layer broadcast carrying unicast for another host'];
+
+  constructor(private readonly ctx: Context) {
+    super(ctx.pool);
+  }
+
+  protected process(slots: Int32Array, n: number): void {
+    const { pool, fib } = this.ctx;
+    const data = pool.data;
+    for (let i = 0; i < n; i++) {
+      const slot = slots[i];
+      const ip = pool.l3[slot];
+      const srcRoute = fib.lookup(rd32(data, ip + 12));
+      if (srcRoute >= 0 && fib.kind[srcRoute] === RouteKind.LOCAL) {
+        this.drop(slot, Drop.MARTIAN_SOURCE);
+        continue;
+      }
+      const dst = rd32(data, ip + 16);
+      const route = fib.lookup(dst);
+      if (route < 0) {
+        pool.icmpError[slot] = ICMP_NET_UNREACHABLE;
+        this.to(this.next.error, slot);
+        continue;
+      }
+      const kind = fib.kind[route];
+      if (kind === RouteKind.LOCAL || kind === RouteKind.BROADCAST) {
+        if (kind === RouteKind.LOCAL && (data[ip] & 15) > 5) recordRouteInHeader(data, ip, dst);
+        this.to(this.next.local, slot);
+        continue;
+      }
+      if ((data[pool.start[slot]] & 1) !== 0) {
+        this.drop(slot, Drop.L2_BROADCAST);
+        continue;
+      }
+      pool.txIf[slot] = fib.ifIndex[route];
+      pool.nextHop[slot] = kind === RouteKind.GATEWAY ? fib.gateway[route] : dst;
+      this.to(this.next.forward, slot);
+    }
+  }
+}
