@@ -3,13 +3,14 @@
  * each named output feeds. Order matters only for speed: a frame usually moves forward
  * through the list within one dispatch round.
  *
- * The hook stages (prerouting, output, postrouting) are where Linux has its
+ * The four hook stages (prerouting, output, postrouting, bridge-ip4) are where Linux has its
  * netfilter hooks; conntrack and NAT register handlers with them (core/hook.ts). Every IPv4
  * packet that leaves through a router interface crosses postrouting once, before
  * fragmentation and neighbour resolution.
  *
  *   ethernet-input ─bridge→ bridge-forward ─tx→ port-output
- *                 └─l3────→ l3-input          └router→ l3-input
+ *                 │                        ├ip4→ bridge-ip4 ─tx→ port-output   (conntrack on)
+ *                 └─l3────→ l3-input       └router→ l3-input
  *   l3-input ─arp→ arp-input ─reply→ interface-output, ─neighbour→ neighbour-output
  *            └ip4→ ip4-input ─prerouting→ prerouting ─route→ ip4-lookup
  *   ip4-lookup ─local→ ip4-local ─icmp→ icmp-local ─output→ output
@@ -28,6 +29,7 @@
 import { Graph } from '../core/graph.ts';
 import { ArpInput } from '../stages/arp-input.ts';
 import { BridgeForward } from '../stages/bridge-forward.ts';
+import { BridgeIp4Hook } from '../stages/bridge-ip4.ts';
 import { EthernetInput } from '../stages/ethernet-input.ts';
 import { IcmpError } from '../stages/icmp-error.ts';
 import { InterfaceOutput } from '../stages/interface-output.ts';
@@ -51,6 +53,7 @@ import type { Context } from '../stages/context.ts';
 export interface Stages {
   ethernetInput: EthernetInput;
   bridgeForward: BridgeForward;
+  bridgeIp4: BridgeIp4Hook;
   l3Input: L3Input;
   arpInput: ArpInput;
   ip4Input: Ip4Input;
@@ -76,6 +79,7 @@ export function buildGraph(ctx: Context): { graph: Graph; stages: Stages } {
   const s: Stages = {
     ethernetInput: graph.add(new EthernetInput(ctx)),
     bridgeForward: graph.add(new BridgeForward(ctx)),
+    bridgeIp4: graph.add(new BridgeIp4Hook(ctx)),
     l3Input: graph.add(new L3Input(ctx)),
     arpInput: graph.add(new ArpInput(ctx)),
     ip4Input: graph.add(new Ip4Input(ctx)),
@@ -96,7 +100,8 @@ export function buildGraph(ctx: Context): { graph: Graph; stages: Stages } {
     portOutput: graph.add(new PortOutput(ctx)),
   };
   s.ethernetInput.connect({ bridge: s.bridgeForward, l3: s.l3Input });
-  s.bridgeForward.connect({ tx: s.portOutput, router: s.l3Input });
+  s.bridgeForward.connect({ tx: s.portOutput, ip4: s.bridgeIp4, router: s.l3Input });
+  s.bridgeIp4.connect({ tx: s.portOutput });
   s.l3Input.connect({ arp: s.arpInput, ip4: s.ip4Input });
   s.arpInput.connect({ reply: s.interfaceOutput, neighbour: s.neighbourOutput });
   s.ip4Input.connect({ prerouting: s.prerouting });

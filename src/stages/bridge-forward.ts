@@ -5,6 +5,11 @@
  *       bridge's own interface (inPort = NO_PORT, txIf = the bridge's router interface)
  * out:  tx     — one copy per destination port (outPort set); flood copies share the
  *                frame's bytes, so they must only be read from here on
+ *       ip4    — the same, for untagged IPv4 frames with a unicast destination MAC from a
+ *                member port while connection tracking is on (`ctx.conntrack` set): the
+ *                bridge-ip4 hook, as br_netfilter runs iptables on bridged IPv4 (l3 set).
+ *                Its handlers may rewrite them, so flood copies sent there have bytes of
+ *                their own
  *       router — frames for the bridge's router interface: unicast to its MAC, and a copy of
  *                every broadcast/multicast frame (rxIf set), with bytes of its own
  * drop: invalid source MAC (multicast or zero, as Linux drops), a known destination behind the
@@ -28,9 +33,9 @@ const enum Drop {
   LINK_LOCAL,
 }
 
-export class BridgeForward extends Stage<'tx' | 'router'> {
+export class BridgeForward extends Stage<'tx' | 'ip4' | 'router'> {
   readonly name = 'bridge-forward';
-  readonly nextNames = ['tx', 'router'] as const;
+  readonly nextNames = ['tx', 'ip4', 'router'] as const;
   readonly dropReasons = [
     'invalid source mac (multicast or zero)',
     'destination is behind the ingress port',
@@ -49,6 +54,7 @@ export class BridgeForward extends Stage<'tx' | 'router'> {
     const { pool, ports, ifs, fdb } = this.ctx;
     const data = pool.data;
     const tx = this.next.tx;
+    const hookIp4 = this.ctx.conntrack !== null;
     for (let i = 0; i < n; i++) {
       const slot = slots[i];
       const s = pool.start[slot];
@@ -93,19 +99,33 @@ export class BridgeForward extends Stage<'tx' | 'router'> {
         continue;
       }
       pool.outPort[slot] = out;
-      this.to(tx, slot);
+      // Bridged IPv4 between two member ports passes the bridge's IPv4 hook (conntrack on only).
+      if (hookIp4 && !fromRouter && this.isIp4(slot)) this.to(this.next.ip4, slot);
+      else this.to(tx, slot);
     }
+  }
+
+  /** An untagged IPv4 frame (l3 set to its header when so): what the bridge-ip4 hook takes. */
+  private isIp4(slot: number): boolean {
+    const pool = this.pool;
+    const s = pool.start[slot];
+    if (pool.data[s + 12] !== 0x08 || pool.data[s + 13] !== 0x00) return false;
+    pool.l3[slot] = s + 14;
+    return true;
   }
 
   /**
    * Sends a copy to every member but `inPort` (and to the router interface when `routerIf` ≥ 0).
    * Member copies share the frame's bytes (FramePool.share): port-output only reads them, so
    * a 64 KiB super-frame is not copied once per port. The router may rewrite what it gets (an
-   * ARP request becomes the reply in place), so its copy has bytes of its own.
+   * ARP request becomes the reply in place), so its copy has bytes of its own; so does each
+   * copy of unknown unicast IPv4 from a member port while conntrack is on, which goes through
+   * the bridge's IPv4 hook, where NAT may rewrite it.
    */
   private flood(slot: number, members: Int32Array, inPort: number, routerIf: number): void {
     const pool = this.pool;
     const up = this.ctx.ports.up;
+    const ip4 = this.ctx.conntrack !== null && inPort !== NO_PORT && (pool.data[pool.start[slot]] & 1) === 0 && this.isIp4(slot);
     this.flooded++;
     // Count member targets first so the last one can take the original slot instead of a copy.
     let targets = 0;
@@ -131,7 +151,7 @@ export class BridgeForward extends Stage<'tx' | 'router'> {
       if (p === inPort || !up[p]) continue;
       let copy = slot;
       if (--targets > 0) {
-        copy = pool.share(slot);
+        copy = ip4 ? pool.clone(slot) : pool.share(slot);
         if (copy < 0) {
           this.countDrop(Drop.POOL_EXHAUSTED);
           continue;
@@ -139,7 +159,7 @@ export class BridgeForward extends Stage<'tx' | 'router'> {
         if (this.tracer !== null) this.tracer.derived(this.name, slot, copy);
       }
       pool.outPort[copy] = p;
-      this.to(this.next.tx, copy);
+      this.to(ip4 ? this.next.ip4 : this.next.tx, copy);
     }
   }
 }

@@ -1,7 +1,8 @@
 /**
  * The netfilter-style hooks: prerouting before the routing decision, output for everything
  * the router originates, postrouting once for every packet leaving through a router
- * interface (before fragmentation and neighbour resolution). A test handler registered at a hook
+ * interface (before fragmentation and neighbour resolution), and the bridge's IPv4 hook for
+ * pod-to-pod traffic while connection tracking is on. A test handler registered at a hook
  * records what passes and may rewrite, drop or take frames, as conntrack and NAT will.
  */
 import { describe, expect, it } from 'vitest';
@@ -12,7 +13,7 @@ import { rd32, wr32 } from '../../src/wire/bytes.ts';
 import { updateChecksum32 } from '../../src/wire/checksum.ts';
 import { parseIpv4 } from '../../src/wire/ipv4-address.ts';
 import * as F from '../helpers/frames.ts';
-import { A, B, GW, Harness, SEC, SLOW_GW, icmpOf, introduce, ip4Of, isIcmp, pingFrame, udpFrame } from './stage-harness.test.ts';
+import { A, B, BCAST, C, GW, Harness, LAB, SEC, SLOW_GW, icmpOf, introduce, ip4Of, isIcmp, pingFrame, udpFrame } from './stage-harness.test.ts';
 
 interface Seen {
   src: string;
@@ -63,6 +64,7 @@ function rewrite(h: Harness, slot: number, at: 12 | 16, to: string): void {
 }
 
 const hook = (h: Harness, name: string): HookStage<string> => h.dp.graph.get(name) as HookStage<string>;
+const NAT = LAB + 'nat: { clusterCIDR: 10.244.0.0/16 }\n';
 
 describe('hook stages: the mechanism', () => {
   it('without handlers passes every frame on and counts no drop', () => {
@@ -270,6 +272,65 @@ describe('postrouting: every packet leaving a router interface, once, before fra
   });
 });
 
+describe('bridge-ip4: the bridge\'s IPv4 hook (br_netfilter)', () => {
+  it('is passed by pod-to-pod IPv4 unicast only while connection tracking is on, known unicast and flood copies alike', () => {
+    const h = new Harness(NAT);
+    expect(h.dp.ctx.conntrack).not.toBeNull();
+    const rec = new TestHandler(h, 'rec');
+    hook(h, 'bridge-ip4').register(rec);
+    introduce(h, B);
+    h.rx('pa', udpFrame({ from: A, toMac: B.mac, dst: B.ip }));
+    expect(h.take('pb')).toHaveLength(1);
+    // C is unknown: the frame is flooded to pb and pc, each copy through the hook.
+    h.rx('pa', udpFrame({ from: A, toMac: C.mac, dst: C.ip }));
+    expect([h.take('pb').length, h.take('pc').length]).toEqual([1, 1]);
+    // Not hooked: broadcast IPv4, ARP, frames for the router, frames the router sends.
+    h.rx('pa', udpFrame({ from: A, toMac: BCAST, dst: '10.244.1.255' }));
+    h.rx('pa', pingFrame({ from: A, toMac: GW.mac, dst: B.ip }));
+    h.clear();
+    expect(rec.seen.map((s) => s.dst)).toEqual([B.ip, C.ip, C.ip]);
+    expect(h.counters('bridge-ip4').packets).toBe(3);
+  });
+
+  it('is never passed when the config asks for no connection tracking: the fast path is as before', () => {
+    const h = new Harness();
+    expect(h.dp.ctx.conntrack).toBeNull();
+    introduce(h, B);
+    h.rx('pa', udpFrame({ from: A, toMac: B.mac, dst: B.ip }));
+    h.rx('pa', udpFrame({ from: A, toMac: C.mac, dst: C.ip }));
+    expect([h.take('pb').length, h.take('pc').length]).toEqual([2, 1]);
+    expect(h.counters('bridge-ip4').packets).toBe(0);
+  });
+
+  it('delivers what a handler rewrote (a reply translated back) and drops what it drops', () => {
+    const h = new Harness(NAT);
+    hook(h, 'bridge-ip4').register(new TestHandler(h, 'unnat', 0, (slot) => {
+      const src = rd32(h.dp.pool.data, h.dp.pool.l3[slot] + 12);
+      if (src === parseIpv4(B.ip)) rewrite(h, slot, 12, '10.96.0.10');
+      return src === parseIpv4(C.ip) ? 0 : ACCEPT;
+    }));
+    introduce(h, A);
+    h.rx('pb', udpFrame({ from: B, toMac: A.mac, dst: A.ip }));
+    h.rx('pc', udpFrame({ from: C, toMac: A.mac, dst: A.ip }));
+    const got = h.take('pa');
+    expect(got.map((f) => ip4Of(f))).toMatchObject([{ src: '10.96.0.10', dst: A.ip, checksumOk: true }]);
+    expect(h.drops('bridge-ip4')).toEqual({ 'unnat: told to drop': 1 });
+  });
+
+  it('gives each flood copy it sees bytes of its own: a rewrite of one copy leaves the others as they were', () => {
+    const h = new Harness(NAT);
+    const pb = h.port('pb');
+    hook(h, 'bridge-ip4').register(new TestHandler(h, 'rewrite-one', 0, (slot) => {
+      expect(h.dp.pool.isShared(slot)).toBe(false);
+      if (h.dp.pool.outPort[slot] === pb) rewrite(h, slot, 12, '10.96.0.10');
+      return ACCEPT;
+    }));
+    h.rx('pa', udpFrame({ from: A, toMac: C.mac, dst: C.ip }));
+    expect(h.take('pb').map((f) => ip4Of(f))).toMatchObject([{ src: '10.96.0.10', dst: C.ip, checksumOk: true }]);
+    expect(h.take('pc').map((f) => ip4Of(f))).toMatchObject([{ src: A.ip, dst: C.ip, checksumOk: true }]);
+  });
+});
+
 describe('graph shape', () => {
   it('has the hooks where Linux has them', () => {
     const h = new Harness();
@@ -286,6 +347,8 @@ describe('graph shape', () => {
       'ip4-output -postrouting-> postrouting',
       'postrouting -fragment-> ip4-fragment',
       'postrouting -neighbour-> neighbour-output',
+      'bridge-forward -ip4-> bridge-ip4',
+      'bridge-ip4 -tx-> port-output',
     ]) expect(edges).toContain(e);
     // Nothing but postrouting feeds fragmentation; nothing routed skips postrouting.
     expect(edges.filter((e) => e.endsWith('> ip4-fragment'))).toEqual(['postrouting -fragment-> ip4-fragment']);
