@@ -52,7 +52,7 @@ export class Graph {
 
   /** Starts (or with null, stops) tracing every stage. */
   setTracer(tracer: Tracer | null): void {
-    for (const s of this.stages) s.tracer = tracer;
+    for (const s of this.stages) s.setTracer(tracer);
   }
 
   /**

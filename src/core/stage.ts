@@ -1,7 +1,7 @@
 /**
  * Stage: one node of the packet graph (VPP's graph node, Click's element, Snabb's app).
  *
- * A stage owns an input queue of slot numbers. The dispatcher hands it everything queued so
+ * A stage owns an input queue of slot numbers (its `Inbox`). The dispatcher hands it everything queued so
  * far as one batch; `process` decides per frame and moves each slot onward with `to(next, slot)`
  * or frees it with `drop(slot, reason)`. Next stages are named in `nextNames` and connected by
  * the graph builder, so a reader sees the topology in one place. Each stage counts the frames
@@ -9,6 +9,24 @@
  */
 import type { FramePool } from './frame-pool.ts';
 import type { Tracer } from './trace.ts';
+
+/**
+ * A stage's input queue. One class for every stage, so the per-frame write in `Stage.to`
+ * touches objects of one shape (a monomorphic access), whatever stage it feeds: reading
+ * `queue` and `queued` off the many stage classes directly would be megamorphic.
+ */
+export class Inbox {
+  queue: Int32Array;
+  spare: Int32Array;
+  queued = 0;
+  /** The graph's tracer while tracing, as the stages have it (read by the stage that feeds this one). */
+  tracer: Tracer | null = null;
+
+  constructor(capacity: number) {
+    this.queue = new Int32Array(capacity);
+    this.spare = new Int32Array(capacity);
+  }
+}
 
 export abstract class Stage<N extends string = string> {
   abstract readonly name: string;
@@ -26,13 +44,22 @@ export abstract class Stage<N extends string = string> {
   /** Set while tracing (see trace.ts); null otherwise. */
   tracer: Tracer | null = null;
 
-  queue: Int32Array;
-  queued = 0;
-  private spare: Int32Array;
+  /** Frames queued for this stage. */
+  readonly inbox: Inbox;
 
   constructor(protected readonly pool: FramePool) {
-    this.queue = new Int32Array(pool.capacity);
-    this.spare = new Int32Array(pool.capacity);
+    this.inbox = new Inbox(pool.capacity);
+  }
+
+  /** The queued slots (the first `queued` of them). */
+  get queue(): Int32Array {
+    return this.inbox.queue;
+  }
+  get queued(): number {
+    return this.inbox.queued;
+  }
+  set queued(n: number) {
+    this.inbox.queued = n;
   }
 
   /** Called once by the graph builder after `dropReasons` is known. */
@@ -49,19 +76,27 @@ export abstract class Stage<N extends string = string> {
     return this;
   }
 
+  /** Sets (or with null, clears) the tracer of this stage and of its queue. */
+  setTracer(tracer: Tracer | null): void {
+    this.tracer = tracer;
+    this.inbox.tracer = tracer;
+  }
+
   /** Queues a frame for this stage. Capacity equals the pool's, so this cannot overflow. */
   enqueue(slot: number): void {
-    this.queue[this.queued++] = slot;
+    const box = this.inbox;
+    box.queue[box.queued++] = slot;
   }
 
   /** Hands the queued batch to `process`; frames queued meanwhile wait for the next round. */
   run(): number {
-    const n = this.queued;
+    const box = this.inbox;
+    const n = box.queued;
     if (n === 0) return 0;
-    const batch = this.queue;
-    this.queue = this.spare;
-    this.spare = batch;
-    this.queued = 0;
+    const batch = box.queue;
+    box.queue = box.spare;
+    box.spare = batch;
+    box.queued = 0;
     this.packets += n;
     this.process(batch, n);
     return n;
@@ -70,18 +105,20 @@ export abstract class Stage<N extends string = string> {
   protected abstract process(slots: Int32Array, n: number): void;
 
   protected to(next: Stage, slot: number): void {
-    if (this.tracer !== null) this.tracer.step(this.name, next.name, slot);
-    next.queue[next.queued++] = slot;
+    const box = next.inbox;
+    if (box.tracer !== null) box.tracer.step(this.name, next.name, slot);
+    box.queue[box.queued++] = slot;
   }
 
   /** Passes the first `n` frames of `slots` on to `next`, in order: a whole batch, no decision. */
   protected toAll(next: Stage, slots: Int32Array, n: number): void {
-    const tracer = this.tracer;
+    const box = next.inbox;
+    const tracer = box.tracer;
     if (tracer !== null) for (let i = 0; i < n; i++) tracer.step(this.name, next.name, slots[i]);
-    const q = next.queue;
-    let k = next.queued;
+    const q = box.queue;
+    let k = box.queued;
     for (let i = 0; i < n; i++) q[k++] = slots[i];
-    next.queued = k;
+    box.queued = k;
   }
 
   protected drop(slot: number, reason: number): void {
