@@ -1,8 +1,8 @@
 /**
  * Conntrack views for the control side: an entry as an object (`conntrack -L`), iteration in
  * bounded chunks (so `show conntrack` can stream 1,000,000 entries between batches without
- * stalling the packet thread), flush with filters (`conntrack -F`, `-D -p P --orig-dst IP`)
- * and the statistics of `conntrack -S`. These allocate; they are never on the packet path.
+ * stalling the packet thread), filters and flush (`conntrack -F`, `-D -p P -s A -d B`) and
+ * the statistics of `conntrack -S`. These allocate; they are never on the packet path.
  *
  * Iteration is by id range and tolerates changes between chunks, as `conntrack -L` on a
  * live table does: an entry alive across the whole walk is visited exactly once; one
@@ -101,8 +101,18 @@ export function forEachConntrackFrom(ct: Conntrack, cursor: number, n: number, f
 export interface ConntrackFilter {
   /** Only this IP protocol (6, 17, 1). */
   proto?: number;
+  /** Only entries whose original source is this IPv4 address. */
+  src?: number;
   /** Only entries whose original destination is this IPv4 address. */
   dst?: number;
+}
+
+/** Whether entry `id` (live or dying: its tuples are read) matches `filter`, as `conntrack -L -p P -s A -d B` selects. */
+export function matchesConntrack(ct: Conntrack, id: number, filter: ConntrackFilter): boolean {
+  if (filter.proto !== undefined && ct.protoOf(id) !== filter.proto) return false;
+  if (filter.src !== undefined && ct.srcOf(id << 1) !== (filter.src | 0)) return false;
+  if (filter.dst !== undefined && ct.dstOf(id << 1) !== (filter.dst | 0)) return false;
+  return true;
 }
 
 /**
@@ -110,13 +120,9 @@ export interface ConntrackFilter {
  * default; pass ranges to flush in chunks). Returns how many unexpired ones it destroyed.
  */
 export function flushConntrack(ct: Conntrack, filter: ConntrackFilter = {}, from = 0, to = ct.highWater): number {
-  const proto = filter.proto;
-  const dst = filter.dst === undefined ? undefined : filter.dst | 0;
   let n = 0;
   for (let id = Math.max(0, from); id < Math.min(to, ct.highWater); id++) {
-    if ((ct.statusOf(id) & CT_LIVE) === 0) continue;
-    if (proto !== undefined && ct.protoOf(id) !== proto) continue;
-    if (dst !== undefined && ct.dstOf(id << 1) !== dst) continue;
+    if ((ct.statusOf(id) & CT_LIVE) === 0 || !matchesConntrack(ct, id, filter)) continue;
     // An entry already past its deadline goes too, but was not there to count.
     if (ct.isLive(id)) n++;
     ct.remove(id);
