@@ -44,6 +44,11 @@ export class Dataplane {
   config: Config;
   /** Frames a port received that did not fit a slot (too long, or no slot free). */
   rxOverruns = 0;
+  /**
+   * Called at the end of each run(), once the graph is drained; null when unused. The admin
+   * server's conntrack event stream reads new entries there, after their NAT bindings.
+   */
+  afterBatch: (() => void) | null = null;
 
   constructor(config: Config, opts: DataplaneOptions) {
     this.config = config;
@@ -129,6 +134,7 @@ export class Dataplane {
       ct.expire(now, CONNTRACK_EXPIRY_BUDGET);
     }
     this.graph.dispatch();
+    if (this.afterBatch !== null) this.afterBatch();
   }
 
   /** The earliest time a timer wants to run (µs), or Infinity. */
