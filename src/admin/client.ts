@@ -2,10 +2,13 @@
  * Admin client: fetches one state snapshot from a running nodeplane's admin socket.
  *
  * `fetchState(socket, 'fdb')` is `GET /v1/fdb` over the unix socket, parsed from JSON.
+ * `streamLines` reads a streamed answer (the conntrack listing and events: one JSON object
+ * a line) as it arrives, pausing the socket while its consumer catches up, so a slow
+ * reader slows the server instead of filling memory.
  * A socket nobody serves (missing file, refused connection, no permission) is the user's
  * situation to fix and becomes a UserError naming the socket; so does an error answer.
  */
-import { request } from 'node:http';
+import { request, type IncomingMessage } from 'node:http';
 import { UserError } from '../user-error.ts';
 
 /** How long to wait for an answer before giving up (the server answers from memory). */
@@ -38,9 +41,100 @@ export function fetchTrace(socketPath: string, count: number, seconds: number, m
   return get(socketPath, `/v1/trace?${q}`, seconds * 1000 + TIMEOUT_MS);
 }
 
-function get(socketPath: string, path: string, timeoutMs: number): Promise<unknown> {
+/** `method path` (a path with its query), the parsed JSON body of a 200 answer. */
+export function requestJson(socketPath: string, method: string, path: string, timeoutMs = TIMEOUT_MS): Promise<unknown> {
+  return get(socketPath, path, timeoutMs, method);
+}
+
+/** Error text of a non-200 answer whose body was `text`. */
+function errorOf(socketPath: string, status: number | undefined, text: string): UserError {
+  let msg: unknown;
+  try {
+    msg = (JSON.parse(text) as { error?: unknown } | null)?.error;
+  } catch {
+    // Not JSON: the status says it.
+  }
+  return new UserError(`${socketPath}: ${typeof msg === 'string' ? msg : `status ${status}`}`);
+}
+
+export interface StreamOptions {
+  /** Give up when nothing arrives for this long (0: wait as long as it takes; the default is 10 s). */
+  idleTimeoutMs?: number;
+  /**
+   * Called with each run of whole lines as they arrive. Return a promise to hold the stream
+   * until it settles (backpressure), or `false` to stop reading (the connection is closed and
+   * the stream ends as if complete).
+   */
+  onLines: (lines: string[]) => Promise<void> | boolean | void;
+  /** Stops reading when aborted, as `false` from onLines does. */
+  signal?: AbortSignal;
+}
+
+/** GETs (or `method`s) a streamed answer line by line; resolves when it ends, or the consumer stops. */
+export function streamLines(socketPath: string, path: string, opts: StreamOptions, method = 'GET'): Promise<void> {
   return new Promise((resolve, reject) => {
-    const req = request({ socketPath, path, method: 'GET', timeout: timeoutMs }, (res) => {
+    let stopped = false;
+    const req = request({ socketPath, path, method, timeout: opts.idleTimeoutMs ?? TIMEOUT_MS }, (res: IncomingMessage) => {
+      if (res.statusCode !== 200) {
+        let text = '';
+        res.setEncoding('utf8').on('data', (d: string) => (text += d));
+        res.on('end', () => reject(errorOf(socketPath, res.statusCode, text)));
+        return;
+      }
+      let partial = '';
+      res.setEncoding('utf8');
+      res.on('data', (d: string) => {
+        if (stopped) return;
+        const parts = (partial + d).split('\n');
+        partial = parts.pop() ?? '';
+        if (parts.length === 0) return;
+        const r = opts.onLines(parts);
+        if (r === false) {
+          stop();
+        } else if (r instanceof Promise) {
+          res.pause();
+          r.then(
+            () => res.resume(),
+            (err: unknown) => {
+              stopped = true;
+              req.destroy();
+              reject(err);
+            },
+          );
+        }
+      });
+      res.on('end', () => {
+        if (stopped) return;
+        if (partial !== '') opts.onLines([partial]);
+        resolve();
+      });
+      // A connection that breaks mid-answer: 'close' below says so; the error itself adds nothing.
+      res.on('error', () => undefined);
+      res.on('close', () => {
+        if (!stopped && !res.complete) reject(new UserError(`${socketPath}: the answer to ${path} broke off before its end`));
+      });
+    });
+    const stop = (): void => {
+      stopped = true;
+      req.destroy();
+      resolve();
+    };
+    if (opts.signal?.aborted) stop();
+    opts.signal?.addEventListener('abort', stop, { once: true });
+    req.on('close', () => opts.signal?.removeEventListener('abort', stop));
+    req.on('timeout', () => req.destroy(Object.assign(new Error('no answer in time'), { code: 'ETIMEDOUT' })));
+    req.on('error', (err: NodeJS.ErrnoException) => {
+      if (stopped) return;
+      const reason = (err.code && UNREACHABLE[err.code]) ?? err.message;
+      reject(unreachable(socketPath, reason));
+    });
+    req.end();
+  });
+}
+
+function get(socketPath: string, path: string, timeoutMs: number, method = 'GET'): Promise<unknown> {
+  return new Promise((resolve, reject) => {
+    const req = request({ socketPath, path, method, timeout: timeoutMs }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
       res.on('error', (err) => reject(unreachable(socketPath, err.message)));

@@ -130,7 +130,8 @@ export function conntrackJson(r: ConntrackRecord): ConntrackEntryJson {
     dnat: (status & CT_DNAT) !== 0,
     packets: { orig: c[0], reply: c[1] },
     bytes: { orig: c[2], reply: c[3] },
-    mark: r.mark,
+    // An int32 spare word in the table, shown unsigned as Linux's u32 mark.
+    mark: r.mark >>> 0,
   };
 }
 

@@ -4,16 +4,21 @@
  *   GET /v1/fdb | neigh | routes | ports | stats | graph
  *   GET /v1/trace?count=N&seconds=S[&match=TEXT]   the next N frames hop by hop (answers when done)
  *     → 200, application/json, the object state.ts builds
- *   GET /v1/services | conntrack → 501: the dataplane has no such table yet
+ *   /v1/conntrack, /v1/conntrack/stats, /v1/conntrack/events → conntrack-endpoints.ts
+ *     (listing and events streamed, one JSON object a line; DELETE flushes)
+ *   GET /v1/services → 501: the dataplane has no service table yet
  *   anything else → 404 (unknown path) or 405 (not GET), `{"error": "..."}`
  *
  * Snapshots are built when a request arrives, on the event loop between packet batches,
- * so the packet path never pays for them. The socket file is created mode 0660 (owner and
+ * so the packet path never pays for them; what may be large (the conntrack table) is
+ * walked in chunks between batches. The socket file is created mode 0660 (owner and
  * group may read the dataplane's state); a stale file left by a crashed run is replaced, but
  * a socket some live server still answers on is refused, and so is a path that is not a
  * socket. Closing the server removes the file.
  */
+import { CONNTRACK_PATHS, handleConntrack } from './conntrack-endpoints.ts';
 import { traceLive } from './live-trace.ts';
+import { sendJson as send } from './reply.ts';
 import { chmodSync, lstatSync, unlinkSync } from 'node:fs';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { connect } from 'node:net';
@@ -51,14 +56,7 @@ const ENDPOINTS: Record<string, Endpoint> = {
 /** Tables `show` names (SPEC §1) that the dataplane does not have yet, and what to say instead. */
 const NOT_IMPLEMENTED: Record<string, string> = {
   '/v1/services': 'services are not implemented yet: this dataplane has no service table',
-  '/v1/conntrack': 'connection tracking is not implemented yet: this dataplane has no conntrack table',
 };
-
-function send(res: ServerResponse, status: number, body: unknown): void {
-  const text = JSON.stringify(body) + '\n';
-  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
-  res.end(text);
-}
 
 function handle(dp: Dataplane, extra: AdminExtras, req: IncomingMessage, res: ServerResponse): void {
   const url = new URL(req.url ?? '/', 'http://nodeplane');
@@ -72,13 +70,17 @@ function handle(dp: Dataplane, extra: AdminExtras, req: IncomingMessage, res: Se
     );
     return;
   }
+  if (CONNTRACK_PATHS.includes(path)) {
+    handleConntrack(dp, req, res, url);
+    return;
+  }
   if (Object.hasOwn(NOT_IMPLEMENTED, path)) {
     send(res, 501, { error: NOT_IMPLEMENTED[path] });
     return;
   }
   const endpoint = Object.hasOwn(ENDPOINTS, path) ? ENDPOINTS[path] : undefined;
   if (endpoint === undefined) {
-    send(res, 404, { error: `no such endpoint: ${path}`, endpoints: [...Object.keys(ENDPOINTS), '/v1/trace'] });
+    send(res, 404, { error: `no such endpoint: ${path}`, endpoints: [...Object.keys(ENDPOINTS), '/v1/trace', ...CONNTRACK_PATHS] });
     return;
   }
   if (req.method !== 'GET' && req.method !== 'HEAD') {

@@ -74,12 +74,13 @@ describe('admin server and client', () => {
       expect(ports.ports.map((p) => p.name)).toEqual(['pa', 'pb', 'pc', 'up', 'slow']);
       expect(ports.ports[3].driver).toEqual({ downReason: '', tap: null });
       expect(ports.ports[0].driver).toBeUndefined();
-      // No fake empty tables for what the dataplane does not have yet.
+      // No fake empty tables for what the dataplane does not have (yet, or in this config).
       const services = await raw(sock, '/v1/services');
       expect(services).toMatchObject({ status: 501, body: { error: 'services are not implemented yet: this dataplane has no service table' } });
-      await expect(fetchState(sock, 'conntrack')).rejects.toThrow(
-        new UserError(`${sock}: connection tracking is not implemented yet: this dataplane has no conntrack table`),
-      );
+      expect(await raw(sock, '/v1/conntrack/stats')).toMatchObject({
+        status: 409,
+        body: { error: 'connection tracking is off in this dataplane: its config has no nat, conntrack or services section' },
+      });
       const graph = (await fetchState(sock, 'graph')) as { edges: string[] };
       expect(graph.edges).toEqual(dp.graph.describe());
 
@@ -93,6 +94,7 @@ describe('admin server and client', () => {
       const missing = await raw(sock, '/v1/nothing');
       expect(missing.status).toBe(404);
       expect(missing.body).toMatchObject({ error: 'no such endpoint: /v1/nothing' });
+      expect((missing.body as { endpoints: string[] }).endpoints).toEqual(expect.arrayContaining(['/v1/conntrack', '/v1/conntrack/stats', '/v1/conntrack/events']));
       expect((await raw(sock, '/')).status).toBe(404);
       expect((await raw(sock, '/v1/fdb', 'POST')).status).toBe(405);
       await expect(fetchState(sock, 'nothing')).rejects.toThrow(new UserError(`${sock}: no such endpoint: /v1/nothing`));
