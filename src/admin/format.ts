@@ -39,7 +39,11 @@ import type {
 /** What `show` can print, and the admin endpoint each one reads (`/v1/<what>`). */
 export const SHOW_WHATS = ['fdb', 'neigh', 'routes', 'services', 'conntrack', 'ports', 'stats', 'graph'] as const;
 export type ShowWhat = (typeof SHOW_WHATS)[number];
-/** Names `show` takes (SPEC §1) for tables the dataplane does not have yet; the admin server says so. */
+/**
+ * Names `show` takes (SPEC §1) that have no formatter here: services, which the dataplane
+ * does not have yet (the admin server says so), and conntrack, which is streamed and
+ * formatted line by line (conntrack-format.ts).
+ */
 type NotYet = 'services' | 'conntrack';
 
 function lines(ls: string[]): string {

@@ -87,8 +87,41 @@ program
     new Command().createArgument('<what>', 'what to show').choices(['fdb', 'neigh', 'routes', 'services', 'conntrack', 'ports', 'stats', 'graph']),
   )
   .option('--admin <socket>', 'admin unix socket path', '/run/nodeplane.sock')
-  .option('--json', 'print JSON')
+  .option('--json', 'print JSON (conntrack: an array, one entry a line)')
+  .option('--stats', 'conntrack: the counters of conntrack -S instead of the entries')
+  .option('--proto <p>', 'conntrack: only this protocol (tcp, udp, icmp)')
+  .option('--src <ip>', 'conntrack: only entries whose original source is this address')
+  .option('--dst <ip>', 'conntrack: only entries whose original destination is this address')
+  .addHelpText(
+    'after',
+    '\nconntrack prints one line per entry as conntrack -L does (protocol, seconds left, TCP state,\n' +
+      'original tuple and counters, [UNREPLIED], reply tuple and counters, [ASSURED], mark), streamed\n' +
+      'from the dataplane in chunks, then on stderr how many entries were shown.',
+  )
   .action((what, opts) => runAction(async () => (await import('./show.ts')).showCommand(what, opts)));
+
+const conntrack = program.command('conntrack').description("a running dataplane's connection tracking table, like conntrack-tools");
+
+conntrack
+  .command('flush')
+  .description('delete tracked connections (all, or those matching the filters), like conntrack -F / -D')
+  .option('--admin <socket>', 'admin unix socket path', '/run/nodeplane.sock')
+  .option('--proto <p>', 'only this protocol (tcp, udp, icmp)')
+  .option('--src <ip>', 'only entries whose original source is this address')
+  .option('--dst <ip>', 'only entries whose original destination is this address')
+  .action((opts) => runAction(async () => (await import('./conntrack.ts')).conntrackFlush(opts)));
+
+conntrack
+  .command('events')
+  .description('print connection tracking events (NEW, UPDATE, DESTROY) as they happen, like conntrack -E')
+  .option('--admin <socket>', 'admin unix socket path', '/run/nodeplane.sock')
+  .option('--proto <p>', 'only this protocol (tcp, udp, icmp)')
+  .option('--src <ip>', 'only entries whose original source is this address')
+  .option('--dst <ip>', 'only entries whose original destination is this address')
+  .option('--count <n>', 'stop after N events')
+  .option('--seconds <s>', 'stop after S seconds')
+  .option('--json', 'one JSON object a line')
+  .action((opts) => runAction(async () => (await import('./conntrack.ts')).conntrackEvents(opts)));
 
 program
   .command('trace')

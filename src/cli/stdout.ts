@@ -45,6 +45,27 @@ export function print(text: string): boolean {
 }
 
 /**
+ * Writes `text` to stdout for a producer that can wait: true when stdout takes more at once,
+ * false once its reader has gone (stop producing), or a promise that settles when stdout has
+ * drained (or closed) — wait for it before writing more.
+ */
+export function printOrWait(text: string): boolean | Promise<void> {
+  const out = process.stdout;
+  if (stdoutGone()) return false;
+  if (out.write(text)) return true;
+  if (stdoutGone()) return false;
+  return new Promise<void>((resolve) => {
+    const done = (): void => {
+      out.off('drain', done);
+      out.off('close', done);
+      resolve();
+    };
+    out.on('drain', done);
+    out.on('close', done);
+  });
+}
+
+/**
  * Prints lines in large chunks and waits when stdout is slow, for long outputs produced by an
  * async loop (`decode`): the loop stops when `gone` turns true.
  */
@@ -67,16 +88,7 @@ export class LineWriter {
     const chunk = this.parts.join('');
     this.parts = [];
     this.size = 0;
-    const out = process.stdout;
-    if (stdoutGone() || out.write(chunk) || stdoutGone()) return;
-    await new Promise<void>((resolve) => {
-      const done = (): void => {
-        out.off('drain', done);
-        out.off('close', done);
-        resolve();
-      };
-      out.on('drain', done);
-      out.on('close', done);
-    });
+    const r = printOrWait(chunk);
+    if (r instanceof Promise) await r;
   }
 }

@@ -75,7 +75,7 @@ describe('nodeplane show', () => {
     expect(json.stdout).toBe(JSON.stringify(neighState(dp), null, 2) + '\n');
   });
 
-  it('says that services and conntrack are not implemented yet, and exits non-zero', async () => {
+  it('says that services are not implemented yet, and that this node tracks no connections, and exits non-zero', async () => {
     const services = await nodeplane('show', 'services', '--admin', SOCK);
     expect(services).toEqual({
       code: 1,
@@ -86,7 +86,7 @@ describe('nodeplane show', () => {
     expect(conntrack).toEqual({
       code: 1,
       stdout: '',
-      stderr: `nodeplane: ${SOCK}: connection tracking is not implemented yet: this dataplane has no conntrack table\n`,
+      stderr: `nodeplane: ${SOCK}: connection tracking is off in this dataplane: its config has no nat, conntrack or services section\n`,
     });
   });
 
