@@ -11,15 +11,16 @@
  * (`run --capture-stdout` needs root and TAPs: test/e2e/capture-stdout.test.ts.)
  */
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { fetchState } from '../../src/admin/client.ts';
+import { ConntrackEventHub } from '../../src/admin/conntrack-events.ts';
 import { startAdminServer, type AdminServer } from '../../src/admin/server.ts';
 import { SHOW_WHATS } from '../../src/admin/format.ts';
-import { loadConfig, parseConfig } from '../../src/config/load.ts';
+import { parseConfig } from '../../src/config/load.ts';
 import { VirtualClock } from '../../src/core/clock.ts';
 import { Dataplane } from '../../src/dataplane/dataplane.ts';
 import { replay } from '../../src/replay/replay.ts';
@@ -138,13 +139,20 @@ describe('commands that print end quietly when the reader goes away', () => {
     let server: AdminServer;
     let sock: string;
     let dp: Dataplane;
+    let replayed: Dataplane;
+    /** Conntrack entries in the replayed node: their listing is megabytes, far more than a pipe holds. */
+    const FLOWS = 20_000;
 
     beforeAll(async () => {
       const dir = join(fixtures, 'routed-arp');
       const inputs = readdirSync(dir)
         .filter((f) => f.endsWith('.pcap'))
         .map((f) => ({ port: f.replace(/\.pcap$/, ''), file: join(dir, f) }));
-      const replayed = replay(loadConfig(LAB), inputs, join(TMP, 'out4'), 1).dataplane;
+      // The lab node with masquerade on, so it has a conntrack table to show.
+      const config = parseConfig(`${readFileSync(LAB, 'utf8')}\nnat: { clusterCIDR: 10.244.0.0/16 }\n`, LAB);
+      replayed = replay(config, inputs, join(TMP, 'out4'), 1).dataplane;
+      const ct = replayed.ctx.conntrack!;
+      for (let i = 0; i < FLOWS; i++) ct.track(17, 0x0af40102 + (i >> 14), 0xcb007107 | 0, 1024 + (i & 0x3fff), 53, 0, 60);
       sock = join(TMP, 'show.sock');
       server = await startAdminServer(replayed, sock);
     });
@@ -155,30 +163,59 @@ describe('commands that print end quietly when the reader goes away', () => {
 
     it('show, every kind, as text and as --json', async () => {
       const kinds = [...SHOW_WHATS].flatMap((what) => [[what], [what, '--json']]);
+      kinds.push(['conntrack', '--stats'], ['conntrack', '--stats', '--json']);
       const ended = await limited(
         3,
         kinds.map((k) => () => intoClosingReader(['show', ...k, '--admin', sock], 'nothing')),
       );
-      expect(kinds).toHaveLength(2 * SHOW_WHATS.length);
+      expect(kinds).toHaveLength(2 * SHOW_WHATS.length + 2);
       for (const [i, k] of kinds.entries()) {
-        // Tables the server does not serve yet (501) print nothing: one line on stderr, exit 1.
-        const served = await fetchState(sock, k[0]).then(
-          () => true,
-          () => false,
-        );
-        if (served) {
-          expectQuiet(ended[i], `show ${k.join(' ')}`);
-        } else {
+        if (k[0] === 'services') {
+          // Not served yet (501): nothing printed, one line on stderr, exit 1.
           expect(ended[i].stderr, `show ${k.join(' ')}`).not.toMatch(/EPIPE|^\s+at /m);
           expect(ended[i].stderr.trim().split('\n'), `show ${k.join(' ')}`).toHaveLength(1);
           expect(ended[i].code).toBe(1);
+        } else {
+          expectQuiet(ended[i], `show ${k.join(' ')}`);
         }
       }
-      // The tables every node has are among those served, so most of this test is the quiet end.
+      // Every other kind is served, so all of them ended quietly above.
       for (const what of ['fdb', 'neigh', 'routes', 'ports', 'stats', 'graph']) {
         await expect(fetchState(sock, what)).resolves.toBeDefined();
       }
+      await expect(fetchState(sock, 'services')).rejects.toThrow(/not implemented yet/);
     }, 120_000);
+
+    it('show conntrack and show conntrack --json | head -1, in front of a listing of megabytes', async () => {
+      const [text, json] = await limited(2, [
+        () => intoClosingReader(['show', 'conntrack', '--admin', sock], 'line'),
+        () => intoClosingReader(['show', 'conntrack', '--json', '--admin', sock], 'line'),
+      ]);
+      expect(text.first).toMatch(/^udp {6}17 \d+ src=10\.244\.1\.2 dst=203\.0\.113\.7 sport=1024 dport=53 /);
+      expectQuiet(text, 'show conntrack');
+      // The reader left early: no summary of a listing that was not shown whole.
+      expect(text.stderr).toBe('');
+      expect(json.first).toBe('[');
+      expectQuiet(json, 'show conntrack --json');
+      expect(replayed.ctx.conntrack!.count).toBe(FLOWS);
+    }, 60_000);
+
+    it('conntrack events and --json | head -1, while flows come', async () => {
+      const ct = replayed.ctx.conntrack!;
+      let port = 0;
+      // A new flow every 20 ms, as on a live node.
+      const feed = (): void => void ct.track(17, 0x0af40103, 0xcb007107 | 0, 40000 + (port++ % 20000), 123, 0, 60);
+      const text = await intoClosingReader(['conntrack', 'events', '--admin', sock], 'line', feed);
+      const json = await intoClosingReader(['conntrack', 'events', '--json', '--admin', sock], 'line', feed);
+      expect(text.first).toMatch(/^ {4}\[NEW\] udp {6}17 30 src=10\.244\.1\.3 dst=203\.0\.113\.7 sport=\d+ dport=123 \[UNREPLIED\] /);
+      expectQuiet(text, 'conntrack events');
+      expect(JSON.parse(json.first)).toMatchObject({ event: 'NEW', proto: 'udp', orig: { dport: 123 } });
+      expectQuiet(json, 'conntrack events --json');
+      // The readers are gone: the server let go of the table's listener.
+      await new Promise((r) => setTimeout(r, 100));
+      expect(ConntrackEventHub.of(ct, replayed).readerCount).toBe(0);
+      expect(ct.listener).toBeNull();
+    }, 60_000);
 
     it('trace and trace --json', async () => {
       const clock = new VirtualClock();
