@@ -71,10 +71,11 @@ export interface BenchDataplane {
   sinks: CountingSink[];
 }
 
-export function makeDataplane(): BenchDataplane {
+/** The bench node; `extraConfig` (YAML lines) is appended to BENCH_CONFIG (e.g. `nat:`). */
+export function makeDataplane(extraConfig = ''): BenchDataplane {
   const clock = new VirtualClock();
   clock.set(1_700_000_000_000_000);
-  const dp = new Dataplane(parseConfig(BENCH_CONFIG, 'bench'), { clock, poolSize: 4096 });
+  const dp = new Dataplane(parseConfig(BENCH_CONFIG + extraConfig, 'bench'), { clock, poolSize: 4096 });
   const sinks = dp.ctx.ports.names.map(() => new CountingSink());
   sinks.forEach((s, p) => dp.setDriver(p, s));
   // Teach the bridge where the pods are and the router its gateway, as warm traffic would.

@@ -4,8 +4,9 @@
  * human table on stderr, after a header naming the machine. So
  * `npm run bench | grep '^{'` yields the JSON lines alone.
  *
- * Groups, in order: checksum, decode, lpm4, conntrack, dataplane, flood and e2e. The last
- * three are loaded only when their files exist; e2e reports `skipped` rows when it cannot
+ * Groups, in order: checksum, decode, lpm4, conntrack, admin (reading a conntrack table of
+ * 1,000,000 entries through the admin socket while forwarding), dataplane, flood and e2e.
+ * The last three are loaded only when their files exist; e2e reports `skipped` rows when it cannot
  * run (no root, no namespaces).
  *
  * FILTER (optional): a group whose name contains it, or a bench name or prefix
@@ -18,6 +19,7 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import os from 'node:os';
+import { benchAdminConntrack } from './admin-conntrack.bench.ts';
 import { benchChecksum } from './checksum.bench.ts';
 import { benchConntrack } from './conntrack.bench.ts';
 import { benchDecode } from './decode.bench.ts';
@@ -52,6 +54,7 @@ const GROUPS: Group[] = [
   { name: 'decode', run: (f: Filter) => benchDecode(f) },
   { name: 'lpm4', run: async () => (await benchLpm4()).map((r): BenchResult => ({ ...r })) },
   { name: 'conntrack', run: (f: Filter) => benchConntrack(f) },
+  { name: 'admin', run: (f: Filter) => benchAdminConntrack(f) },
   optional('dataplane', './dataplane.bench.ts', 'benchDataplane'),
   optional('flood', './flood.bench.ts', 'benchFlood'),
   optional('e2e', './e2e.bench.ts', 'benchE2e'),
