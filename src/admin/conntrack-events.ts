@@ -63,6 +63,8 @@ interface Reader {
   lost: number;
   timer: NodeJS.Timeout | undefined;
   lines: string[];
+  /** Waiting for the socket to drain, to tell of lost events even if no other event comes. */
+  draining: boolean;
 }
 
 const hubs = new WeakMap<Conntrack, ConntrackEventHub>();
@@ -124,7 +126,7 @@ export class ConntrackEventHub implements ConntrackListener {
    */
   subscribe(res: ServerResponse, opts: EventReaderOptions): void {
     if (this.readers.size === 0) this.attach();
-    const reader: Reader = { res, filter: opts.filter, remaining: opts.count, lost: 0, timer: undefined, lines: [] };
+    const reader: Reader = { res, filter: opts.filter, remaining: opts.count, lost: 0, timer: undefined, lines: [], draining: false };
     this.readers.add(reader);
     res.writeHead(200, { 'content-type': 'application/x-ndjson' });
     res.flushHeaders();
@@ -345,6 +347,13 @@ export class ConntrackEventHub implements ConntrackListener {
     r.lines = [];
     if (res.writableLength > MAX_PENDING_BYTES) {
       r.lost += lines.length;
+      if (!r.draining) {
+        r.draining = true;
+        res.once('drain', () => {
+          r.draining = false;
+          if (this.readers.has(r)) this.send(r);
+        });
+      }
     } else if (lines.length > 0 || r.lost > 0) {
       if (r.lost > 0) {
         const lost: ConntrackLostJson = { event: 'LOST', count: r.lost };

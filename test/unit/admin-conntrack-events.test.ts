@@ -226,6 +226,42 @@ describe('conntrack events', () => {
     r.stop();
   }, 30_000);
 
+  it('drops events for a reader that does not read, instead of buffering them, and tells it how many once it reads again', async () => {
+    const n = natNode(65536);
+    served = await serve(n.dp);
+    const lines: Line[] = [];
+    let release: () => void = () => undefined;
+    const released = new Promise<void>((r) => (release = r));
+    let first = true;
+    const abort = new AbortController();
+    const done = streamLines(served.sock, '/v1/conntrack/events', {
+      idleTimeoutMs: 0,
+      signal: abort.signal,
+      onLines: (ls) => {
+        lines.push(...ls.filter((l) => l !== '').map((l) => JSON.parse(l) as Line));
+        if (!first) return;
+        first = false;
+        return released;
+      },
+    });
+    await until('the reader', () => n.ct.listener !== null);
+    // Three batches of 20,000 new flows (each fits the ring), each flushed before the next.
+    for (let b = 0; b < 3; b++) {
+      batch(n, T0 + (b + 1) * SEC, () => {
+        for (let i = 0; i < 20_000; i++) n.ct.track(UDP, POD_A + b, SERVER, 1024 + i, 53, 0, 60);
+      });
+      for (let k = 0; k < 50; k++) await new Promise((r) => setImmediate(r));
+    }
+    release();
+    const total = (): number => lines.reduce((s, l) => s + (l.event === 'LOST' ? l.count : 1), 0);
+    await until('every event or its loss', () => total() >= 60_000, 20_000);
+    expect(total()).toBe(60_000);
+    const lost = lines.filter((l) => l.event === 'LOST').reduce((s, l) => s + (l as { count: number }).count, 0);
+    expect(lost).toBeGreaterThan(0);
+    abort.abort();
+    await done;
+  }, 30_000);
+
   it('nodeplane conntrack events prints conntrack -E lines as they come, and --json one object a line', async () => {
     const n = natNode();
     served = await serve(n.dp);
