@@ -99,6 +99,7 @@ export class ConntrackEventHub implements ConntrackListener {
   private lastNew = -1;
   private scheduled = false;
   private readonly onBatch = (): void => this.settle();
+  private readonly flushSoon = (): void => this.flush();
 
   constructor(
     private readonly ct: Conntrack,
@@ -197,7 +198,7 @@ export class ConntrackEventHub implements ConntrackListener {
     }
     if (!this.scheduled) {
       this.scheduled = true;
-      setImmediate(() => this.flush());
+      setImmediate(this.flushSoon);
     }
     return this.head++;
   }
@@ -337,7 +338,7 @@ export class ConntrackEventHub implements ConntrackListener {
     for (const r of readers) this.send(r);
     if (this.tail < this.head && !this.scheduled) {
       this.scheduled = true;
-      setImmediate(() => this.flush());
+      setImmediate(this.flushSoon);
     }
   }
 
