@@ -44,6 +44,25 @@ export interface MetaField {
   readonly doc: string;
 }
 
+/**
+ * `ctState` values: what connection tracking made of a frame, as iptables' `--ctstate` names
+ * it. NEW, ESTABLISHED and RELATED equal the conntrack table's CtVerdict codes.
+ */
+export const enum CtState {
+  /** Not seen by conntrack (it is off, or the frame has not reached a hook yet). */
+  NONE = 0,
+  /** The first packets of a flow, before any reply. */
+  NEW = 1,
+  /** A reply, or a packet of a flow that has seen one. */
+  ESTABLISHED = 2,
+  /** An ICMP error about a tracked flow. */
+  RELATED = 3,
+  /** Belongs to no valid state (a segment no state allows, an ICMP error about nothing). */
+  INVALID = 4,
+  /** Not tracked: a protocol conntrack does not follow, or a fragment passing the bridge. */
+  UNTRACKED = 5,
+}
+
 /** `inPort` of a frame the router made itself (ARP request, ICMP error, echo reply). */
 export const NO_PORT = -1;
 
@@ -72,6 +91,8 @@ export const FRAME_META = [
     doc: 'conntrack entry the frame belongs to, or -1 (not looked up, untracked); fragments keep their datagram\'s, a reassembled datagram is looked up afresh' },
   { name: 'ctDir', kind: 'uint8', reset: 0, clone: Carry.COPY, fragment: Carry.COPY, reassemble: Carry.RESET,
     doc: "direction of the frame in its conntrack entry (0 original, 1 reply); meaningless while ct is -1" },
+  { name: 'ctState', kind: 'uint8', reset: 0, clone: Carry.COPY, fragment: Carry.COPY, reassemble: Carry.RESET,
+    doc: "what conntrack made of the frame (CtState: iptables' --ctstate), 0 before conntrack saw it" },
   // Offload state from a virtio-net header (TAPs opened with it), carried to the port the frame
   // leaves by. Fragments and reassembled datagrams are whole packets with their checksums done.
   { name: 'vnetFlags', kind: 'uint8', reset: 0, clone: Carry.COPY, fragment: Carry.RESET, reassemble: Carry.RESET,

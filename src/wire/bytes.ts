@@ -56,3 +56,12 @@ export function wr16le(b: Buffer, o: number, v: number): void {
   b[o] = v;
   b[o + 1] = v >>> 8;
 }
+
+/**
+ * The 32-bit value at `o` as an int32 (an IPv4 address as table keys hold it): read with
+ * `rd32`, an address above 2^31 is no V8 small integer and would be boxed when passed to a
+ * call V8 does not inline.
+ */
+export function rd32i(b: Buffer, o: number): number {
+  return (b[o] << 24) | (b[o + 1] << 16) | (b[o + 2] << 8) | b[o + 3];
+}
