@@ -3,7 +3,7 @@
  * each named output feeds. Order matters only for speed: a frame usually moves forward
  * through the list within one dispatch round.
  *
- * The four hook stages (prerouting, output, postrouting, bridge-ip4) are where Linux has its
+ * The five hook stages (prerouting, input, output, postrouting, bridge-ip4) are where Linux has its
  * netfilter hooks; conntrack and NAT register handlers with them (core/hook.ts). Every IPv4
  * packet that leaves through a router interface crosses postrouting once, before
  * fragmentation and neighbour resolution.
@@ -13,10 +13,11 @@
  *                 └─l3────→ l3-input       └router→ l3-input
  *   l3-input ─arp→ arp-input ─reply→ interface-output, ─neighbour→ neighbour-output
  *            └ip4→ ip4-input ─prerouting→ prerouting ─route→ ip4-lookup
- *   ip4-lookup ─local→ ip4-local ─icmp→ icmp-local ─output→ output
- *              │                ├tcp→ tcp-reset ─output→ output
- *              │                ├reassemble→ ip4-reassemble ─local→ ip4-local
- *              │                └error→ icmp-error
+ *                                           └defrag→ ip4-reassemble ─prerouting→ prerouting (conntrack on)
+ *   ip4-lookup ─local→ input ─local→ ip4-local ─icmp→ icmp-local ─output→ output
+ *              │                            ├tcp→ tcp-reset ─output→ output
+ *              │                            ├reassemble→ ip4-reassemble ─local→ ip4-local
+ *              │                            └error→ icmp-error
  *              ├forward→ ip4-forward ─postrouting→ postrouting
  *              │                     └error→ icmp-error
  *              └error→ icmp-error ─output→ output
@@ -32,6 +33,7 @@ import { BridgeForward } from '../stages/bridge-forward.ts';
 import { BridgeIp4Hook } from '../stages/bridge-ip4.ts';
 import { EthernetInput } from '../stages/ethernet-input.ts';
 import { IcmpError } from '../stages/icmp-error.ts';
+import { InputHook } from '../stages/input.ts';
 import { InterfaceOutput } from '../stages/interface-output.ts';
 import { Ip4Forward } from '../stages/ip4-forward.ts';
 import { Ip4Fragment } from '../stages/ip4-fragment.ts';
@@ -59,6 +61,7 @@ export interface Stages {
   ip4Input: Ip4Input;
   prerouting: PreroutingHook;
   ip4Lookup: Ip4Lookup;
+  input: InputHook;
   ip4Local: Ip4Local;
   ip4Reassemble: Ip4Reassemble;
   icmpLocal: IcmpLocal;
@@ -85,6 +88,7 @@ export function buildGraph(ctx: Context): { graph: Graph; stages: Stages } {
     ip4Input: graph.add(new Ip4Input(ctx)),
     prerouting: graph.add(new PreroutingHook(ctx)),
     ip4Lookup: graph.add(new Ip4Lookup(ctx)),
+    input: graph.add(new InputHook(ctx)),
     ip4Local: graph.add(new Ip4Local(ctx)),
     ip4Reassemble: graph.add(new Ip4Reassemble(ctx)),
     icmpLocal: graph.add(new IcmpLocal(ctx)),
@@ -105,10 +109,11 @@ export function buildGraph(ctx: Context): { graph: Graph; stages: Stages } {
   s.l3Input.connect({ arp: s.arpInput, ip4: s.ip4Input });
   s.arpInput.connect({ reply: s.interfaceOutput, neighbour: s.neighbourOutput });
   s.ip4Input.connect({ prerouting: s.prerouting });
-  s.prerouting.connect({ route: s.ip4Lookup });
-  s.ip4Lookup.connect({ local: s.ip4Local, forward: s.ip4Forward, error: s.icmpError });
+  s.prerouting.connect({ route: s.ip4Lookup, defrag: s.ip4Reassemble });
+  s.ip4Lookup.connect({ local: s.input, forward: s.ip4Forward, error: s.icmpError });
+  s.input.connect({ local: s.ip4Local });
   s.ip4Local.connect({ reassemble: s.ip4Reassemble, icmp: s.icmpLocal, tcp: s.tcpReset, error: s.icmpError });
-  s.ip4Reassemble.connect({ local: s.ip4Local });
+  s.ip4Reassemble.connect({ local: s.ip4Local, prerouting: s.prerouting });
   s.icmpLocal.connect({ output: s.output });
   s.tcpReset.connect({ output: s.output });
   s.ip4Forward.connect({ postrouting: s.postrouting, error: s.icmpError });

@@ -4,7 +4,7 @@
  * there (DNAT) is the one routed.
  *
  * in:   IPv4 packets with a valid header (l3, rxIf set)
- * out:  local   — for one of our addresses or a broadcast address
+ * out:  local   — for one of our addresses or a broadcast address (through the input hook)
  *       forward — to be routed (txIf and nextHop set)
  *       error   — no route: ICMP net unreachable (3/0) to the sender
  * drop: martian source: one of our own addresses (Linux's accept_local=0, found by the

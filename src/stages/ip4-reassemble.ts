@@ -2,9 +2,13 @@
  * ip4-reassemble: puts fragmented datagrams addressed to the router back together (Linux's
  * ip_defrag), so a fragmented ping to the gateway is answered as the kernel answers it.
  *
- * in:   fragments for one of our addresses (l3 set)
- * out:  local — the whole datagram, in a fresh slot, once every fragment is in (back to
- *       ip4-local, which now sees an unfragmented datagram)
+ * in:   fragments for one of our addresses (l3 set); while connection tracking is on, every
+ *       fragment the router receives (from the prerouting hook, as Linux defragments before
+ *       conntrack), forwarded ones included
+ * out:  local      — the whole datagram, in a fresh slot, once every fragment is in (back to
+ *                    ip4-local, which now sees an unfragmented datagram)
+ *       prerouting — the same while connection tracking is on: back into the prerouting
+ *                    hook, which tracks and routes the datagram like any other
  * drop: every fragment (absorbed into the datagram: not a loss); overlapping fragments (the
  *       whole datagram, as Linux has done since 2018); a datagram larger than a slot holds;
  *       more datagrams in progress than the table holds; expiry after 30 s (ipfrag_time).
@@ -33,9 +37,9 @@ const MAX_DATAGRAMS = 64;
 /** ipfrag_time. */
 const TIMEOUT_US = 30_000_000;
 
-export class Ip4Reassemble extends Stage<'local'> {
+export class Ip4Reassemble extends Stage<'local' | 'prerouting'> {
   readonly name = 'ip4-reassemble';
-  readonly nextNames = ['local'] as const;
+  readonly nextNames = ['local', 'prerouting'] as const;
   readonly dropReasons = [
     'fragment taken into its datagram',
     'overlapping fragments (datagram dropped)',
@@ -150,7 +154,8 @@ export class Ip4Reassemble extends Stage<'local'> {
     pool.l4[asm] = asmIp + hlen;
     this.slot[e] = -1;
     this.reassembled++;
-    this.to(this.next.local, asm);
+    // With connection tracking on, fragments came from the prerouting hook (see there).
+    this.to(this.ctx.conntrack !== null ? this.next.prerouting : this.next.local, asm);
   }
 
   private find(src: number, dst: number, key: number): number {

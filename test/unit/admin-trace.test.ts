@@ -54,7 +54,7 @@ describe('live trace through the admin socket', () => {
     expect(text).toMatch(/s\d+ rx pa: .*ARP, Request who-has 10\.244\.1\.1 tell 10\.244\.1\.2/);
     expect(text).toMatch(/s\d+ tx pb: .*ARP, Request who-has/);
     expect(text).toMatch(/#2 at .* on pa/);
-    expect(text).toMatch(/ip4-lookup → ip4-local/);
+    expect(text).toMatch(/ip4-lookup → input/);
     // The reply the router builds leaves through LOCAL_OUT, its route lookup and POSTROUTING.
     expect(text).toMatch(/icmp-local → output\n.*output → ip4-output\n.*ip4-output → postrouting\n.*postrouting → neighbour-output/);
     expect(text).toMatch(/tx pa: .*ICMP echo reply/);
