@@ -1,0 +1,222 @@
+/**
+ * conntrack-in: connection tracking for each IPv4 packet at a hook (Linux's nf_conntrack_in,
+ * netfilter priority -200): it finds or creates the packet's conntrack entry, steps its
+ * protocol state, and writes on the frame what the later handlers and the trace read:
+ *
+ *   pool.ct       the entry id (-1: none)       pool.ctDir   0 original, 1 reply
+ *   pool.ctState  CtState: NEW, ESTABLISHED, RELATED, INVALID or UNTRACKED
+ *   pool.l4       set for bridged frames too (ip4-input sets it for routed ones)
+ *
+ * Registered at prerouting (received packets), output (packets the router originates: an
+ * echo reply is tracked as the reply of the request's entry, a reset as a reply, an ICMP
+ * error as RELATED) and bridge-ip4 (bridged pod-to-pod IPv4).
+ *
+ * What is tracked: TCP, UDP and ICMP echo (the identifier as both ports), through
+ * Conntrack.track (src/tables/conntrack.ts). ICMP errors of types 3, 11 and 12 quoting a
+ * TCP, UDP or echo packet are RELATED when the *inverse* of the quoted tuple is an entry's
+ * tuple (the quote is a packet the flow sent); the error travels in that tuple's direction.
+ * An error that quotes nothing tracked, and any packet whose state the table rejects, is
+ * INVALID; so is a TCP or UDP header that does not fit the datagram (Linux's tcp_error and
+ * udp_error). Other protocols, other ICMP types (timestamps, router adverts...) and, at the
+ * bridge, fragments pass UNTRACKED: no entry, no NAT. (Linux also tracks those generically;
+ * the table follows the three protocols a Kubernetes node translates.) L4 checksums are not
+ * verified (Linux's nf_conntrack_checksum): a corrupt segment keeps its state.
+ *
+ * A new entry is unconfirmed (conntrack-confirm.ts) until its packet passes POSTROUTING or
+ * LOCAL_IN; one whose packet is dropped before is removed after the dispatch.
+ *
+ * Bridged frames come unvalidated: their IPv4 header is checked first as br_netfilter's
+ * br_validate_ipv4 does (version, header length, total length, header checksum); a bad one
+ * is dropped.
+ *
+ * drop: a new flow when the table is full and nothing may be evicted (Linux's "table full,
+ *       dropping packet"); a bridged frame with a bad IPv4 header.
+ */
+import { CtState } from '../core/frame-meta.ts';
+import { type HookHandler, ACCEPT } from '../core/hook.ts';
+import type { Tracer } from '../core/trace.ts';
+import type { Context } from '../dataplane/context.ts';
+import { type Conntrack, CtVerdict, IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP } from '../tables/conntrack.ts';
+import { rd16, rd32i } from '../wire/bytes.ts';
+import { foldChecksum, onesComplementSum } from '../wire/checksum.ts';
+import type { Unconfirmed } from './conntrack-confirm.ts';
+
+const enum Drop {
+  FULL,
+  BAD_HEADER,
+}
+
+export const CT_STATE_NAMES = ['none', 'new', 'established', 'related', 'invalid', 'untracked'];
+
+export class ConntrackIn implements HookHandler {
+  readonly name = 'conntrack';
+  readonly priority = -200;
+  readonly dropReasons = ['table full, new flow dropped', 'bridged ipv4 header invalid (br_validate_ipv4)'];
+  private readonly ct: Conntrack;
+
+  /**
+   * `at`: the hook's name, for trace notes. `bridged`: frames come from bridge-ip4 (header
+   * not validated, l4 not set).
+   */
+  constructor(
+    private readonly ctx: Context,
+    private readonly unconfirmed: Unconfirmed,
+    private readonly at: string,
+    private readonly bridged: boolean,
+  ) {
+    if (ctx.conntrack === null) throw new Error('conntrack-in: connection tracking is off');
+    this.ct = ctx.conntrack;
+  }
+
+  process(slots: Int32Array, n: number, verdicts: Int32Array, tracer: Tracer | null): void {
+    for (let i = 0; i < n; i++) {
+      const slot = slots[i];
+      const v = this.track(slot);
+      if (v !== ACCEPT) verdicts[i] = v;
+      if (tracer !== null && v === ACCEPT) this.note(tracer, slot);
+    }
+  }
+
+  /** Tracks one frame: sets ct, ctDir, ctState (and l4 when bridged); ACCEPT or a drop reason. */
+  private track(slot: number): number {
+    const pool = this.ctx.pool;
+    const data = pool.data;
+    const ip = pool.l3[slot];
+    pool.ct[slot] = -1;
+    pool.ctDir[slot] = 0;
+    if (this.bridged) {
+      const v = this.validateBridged(slot, ip);
+      if (v !== ACCEPT || pool.ctState[slot] === CtState.UNTRACKED) return v;
+    }
+    const l4 = pool.l4[slot];
+    if (l4 === 0) {
+      // A non-first fragment (only where fragments are not reassembled first): no ports.
+      pool.ctState[slot] = CtState.UNTRACKED;
+      return ACCEPT;
+    }
+    const proto = data[ip + 9];
+    const len = rd16(data, ip + 2);
+    const room = ip + len - l4;
+    const ct = this.ct;
+    let sport: number;
+    let dport: number;
+    let l4info: number;
+    if (proto === IPPROTO_TCP) {
+      const doff = room >= 13 ? (data[l4 + 12] >>> 4) << 2 : 0;
+      if (room < 20 || doff < 20 || doff > room) return this.invalid(slot);
+      sport = rd16(data, l4);
+      dport = rd16(data, l4 + 2);
+      l4info = data[l4 + 13];
+    } else if (proto === IPPROTO_UDP) {
+      const ulen = room >= 8 ? rd16(data, l4 + 4) : 0;
+      if (ulen < 8 || ulen > room) return this.invalid(slot);
+      sport = rd16(data, l4);
+      dport = rd16(data, l4 + 2);
+      l4info = 0;
+    } else if (proto === IPPROTO_ICMP) {
+      if (room < 8) return this.invalid(slot);
+      const type = data[l4];
+      if (type === 3 || type === 11 || type === 12) return this.related(slot, l4, room);
+      if (type !== 8 && type !== 0) {
+        pool.ctState[slot] = CtState.UNTRACKED;
+        return ACCEPT;
+      }
+      sport = rd16(data, l4 + 4);
+      dport = sport;
+      l4info = type;
+    } else {
+      pool.ctState[slot] = CtState.UNTRACKED;
+      return ACCEPT;
+    }
+    const created = ct.created;
+    const ref = ct.track(proto, rd32i(data, ip + 12), rd32i(data, ip + 16), sport, dport, l4info, len);
+    if (ref < 0) {
+      if (ct.verdict === CtVerdict.FULL) return Drop.FULL;
+      pool.ctState[slot] = ct.verdict === CtVerdict.UNTRACKED ? CtState.UNTRACKED : CtState.INVALID;
+      return ACCEPT;
+    }
+    pool.ct[slot] = ref >> 1;
+    pool.ctDir[slot] = ref & 1;
+    // NEW and ESTABLISHED are the same codes in CtVerdict and CtState.
+    pool.ctState[slot] = ct.verdict;
+    if (ct.created !== created) this.unconfirmed.add(ref >> 1);
+    return ACCEPT;
+  }
+
+  /**
+   * An ICMP error (room ≥ 8 bytes at l4): RELATED to the entry whose tuple is the inverse
+   * of the quoted one, else INVALID. The quote needs its IPv4 header and 8 bytes after it.
+   */
+  private related(slot: number, l4: number, room: number): number {
+    const pool = this.ctx.pool;
+    const data = pool.data;
+    const q = l4 + 8;
+    if (room < 8 + 20 + 8 || data[q] >>> 4 !== 4) return this.invalid(slot);
+    const qhlen = (data[q] & 15) << 2;
+    if (qhlen < 20 || room < 8 + qhlen + 8 || (rd16(data, q + 6) & 0x1fff) !== 0) return this.invalid(slot);
+    const qproto = data[q + 9];
+    const ql4 = q + qhlen;
+    let qsport: number;
+    let qdport: number;
+    if (qproto === IPPROTO_TCP || qproto === IPPROTO_UDP) {
+      qsport = rd16(data, ql4);
+      qdport = rd16(data, ql4 + 2);
+    } else if (qproto === IPPROTO_ICMP && (data[ql4] === 8 || data[ql4] === 0)) {
+      qsport = rd16(data, ql4 + 4);
+      qdport = qsport;
+    } else if (qproto === IPPROTO_ICMP) {
+      return this.invalid(slot);
+    } else {
+      pool.ctState[slot] = CtState.UNTRACKED;
+      return ACCEPT;
+    }
+    // The inverse of the quoted tuple: destination first.
+    const ref = this.ct.lookup(qproto, rd32i(data, q + 16), rd32i(data, q + 12), qdport, qsport);
+    if (ref < 0) return this.invalid(slot);
+    pool.ct[slot] = ref >> 1;
+    pool.ctDir[slot] = ref & 1;
+    pool.ctState[slot] = CtState.RELATED;
+    return ACCEPT;
+  }
+
+  private invalid(slot: number): number {
+    this.ct.invalid++;
+    this.ctx.pool.ctState[slot] = CtState.INVALID;
+    return ACCEPT;
+  }
+
+  /**
+   * br_validate_ipv4 for a bridged frame: ACCEPT with l4 set (or ctState UNTRACKED for a
+   * fragment), or the drop reason.
+   */
+  private validateBridged(slot: number, ip: number): number {
+    const pool = this.ctx.pool;
+    const data = pool.data;
+    const avail = pool.start[slot] + pool.len[slot] - ip;
+    pool.ctState[slot] = CtState.NONE;
+    pool.l4[slot] = 0;
+    if (avail < 20) return Drop.BAD_HEADER;
+    const vihl = data[ip];
+    const hlen = (vihl & 15) << 2;
+    if (vihl >>> 4 !== 4 || hlen < 20 || hlen > avail) return Drop.BAD_HEADER;
+    const total = rd16(data, ip + 2);
+    if (total < hlen || total > avail) return Drop.BAD_HEADER;
+    if (foldChecksum(onesComplementSum(data, ip, hlen)) !== 0) return Drop.BAD_HEADER;
+    if ((data[ip + 6] & 0x3f) !== 0 || data[ip + 7] !== 0) {
+      // Bridged fragments pass untracked: no NAT applies to a bridged flow yet (see docs).
+      pool.ctState[slot] = CtState.UNTRACKED;
+      return ACCEPT;
+    }
+    pool.l4[slot] = ip + hlen;
+    return ACCEPT;
+  }
+
+  /** Trace: what conntrack made of the frame (allocates; only while tracing). */
+  private note(tracer: Tracer, slot: number): void {
+    const pool = this.ctx.pool;
+    const st = pool.ctState[slot];
+    const id = pool.ct[slot];
+    const entry = id >= 0 ? ` (entry ${id}, ${pool.ctDir[slot] === 0 ? 'original' : 'reply'})` : '';
+    tracer.note(this.at, slot, `ct ${CT_STATE_NAMES[st]}${entry}`);
+  }
+}
