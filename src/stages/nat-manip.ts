@@ -1,0 +1,245 @@
+/**
+ * The NAT engine's two hook handlers (Linux's nf_nat_ipv4_fn at its two manip points):
+ *
+ *   NatDst  (priority -100, prerouting, output, bridge-ip4): the destination manip. A packet
+ *           of the original direction of a DNAT'd flow goes to the endpoint; a reply of a
+ *           SNAT'd (masqueraded) flow goes back to the address and port the flow came from.
+ *   NatSrc  (priority 100, postrouting, bridge-ip4): the source manip. A packet of the
+ *           original direction of a SNAT'd flow leaves from the translated address and port;
+ *           a reply of a DNAT'd flow from the Service's address.
+ *
+ * Decisions are made once per flow, for its first packets (ctstate NEW, original direction),
+ * by a NatPolicy: at NatSrc, Masquerade (masquerade.ts); at NatDst, none yet — the Services
+ * issue adds kube-proxy's DNAT as a policy there (`dnat` below). A decision is a binding on
+ * the conntrack entry (Conntrack.bindSnat / bindDnat: the reply tuple the translated packets
+ * will draw). NatSrc then gives a *null binding* to a new flow whose reply tuple another
+ * entry holds (the entry lacks CT_REPLY_INDEXED): SNAT to its own address with a free port,
+ * as Linux's nf_nat_alloc_null_binding makes a clashing tuple unique.
+ *
+ * Translation follows the conntrack table's rule (conntrack.ts): a packet of ref leaves as
+ * the inverse of the other tuple o = ref ^ 1 — source (dstOf(o), dportOf(o)), destination
+ * (srcOf(o), sportOf(o)). Which manip applies where is Linux's: at the destination manip,
+ * the original direction needs CT_DNAT and the reply direction CT_SNAT; at the source manip
+ * the other way round. A flow without either bit is never touched (one status read).
+ *
+ * ICMP errors RELATED to a translated flow (nf_nat_icmp_reply_translation): the quoted
+ * packet was sent in direction o, and is given back the fields of tuple o on the side this
+ * manip does not change (at the destination manip the quote's source, at the source manip
+ * its destination), with its IPv4 header checksum and, when quoted, its TCP/UDP checksum
+ * updated; the outer header gets the manip's own side from the same tuple (destination
+ * srcOf(o), source dstOf(o)); then the ICMP checksum is recomputed over the message.
+ *
+ * Checksums stay right without touching the payload (src/wire/nat-rewrite.ts): the IPv4
+ * header and TCP/UDP checksums by RFC 1624 updates, an ICMP echo identifier with its
+ * checksum; on an offload super-frame whose L4 checksum is partial (virtio-net NEEDS_CSUM)
+ * only the pseudo-header part changes.
+ *
+ * drop: NatSrc: a flow that needs a null binding and finds no free port; what its policy
+ *       drops (masquerade: no free source port). NatDst: what its policy drops.
+ */
+import { CtState } from '../core/frame-meta.ts';
+import type { FramePool } from '../core/frame-pool.ts';
+import { ACCEPT, type HookHandler } from '../core/hook.ts';
+import type { Tracer } from '../core/trace.ts';
+import type { Context } from '../dataplane/context.ts';
+import { type Conntrack, CT_DNAT, CT_REPLY_INDEXED, CT_SNAT, IPPROTO_ICMP } from '../tables/conntrack.ts';
+import type { NatPortAllocator } from '../tables/nat-port-allocator.ts';
+import { rd16, rd32i } from '../wire/bytes.ts';
+import { formatIpv4 } from '../wire/ipv4-address.ts';
+import { NatSide, refreshIcmpChecksum, rewriteAddress, rewritePort, rewriteQuotedAddress, rewriteQuotedPort } from '../wire/nat-rewrite.ts';
+
+/** Decides the NAT binding of a new flow at one manip point. */
+export interface NatPolicy {
+  /** Why it drops packets (index = what `decide` answers). */
+  readonly dropReasons: readonly string[];
+  /**
+   * The first packets of entry `id` (ctstate NEW, original direction, no binding of this
+   * manip yet) are in `slot`: bind the entry (bindSnat/bindDnat) or leave it. Returns ACCEPT,
+   * or a drop reason when the flow must not pass (no free port).
+   */
+  decide(slot: number, id: number): number;
+}
+
+/** The port (ICMP echo: identifier) at `side` of the packet at `l4`. */
+function portAt(data: Buffer, l4: number, proto: number, side: NatSide): number {
+  return proto === IPPROTO_ICMP ? rd16(data, l4 + 4) : rd16(data, side === NatSide.SOURCE ? l4 : l4 + 2);
+}
+
+/** "a.b.c.d:port" of one end of the packet in `slot` (for trace notes). */
+function endText(pool: FramePool, slot: number, side: NatSide): string {
+  const data = pool.data;
+  const ip = pool.l3[slot];
+  const addr = rd32i(data, ip + (side === NatSide.SOURCE ? 12 : 16));
+  const proto = data[ip + 9];
+  const l4 = pool.l4[slot];
+  const relatedQuote = proto === IPPROTO_ICMP && data[l4] !== 8 && data[l4] !== 0;
+  return relatedQuote ? formatIpv4(addr) : `${formatIpv4(addr)}:${portAt(data, l4, proto, side)}`;
+}
+
+/**
+ * One manip point: the translation of packets whose entry says so, and the decision for new
+ * flows. `side` is what this manip rewrites.
+ */
+abstract class NatManip implements HookHandler {
+  abstract readonly name: string;
+  abstract readonly priority: number;
+  readonly dropReasons: readonly string[];
+  protected readonly ct: Conntrack;
+  protected readonly pool: FramePool;
+
+  constructor(
+    ctx: Context,
+    /** The hook's name, for trace notes. */
+    protected readonly at: string,
+    private readonly side: NatSide,
+    /** Own drop reasons first; the policy's follow them. */
+    private readonly ownReasons: readonly string[],
+    protected readonly policy: NatPolicy | null,
+  ) {
+    if (ctx.conntrack === null) throw new Error('nat: connection tracking is off');
+    this.ct = ctx.conntrack;
+    this.pool = ctx.pool;
+    this.dropReasons = [...ownReasons, ...(policy?.dropReasons ?? [])];
+  }
+
+  /** The status bit that a packet of direction `dir` needs for this manip to apply. */
+  private needs(dir: number): number {
+    return (dir === 0) === (this.side === NatSide.SOURCE) ? CT_SNAT : CT_DNAT;
+  }
+
+  process(slots: Int32Array, n: number, verdicts: Int32Array, tracer: Tracer | null): void {
+    const pool = this.pool;
+    const ct = this.ct;
+    for (let i = 0; i < n; i++) {
+      const slot = slots[i];
+      const id = pool.ct[slot];
+      if (id < 0) continue;
+      const dir = pool.ctDir[slot];
+      const state = pool.ctState[slot];
+      if (state === CtState.NEW && dir === 0) {
+        const v = this.decide(slot, id);
+        if (v !== ACCEPT) {
+          verdicts[i] = v;
+          continue;
+        }
+      }
+      if ((ct.statusOf(id) & this.needs(dir)) === 0) continue;
+      const other = (id << 1) | (dir ^ 1);
+      if (tracer === null) {
+        if (state === CtState.RELATED) this.translateError(slot, other);
+        else this.translate(slot, other);
+      } else {
+        this.traced(tracer, slot, other, state === CtState.RELATED);
+      }
+    }
+  }
+
+  /** The decision for a new flow not bound by this manip yet; ACCEPT or a drop reason. */
+  protected decide(slot: number, id: number): number {
+    if (this.policy === null || (this.ct.statusOf(id) & (this.side === NatSide.SOURCE ? CT_SNAT : CT_DNAT)) !== 0) return ACCEPT;
+    const v = this.policy.decide(slot, id);
+    return v === ACCEPT ? ACCEPT : this.ownReasons.length + v;
+  }
+
+  /** Rewrites this manip's end of the packet in `slot` from tuple `o` (the other direction). */
+  private translate(slot: number, o: number): void {
+    const pool = this.pool;
+    const ct = this.ct;
+    const data = pool.data;
+    const ip = pool.l3[slot];
+    const l4 = pool.l4[slot];
+    const proto = data[ip + 9];
+    const partial = (pool.vnetFlags[slot] & 1) !== 0;
+    if (this.side === NatSide.SOURCE) {
+      rewriteAddress(data, ip, l4, proto, NatSide.SOURCE, ct.dstOf(o), partial);
+      rewritePort(data, l4, proto, NatSide.SOURCE, ct.dportOf(o), partial);
+    } else {
+      rewriteAddress(data, ip, l4, proto, NatSide.DESTINATION, ct.srcOf(o), partial);
+      rewritePort(data, l4, proto, NatSide.DESTINATION, ct.sportOf(o), partial);
+    }
+  }
+
+  /** An ICMP error related to the flow: its quote and its outer header (see the header). */
+  private translateError(slot: number, o: number): void {
+    const pool = this.pool;
+    const ct = this.ct;
+    const data = pool.data;
+    const ip = pool.l3[slot];
+    const l4 = pool.l4[slot];
+    const end = ip + rd16(data, ip + 2);
+    const q = l4 + 8;
+    const ql4 = q + ((data[q] & 15) << 2);
+    const qlen = end - ql4;
+    const qproto = data[q + 9];
+    if (this.side === NatSide.SOURCE) {
+      rewriteQuotedAddress(data, q, ql4, qlen, qproto, NatSide.DESTINATION, ct.dstOf(o));
+      rewriteQuotedPort(data, ql4, qlen, qproto, NatSide.DESTINATION, ct.dportOf(o));
+      rewriteAddress(data, ip, l4, IPPROTO_ICMP, NatSide.SOURCE, ct.dstOf(o), false);
+    } else {
+      rewriteQuotedAddress(data, q, ql4, qlen, qproto, NatSide.SOURCE, ct.srcOf(o));
+      rewriteQuotedPort(data, ql4, qlen, qproto, NatSide.SOURCE, ct.sportOf(o));
+      rewriteAddress(data, ip, l4, IPPROTO_ICMP, NatSide.DESTINATION, ct.srcOf(o), false);
+    }
+    refreshIcmpChecksum(data, l4, end - l4);
+  }
+
+  /** translate / translateError with a trace note of what changed (allocates). */
+  private traced(tracer: Tracer, slot: number, o: number, related: boolean): void {
+    const pool = this.pool;
+    const side = this.side;
+    const before = endText(pool, slot, side);
+    const quoteAt = pool.l4[slot] + 8;
+    const quoted = (q: number): string => formatIpv4(rd32i(pool.data, q + (side === NatSide.SOURCE ? 16 : 12)));
+    const quoteBefore = related ? quoted(quoteAt) : '';
+    if (related) this.translateError(slot, o);
+    else this.translate(slot, o);
+    const after = endText(pool, slot, side);
+    const what = side === NatSide.SOURCE ? 'snat' : 'dnat';
+    if (!related) {
+      if (before !== after) tracer.note(this.at, slot, `${what} ${before} -> ${after}`);
+      return;
+    }
+    const quoteSide = side === NatSide.SOURCE ? 'destination' : 'source';
+    tracer.note(this.at, slot, `related icmp: ${what} ${before} -> ${after}; quoted ${quoteSide} ${quoteBefore} -> ${quoted(quoteAt)}`);
+  }
+}
+
+/** The destination manip (see the header): prerouting, output, bridge-ip4. */
+export class NatDst extends NatManip {
+  readonly name = 'dnat';
+  readonly priority = -100;
+
+  /**
+   * `dnat`: the policy that decides DNAT for new flows — the place kube-proxy's Service
+   * rules go (ClusterIP, NodePort, external IPs to an endpoint). None yet: until Services
+   * exist nothing is DNAT'd, and this manip only translates replies of masqueraded flows back.
+   */
+  constructor(ctx: Context, at: string, dnat: NatPolicy | null = null) {
+    super(ctx, at, NatSide.DESTINATION, [], dnat);
+  }
+}
+
+/** The source manip (see the header): postrouting (with masquerade), bridge-ip4 (without). */
+export class NatSrc extends NatManip {
+  readonly name = 'snat';
+  readonly priority = 100;
+
+  constructor(
+    ctx: Context,
+    at: string,
+    snat: NatPolicy | null,
+    private readonly allocator: NatPortAllocator,
+  ) {
+    super(ctx, at, NatSide.SOURCE, ['no free port to make the flow unique (null binding)'], snat);
+  }
+
+  /** The policy's decision, then a null binding when the reply tuple is still taken. */
+  protected override decide(slot: number, id: number): number {
+    const ct = this.ct;
+    if ((ct.statusOf(id) & CT_SNAT) !== 0) return ACCEPT;
+    const v = super.decide(slot, id);
+    if (v !== ACCEPT) return v;
+    if ((ct.statusOf(id) & CT_REPLY_INDEXED) === 0 && this.allocator.snat(ct, id, ct.srcOf(id << 1)) < 0) return 0;
+    return ACCEPT;
+  }
+}
