@@ -22,6 +22,7 @@ import { DEFAULT_NEIGHBOUR_TIMERS, NeighbourTable } from '../tables/neighbour-ta
 import { applyConfig } from './apply-config.ts';
 import { buildGraph, type Stages } from './build-graph.ts';
 import { compileTopology } from './compile-topology.ts';
+import { ConntrackHooks } from './conntrack-hooks.ts';
 import { checkReload, type ReloadResult } from './reload.ts';
 
 /** Conntrack entries reclaimed at most per batch, so expiry never stalls forwarding. */
@@ -49,6 +50,8 @@ export class Dataplane {
    * server's conntrack event stream reads new entries there, after their NAT bindings.
    */
   afterBatch: (() => void) | null = null;
+  /** Conntrack and NAT at the hooks, or null when connection tracking is off. */
+  readonly conntrackHooks: ConntrackHooks | null;
 
   constructor(config: Config, opts: DataplaneOptions) {
     this.config = config;
@@ -79,6 +82,7 @@ export class Dataplane {
     const { graph, stages } = buildGraph(this.ctx);
     this.graph = graph;
     this.stages = stages;
+    this.conntrackHooks = this.ctx.conntrack === null ? null : new ConntrackHooks(this.ctx, stages, config.nat?.clusterCIDR ?? null);
   }
 
   get pool(): FramePool {
@@ -134,6 +138,7 @@ export class Dataplane {
       ct.expire(now, CONNTRACK_EXPIRY_BUDGET);
     }
     this.graph.dispatch();
+    if (this.conntrackHooks !== null) this.conntrackHooks.afterDispatch();
     if (this.afterBatch !== null) this.afterBatch();
   }
 
@@ -157,6 +162,7 @@ export class Dataplane {
     const result = checkReload(this.config, next);
     if (!result.ok) return result;
     applyConfig(this.ctx, next, compileTopology(next));
+    this.conntrackHooks?.setClusterCidr(next.nat?.clusterCIDR ?? null);
     this.config = next;
     return result;
   }

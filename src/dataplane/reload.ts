@@ -54,5 +54,7 @@ export function checkReload(current: Config, next: Config): ReloadResult {
   if (differ((c) => c.neighbors)) changes.push(`neighbors: ${current.neighbors.length} → ${next.neighbors.length}`);
   for (const key of ['arp', 'icmp'] as const) if (differ((c) => c[key])) changes.push(`${key}: updated`);
   if (differ((c) => c.bridges.map((b) => b.ageingSeconds))) changes.push('bridge ageing: updated');
+  if (differ((c) => c.nat)) changes.push(`nat: ${next.nat === undefined ? 'off' : `clusterCIDR ${next.nat.clusterCIDR}`}`);
+  if (differ((c) => c.conntrack.timeouts)) changes.push('conntrack timeouts: updated');
   return { ok: true, changes };
 }

@@ -1,0 +1,72 @@
+/**
+ * ConntrackHooks: connection tracking and NAT attached to the graph's hooks, in netfilter's
+ * order (priorities in brackets), when the config turns connection tracking on:
+ *
+ *   prerouting   conntrack-in (-200), dnat (-100)           received packets
+ *   output       conntrack-in (-200), dnat (-100)           packets the router originates
+ *   input        conntrack-confirm (last)                   packets for the router
+ *   postrouting  filter (0: forwarded INVALID dropped), snat (100, with masquerade),
+ *                conntrack-confirm (last)
+ *   bridge-ip4   conntrack-in (-200), dnat (-100), filter (0), snat (100, no masquerade),
+ *                conntrack-confirm (last)                   bridged pod-to-pod IPv4
+ *
+ * Fragments are reassembled before prerouting's handlers (prerouting.ts). After each
+ * dispatch `afterDispatch` removes the entries whose first packet was dropped before it was
+ * confirmed (conntrack-confirm.ts).
+ */
+import type { Context } from './context.ts';
+import type { Stages } from './build-graph.ts';
+import { NatPortAllocator } from '../tables/nat-port-allocator.ts';
+import { ConntrackConfirm, Unconfirmed } from '../stages/conntrack-confirm.ts';
+import { ConntrackIn } from '../stages/conntrack-in.ts';
+import { ForwardInvalid } from '../stages/forward-invalid.ts';
+import { Masquerade } from '../stages/masquerade.ts';
+import { NatDst, NatSrc } from '../stages/nat-manip.ts';
+import { parseCidr } from '../wire/ipv4-address.ts';
+
+/** Entries one dispatch may create and still have removed if unconfirmed, per pool slot. */
+const UNCONFIRMED_PER_SLOT = 4;
+
+export class ConntrackHooks {
+  readonly unconfirmed: Unconfirmed;
+  readonly allocator: NatPortAllocator;
+  readonly masquerade: Masquerade;
+
+  constructor(ctx: Context, s: Stages, clusterCidr: string | null) {
+    if (ctx.conntrack === null) throw new Error('conntrack hooks: connection tracking is off');
+    const pool = ctx.pool;
+    this.unconfirmed = new Unconfirmed(ctx.conntrack, pool.capacity * UNCONFIRMED_PER_SLOT);
+    this.allocator = new NatPortAllocator(ctx.random);
+    this.masquerade = new Masquerade(ctx, this.allocator);
+    this.setClusterCidr(clusterCidr);
+    const u = this.unconfirmed;
+
+    s.prerouting.register(new ConntrackIn(ctx, u, 'prerouting', false));
+    s.prerouting.register(new NatDst(ctx, 'prerouting'));
+
+    s.output.register(new ConntrackIn(ctx, u, 'output', false));
+    s.output.register(new NatDst(ctx, 'output'));
+
+    s.input.register(new ConntrackConfirm(pool, u));
+
+    s.postrouting.register(new ForwardInvalid(pool));
+    s.postrouting.register(new NatSrc(ctx, 'postrouting', this.masquerade, this.allocator));
+    s.postrouting.register(new ConntrackConfirm(pool, u));
+
+    s.bridgeIp4.register(new ConntrackIn(ctx, u, 'bridge-ip4', true));
+    s.bridgeIp4.register(new NatDst(ctx, 'bridge-ip4'));
+    s.bridgeIp4.register(new ForwardInvalid(pool));
+    s.bridgeIp4.register(new NatSrc(ctx, 'bridge-ip4', null, this.allocator));
+    s.bridgeIp4.register(new ConntrackConfirm(pool, u));
+  }
+
+  /** `nat.clusterCIDR` ("10.244.0.0/16"), or null when the config has no `nat`. */
+  setClusterCidr(cidr: string | null): void {
+    this.masquerade.setClusterCidr(cidr === null ? null : parseCidr(cidr));
+  }
+
+  /** Between dispatches: drops the entries of packets that never got confirmed. */
+  afterDispatch(): void {
+    this.unconfirmed.sweep();
+  }
+}
