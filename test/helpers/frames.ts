@@ -75,6 +75,33 @@ export function udp(src: string, dst: string, sport: number, dport: number, data
   return seg;
 }
 
+/** TCP flag bits. */
+export const TCP_FIN = 0x01;
+export const TCP_SYN = 0x02;
+export const TCP_RST = 0x04;
+export const TCP_PSH = 0x08;
+export const TCP_ACK = 0x10;
+
+/** A TCP segment (20-byte header, no options) with its checksum over the pseudo header. */
+export function tcp(src: string, dst: string, sport: number, dport: number, flags: number, seq: number, ack: number, data: number[] = []): number[] {
+  const be32 = (v: number): number[] => [(v >>> 24) & 0xff, (v >>> 16) & 0xff, (v >>> 8) & 0xff, v & 0xff];
+  const seg = [...be16(sport), ...be16(dport), ...be32(seq), ...be32(ack), 0x50, flags, ...be16(65535), 0, 0, 0, 0, ...data];
+  const pseudo = [...ip(src), ...ip(dst), 0, 6, ...be16(seg.length), ...seg];
+  const c = checksum(pseudo);
+  seg[16] = c >> 8;
+  seg[17] = c & 0xff;
+  return seg;
+}
+
+/** An ICMP error (type, code, the 32-bit word after the checksum) quoting `quoted` (an IPv4 datagram). */
+export function icmpError(type: number, code: number, quoted: number[], word = 0): number[] {
+  const m = [type, code, 0, 0, (word >>> 24) & 0xff, (word >>> 16) & 0xff, (word >>> 8) & 0xff, word & 0xff, ...quoted];
+  const c = checksum(m);
+  m[2] = c >> 8;
+  m[3] = c & 0xff;
+  return m;
+}
+
 export function bytes(n: number, seed = 1): number[] {
   const out: number[] = [];
   let x = seed;

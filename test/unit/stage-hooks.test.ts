@@ -338,6 +338,10 @@ describe('graph shape', () => {
     for (const e of [
       'ip4-input -prerouting-> prerouting',
       'prerouting -route-> ip4-lookup',
+      'prerouting -defrag-> ip4-reassemble',
+      'ip4-reassemble -prerouting-> prerouting',
+      'ip4-lookup -local-> input',
+      'input -local-> ip4-local',
       'ip4-lookup -forward-> ip4-forward',
       'ip4-forward -postrouting-> postrouting',
       'icmp-local -output-> output',
