@@ -10,6 +10,11 @@
  * neighbors must be a router interface (a bridge with an address, an L3 port, a vxlan
  * device); a gateway must be on a connected subnet unless the route says `onlink`;
  * subnets of different interfaces must not overlap; Service IPs and ports are unique.
+ *
+ * One more rule says what this version cannot do yet rather than what is incoherent:
+ * Services (a `services` list or Service `manifests`) are refused with a message naming the
+ * field, because nothing would translate their ClusterIPs and NodePorts: a node that
+ * silently ignored them would mislead. `nat` and `conntrack` are supported.
  */
 import { type Cidr, cidrContains, cidrsOverlap, formatCidr, formatIpv4, parseIpv4, subnetOf } from '../wire/ipv4-address.ts';
 import { type Config, parseCidr } from './schema.ts';
@@ -271,6 +276,13 @@ function checkServices(c: Config, errors: string[]): void {
   });
 }
 
+/** What a well-formed config may ask for that this version does not do yet. */
+function checkSupported(c: Config, errors: string[]): void {
+  const why = 'Services are not supported yet: this version of nodeplane does not translate ClusterIPs, NodePorts or external IPs (kube-proxy\'s DNAT)';
+  if (c.services.length > 0) errors.push(`services: ${why}; remove the services section (nat and conntrack work without it)`);
+  if (c.manifests.length > 0) errors.push(`manifests: ${why}; remove the manifests list`);
+}
+
 function checkCapture(c: Config, errors: string[]): void {
   const ports = new Set(c.ports.map((p) => p.name));
   c.capture.ports?.forEach((name, k) => {
@@ -290,5 +302,6 @@ export function crossCheck(c: Config): string[] {
   checkVxlan(c, ifaces, errors);
   checkServices(c, errors);
   checkCapture(c, errors);
+  checkSupported(c, errors);
   return errors;
 }

@@ -17,14 +17,6 @@ function lab(): Record<string, any> {
       { dst: '10.244.2.0/24', via: '10.244.2.0', dev: 'flannel.1', onlink: true },
     ],
     neighbors: [{ ip: '10.244.2.0', mac: '0e:00:00:00:00:02', dev: 'flannel.1' }],
-    services: [
-      {
-        name: 'web',
-        clusterIP: '10.96.0.10',
-        ports: [{ name: 'http', port: 80, targetPort: 8080 }],
-        endpoints: [{ ip: '10.244.1.2' }],
-      },
-    ],
     vxlan: [
       {
         name: 'flannel.1',
@@ -42,6 +34,19 @@ function errorsOf(change: (c: Record<string, any>) => void): string[] {
   change(c);
   const r = validateConfigObject(c);
   return r.ok ? [] : r.errors;
+}
+
+const NOT_YET = "Services are not supported yet: this version of nodeplane does not translate ClusterIPs, NodePorts or external IPs (kube-proxy's DNAT)";
+
+/**
+ * Errors with the lab's Service added first, less the line that refuses Services in this
+ * version (tested on its own below): the Service rules stay checked for when they are supported.
+ */
+function serviceErrorsOf(change: (c: Record<string, any>) => void): string[] {
+  return errorsOf((c) => {
+    c.services = [{ name: 'web', clusterIP: '10.96.0.10', ports: [{ name: 'http', port: 80, targetPort: 8080 }], endpoints: [{ ip: '10.244.1.2' }] }];
+    change(c);
+  }).filter((e) => !e.startsWith(`services: ${NOT_YET}`));
 }
 
 describe('config cross-reference checks', () => {
@@ -163,25 +168,35 @@ describe('config cross-reference checks', () => {
 
   it('service names, clusterIPs, ports and nodePorts are unique', () => {
     const svc = (name: string, clusterIP: string, ports: object[] = [{ port: 80 }]) => ({ name, clusterIP, ports });
-    expect(errorsOf((c) => c.services.push(svc('web', '10.96.0.11')))).toEqual(['services[1].name: default/web is already defined by services[0]']);
-    expect(errorsOf((c) => c.services.push(svc('api', '10.96.0.10')))).toEqual([
+    expect(serviceErrorsOf((c) => c.services.push(svc('web', '10.96.0.11')))).toEqual(['services[1].name: default/web is already defined by services[0]']);
+    expect(serviceErrorsOf((c) => c.services.push(svc('api', '10.96.0.10')))).toEqual([
       'services[1].clusterIP: 10.96.0.10 is already used by services[0] (default/web)',
     ]);
-    expect(errorsOf((c) => c.services[0].ports.push({ name: 'h2', port: 80, protocol: 'TCP' }))).toEqual([
+    expect(serviceErrorsOf((c) => c.services[0].ports.push({ name: 'h2', port: 80, protocol: 'TCP' }))).toEqual([
       'services[0].ports[1].port: 80/TCP is already used by services[0].ports[0]',
     ]);
-    expect(errorsOf((c) => c.services[0].ports.push({ name: 'dns', port: 80, protocol: 'UDP' }))).toEqual([]);
-    expect(errorsOf((c) => c.services[0].ports.push({ port: 81 }))).toEqual([
+    expect(serviceErrorsOf((c) => c.services[0].ports.push({ name: 'dns', port: 80, protocol: 'UDP' }))).toEqual([]);
+    expect(serviceErrorsOf((c) => c.services[0].ports.push({ port: 81 }))).toEqual([
       'services[0].ports[1].name: required when a Service has more than one port',
     ]);
     expect(
-      errorsOf((c) =>
+      serviceErrorsOf((c) =>
         c.services.push(
           { ...svc('a', '10.96.0.21', [{ port: 80, nodePort: 30080 }]), type: 'NodePort' },
           { ...svc('b', '10.96.0.22', [{ port: 80, nodePort: 30080 }]), type: 'LoadBalancer' },
         ),
       ),
     ).toEqual(['services[2].ports[0].nodePort: 30080/TCP is already used by services[1].ports[0]']);
+  });
+
+  it('refuses Services, which this version does not translate, naming the field', () => {
+    const web = { name: 'web', clusterIP: '10.96.0.10', ports: [{ port: 80 }] };
+    expect(errorsOf((c) => (c.services = [web]))).toEqual([
+      `services: ${NOT_YET}; remove the services section (nat and conntrack work without it)`,
+    ]);
+    expect(errorsOf((c) => (c.manifests = ['kube/']))).toEqual([`manifests: ${NOT_YET}; remove the manifests list`]);
+    // An empty list asks for nothing; nat and conntrack are supported.
+    expect(errorsOf((c) => Object.assign(c, { services: [], manifests: [], nat: { clusterCIDR: '10.244.0.0/16' }, conntrack: { max: 1000 } }))).toEqual([]);
   });
 
   it('reports every cross-reference error at once', () => {
