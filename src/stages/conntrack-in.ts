@@ -37,6 +37,7 @@ import { type HookHandler, ACCEPT } from '../core/hook.ts';
 import type { Tracer } from '../core/trace.ts';
 import type { Context } from '../dataplane/context.ts';
 import { type Conntrack, CtVerdict, IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP } from '../tables/conntrack.ts';
+import { TCP_STATE_NAMES } from '../tables/conntrack-tcp.ts';
 import { rd16, rd32i } from '../wire/bytes.ts';
 import { foldChecksum, onesComplementSum } from '../wire/checksum.ts';
 import type { Unconfirmed } from './conntrack-confirm.ts';
@@ -211,12 +212,22 @@ export class ConntrackIn implements HookHandler {
     return ACCEPT;
   }
 
-  /** Trace: what conntrack made of the frame (allocates; only while tracing). */
+  /**
+   * Trace: what conntrack made of the frame, with the entry's TCP state and time left after
+   * this packet, e.g. "ct established (entry 3, reply; SYN_RECV, expires in 60 s)"
+   * (allocates; only while tracing).
+   */
   private note(tracer: Tracer, slot: number): void {
     const pool = this.ctx.pool;
+    const ct = this.ct;
     const st = pool.ctState[slot];
     const id = pool.ct[slot];
-    const entry = id >= 0 ? ` (entry ${id}, ${pool.ctDir[slot] === 0 ? 'original' : 'reply'})` : '';
+    let entry = '';
+    if (id >= 0) {
+      const tcp = ct.protoOf(id) === IPPROTO_TCP ? `${TCP_STATE_NAMES[ct.tcpStateOf(id)]}, ` : '';
+      const left = Math.max(0, Math.round((ct.deadlineOf(id) - ct.nowUs) / 1e6));
+      entry = ` (entry ${id}, ${pool.ctDir[slot] === 0 ? 'original' : 'reply'}; ${tcp}expires in ${left} s)`;
+    }
     tracer.note(this.at, slot, `ct ${CT_STATE_NAMES[st]}${entry}`);
   }
 }

@@ -493,9 +493,9 @@ describe('trace', () => {
     h.rx('pa', tcpFrame(A, GW.mac, SERVER, 41000, 443, F.TCP_ACK, 1, 1));
     const notes = lines.filter((l) => /: (ct|snat|dnat|dropped)/.test(l)).map((l) => l.replace(/^s\d+\s+/, ''));
     expect(notes).toEqual([
-      'prerouting: ct new (entry 0, original)',
+      'prerouting: ct new (entry 0, original; expires in 30 s)',
       'postrouting: snat 10.244.1.2:40000 -> 192.168.50.11:40000',
-      'prerouting: ct established (entry 0, reply)',
+      'prerouting: ct established (entry 0, reply; expires in 30 s)',
       'prerouting: dnat 192.168.50.11:40000 -> 10.244.1.2:40000',
       'prerouting: ct invalid',
       'postrouting: dropped (filter: forwarded packet with ctstate INVALID)',
