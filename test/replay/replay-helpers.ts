@@ -1,15 +1,17 @@
 /**
- * Runs a replay case from captures/replay/<case>/ in process and reads back its outputs.
+ * Runs a replay case from captures/replay/<case>/ in process and reads back its outputs; or
+ * (runFrames) frames a test builds, written to temporary pcaps first.
  */
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { loadConfig } from '../../src/config/load.ts';
+import { loadConfig, parseConfig } from '../../src/config/load.ts';
 import { decodeFrame } from '../../src/decode/decode-frame.ts';
 import type { DecodedFrame } from '../../src/decode/types.ts';
 import { readCaptureSync } from '../../src/pcap/reader.ts';
 import { replay, type ReplayResult } from '../../src/replay/replay.ts';
+import { pcapFile } from '../helpers/frames.ts';
 
 export const fixtures = fileURLToPath(new URL('../../captures/replay/', import.meta.url));
 
@@ -65,4 +67,54 @@ export function checksumValid(b: Buffer, off: number, len: number): boolean {
   for (let i = 0; i < len; i += 2) sum += (b[off + i] << 8) + (i + 1 < len ? b[off + i + 1] : 0);
   while (sum > 0xffff) sum = (sum & 0xffff) + (sum >>> 16);
   return sum === 0xffff;
+}
+
+/** A frame received on `port` at `tsUs` (µs of the virtual clock). */
+export interface FrameIn {
+  port: string;
+  tsUs: number;
+  frame: Buffer;
+}
+
+export interface FramesRun extends Omit<CaseRun, 'input'> {
+  /** The hop-by-hop trace (replay --trace), one line each. */
+  trace: string[];
+}
+
+/**
+ * Replays frames built in the test: writes one input pcap per port (test/helpers/frames.ts's
+ * own pcap writer) into a temporary folder, runs `replay` on the lab node with `extraYaml`
+ * appended to captures/replay/lab.yaml, and reads the output pcaps back. `inspect` gets the
+ * output folder before it is removed (to run tshark on the outputs).
+ */
+export function runFrames(extraYaml: string, frames: FrameIn[], settle = 1, inspect?: (outDir: string) => void): FramesRun {
+  const config = parseConfig(readFileSync(join(fixtures, 'lab.yaml'), 'utf8') + extraYaml, 'lab.yaml');
+  const dir = mkdtempSync(join(tmpdir(), 'nodeplane-replay-frames-'));
+  try {
+    const byPort = new Map<string, FrameIn[]>();
+    for (const f of frames) byPort.set(f.port, [...(byPort.get(f.port) ?? []), f]);
+    const inputs = [...byPort].map(([port, fs]) => {
+      const file = join(dir, `in-${port}.pcap`);
+      writeFileSync(file, pcapFile(fs.map((f) => ({ tsUs: f.tsUs, frame: f.frame }))));
+      return { port, file };
+    });
+    const outDir = join(dir, 'out');
+    const trace: string[] = [];
+    const result = replay(config, inputs, outDir, settle, { trace: (l) => trace.push(l) });
+    const out: Record<string, OutFrame[]> = {};
+    const raw: Record<string, Buffer> = {};
+    for (const p of config.ports) {
+      const file = join(outDir, `${p.name}.pcap`);
+      raw[p.name] = readFileSync(file);
+      out[p.name] = [...readCaptureSync(file).records()].map((r) => ({
+        ...decodeFrame(r.data, r.caplen, r.origLen),
+        tsUs: r.tsSec * 1e6 + Math.round(r.tsNsec / 1000),
+        bytes: Buffer.from(r.data),
+      }));
+    }
+    inspect?.(outDir);
+    return { result, out, raw, counters: result.dataplane.stageCounters(), trace };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 }
