@@ -52,6 +52,7 @@ export class FramePool implements FrameMeta {
   declare readonly icmpError: Uint32Array;
   declare readonly ct: Int32Array;
   declare readonly ctDir: Uint8Array;
+  declare readonly ctState: Uint8Array;
   declare readonly vnetFlags: Uint8Array;
   declare readonly gsoType: Uint8Array;
   declare readonly gsoSize: Uint16Array;
@@ -85,6 +86,7 @@ export class FramePool implements FrameMeta {
     this.icmpError = meta.icmpError;
     this.ct = meta.ct;
     this.ctDir = meta.ctDir;
+    this.ctState = meta.ctState;
     this.vnetFlags = meta.vnetFlags;
     this.gsoType = meta.gsoType;
     this.gsoSize = meta.gsoSize;

@@ -14,7 +14,7 @@
  * dispatch `afterDispatch` removes the entries whose first packet was dropped before it was
  * confirmed (conntrack-confirm.ts).
  */
-import type { Context } from './context.ts';
+import type { Context } from '../stages/context.ts';
 import type { Stages } from './build-graph.ts';
 import { NatPortAllocator } from '../tables/nat-port-allocator.ts';
 import { ConntrackConfirm, Unconfirmed } from '../stages/conntrack-confirm.ts';

@@ -35,7 +35,7 @@
 import { CtState } from '../core/frame-meta.ts';
 import { type HookHandler, ACCEPT } from '../core/hook.ts';
 import type { Tracer } from '../core/trace.ts';
-import type { Context } from '../dataplane/context.ts';
+import type { Context } from './context.ts';
 import { type Conntrack, CtVerdict, IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP } from '../tables/conntrack.ts';
 import { TCP_STATE_NAMES } from '../tables/conntrack-tcp.ts';
 import { rd16, rd32i } from '../wire/bytes.ts';

@@ -9,7 +9,7 @@
  * drop: only what a registered handler drops (see core/hook.ts); none without handlers.
  */
 import { HookStage } from '../core/hook.ts';
-import type { Context } from '../dataplane/context.ts';
+import type { Context } from './context.ts';
 
 export class InputHook extends HookStage<'local'> {
   readonly name = 'input';

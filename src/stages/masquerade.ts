@@ -19,7 +19,7 @@
  */
 import { ACCEPT } from '../core/hook.ts';
 import type { FramePool } from '../core/frame-pool.ts';
-import type { Context } from '../dataplane/context.ts';
+import type { Context } from './context.ts';
 import type { Conntrack } from '../tables/conntrack.ts';
 import { IfKind, type InterfaceTable } from '../tables/interface-table.ts';
 import type { NatPortAllocator } from '../tables/nat-port-allocator.ts';

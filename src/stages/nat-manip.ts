@@ -41,7 +41,7 @@ import { CtState } from '../core/frame-meta.ts';
 import type { FramePool } from '../core/frame-pool.ts';
 import { ACCEPT, type HookHandler } from '../core/hook.ts';
 import type { Tracer } from '../core/trace.ts';
-import type { Context } from '../dataplane/context.ts';
+import type { Context } from './context.ts';
 import { type Conntrack, CT_DNAT, CT_REPLY_INDEXED, CT_SNAT, IPPROTO_ICMP } from '../tables/conntrack.ts';
 import type { NatPortAllocator } from '../tables/nat-port-allocator.ts';
 import { rd16, rd32i } from '../wire/bytes.ts';

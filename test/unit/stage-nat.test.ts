@@ -9,7 +9,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { ACCEPT } from '../../src/core/hook.ts';
-import { TextTracer } from '../../src/core/trace.ts';
+import { TextTracer } from '../../src/decode/text-tracer.ts';
 import { NatDst, type NatPolicy } from '../../src/stages/nat-manip.ts';
 import { type Conntrack, CT_DNAT, CT_SNAT } from '../../src/tables/conntrack.ts';
 import { conntrackEntryView } from '../../src/tables/conntrack-views.ts';
@@ -388,7 +388,7 @@ describe('offload super-frames', () => {
       });
     }
     const rxSuper = (port: string, f: Buffer): void => {
-      const slot = dp.pool.fill(f, h.port(port), h.now);
+      const slot = dp.pool.fill(f, h.port(port));
       dp.pool.vnetFlags[slot] = 1;
       dp.pool.gsoType[slot] = 1;
       dp.pool.gsoSize[slot] = 1448;
