@@ -142,6 +142,8 @@ describe('commands that print end quietly when the reader goes away', () => {
     let replayed: Dataplane;
     /** Conntrack entries in the replayed node: their listing is megabytes, far more than a pipe holds. */
     const FLOWS = 20_000;
+    /** Entries the replayed traffic itself made. */
+    let before = 0;
 
     beforeAll(async () => {
       const dir = join(fixtures, 'routed-arp');
@@ -152,6 +154,7 @@ describe('commands that print end quietly when the reader goes away', () => {
       const config = parseConfig(`${readFileSync(LAB, 'utf8')}\nnat: { clusterCIDR: 10.244.0.0/16 }\n`, LAB);
       replayed = replay(config, inputs, join(TMP, 'out4'), 1).dataplane;
       const ct = replayed.ctx.conntrack!;
+      before = ct.count;
       for (let i = 0; i < FLOWS; i++) ct.track(17, 0x0af40102 + (i >> 14), 0xcb007107 | 0, 1024 + (i & 0x3fff), 53, 0, 60);
       sock = join(TMP, 'show.sock');
       server = await startAdminServer(replayed, sock);
@@ -191,13 +194,14 @@ describe('commands that print end quietly when the reader goes away', () => {
         () => intoClosingReader(['show', 'conntrack', '--admin', sock], 'line'),
         () => intoClosingReader(['show', 'conntrack', '--json', '--admin', sock], 'line'),
       ]);
-      expect(text.first).toMatch(/^udp {6}17 \d+ src=10\.244\.1\.2 dst=203\.0\.113\.7 sport=1024 dport=53 /);
+      // The table holds the flows the replayed frames made and the ones the test put in.
+      expect(text.first).toMatch(/^udp {6}17 \d+ src=10\.244\.1\.2 dst=203\.0\.113\.\d+ sport=\d+ dport=53 /);
       expectQuiet(text, 'show conntrack');
       // The reader left early: no summary of a listing that was not shown whole.
       expect(text.stderr).toBe('');
       expect(json.first).toBe('[');
       expectQuiet(json, 'show conntrack --json');
-      expect(replayed.ctx.conntrack!.count).toBe(FLOWS);
+      expect(replayed.ctx.conntrack!.count).toBe(before + FLOWS);
     }, 60_000);
 
     it('conntrack events and --json | head -1, while flows come', async () => {
