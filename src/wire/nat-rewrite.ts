@@ -41,9 +41,15 @@ const UDP_CHECKSUM = 6;
 const ICMP_CHECKSUM = 2;
 const ICMP_ECHO_ID = 4;
 
-/** A partial (pseudo-header only, not inverted) checksum after a 32-bit value changed. */
-function updatePartial32(partial: number, oldValue: number, newValue: number): number {
-  return ~updateChecksum32(~partial & 0xffff, oldValue, newValue) & 0xffff;
+/**
+ * A stored checksum after the data it covers changed by `delta`, the one's-complement sum of
+ * the changed words' complements and their new values (RFC 1624 eqn. 3: HC' = ~(~HC + ~m + m')).
+ */
+function applyDelta(checksum: number, delta: number): number {
+  let s = (~checksum & 0xffff) + delta;
+  s = (s & 0xffff) + (s >>> 16);
+  s = (s & 0xffff) + (s >>> 16);
+  return ~s & 0xffff;
 }
 
 /** Offset of the L4 checksum field for `proto`, or -1 when the protocol has none we keep. */
@@ -60,21 +66,30 @@ function l4ChecksumOffset(proto: number): number {
  */
 export function rewriteAddress(data: Buffer, ip: number, l4: number, proto: number, side: NatSide, addr: number, partial: boolean): void {
   const at = ip + (side === NatSide.SOURCE ? IPV4_SRC : IPV4_DST);
-  const old = rd32(data, at);
-  const next = addr >>> 0;
-  if (old === next) return;
-  wr32(data, at, next);
-  wr16(data, ip + IPV4_CHECKSUM, updateChecksum32(rd16(data, ip + IPV4_CHECKSUM), old, next));
+  // 16-bit halves as small integers: an address above 2^31 never becomes a double here.
+  const oldHi = (data[at] << 8) | data[at + 1];
+  const oldLo = (data[at + 2] << 8) | data[at + 3];
+  const newHi = (addr >>> 16) & 0xffff;
+  const newLo = addr & 0xffff;
+  if (oldHi === newHi && oldLo === newLo) return;
+  data[at] = newHi >>> 8;
+  data[at + 1] = newHi;
+  data[at + 2] = newLo >>> 8;
+  data[at + 3] = newLo;
+  // One delta for every checksum the address is in: the IPv4 header's and the pseudo header's.
+  const delta = (~oldHi & 0xffff) + (~oldLo & 0xffff) + newHi + newLo;
+  wr16(data, ip + IPV4_CHECKSUM, applyDelta(rd16(data, ip + IPV4_CHECKSUM), delta));
   const csumField = l4ChecksumOffset(proto);
   if (csumField < 0) return;
   const c = l4 + csumField;
   const sum = rd16(data, c);
   if (partial) {
-    wr16(data, c, updatePartial32(sum, old, next));
+    // The partial sum is stored uninverted: adjust its complement (inet_proto_csum_replace4).
+    wr16(data, c, ~applyDelta(~sum & 0xffff, delta) & 0xffff);
     return;
   }
   if (proto === PROTO_UDP && sum === 0) return;
-  const updated = updateChecksum32(sum, old, next);
+  const updated = applyDelta(sum, delta);
   wr16(data, c, proto === PROTO_UDP && updated === 0 ? 0xffff : updated);
 }
 
