@@ -88,11 +88,12 @@ export class ConntrackConfirm implements HookHandler {
     private readonly unconfirmed: Unconfirmed,
   ) {}
 
-  process(slots: Int32Array, n: number): void {
+  process(slots: Int32Array, n: number): number {
     const pool = this.pool;
     for (let i = 0; i < n; i++) {
       const slot = slots[i];
       if (pool.ctState[slot] === CtState.NEW) this.unconfirmed.confirm(pool.ct[slot]);
     }
+    return 0;
   }
 }

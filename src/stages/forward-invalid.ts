@@ -24,14 +24,17 @@ export class ForwardInvalid implements HookHandler {
 
   constructor(private readonly pool: FramePool) {}
 
-  process(slots: Int32Array, n: number, verdicts: Int32Array): void {
+  process(slots: Int32Array, n: number, verdicts: Int32Array): number {
     const pool = this.pool;
+    let refused = 0;
     for (let i = 0; i < n; i++) {
       const slot = slots[i];
       if (pool.ctState[slot] === CtState.INVALID && pool.inPort[slot] !== NO_PORT) {
         verdicts[i] = 0;
-        this.dropped++;
+        refused++;
       }
     }
+    this.dropped += refused;
+    return refused;
   }
 }

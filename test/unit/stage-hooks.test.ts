@@ -140,6 +140,30 @@ describe('hook stages: the mechanism', () => {
     h.dp.run();
     expect(h.take('up').map((f) => ip4Of(f).dst)).toEqual(['203.0.113.5']);
   });
+
+  it('trusts a handler that says how many frames it refused: 0 passes the batch as it is', () => {
+    const h = new Harness();
+    const counted = {
+      name: 'counted', priority: 0, dropReasons: ['odd'],
+      // Refuses every other frame and says how many.
+      process(slots: Int32Array, n: number, verdicts: Int32Array): number {
+        let refused = 0;
+        for (let i = 0; i < n; i += 2) {
+          verdicts[i] = 0;
+          refused++;
+        }
+        return refused;
+      },
+    };
+    const none = { name: 'none', priority: 1, dropReasons: [], process: (): number => 0 };
+    const after = new TestHandler(h, 'after', 2);
+    for (const x of [counted, none, after]) hook(h, 'postrouting').register(x);
+    introduce(h, A);
+    h.rxBatch('pa', [0, 1, 2, 3].map((k) => udpFrame({ from: A, toMac: GW.mac, dst: '203.0.113.5', sport: 1000 + k })));
+    expect(h.take('up').map((f) => f.readUInt16BE(34))).toEqual([1001, 1003]);
+    expect(after.seen).toHaveLength(2);
+    expect(h.drops('postrouting')).toEqual({ 'counted: odd': 2 });
+  });
 });
 
 describe('prerouting', () => {
