@@ -65,6 +65,28 @@ function portAt(data: Buffer, l4: number, proto: number, side: NatSide): number 
   return proto === IPPROTO_ICMP ? rd16(data, l4 + 4) : rd16(data, side === NatSide.SOURCE ? l4 : l4 + 2);
 }
 
+/** The packet in `slot` leaves from addr:port (ICMP echo: with identifier `port`). */
+function rewriteSource(pool: FramePool, slot: number, addr: number, port: number): void {
+  const data = pool.data;
+  const ip = pool.l3[slot];
+  const l4 = pool.l4[slot];
+  const proto = data[ip + 9];
+  const partial = (pool.vnetFlags[slot] & 1) !== 0;
+  rewriteAddress(data, ip, l4, proto, NatSide.SOURCE, addr, partial);
+  rewritePort(data, l4, proto, NatSide.SOURCE, port, partial);
+}
+
+/** The packet in `slot` goes to addr:port (ICMP echo: with identifier `port`). */
+function rewriteDestination(pool: FramePool, slot: number, addr: number, port: number): void {
+  const data = pool.data;
+  const ip = pool.l3[slot];
+  const l4 = pool.l4[slot];
+  const proto = data[ip + 9];
+  const partial = (pool.vnetFlags[slot] & 1) !== 0;
+  rewriteAddress(data, ip, l4, proto, NatSide.DESTINATION, addr, partial);
+  rewritePort(data, l4, proto, NatSide.DESTINATION, port, partial);
+}
+
 /** "a.b.c.d:port" of one end of the packet in `slot` (for trace notes). */
 function endText(pool: FramePool, slot: number, side: NatSide): string {
   const data = pool.data;
@@ -86,6 +108,9 @@ abstract class NatManip implements HookHandler {
   readonly dropReasons: readonly string[];
   protected readonly ct: Conntrack;
   protected readonly pool: FramePool;
+  /** The status bit a packet of the original direction, then of the reply, needs for this manip to apply. */
+  private readonly needOriginal: number;
+  private readonly needReply: number;
 
   constructor(
     ctx: Context,
@@ -100,38 +125,42 @@ abstract class NatManip implements HookHandler {
     this.ct = ctx.conntrack;
     this.pool = ctx.pool;
     this.dropReasons = [...ownReasons, ...(policy?.dropReasons ?? [])];
+    this.needOriginal = side === NatSide.SOURCE ? CT_SNAT : CT_DNAT;
+    this.needReply = side === NatSide.SOURCE ? CT_DNAT : CT_SNAT;
   }
 
-  /** The status bit that a packet of direction `dir` needs for this manip to apply. */
-  private needs(dir: number): number {
-    return (dir === 0) === (this.side === NatSide.SOURCE) ? CT_SNAT : CT_DNAT;
-  }
-
-  process(slots: Int32Array, n: number, verdicts: Int32Array, tracer: Tracer | null): void {
+  process(slots: Int32Array, n: number, verdicts: Int32Array, tracer: Tracer | null): number {
     const pool = this.pool;
     const ct = this.ct;
+    let refused = 0;
+    const entries = pool.ct;
+    const dirs = pool.ctDir;
+    const states = pool.ctState;
+    const needOriginal = this.needOriginal;
+    const needReply = this.needReply;
+    const source = this.side === NatSide.SOURCE;
     for (let i = 0; i < n; i++) {
       const slot = slots[i];
-      const id = pool.ct[slot];
+      const id = entries[slot];
       if (id < 0) continue;
-      const dir = pool.ctDir[slot];
-      const state = pool.ctState[slot];
+      const dir = dirs[slot];
+      const state = states[slot];
       if (state === CtState.NEW && dir === 0) {
         const v = this.decide(slot, id);
         if (v !== ACCEPT) {
           verdicts[i] = v;
+          refused++;
           continue;
         }
       }
-      if ((ct.statusOf(id) & this.needs(dir)) === 0) continue;
+      if ((ct.statusOf(id) & (dir === 0 ? needOriginal : needReply)) === 0) continue;
       const other = (id << 1) | (dir ^ 1);
-      if (tracer === null) {
-        if (state === CtState.RELATED) this.translateError(slot, other);
-        else this.translate(slot, other);
-      } else {
-        this.traced(tracer, slot, other, state === CtState.RELATED);
-      }
+      if (tracer !== null) this.traced(tracer, slot, other, state === CtState.RELATED);
+      else if (state === CtState.RELATED) this.translateError(slot, other);
+      else if (source) rewriteSource(pool, slot, ct.dstOf(other), ct.dportOf(other));
+      else rewriteDestination(pool, slot, ct.srcOf(other), ct.sportOf(other));
     }
+    return refused;
   }
 
   /** The decision for a new flow not bound by this manip yet; ACCEPT or a drop reason. */
@@ -143,20 +172,9 @@ abstract class NatManip implements HookHandler {
 
   /** Rewrites this manip's end of the packet in `slot` from tuple `o` (the other direction). */
   private translate(slot: number, o: number): void {
-    const pool = this.pool;
     const ct = this.ct;
-    const data = pool.data;
-    const ip = pool.l3[slot];
-    const l4 = pool.l4[slot];
-    const proto = data[ip + 9];
-    const partial = (pool.vnetFlags[slot] & 1) !== 0;
-    if (this.side === NatSide.SOURCE) {
-      rewriteAddress(data, ip, l4, proto, NatSide.SOURCE, ct.dstOf(o), partial);
-      rewritePort(data, l4, proto, NatSide.SOURCE, ct.dportOf(o), partial);
-    } else {
-      rewriteAddress(data, ip, l4, proto, NatSide.DESTINATION, ct.srcOf(o), partial);
-      rewritePort(data, l4, proto, NatSide.DESTINATION, ct.sportOf(o), partial);
-    }
+    if (this.side === NatSide.SOURCE) rewriteSource(this.pool, slot, ct.dstOf(o), ct.dportOf(o));
+    else rewriteDestination(this.pool, slot, ct.srcOf(o), ct.sportOf(o));
   }
 
   /** An ICMP error related to the flow: its quote and its outer header (see the header). */
