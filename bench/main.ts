@@ -5,9 +5,9 @@
  * `npm run bench | grep '^{'` yields the JSON lines alone.
  *
  * Groups, in order: checksum, decode, lpm4, conntrack, admin (reading a conntrack table of
- * 1,000,000 entries through the admin socket while forwarding), dataplane, flood and e2e.
- * The last three are loaded only when their files exist; e2e reports `skipped` rows when it cannot
- * run (no root, no namespaces).
+ * 1,000,000 entries through the admin socket while forwarding), dataplane, nat, flood and e2e.
+ * The last four are loaded only when their files exist; e2e reports `skipped` rows when it
+ * cannot run (no root, no namespaces).
  *
  * FILTER (optional): a group whose name contains it, or a bench name or prefix
  * ("decode.views.udp"); only matching results are run where the group allows it, and only
@@ -56,6 +56,7 @@ const GROUPS: Group[] = [
   { name: 'conntrack', run: (f: Filter) => benchConntrack(f) },
   { name: 'admin', run: (f: Filter) => benchAdminConntrack(f) },
   optional('dataplane', './dataplane.bench.ts', 'benchDataplane'),
+  optional('nat', './nat.bench.ts', 'benchNat'),
   optional('flood', './flood.bench.ts', 'benchFlood'),
   optional('e2e', './e2e.bench.ts', 'benchE2e'),
 ].filter((g): g is Group => g !== null);
