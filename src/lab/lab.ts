@@ -15,12 +15,20 @@ import { fileURLToPath } from 'node:url';
 import { fetchState } from '../admin/client.ts';
 import { createNetns, type Netns } from './netns.ts';
 
+/**
+ * A host on one port of the node: a pod on an L2 port (default route through its gateway),
+ * or a host outside the cluster behind an L3 port (an uplink's peer), which may have no
+ * gateway at all and only the routes it is given.
+ */
 export interface PodSpec {
-  /** The TAP/port name in the config, which becomes the pod's eth0. */
+  /** The TAP/port name in the config, which becomes the host's eth0. */
   port: string;
   /** Address with prefix, e.g. 10.244.1.2/24. */
   address: string;
-  gateway: string;
+  /** The default route's next hop; none when absent. */
+  gateway?: string;
+  /** Further routes, e.g. { dst: '10.244.0.0/16', via: '192.168.50.11' } on an external host. */
+  routes?: Array<{ dst: string; via: string }>;
 }
 
 export interface LabOptions {
@@ -48,8 +56,10 @@ export class Lab {
   nodeplane: ChildProcess | null = null;
   nodeplaneStderr = '';
   private exit: Promise<number | null> | null = null;
+  private config: string;
 
   private constructor(readonly opts: LabOptions) {
+    this.config = opts.config;
     this.node = createNetns('node');
     this.adminSocket = join(opts.dir, 'admin.sock');
     this.captureDir = join(opts.dir, 'captures');
@@ -79,7 +89,7 @@ export class Lab {
     const { dir } = this.opts;
     mkdirSync(dir, { recursive: true });
     const configFile = join(dir, 'nodeplane.yaml');
-    writeFileSync(configFile, this.opts.config);
+    writeFileSync(configFile, this.config);
     const args = [NODEPLANE, 'run', '--config', configFile, '--admin', this.adminSocket, ...(this.opts.capture ? ['--capture', this.captureDir] : []), ...(this.opts.runArgs ?? [])];
     const child = this.node.spawn(process.execPath, args, { stdio: ['ignore', this.opts.stdout ?? 'ignore', 'pipe'] });
     this.nodeplane = child;
@@ -98,14 +108,37 @@ export class Lab {
     }
   }
 
-  /** Moves the TAP `port` into its pod as eth0 and configures it. */
+  /** Moves the TAP `port` into its host's namespace as eth0 and configures it. */
   private plug(p: PodSpec): void {
     const pod = this.pod(p.port);
-    this.node.ip(['link', 'set', p.port, 'netns', pod.name]);
-    pod.ip(['link', 'set', p.port, 'name', 'eth0']);
+    this.node.ip(['link', 'set', 'dev', p.port, 'netns', pod.name]);
+    pod.ip(['link', 'set', 'dev', p.port, 'name', 'eth0']);
     pod.ip(['addr', 'add', p.address, 'dev', 'eth0']);
     pod.ip(['link', 'set', 'eth0', 'up']);
-    pod.ip(['route', 'add', 'default', 'via', p.gateway]);
+    if (p.gateway) pod.ip(['route', 'add', 'default', 'via', p.gateway]);
+    for (const r of p.routes ?? []) pod.ip(['route', 'add', r.dst, 'via', r.via]);
+  }
+
+  /**
+   * Stops nodeplane and starts it again in the same namespaces, with `config` (the running
+   * one when absent). Its TAP devices went with it, so every host gets a fresh eth0,
+   * configured as at the start.
+   */
+  async restart(config?: string): Promise<void> {
+    const code = await this.stopNodeplane('SIGTERM');
+    if (code !== 0) throw new Error(`nodeplane exited with ${code} on SIGTERM: ${this.nodeplaneStderr.trim()}`);
+    // A TAP is deleted when its last file descriptor closes; wait until each host's is gone.
+    for (const p of this.opts.pods) {
+      const pod = this.pod(p.port);
+      for (let i = 0; pod.ip(['link', 'show', 'dev', 'eth0'], { check: false }) !== ''; i++) {
+        if (i === 50) throw new Error(`eth0 of ${pod.name} is still there after nodeplane exited`);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    }
+    if (config !== undefined) this.config = config;
+    this.nodeplaneStderr = '';
+    await this.startNodeplane();
+    for (const p of this.opts.pods) this.plug(p);
   }
 
   /** Sends `signal` to nodeplane and waits for it to exit; returns its exit code. */
