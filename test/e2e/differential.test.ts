@@ -8,7 +8,11 @@
  * behaviour expected of Linux, so both twins being wrong the same way still fails.
  *
  * Topology: cni0 10.244.1.1/24 with pods pa 10.244.1.2 and pb 10.244.1.3; cni1
- * 10.244.2.1/24, MTU 1400, with pod pc 10.244.2.2 (eth0 MTU 1400). No default route.
+ * 10.244.2.1/24, MTU 1400, with pod pc 10.244.2.2 (eth0 MTU 1400); an L3 uplink
+ * 192.168.50.11/24 with an external host 192.168.50.1 behind it, which has no route to the
+ * pods. The node has no default route, and masquerades what the pods send outside
+ * 10.244.0.0/16 (the kernel with iptables' MASQUERADE and kube-proxy's INVALID drop; nodeplane
+ * with `nat:`).
  * Probes run on both twins at once, so the file takes about as long as one twin would.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -18,7 +22,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { missingPrerequisite, skipUnlessReady } from './e2e-prerequisites.ts';
 import { BRIDGES, PODS, dissect, expectedNodeSysctls, readSysctls, startCapture, startKernelTwin, startNodeplaneTwin, type Twin } from './kernel-twin.ts';
 
-const problem = missingPrerequisite(['ping', 'python3', 'tshark', 'tcpdump']);
+const problem = missingPrerequisite(['ping', 'python3', 'tshark', 'tcpdump', 'iptables', 'conntrack']);
 const skip = skipUnlessReady('differential end-to-end tests', problem);
 
 const GW0 = '10.244.1.1';
@@ -232,12 +236,17 @@ describe.skipIf(skip)('differential: one node by nodeplane and by the Linux kern
     expect(np.frames).toEqual(k.frames);
   });
 
-  it('5a. 1500 bytes without DF into the 1400-byte cni1: the router fragments, pc sees the same fragments', async () => {
+  it("5a. 1500 bytes without DF into the 1400-byte cni1: the router fragments, pc sees the same fragments; pc's fragmented reply reaches pa whole", async () => {
     const { np, k } = await both((t) => observe(t, { pa: 'icmp', pc: 'icmp' }, () => ping(t, 'pa', ['-c', '1', '-M', 'dont', '-s', '1472', '-W', '2', PC])));
     expect(k.result.code).toBe(0);
     expect(k.result.lines).toContain(`1480 bytes from ${PC}: icmp_seq=1 ttl=63`);
     const frags = received(k.frames.pc, 'pc');
     expect(frags.map((f) => `${f['ip.len']} ${f['ip.frag_offset']} ${f['ip.flags.mf']} ${f['ip.ttl']}`)).toEqual(['1396 0 1 63', '124 172 0 63']);
+    // pc answers in two fragments (its MTU is 1400). With connection tracking on, the router
+    // reassembles forwarded fragments before conntrack sees them (nf_defrag_ipv4) and sends
+    // the whole packet on, as it fits cni0's 1500 bytes: pa gets one reply, not two fragments.
+    const replies = received(k.frames.pa, 'pa');
+    expect(replies.map((f) => `${f['ip.len']} ${f['ip.frag_offset']} ${f['ip.flags.mf']} ${f['ip.ttl']}`)).toEqual(['1500 0 0 63']);
     expect(np.result).toEqual(k.result);
     expect(np.frames).toEqual(k.frames);
   });

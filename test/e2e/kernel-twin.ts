@@ -4,6 +4,12 @@
  * IPv4 forwarding, pods plugged in with veth pairs. Both twins have the same bridges,
  * addresses, MACs and MTUs, so whatever a pod observes should be the same in both.
  *
+ * Both nodes also have an L3 uplink (192.168.50.11/24) with a host outside the cluster
+ * behind it (192.168.50.1, no route to the pods), and masquerade what the pods send out of
+ * the cluster: the kernel with kube-proxy's and the CNI bridge plugin's iptables rules, and
+ * kube-proxy's conntrack timeouts; nodeplane with `nat: { clusterCIDR }`. Each twin lists its
+ * connection tracking table in one shape (conntrack-listing.ts).
+ *
  * Everything lives in namespaces from src/lab/netns.ts; nothing touches the root namespace.
  * IPv6 is disabled in every namespace of both twins so that router solicitations, MLD and
  * DAD frames stay out of the captures.
@@ -12,8 +18,10 @@ import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { Lab } from '../../src/lab/lab.ts';
 import { createNetns, type Netns } from '../../src/lab/netns.ts';
+import { type ConntrackRow, parseConntrackList, parseNodeplaneConntrack } from './conntrack-listing.ts';
 
 export interface TwinBridge {
   name: string;
@@ -44,19 +52,34 @@ export const PODS: TwinPod[] = [
   { name: 'pc', bridge: 'cni1', address: '10.244.2.2/24', gateway: '10.244.2.1', mac: '0a:58:0a:f4:02:02', mtu: 1400 },
 ];
 
+/** The pods' network: what leaves it is masqueraded. */
+export const CLUSTER_CIDR = '10.244.0.0/16';
+
+/** The node's L3 port towards the world outside the cluster. */
+export const UPLINK = { name: 'up', address: '192.168.50.11/24', mac: '02:00:00:00:50:11', mtu: 1500 };
+
+/** A host outside the cluster behind the uplink. It has no route to the pods: only masqueraded traffic gets answers. */
+export const EXTERNAL = { address: '192.168.50.1/24', mac: '02:00:00:00:50:01', mtu: 1500 };
+
 /** The nodeplane config for the topology above. */
 export function nodeplaneConfig(): string {
   const lines = ['node:', '  name: twin-node', 'bridges:'];
   for (const b of BRIDGES) lines.push(`  - { name: ${b.name}, address: ${b.address}, mac: "${b.mac}", mtu: ${b.mtu} }`);
   lines.push('ports:');
   for (const p of PODS) lines.push(`  - { name: ${p.name}, type: tap, bridge: ${p.bridge}, mtu: ${p.mtu} }`);
+  lines.push(`  - { name: ${UPLINK.name}, type: tap, address: ${UPLINK.address}, mac: "${UPLINK.mac}", mtu: ${UPLINK.mtu} }`);
+  lines.push('nat:', `  clusterCIDR: ${CLUSTER_CIDR}`);
   return lines.join('\n') + '\n';
 }
 
 export interface Twin {
   readonly kind: 'nodeplane' | 'kernel';
   readonly node: Netns;
+  /** The host outside the cluster, behind the uplink; its interface is eth0. */
+  readonly external: Netns;
   pod(name: string): Netns;
+  /** The node's connection tracking table, as `conntrack -L` shows it. */
+  conntrack(): Promise<ConntrackRow[]>;
   destroy(): void;
 }
 
@@ -131,12 +154,12 @@ function noIpv6(ns: Netns): void {
 /** The sysctls the kernel twin's node namespace must have: Linux defaults, plus forwarding. */
 export function expectedNodeSysctls(): Record<string, string> {
   const out: Record<string, string> = { 'net.ipv4.ip_forward': '1' };
-  for (const scope of ['all', 'default', ...BRIDGES.map((b) => b.name)]) {
+  for (const scope of ['all', 'default', ...BRIDGES.map((b) => b.name), UPLINK.name]) {
     for (const [k, v] of Object.entries(IPV4_CONF_DEFAULTS)) out[`net.ipv4.conf.${scope}.${k}`] = String(k === 'forwarding' ? 1 : v);
   }
   // Turning forwarding on turns accepting redirects off (devinet.c: inet_forward_change).
   out['net.ipv4.conf.all.accept_redirects'] = '0';
-  for (const b of BRIDGES) for (const [k, v] of Object.entries(NEIGH_DEFAULTS)) out[`net.ipv4.neigh.${b.name}.${k}`] = String(v);
+  for (const dev of [...BRIDGES.map((b) => b.name), UPLINK.name]) for (const [k, v] of Object.entries(NEIGH_DEFAULTS)) out[`net.ipv4.neigh.${dev}.${k}`] = String(v);
   Object.assign(out, {
     'net.ipv4.icmp_echo_ignore_broadcasts': '1',
     'net.ipv4.icmp_echo_ignore_all': '0',
@@ -147,11 +170,12 @@ export function expectedNodeSysctls(): Record<string, string> {
     'net.ipv4.ip_default_ttl': '64',
     'net.ipv4.ip_no_pmtu_disc': '0',
   });
+  for (const [k, v] of Object.entries(CONNTRACK_SYSCTLS)) out[k] = String(v);
   return out;
 }
 
 /** Points the pod's eth0 at the twin's settings: MAC, MTU, no IPv6. */
-function shapePod(ns: Netns, p: TwinPod): void {
+function shapePod(ns: Netns, p: { mac: string; mtu: number }): void {
   noIpv6(ns);
   ns.ip(['link', 'set', 'eth0', 'address', p.mac, 'mtu', String(p.mtu)]);
 }
@@ -160,25 +184,78 @@ function shapePod(ns: Netns, p: TwinPod): void {
 export async function startNodeplaneTwin(dir: string): Promise<Twin> {
   const lab = await Lab.start({
     config: nodeplaneConfig(),
-    pods: PODS.map((p) => ({ port: p.name, address: p.address, gateway: p.gateway })),
+    pods: [...PODS.map((p) => ({ port: p.name, address: p.address, gateway: p.gateway })), { port: UPLINK.name, address: EXTERNAL.address }],
     dir,
   });
   try {
     noIpv6(lab.node);
     for (const p of PODS) shapePod(lab.pod(p.name), p);
+    shapePod(lab.pod(UPLINK.name), EXTERNAL);
   } catch (err) {
     lab.destroy();
     throw err;
   }
-  return { kind: 'nodeplane', node: lab.node, pod: (name) => lab.pod(name), destroy: () => lab.destroy() };
+  return {
+    kind: 'nodeplane',
+    node: lab.node,
+    external: lab.pod(UPLINK.name),
+    pod: (name) => lab.pod(name),
+    conntrack: async () => {
+      const r = await runCommand(process.execPath, [NODEPLANE, 'show', 'conntrack', '--json', '--admin', lab.adminSocket]);
+      if (r.code !== 0) throw new Error(`nodeplane show conntrack --json failed (${r.code}): ${r.stderr.trim()}`);
+      return parseNodeplaneConntrack(r.stdout);
+    },
+    destroy: () => lab.destroy(),
+  };
 }
+
+const NODEPLANE = fileURLToPath(new URL('../../bin/nodeplane.js', import.meta.url));
+
+/** Runs a command in this (the test's) namespace, bounded in time. */
+function runCommand(cmd: string, args: string[], timeoutMs = 10_000): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+    child.on('error', reject);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+/**
+ * The node's iptables as kube-proxy and the CNI bridge plugin (ipMasq) leave them for this
+ * topology: masquerade what leaves the cluster network, drop forwarded INVALID packets.
+ */
+const IPTABLES_RULES = [
+  ['-t', 'nat', '-A', 'POSTROUTING', '-s', CLUSTER_CIDR, '!', '-d', CLUSTER_CIDR, '-j', 'MASQUERADE'],
+  ['-A', 'FORWARD', '-m', 'conntrack', '--ctstate', 'INVALID', '-j', 'DROP'],
+];
+
+/**
+ * Conntrack settings: kube-proxy's TCP timeouts (--conntrack-tcp-timeout-established and
+ * -close-wait), and per-flow packet and byte counters, which `show conntrack` always keeps.
+ * These are per namespace and exist once the rules above have loaded nf_conntrack.
+ */
+const CONNTRACK_SYSCTLS: Record<string, number> = {
+  'net.netfilter.nf_conntrack_tcp_timeout_established': 86400,
+  'net.netfilter.nf_conntrack_tcp_timeout_close_wait': 3600,
+  'net.netfilter.nf_conntrack_acct': 1,
+};
 
 /** The same node done by the Linux kernel: bridges, forwarding, veth pairs. */
 export function startKernelTwin(): Twin {
   const node = createNetns('knode');
   const pods = new Map<string, Netns>();
+  let external: Netns | undefined;
   const destroy = (): void => {
     for (const ns of pods.values()) ns.remove();
+    external?.remove();
     node.remove();
   };
   try {
@@ -211,15 +288,33 @@ export function startKernelTwin(): Twin {
       node.ip(['link', 'set', b.name, 'up']);
       for (const [k, v] of Object.entries(NEIGH_DEFAULTS)) neigh[`net.ipv4.neigh.${b.name}.${k}`] = v;
     }
+    // The uplink: a veth whose other end is the external host's eth0.
+    external = createNetns('kext');
+    noIpv6(external);
+    node.ip(['link', 'add', 'name', UPLINK.name, 'address', UPLINK.mac, 'mtu', String(UPLINK.mtu), 'type', 'veth', 'peer', 'name', 'eth0', 'address', EXTERNAL.mac, 'mtu', String(EXTERNAL.mtu), 'netns', external.name]);
+    node.ip(['addr', 'add', UPLINK.address, 'dev', UPLINK.name]);
+    node.ip(['link', 'set', 'dev', UPLINK.name, 'up']);
+    for (const [k, v] of Object.entries(NEIGH_DEFAULTS)) neigh[`net.ipv4.neigh.${UPLINK.name}.${k}`] = v;
+    external.ip(['addr', 'add', EXTERNAL.address, 'dev', 'eth0']);
+    external.ip(['link', 'set', 'eth0', 'up']);
     sysctls(node, neigh);
+    for (const rule of IPTABLES_RULES) node.runSync('iptables', ['-w', '5', ...rule], { check: true });
+    sysctls(node, CONNTRACK_SYSCTLS);
     sysctls(node, { 'net.ipv4.ip_forward': 1 });
   } catch (err) {
     destroy();
     throw err;
   }
+  const ext = external;
   return {
     kind: 'kernel',
     node,
+    external: ext,
+    conntrack: async () => {
+      const r = await node.run('conntrack', ['-L'], { timeoutMs: 10_000 });
+      if (r.code !== 0) throw new Error(`conntrack -L in ${node.name} failed (${r.code}): ${r.stderr.trim()}`);
+      return parseConntrackList(r.stdout);
+    },
     pod: (name) => {
       const ns = pods.get(name);
       if (!ns) throw new Error(`no pod ${name}`);
@@ -269,15 +364,15 @@ export async function startCapture(ns: Netns, filter: string, timeoutMs = 30_000
 /**
  * Dissects pcap bytes with tshark: one row per frame, one column per field; a field that
  * occurs more than once in a frame (an ICMP error's quoted header) lists its values joined
- * with ','.
+ * with ','. `prefs` are tshark preferences (`-o`), e.g. 'ip.check_checksum:TRUE'.
  */
-export function dissect(pcap: Buffer, fields: string[]): Promise<string[][]> {
+export function dissect(pcap: Buffer, fields: string[], prefs: string[] = []): Promise<string[][]> {
   // tshark reads pcap from a regular file only.
   const dir = mkdtempSync(join(tmpdir(), 'nodeplane-dissect-'));
   const file = join(dir, 'capture.pcap');
   writeFileSync(file, pcap);
   return new Promise<string[][]>((resolve, reject) => {
-    const args = ['-r', file, '-T', 'fields', '-E', 'occurrence=a', ...fields.flatMap((f) => ['-e', f])];
+    const args = ['-r', file, ...prefs.flatMap((p) => ['-o', p]), '-T', 'fields', '-E', 'occurrence=a', ...fields.flatMap((f) => ['-e', f])];
     const child = spawn('tshark', args, { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     let err = '';
