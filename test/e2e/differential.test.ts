@@ -12,7 +12,8 @@
  * 192.168.50.11/24 with an external host 192.168.50.1 behind it, which has no route to the
  * pods. The node has no default route, and masquerades what the pods send outside
  * 10.244.0.0/16 (the kernel with iptables' MASQUERADE and kube-proxy's INVALID drop; nodeplane
- * with `nat:`).
+ * with `nat:`). Probes 15-18 compare masquerade: what the external host sees, the ICMP errors
+ * the pods get back, and the two connection tracking tables.
  * Probes run on both twins at once, so the file takes about as long as one twin would.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -20,7 +21,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { missingPrerequisite, skipUnlessReady } from './e2e-prerequisites.ts';
-import { BRIDGES, PODS, dissect, expectedNodeSysctls, readSysctls, startCapture, startKernelTwin, startNodeplaneTwin, type Twin } from './kernel-twin.ts';
+import type { ChildProcess } from 'node:child_process';
+import type { Netns } from '../../src/lab/netns.ts';
+import type { ConntrackRow } from './conntrack-listing.ts';
+import { BRIDGES, PODS, UPLINK, dissect, expectedNodeSysctls, readSysctls, startCapture, startKernelTwin, startNodeplaneTwin, type Twin } from './kernel-twin.ts';
 
 const problem = missingPrerequisite(['ping', 'python3', 'tshark', 'tcpdump', 'iptables', 'conntrack']);
 const skip = skipUnlessReady('differential end-to-end tests', problem);
@@ -29,6 +33,12 @@ const GW0 = '10.244.1.1';
 const PA = '10.244.1.2';
 const PB = '10.244.1.3';
 const PC = '10.244.2.2';
+/** The node's address on the uplink, and the external host behind it. */
+const NODE_UP = UPLINK.address.split('/')[0];
+const EXT = '192.168.50.1';
+/** The external host's servers: TCP echo and UDP echo, each logging its peers. */
+const EXT_TCP = 9000;
+const EXT_UDP = 9001;
 const MAC = Object.fromEntries([...BRIDGES.map((b) => [b.name, b.mac]), ...PODS.map((p) => [p.name, p.mac])]) as Record<string, string>;
 
 /** What a pod sees of each frame: fields tshark names, with every occurrence (outer/quoted). */
@@ -142,6 +152,17 @@ describe.skipIf(skip)('differential: one node by nodeplane and by the Linux kern
   async function both<T>(probe: (t: Twin) => Promise<T>): Promise<{ np: T; k: T }> {
     const [np, k] = await Promise.all([probe(nodeplane!), probe(kernel!)]);
     return { np, k };
+  }
+
+  /**
+   * As both(), but a probe that throws on nodeplane's twin (a command it answers with an
+   * error) gives `{ failed: message }` there, so the kernel's side is still checked first and
+   * the comparison shows what nodeplane said.
+   */
+  async function bothSettled<T>(probe: (t: Twin) => Promise<T>): Promise<{ np: T | { failed: string }; k: T }> {
+    const [np, k] = await Promise.allSettled([probe(nodeplane!), probe(kernel!)]);
+    if (k.status === 'rejected') throw k.reason;
+    return { np: np.status === 'fulfilled' ? np.value : { failed: String((np.reason as Error)?.message ?? np.reason) }, k: k.value };
   }
 
   it('the kernel twin runs with Linux defaults and ip_forward=1; both twins have the same links', () => {
@@ -367,7 +388,298 @@ describe.skipIf(skip)('differential: one node by nodeplane and by the Linux kern
     expect(k.lines).toContain(`2008 bytes from ${GW0}: icmp_seq=1 ttl=64`);
     expect(np).toEqual(k);
   });
+  describe('masquerade: pods and a host outside the cluster, behind the uplink', () => {
+    const servers = new Map<Twin, ExternalServer>();
+
+    beforeAll(async () => {
+      for (const t of [nodeplane!, kernel!]) servers.set(t, await startExternalServer(t));
+    });
+
+    /**
+     * The twin's conntrack entries towards the external host with these original source
+     * ports, sorted. Each timeout must be `timeout` seconds counted from `since` (Date.now()
+     * just before the flow's last packet), less the time since then; one that is becomes that
+     * rule, so the twins compare alike however long their listings took.
+     */
+    async function flows(t: Twin, proto: string, sports: number[], timeout: number, since: number): Promise<Array<Omit<ConntrackRow, 'timeout'> & { timeout: number | string }>> {
+      const rows = (await t.conntrack())
+        .filter((r) => r.proto === proto && r.orig.dst === EXT && sports.includes(r.orig.sport))
+        .sort((a, b) => a.orig.src.localeCompare(b.orig.src) || a.orig.sport - b.orig.sport);
+      const elapsed = (Date.now() - since) / 1000;
+      return rows.map((r) => ({ ...r, timeout: r.timeout <= timeout && r.timeout >= timeout - elapsed - 2 ? `${timeout} s from its last packet` : r.timeout }));
+    }
+
+    it("15. TCP and UDP from a pod leave with the node's address and the pod's own source port", async () => {
+      const { np, k } = await both(async (t) => {
+        const log = servers.get(t)!;
+        const mark = log.lines.length;
+        const udp = await py(t, 'pa', UDP_FROM, [EXT, String(EXT_UDP), '40001', 'pa']);
+        const tcp = await py(t, 'pa', TCP_SESSION, [EXT, String(EXT_TCP), '40002', 'pa']);
+        return { udp, tcp, seen: await log.after(mark, 2) };
+      });
+      expect(k).toEqual({ udp: 'echo pa', tcp: 'echo pa\nclosed', seen: [`udp ${NODE_UP}:40001`, `tcp ${NODE_UP}:40002`] });
+      expect(np).toEqual(k);
+    });
+
+    it('16. two pods, one source port, one server: the first keeps its port, the second gets another; each gets its own replies (UDP and TCP)', async () => {
+      // The translated port of the second flow is the kernel's pick (a hash), so what is
+      // compared is the rule: kept, or another port of 1024-65535 (MASQUERADE's range for
+      // ports from 1024).
+      const rule = (port: number) => (line: string): string => {
+        const m = /^(\w+) ([\d.]+):(\d+)$/.exec(line);
+        if (!m) return line;
+        const p = Number(m[3]);
+        return `${m[1]} ${m[2]}:${p === port ? 'same port' : p >= 1024 && p <= 65535 ? 'another port from 1024-65535' : p}`;
+      };
+      const { np, k } = await both(async (t) => {
+        const log = servers.get(t)!;
+        let mark = log.lines.length;
+        const udp = [await py(t, 'pa', UDP_FROM, [EXT, String(EXT_UDP), '40010', 'pa']), await py(t, 'pb', UDP_FROM, [EXT, String(EXT_UDP), '40010', 'pb'])];
+        const udpSeen = (await log.after(mark, 2)).map(rule(40010));
+        // Both TCP connections stay open, so the first one's tuple is taken when the second starts.
+        mark = log.lines.length;
+        const a = await tcpSession(t, 'pa', EXT_TCP, 40011);
+        const c = await tcpSession(t, 'pc', EXT_TCP, 40011);
+        const tcpSeen = (await log.after(mark, 2)).map(rule(40011));
+        const tcp = [a.greeting, c.greeting, await a.close(), await c.close()];
+        return { udp, udpSeen, tcp, tcpSeen };
+      });
+      expect(k).toEqual({
+        udp: ['echo pa', 'echo pb'],
+        udpSeen: [`udp ${NODE_UP}:same port`, `udp ${NODE_UP}:another port from 1024-65535`],
+        tcp: ['echo pa', 'echo pc', 'closed', 'closed'],
+        tcpSeen: [`tcp ${NODE_UP}:same port`, `tcp ${NODE_UP}:another port from 1024-65535`],
+      });
+      expect(np).toEqual(k);
+    });
+
+    it('17. UDP to a closed port outside: port unreachable reaches the pod with both headers translated back and every checksum right', async () => {
+      const { np, k } = await bothSettled(async (t) => {
+        // pa computes its UDP checksums itself for this probe (its eth0 would otherwise leave
+        // them to an offload that never happens on a veth or a TAP), so every checksum the
+        // captures show is one the translations had to keep right.
+        await txChecksum(t.pod('pa'), false);
+        const podCap = await startCapture(t.pod('pa'), 'icmp or udp');
+        const extCap = await startCapture(t.external, 'icmp or udp port 9');
+        let result = '';
+        let pcaps: Buffer[];
+        const since = Date.now();
+        try {
+          result = await py(t, 'pa', UDP_FROM, [EXT, '9', '40020', 'pa']);
+          await new Promise((r) => setTimeout(r, 300));
+        } finally {
+          pcaps = await Promise.all([podCap.stop(), extCap.stop()]);
+          await txChecksum(t.pod('pa'), true);
+        }
+        const conntrack = await flows(t, 'udp', [40020], 30, since);
+        const [pod, ext] = await Promise.all(pcaps.map(checkedFrames));
+        return { result, pod, ext, conntrack };
+      });
+      expect(k.result).toBe('ECONNREFUSED');
+      // The external host saw the node's address and the pod's port, and quoted them back.
+      expect(k.ext).toEqual([
+        { 'ip.src': NODE_UP, 'ip.dst': EXT, 'ip.ttl': '63', 'ip.checksum.status': '1', 'udp.srcport': '40020', 'udp.dstport': '9', 'udp.checksum.status': '1' },
+        {
+          'ip.src': `${EXT},${NODE_UP}`,
+          'ip.dst': `${NODE_UP},${EXT}`,
+          'ip.ttl': '64,63',
+          'ip.checksum.status': '1,1',
+          'icmp.type': '3',
+          'icmp.code': '3',
+          'icmp.checksum.status': '1',
+          'udp.srcport': '40020',
+          'udp.dstport': '9',
+          'udp.checksum.status': '1',
+        },
+      ]);
+      // The pod sees the error about what it sent: the outer destination and the quoted
+      // source are its own again, and every checksum (outer and quoted IP, ICMP, quoted UDP)
+      // holds. Only addresses and ports are translated back: the quote keeps the TTL the
+      // packet had when the external host got it.
+      expect(k.pod).toEqual([
+        { 'ip.src': PA, 'ip.dst': EXT, 'ip.ttl': '64', 'ip.checksum.status': '1', 'udp.srcport': '40020', 'udp.dstport': '9', 'udp.checksum.status': '1' },
+        {
+          'ip.src': `${EXT},${PA}`,
+          'ip.dst': `${PA},${EXT}`,
+          'ip.ttl': '63,63',
+          'ip.checksum.status': '1,1',
+          'icmp.type': '3',
+          'icmp.code': '3',
+          'icmp.checksum.status': '1',
+          'udp.srcport': '40020',
+          'udp.dstport': '9',
+          'udp.checksum.status': '1',
+        },
+      ]);
+      // The error is RELATED to the flow, not a reply: the entry stays UNREPLIED.
+      expect(k.conntrack).toEqual([
+        {
+          proto: 'udp',
+          state: '',
+          timeout: '30 s from its last packet',
+          orig: { src: PA, dst: EXT, sport: 40020, dport: 9 },
+          reply: { src: EXT, dst: NODE_UP, sport: 9, dport: 40020 },
+          assured: false,
+          unreplied: true,
+          packets: [1, 0],
+          bytes: [30, 0],
+          mark: 0,
+        },
+      ]);
+      expect(np).toEqual(k);
+    });
+
+    it('18. conntrack of a masqueraded TCP connection: ESTABLISHED and ASSURED after the handshake, TIME_WAIT after close; a UDP exchange replied', async () => {
+      const { np, k } = await bothSettled(async (t) => {
+        let since = Date.now();
+        const udp = await py(t, 'pa', UDP_FROM, [EXT, String(EXT_UDP), '40031', 'pa']);
+        const udpFlow = await flows(t, 'udp', [40031], 30, since);
+        since = Date.now();
+        const s = await tcpSession(t, 'pa', EXT_TCP, 40030);
+        const open = await flows(t, 'tcp', [40030], 86400, since);
+        since = Date.now();
+        const closed = [s.greeting, await s.close()];
+        // The last ACK leaves the pod as its FIN's answer arrives; give it time to cross.
+        await new Promise((r) => setTimeout(r, 300));
+        const after = await flows(t, 'tcp', [40030], 120, since);
+        return {
+          udp,
+          closed,
+          udpFlow,
+          open: open.map(withoutCounters),
+          after: after.map(withoutCounters),
+          counted: open.length > 0 && after.length > 0 && [...open, ...after].every((r) => r.packets !== null && r.packets[0] >= 3 && r.packets[1] >= 2 && r.bytes !== null && r.bytes[0] >= 40 * r.packets[0]),
+        };
+      });
+      const orig = { src: PA, dst: EXT, sport: 40030, dport: EXT_TCP };
+      const reply = { src: EXT, dst: NODE_UP, sport: EXT_TCP, dport: 40030 };
+      expect(k).toEqual({
+        udp: 'echo pa',
+        closed: ['echo pa', 'closed'],
+        udpFlow: [
+          {
+            proto: 'udp',
+            state: '',
+            timeout: '30 s from its last packet',
+            orig: { src: PA, dst: EXT, sport: 40031, dport: EXT_UDP },
+            reply: { src: EXT, dst: NODE_UP, sport: EXT_UDP, dport: 40031 },
+            // Replied, but not (yet) a stream: ASSURED comes with a packet 2 s after the first.
+            assured: false,
+            unreplied: false,
+            packets: [1, 1],
+            bytes: [30, 30],
+            mark: 0,
+          },
+        ],
+        open: [{ proto: 'tcp', state: 'ESTABLISHED', timeout: '86400 s from its last packet', orig, reply, assured: true, unreplied: false, mark: 0 }],
+        after: [{ proto: 'tcp', state: 'TIME_WAIT', timeout: '120 s from its last packet', orig, reply, assured: true, unreplied: false, mark: 0 }],
+        counted: true,
+      });
+      expect(np).toEqual(k);
+    });
+  });
 });
+
+/** A server on the external host; `lines` is what it printed so far ("ready", then one line a peer). */
+interface ExternalServer {
+  lines: string[];
+  /** The lines after the first `mark`, once there are `n` of them (or after 5 s, what there is). */
+  after(mark: number, n: number): Promise<string[]>;
+}
+
+/** Starts EXT_SERVER on the twin's external host; resolves once it listens. */
+async function startExternalServer(t: Twin): Promise<ExternalServer> {
+  const child = t.external.spawn('python3', ['-u', '-c', EXT_SERVER, String(EXT_TCP), String(EXT_UDP)], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const read = lineReader(child, `the external server of the ${t.kind} twin`);
+  const first = await read.next(5000);
+  if (first !== 'ready') throw new Error(`the external server of the ${t.kind} twin said "${first}"`);
+  const lines = read.lines;
+  return {
+    lines,
+    async after(mark: number, n: number): Promise<string[]> {
+      const end = Date.now() + 5000;
+      while (lines.length < mark + n && Date.now() < end) await new Promise((r) => setTimeout(r, 20));
+      return lines.slice(mark);
+    },
+  };
+}
+
+/** Reads a child's stdout line by line; `next` waits for the next unread line. */
+function lineReader(child: ChildProcess, what: string): { lines: string[]; next(timeoutMs: number): Promise<string> } {
+  const lines: string[] = [];
+  let read = 0;
+  let buf = '';
+  let stderr = '';
+  child.stdout!.setEncoding('utf8').on('data', (d: string) => {
+    buf += d;
+    for (let i = buf.indexOf('\n'); i >= 0; i = buf.indexOf('\n')) {
+      lines.push(buf.slice(0, i));
+      buf = buf.slice(i + 1);
+    }
+  });
+  child.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+  return {
+    lines,
+    async next(timeoutMs: number): Promise<string> {
+      const end = Date.now() + timeoutMs;
+      while (lines.length <= read) {
+        if (Date.now() > end || child.exitCode !== null) {
+          // A line may have come with the exit.
+          if (lines.length > read) break;
+          throw new Error(`${what}: no line within ${timeoutMs} ms (exit ${child.exitCode}) ${stderr.trim()}`);
+        }
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      return lines[read++];
+    },
+  };
+}
+
+/** A TCP connection held open from a pod to the external host; `close` ends it (FIN first) and waits for the server's FIN. */
+async function tcpSession(t: Twin, pod: string, dport: number, sport: number): Promise<{ greeting: string; close(): Promise<string> }> {
+  const child = t.pod(pod).spawn('python3', ['-u', '-c', TCP_SESSION, EXT, String(dport), String(sport), pod], { stdio: ['pipe', 'pipe', 'pipe'] });
+  const read = lineReader(child, `the TCP client in ${pod} of the ${t.kind} twin`);
+  const greeting = await read.next(10_000).catch((err: Error) => `error: ${err.message}`);
+  return {
+    greeting,
+    async close(): Promise<string> {
+      child.stdin!.end('close\n');
+      return read.next(10_000).catch((err: Error) => `error: ${err.message}`);
+    },
+  };
+}
+
+/** Turns transmit checksum offload of eth0 in `ns` on or off (ethtool -K eth0 tx on|off, through its ioctl). */
+async function txChecksum(ns: Netns, on: boolean): Promise<void> {
+  const r = await ns.run('python3', ['-c', TX_CHECKSUM, 'eth0', on ? '1' : '0'], { timeoutMs: 10_000 });
+  if (r.code !== 0 || r.stdout.trim() !== (on ? '1' : '0')) throw new Error(`tx checksum offload of eth0 in ${ns.name}: ${r.stdout.trim()} ${r.stderr.trim()}`);
+}
+
+/** Outer and quoted headers with tshark's checksum verdicts (1: good, 0: bad, 2: not checked). */
+const CHECKED_FIELDS = [
+  'ip.src',
+  'ip.dst',
+  'ip.ttl',
+  'ip.checksum.status',
+  'icmp.type',
+  'icmp.code',
+  'icmp.checksum.status',
+  'udp.srcport',
+  'udp.dstport',
+  'udp.checksum.status',
+];
+const CHECKSUM_PREFS = ['ip.check_checksum:TRUE', 'udp.check_checksum:TRUE', 'tcp.check_checksum:TRUE'];
+
+async function checkedFrames(pcap: Buffer): Promise<Frame[]> {
+  const rows = await dissect(pcap, CHECKED_FIELDS, CHECKSUM_PREFS);
+  return rows.map((r) => Object.fromEntries(CHECKED_FIELDS.map((f, j) => [f, r[j] ?? '']).filter(([, v]) => v !== '')));
+}
+
+/** A conntrack row without its counters (TCP's depend on when delayed ACKs fire). */
+function withoutCounters<R extends { packets: unknown; bytes: unknown }>(row: R): Omit<R, 'packets' | 'bytes'> {
+  const { packets: _p, bytes: _b, ...rest } = row;
+  return rest;
+}
 
 /** Connects to a TCP port; prints connected, ECONNREFUSED or timeout. */
 const TCP_PROBE = `
@@ -436,4 +748,100 @@ for t in targets:
     arp = struct.pack('!HHBBH', 1, 0x0800, 6, 4, 1) + mac + socket.inet_aton(me) + bytes(6) + socket.inet_aton(t)
     s.send(b'\\xff' * 6 + mac + b'\\x08\\x06' + arp)
     time.sleep(0.3)
+`;
+
+/**
+ * The external host's servers: TCP (argv[1]) and UDP (argv[2]) echo on every address,
+ * printing "tcp|udp ADDRESS:PORT" for each connection and datagram, as the peer appears.
+ * It exits by itself after 300 s.
+ */
+const EXT_SERVER = `
+import os, socket, sys, threading
+t = threading.Timer(300, os._exit, [0]); t.daemon = True; t.start()
+def log(kind, peer): print('%s %s:%d' % (kind, peer[0], peer[1]), flush=True)
+u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+u.bind(('0.0.0.0', int(sys.argv[2])))
+l = socket.socket()
+l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+l.bind(('0.0.0.0', int(sys.argv[1])))
+l.listen(16)
+def udp():
+    while True:
+        d, peer = u.recvfrom(2048)
+        log('udp', peer)
+        try: u.sendto(d, peer)
+        except OSError as e: print('udp reply failed: %s' % e, flush=True)
+def serve(c):
+    try:
+        while True:
+            d = c.recv(2048)
+            if not d: break
+            c.sendall(d)
+    except OSError: pass
+    c.close()
+threading.Thread(target=udp, daemon=True).start()
+print('ready', flush=True)
+while True:
+    c, peer = l.accept()
+    log('tcp', peer)
+    threading.Thread(target=serve, args=(c,), daemon=True).start()
+`;
+
+/**
+ * From source port argv[3], sends argv[4] in one datagram to argv[1]:argv[2]; prints
+ * "echo <answer>", ECONNREFUSED or timeout.
+ */
+const UDP_FROM = `
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(('0.0.0.0', int(sys.argv[3])))
+s.settimeout(1.5)
+s.connect((sys.argv[1], int(sys.argv[2])))
+s.send(sys.argv[4].encode())
+try:
+    print('echo ' + s.recv(2048).decode())
+except ConnectionRefusedError:
+    print('ECONNREFUSED')
+except socket.timeout:
+    print('timeout')
+`;
+
+/**
+ * From source port argv[3], connects to argv[1]:argv[2], sends argv[4] and prints
+ * "echo <answer>"; then, at a line (or the end) of stdin, sends its FIN, waits for the
+ * server's and prints "closed". Errors are printed, not raised; it gives up after 30 s.
+ */
+const TCP_SESSION = `
+import os, socket, sys, threading
+t = threading.Timer(30, os._exit, [3]); t.daemon = True; t.start()
+try:
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.settimeout(5)
+    s.bind(('0.0.0.0', int(sys.argv[3])))
+    s.connect((sys.argv[1], int(sys.argv[2])))
+    s.sendall(sys.argv[4].encode())
+    print('echo ' + s.recv(2048).decode(), flush=True)
+    sys.stdin.readline()
+    s.shutdown(socket.SHUT_WR)
+    print('closed' if s.recv(2048) == b'' else 'data after close', flush=True)
+    s.close()
+except Exception as e:
+    print('error: %s' % e, flush=True)
+`;
+
+/**
+ * Sets eth0's transmit checksum offload (ETHTOOL_STXCSUM through SIOCETHTOOL, as ethtool -K
+ * eth0 tx on|off does) to argv[2], and prints what it reads back (ETHTOOL_GTXCSUM).
+ */
+const TX_CHECKSUM = `
+import array, fcntl, socket, struct, sys
+def ethtool(cmd, data):
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    buf = array.array('B', struct.pack('II', cmd, data))
+    fcntl.ioctl(s, 0x8946, struct.pack('16sP', sys.argv[1].encode(), buf.buffer_info()[0]))
+    return struct.unpack('II', buf.tobytes())[1]
+ethtool(0x17, int(sys.argv[2]))
+print(ethtool(0x16, 0))
 `;
