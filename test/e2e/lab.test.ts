@@ -226,12 +226,14 @@ describe.skipIf(skip)('run: clear errors', () => {
     const d = mkdtempSync(join(tmpdir(), 'nodeplane-e2e-'));
     const cfg = join(d, 'ok.yaml');
     writeFileSync(cfg, DEMO_CONFIG);
-    spawnSync('chmod', ['755', d]);
-    spawnSync('chmod', ['644', cfg]);
-    const r = spawnSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', '--inh-caps=-all', process.execPath, nodeplane, 'run', '--config', cfg, '--admin', join(d, 'a.sock')], {
-      encoding: 'utf8',
-      timeout: 20_000,
-    });
+    // Root without CAP_NET_ADMIN (dropped from the bounding and inheritable sets), rather than
+    // another user: it can still read a checkout that only root may enter. In a throwaway
+    // network namespace, so nothing could reach the host's even if the drop failed.
+    const r = spawnSync(
+      'unshare',
+      ['--net', 'setpriv', '--bounding-set=-net_admin', '--inh-caps=-net_admin', process.execPath, nodeplane, 'run', '--config', cfg, '--admin', join(d, 'a.sock')],
+      { encoding: 'utf8', timeout: 20_000 },
+    );
     rmSync(d, { recursive: true, force: true });
     expect(r.status).not.toBe(0);
     expect(r.stderr).toMatch(/CAP_NET_ADMIN/);
