@@ -175,6 +175,8 @@ class NetnsImpl implements Netns {
         if (opts.check && code !== 0) reject(new Error(`${cmd} ${args.join(' ')} in ${this.name} failed: ${stderr.trim()}`));
         else resolve(r);
       });
+      // A command that exits without reading its input closes the pipe first: not an error.
+      child.stdin!.on('error', () => {});
       child.stdin!.end(opts.input ?? '');
     });
   }

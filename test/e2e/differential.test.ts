@@ -106,12 +106,13 @@ interface PingResult {
   lines: string[];
 }
 
-/** ping's output without what legitimately differs: round-trip times and elapsed time. */
+/** ping's output without what legitimately differs: round-trip times, elapsed time, `pipe N`. */
 function normalisePing(stdout: string, stderr: string): string[] {
   return (stdout + stderr)
     .split('\n')
     .map((l) => l.replace(/ time=[\d.]+ ms/, '').replace(/, time \d+ms/, ''))
-    .filter((l) => l.trim() !== '' && !l.startsWith('rtt ') && !l.startsWith('---'));
+    // "pipe N" says N replies were outstanding at once: timing, like the round-trip times.
+    .filter((l) => l.trim() !== '' && !l.startsWith('rtt ') && !l.startsWith('---') && !/^pipe \d+$/.test(l.trim()));
 }
 
 async function ping(twin: Twin, from: string, args: string[], timeoutMs = 15_000): Promise<PingResult> {
