@@ -103,7 +103,7 @@ function udpFrame(dstMac: Buffer, srcMac: Buffer, src: number, dst: number, spor
 
 /** Receives one frame now and runs the graph (setup only). */
 function send(b: Bench, port: number, frame: Buffer): void {
-  b.dp.receive(port, frame, b.clock.nowUs());
+  b.dp.receive(port, frame);
   b.dp.run();
 }
 
