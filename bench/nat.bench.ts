@@ -13,6 +13,8 @@
  *                               manip (nothing to do), routing, the INVALID filter, the
  *                               source rewrite (address, IPv4 and UDP checksums), confirm
  *   nat.masquerade.64B.ratio    masquerade / l3-forward of this run, wall clock and CPU time
+ *   nat.masquerade.64B.1flow    the same with one flow (one iperf3 stream): its entry stays
+ *                               in cache; and its ratio
  *   nat.conntrack.64B           the same flows with `conntrack: {}` and no nat: tracking
  *                               alone, no rewrite
  *   nat.new-flows               every packet a new UDP flow from p0 to the outside
@@ -174,16 +176,16 @@ function row(name: string, fn: (n: number) => void, extra: Record<string, unknow
  * once so it is ESTABLISHED both ways: the server answers the node's address when the flow
  * is masqueraded (`nat`), the pod's otherwise.
  */
-function establishedFlows(b: Bench, size: number, nat: boolean): Buffer[] {
+function establishedFlows(b: Bench, size: number, nat: boolean, count = BATCH): Buffer[] {
   const flows: Buffer[] = [];
-  for (let i = 0; i < BATCH; i++) {
+  for (let i = 0; i < count; i++) {
     const f = udpFrame(GATEWAY_MAC, podMac(1), POD1, SERVER + 5, 40000 + i, 443, size);
     flows.push(f);
     send(b, 0, f);
     send(b, UP_PORT, udpFrame(UP_MAC, UPSTREAM_MAC, SERVER + 5, nat ? NODE : POD1, 443, 40000 + i, size));
   }
   const ct = b.dp.ctx.conntrack;
-  if (ct !== null && ct.count !== BATCH) throw new Error(`expected ${BATCH} entries, found ${ct.count}`);
+  if (ct !== null && ct.count !== count) throw new Error(`expected ${count} entries, found ${ct.count}`);
   return flows;
 }
 
@@ -276,6 +278,17 @@ export async function benchNat(): Promise<BenchResult[]> {
     wallClock: r2((m.pps as number) / (l3.pps as number)),
     cpuTime: r2((m.perCpuSecond as number) / (l3.perCpuSecond as number)),
     cpuTimeAlternating: r2(cpuRatio(masqFn, baseFn, 7, 512_000)),
+  });
+
+  const one = makeDataplane('nat: { clusterCIDR: 10.244.0.0/16 }\n');
+  const oneFn = forwarding(one, establishedFlows(one, size, true, 1), 0, UP_PORT, MASQUERADED_BYTES);
+  const m1 = row(`nat.masquerade.${size}B.1flow`, oneFn, { bytes: size, batch: BATCH, flows: 1 });
+  results.push(m1);
+  results.push({
+    bench: `nat.masquerade.${size}B.1flow.ratio`,
+    wallClock: r2((m1.pps as number) / (l3.pps as number)),
+    cpuTime: r2((m1.perCpuSecond as number) / (l3.perCpuSecond as number)),
+    cpuTimeAlternating: r2(cpuRatio(oneFn, baseFn, 7, 512_000)),
   });
 
   const track = makeDataplane('conntrack: {}\n');

@@ -64,7 +64,7 @@ program
   .option('--settle <seconds>', 'virtual seconds to run on after the last input frame', '1')
   .option('--seed <n>', 'seed of the random generator', '1')
   .option('--stats', 'print counters after the run')
-  .option('--trace', 'print every frame\'s path through the stages, hop by hop')
+  .option('--trace', 'print every frame\'s path through the stages, hop by hop (with nat or conntrack: its conntrack state and the translation applied)')
   .action((opts) => runAction(async () => (await import('./replay.ts')).replayCommand(opts)));
 
 program
@@ -125,7 +125,7 @@ conntrack
 
 program
   .command('trace')
-  .description('follow the next frames of a running dataplane through its stages, hop by hop')
+  .description('follow the next frames of a running dataplane through its stages, hop by hop (with nat or conntrack: each frame\'s conntrack state and the translation applied)')
   .option('--admin <socket>', 'admin unix socket path', '/run/nodeplane.sock')
   .option('--count <n>', 'frames to follow', '10')
   .option('--seconds <s>', 'give up after this long', '10')

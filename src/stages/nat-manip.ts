@@ -34,19 +34,28 @@
  * checksum; on an offload super-frame whose L4 checksum is partial (virtio-net NEEDS_CSUM)
  * only the pseudo-header part changes.
  *
- * drop: NatSrc: a flow that needs a null binding and finds no free port; what its policy
- *       drops (masquerade: no free source port). NatDst: what its policy drops.
+ * drop: a packet whose entry was evicted after conntrack-in looked it up (a full table
+ *       early-drops unassured entries for new flows, and Linux never evicts an entry whose
+ *       first packet is still in flight: its entry is not in the table yet); NatSrc: a flow
+ *       that needs a null binding and finds no free port; what the policy drops
+ *       (masquerade: no free source port).
  */
 import { CtState } from '../core/frame-meta.ts';
 import type { FramePool } from '../core/frame-pool.ts';
 import { ACCEPT, type HookHandler } from '../core/hook.ts';
 import type { Tracer } from '../core/trace.ts';
 import type { Context } from './context.ts';
-import { type Conntrack, CT_DNAT, CT_REPLY_INDEXED, CT_SNAT, IPPROTO_ICMP } from '../tables/conntrack.ts';
+import { type Conntrack, CT_DNAT, CT_LIVE, CT_REPLY_INDEXED, CT_SNAT, IPPROTO_ICMP } from '../tables/conntrack.ts';
 import type { NatPortAllocator } from '../tables/nat-port-allocator.ts';
 import { rd16, rd32i } from '../wire/bytes.ts';
 import { formatIpv4 } from '../wire/ipv4-address.ts';
 import { NatSide, refreshIcmpChecksum, rewriteAddress, rewritePort, rewriteQuotedAddress, rewriteQuotedPort } from '../wire/nat-rewrite.ts';
+
+/**
+ * Drop reason 0 of both manips: the packet's entry died between conntrack-in and here, evicted
+ * by a later new flow of the same batch when the table was full (only unassured entries are).
+ */
+const GONE = 'conntrack entry evicted while the packet was in flight';
 
 /** Decides the NAT binding of a new flow at one manip point. */
 export interface NatPolicy {
@@ -125,6 +134,7 @@ abstract class NatManip implements HookHandler {
     this.ct = ctx.conntrack;
     this.pool = ctx.pool;
     this.dropReasons = [...ownReasons, ...(policy?.dropReasons ?? [])];
+    if (ownReasons[0] !== GONE) throw new Error('nat: the first drop reason is the entry gone in flight');
     this.needOriginal = side === NatSide.SOURCE ? CT_SNAT : CT_DNAT;
     this.needReply = side === NatSide.SOURCE ? CT_DNAT : CT_SNAT;
   }
@@ -145,6 +155,14 @@ abstract class NatManip implements HookHandler {
       if (id < 0) continue;
       const dir = dirs[slot];
       const state = states[slot];
+      const status = ct.statusOf(id);
+      if ((status & CT_LIVE) === 0) {
+        // Evicted (table full) by a later packet of this batch: its NAT bits are gone with
+        // it, so the packet cannot be translated as its flow was, nor bound anew.
+        verdicts[i] = 0;
+        refused++;
+        continue;
+      }
       if (state === CtState.NEW && dir === 0) {
         const v = this.decide(slot, id);
         if (v !== ACCEPT) {
@@ -233,7 +251,7 @@ export class NatDst extends NatManip {
    * exist nothing is DNAT'd, and this manip only translates replies of masqueraded flows back.
    */
   constructor(ctx: Context, at: string, dnat: NatPolicy | null = null) {
-    super(ctx, at, NatSide.DESTINATION, [], dnat);
+    super(ctx, at, NatSide.DESTINATION, [GONE], dnat);
   }
 }
 
@@ -248,7 +266,7 @@ export class NatSrc extends NatManip {
     snat: NatPolicy | null,
     private readonly allocator: NatPortAllocator,
   ) {
-    super(ctx, at, NatSide.SOURCE, ['no free port to make the flow unique (null binding)'], snat);
+    super(ctx, at, NatSide.SOURCE, [GONE, 'no free port to make the flow unique (null binding)'], snat);
   }
 
   /** The policy's decision, then a null binding when the reply tuple is still taken. */
@@ -257,7 +275,7 @@ export class NatSrc extends NatManip {
     if ((ct.statusOf(id) & CT_SNAT) !== 0) return ACCEPT;
     const v = super.decide(slot, id);
     if (v !== ACCEPT) return v;
-    if ((ct.statusOf(id) & CT_REPLY_INDEXED) === 0 && this.allocator.snat(ct, id, ct.srcOf(id << 1)) < 0) return 0;
+    if ((ct.statusOf(id) & CT_REPLY_INDEXED) === 0 && this.allocator.snat(ct, id, ct.srcOf(id << 1)) < 0) return 1;
     return ACCEPT;
   }
 }

@@ -502,3 +502,26 @@ describe('trace', () => {
     ]);
   });
 });
+
+describe('a full table evicting entries of packets still in flight', () => {
+  it('drops a packet whose entry a later packet of its batch evicted, instead of sending it untranslated or binding a dead entry', () => {
+    const h = new Harness(NAT + 'conntrack: { max: 4 }\n');
+    introduce(h, A);
+    const ct = ctOf(h);
+    // Six new flows in one batch: the fifth and sixth evict two of the first four, whose
+    // packets have not reached POSTROUTING yet.
+    h.rxBatch('pa', [1, 2, 3, 4, 5, 6].map((k) => udpFrame({ from: A, toMac: GW.mac, dst: SERVER, sport: 40000 + k, dport: 53 })));
+    const out = h.take('up');
+    expect(ct.earlyDrop).toBe(2);
+    expect(out).toHaveLength(4);
+    for (const f of out) expect(ip4Of(f).src).toBe(UP.ip);
+    // Dropped at the first NAT handler they reach: the destination manip at prerouting.
+    expect(h.drops('prerouting')).toEqual({ 'dnat: conntrack entry evicted while the packet was in flight': 2 });
+    // No tuple of a dead entry is left in the index: two per live entry.
+    expect(ct.count).toBe(4);
+    expect(ct.index.size).toBe(2 * ct.count);
+    // The flows whose packets left are answered and translated back.
+    for (const f of out) h.rx('up', fromServer(UP.ip, 53, ports(f)[0]));
+    expect(h.take('pa').map((f) => ip4Of(f).dst)).toEqual([A.ip, A.ip, A.ip, A.ip]);
+  });
+});
