@@ -5,9 +5,11 @@
  *
  * The lab first runs without `nat` (plain routing: the external host has a route to the
  * pods and sees their addresses), then restarts nodeplane in the same namespaces with
- * `nat: { clusterCIDR }`: the external host's HTTP server logs the node's address, and
- * iperf3 through masquerade keeps at least 0.9× the routed throughput of the same run
- * (same pod, same host, same machine a minute apart; best of two 3-second runs each).
+ * `nat: { clusterCIDR }`: the external host's HTTP server logs the node's address. Then
+ * iperf3 through masquerade must keep at least 0.9× the routed throughput of the same run:
+ * three rounds, each restarting nodeplane routed then masqueraded (same pod, same host,
+ * seconds apart), the best of three 3-second runs each, so that a busy moment on a shared
+ * machine cannot decide the ratio on its own.
  */
 import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -76,13 +78,6 @@ async function iperf(lab: Lab): Promise<IperfRun> {
   }
 }
 
-/** The better of two runs (the machine is shared: one run may lose its core for a while). */
-async function bestOfTwo(lab: Lab, label: string): Promise<IperfRun> {
-  const runs = [await iperf(lab), await iperf(lab)];
-  process.stdout.write(`iperf3 pa → ${EXT} ${label}: ${runs.map((r) => r.gbps.toFixed(2)).join(', ')} Gbit/s\n`);
-  return runs[0].gbps >= runs[1].gbps ? runs[0] : runs[1];
-}
-
 /** Serves `www` on EXT:port from the external host; curl from the pod; returns the body and the server's log. */
 async function fetchFromOutside(lab: Lab, www: string, port: number): Promise<{ body: string; log: string }> {
   const server = lab.pod('up').spawn('python3', ['-m', 'http.server', String(port), '--bind', EXT, '--directory', www], { stdio: ['ignore', 'ignore', 'pipe'] });
@@ -109,7 +104,6 @@ describe.skipIf(skip)('masquerade: a pod and a host outside the cluster, behind 
   let dir = '';
   let www = '';
   const marker = `hello from outside ${process.pid}`;
-  let routed: IperfRun | undefined;
 
   beforeAll(async () => {
     if (problem) throw new Error(`end-to-end prerequisites missing: ${problem}`);
@@ -133,14 +127,11 @@ describe.skipIf(skip)('masquerade: a pod and a host outside the cluster, behind 
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
-  it("without nat, the external host sees the pod's own address (HTTP and iperf3)", async () => {
+  it("without nat, the external host's HTTP server logs the pod's own address", async () => {
     expect(lab!.nodeplaneStderr).toMatch(/"offload":true|offload: true/);
     const { body, log } = await fetchFromOutside(lab!, www, 8080);
     expect(body).toContain(marker);
     expect(log).toMatch(new RegExp(`^${POD.replaceAll('.', '\\.')} - - .*"GET /index.html HTTP/1.1" 200`, 'm'));
-    routed = await bestOfTwo(lab!, 'routed, without nat');
-    expect(routed.peer).toBe(POD);
-    expect(routed.gbps).toBeGreaterThan(0.05);
   });
 
   it("with nat, the external host's HTTP server logs the node's address, not the pod's", async () => {
@@ -152,11 +143,23 @@ describe.skipIf(skip)('masquerade: a pod and a host outside the cluster, behind 
     expect(log).not.toContain(POD);
   });
 
-  it('iperf3 through masquerade, offload on, reaches at least 0.9× the routed figure', async () => {
-    expect(routed, 'the routed run (the first test) did not complete').toBeDefined();
-    const masq = await bestOfTwo(lab!, 'masqueraded');
-    expect(masq.peer).toBe(NODE_UP);
-    process.stdout.write(`iperf3 masqueraded/routed: ${(masq.gbps / routed!.gbps).toFixed(2)}\n`);
-    expect(masq.gbps).toBeGreaterThanOrEqual(0.9 * routed!.gbps);
-  });
+  it('iperf3 through masquerade, offload on, reaches at least 0.9× the routed figure (best of three interleaved runs)', async () => {
+    const routed: IperfRun[] = [];
+    const masq: IperfRun[] = [];
+    for (let round = 0; round < 3; round++) {
+      await lab!.restart(config(false));
+      routed.push(await iperf(lab!));
+      await lab!.restart(config(true));
+      masq.push(await iperf(lab!));
+    }
+    for (const r of routed) expect(r.peer).toBe(POD);
+    for (const r of masq) expect(r.peer).toBe(NODE_UP);
+    const best = (runs: IperfRun[]): number => Math.max(...runs.map((r) => r.gbps));
+    const show = (runs: IperfRun[]): string => runs.map((r) => r.gbps.toFixed(2)).join(', ');
+    process.stdout.write(`iperf3 pa → ${EXT} routed, without nat: ${show(routed)} Gbit/s\n`);
+    process.stdout.write(`iperf3 pa → ${EXT} masqueraded: ${show(masq)} Gbit/s\n`);
+    process.stdout.write(`iperf3 masqueraded/routed, best of three each: ${(best(masq) / best(routed)).toFixed(2)}\n`);
+    expect(best(routed)).toBeGreaterThan(0.05);
+    expect(best(masq)).toBeGreaterThanOrEqual(0.9 * best(routed));
+  }, 120_000);
 });
