@@ -325,17 +325,19 @@ export class ConntrackStore {
     return this.byteLength / this.max;
   }
 
-  /** Sets the deadline to now + timeoutUs[row]. */
+  /** Sets the deadline to now + timeoutUs[row]. (Small, so the packet loops inline it.) */
   protected refresh(id: number, row: number): void {
     const o = id * NUM_STRIDE + N_DEADLINE;
-    const old = this.num[o];
     const d = this.nowUs + this.timeoutUs[row];
-    this.num[o] = d;
-    // The wheel files an entry no later than its deadline: one moved earlier is filed again.
-    if (d < old) {
-      this.wheel.unlink(id);
-      this.wheel.link(id);
-    }
+    if (d < this.num[o]) this.refile(id, d);
+    else this.num[o] = d;
+  }
+
+  /** Moves `id`'s deadline earlier, to `d`: the wheel files an entry no later than its deadline, so it is filed again. */
+  private refile(id: number, d: number): void {
+    this.num[id * NUM_STRIDE + N_DEADLINE] = d;
+    this.wheel.unlink(id);
+    this.wheel.link(id);
   }
 
   /** Takes a live entry out of the index (and the wheel, when `linked`); it is dying. */

@@ -63,6 +63,9 @@ import { CT_ASSURED, CT_SEEN_REPLY, CT_UDP_STREAM, IPPROTO_ICMP, IPPROTO_TCP, IP
 import { NatBindings } from './nat-binding.ts';
 import { TCP_AUX_INITIAL, TcpAction, TcpClass, TcpState, tcpFlagClass, tcpStep } from './conntrack-tcp.ts';
 
+/** Status of a UDP entry whose packets change nothing but its timeout and counters. */
+const UDP_STEADY = CT_SEEN_REPLY | CT_ASSURED | CT_UDP_STREAM;
+
 export * from './conntrack-store.ts';
 export { NatBindings } from './nat-binding.ts';
 
@@ -210,8 +213,21 @@ export class Conntrack extends NatBindings {
     return verdict;
   }
 
-  /** A UDP datagram on entry ref; returns a CtVerdict. */
+  /**
+   * A UDP datagram on entry ref; returns a CtVerdict. A stream (replied, assured, past its
+   * first 2 s) only has its timeout and counters moved: kept small so that conntrack-in's
+   * loop inlines it, with every state change in udpChange.
+   */
   udpPacket(ref: number, bytes: number): number {
+    const id = ref >> 1;
+    if ((this.flagsOf(id) & UDP_STEADY) !== UDP_STEADY) return this.udpChange(ref, bytes);
+    this.refresh(id, T_UDP_STREAM);
+    this.account(ref, bytes);
+    return CtVerdict.ESTABLISHED;
+  }
+
+  /** udpPacket for an entry that is not a steady stream yet. */
+  private udpChange(ref: number, bytes: number): number {
     const id = ref >> 1;
     const dir = ref & 1;
     const f = this.flagsOf(id);
