@@ -49,7 +49,7 @@ import { type Conntrack, CT_DNAT, CT_LIVE, CT_REPLY_INDEXED, CT_SNAT, IPPROTO_IC
 import type { NatPortAllocator } from '../tables/nat-port-allocator.ts';
 import { rd16, rd32i } from '../wire/bytes.ts';
 import { formatIpv4 } from '../wire/ipv4-address.ts';
-import { NatSide, refreshIcmpChecksum, rewriteAddress, rewritePort, rewriteQuotedAddress, rewriteQuotedPort } from '../wire/nat-rewrite.ts';
+import { NatSide, refreshIcmpChecksum, rewriteAddress, rewriteL4End, rewritePort, rewriteQuotedAddress, rewriteQuotedPort } from '../wire/nat-rewrite.ts';
 
 /**
  * Drop reason 0 of both manips: the packet's entry died between conntrack-in and here, evicted
@@ -149,6 +149,11 @@ abstract class NatManip implements HookHandler {
     const needOriginal = this.needOriginal;
     const needReply = this.needReply;
     const source = this.side === NatSide.SOURCE;
+    const data = pool.data;
+    const l3s = pool.l3;
+    const l4s = pool.l4;
+    const vnetFlags = pool.vnetFlags;
+    // TCP and UDP, the common case, are rewritten here; ICMP and errors in methods.
     for (let i = 0; i < n; i++) {
       const slot = slots[i];
       const id = entries[slot];
@@ -173,10 +178,12 @@ abstract class NatManip implements HookHandler {
       }
       if ((ct.statusOf(id) & (dir === 0 ? needOriginal : needReply)) === 0) continue;
       const other = (id << 1) | (dir ^ 1);
+      const ip = l3s[slot];
+      const proto = data[ip + 9];
       if (tracer !== null) this.traced(tracer, slot, other, state === CtState.RELATED);
-      else if (state === CtState.RELATED) this.translateError(slot, other);
-      else if (source) rewriteSource(pool, slot, ct.dstOf(other), ct.dportOf(other));
-      else rewriteDestination(pool, slot, ct.srcOf(other), ct.sportOf(other));
+      else if (state === CtState.RELATED || proto === IPPROTO_ICMP) this.translate(slot, other, state === CtState.RELATED);
+      else if (source) rewriteL4End(data, ip, l4s[slot], proto, NatSide.SOURCE, ct.dstOf(other), ct.dportOf(other), (vnetFlags[slot] & 1) !== 0);
+      else rewriteL4End(data, ip, l4s[slot], proto, NatSide.DESTINATION, ct.srcOf(other), ct.sportOf(other), (vnetFlags[slot] & 1) !== 0);
     }
     return refused;
   }
@@ -188,10 +195,14 @@ abstract class NatManip implements HookHandler {
     return v === ACCEPT ? ACCEPT : this.ownReasons.length + v;
   }
 
-  /** Rewrites this manip's end of the packet in `slot` from tuple `o` (the other direction). */
-  private translate(slot: number, o: number): void {
+  /**
+   * Rewrites this manip's end of the packet in `slot` from tuple `o` (the other direction);
+   * `related`: an ICMP error about the flow (translateError).
+   */
+  private translate(slot: number, o: number, related: boolean): void {
     const ct = this.ct;
-    if (this.side === NatSide.SOURCE) rewriteSource(this.pool, slot, ct.dstOf(o), ct.dportOf(o));
+    if (related) this.translateError(slot, o);
+    else if (this.side === NatSide.SOURCE) rewriteSource(this.pool, slot, ct.dstOf(o), ct.dportOf(o));
     else rewriteDestination(this.pool, slot, ct.srcOf(o), ct.sportOf(o));
   }
 
@@ -227,8 +238,7 @@ abstract class NatManip implements HookHandler {
     const quoteAt = pool.l4[slot] + 8;
     const quoted = (q: number): string => formatIpv4(rd32i(pool.data, q + (side === NatSide.SOURCE ? 16 : 12)));
     const quoteBefore = related ? quoted(quoteAt) : '';
-    if (related) this.translateError(slot, o);
-    else this.translate(slot, o);
+    this.translate(slot, o, related);
     const after = endText(pool, slot, side);
     const what = side === NatSide.SOURCE ? 'snat' : 'dnat';
     if (!related) {

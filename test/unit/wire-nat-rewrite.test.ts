@@ -10,6 +10,7 @@ import {
   NatSide,
   refreshIcmpChecksum,
   rewriteAddress,
+  rewriteL4End,
   rewritePort,
   rewriteQuotedAddress,
   rewriteQuotedPort,
@@ -114,6 +115,52 @@ describe('rewriteAddress and rewritePort', () => {
     const before = Buffer.from(pkt);
     rewriteAddress(pkt, 0, 20, 17, NatSide.SOURCE, 0x0af40102, false);
     rewritePort(pkt, 20, 17, NatSide.DESTINATION, 53, false);
+    expect(pkt.equals(before)).toBe(true);
+  });
+});
+
+describe('rewriteL4End (address and port in one update per checksum)', () => {
+  /** Checksum fields are equal as one's-complement numbers (0x0000 and 0xffff are both zero). */
+  const sameSum = (a: number, b: number): boolean => a === b || (a % 0xffff === 0 && b % 0xffff === 0);
+
+  it('gives what rewriteAddress then rewritePort give, for TCP and UDP, either side, offloaded or not', () => {
+    fc.assert(
+      fc.property(addr, port, payload, fc.boolean(), fc.boolean(), fc.boolean(), (a, p, data, isTcp, src, partial) => {
+        const proto = isTcp ? 6 : 17;
+        const l4 = isTcp ? tcp('10.244.1.2', '93.184.216.34', 40000, 80, data) : udp('10.244.1.2', '93.184.216.34', 40000, 80, data);
+        const pkt = Buffer.from(ipv4({ src: '10.244.1.2', dst: '93.184.216.34', proto }, l4));
+        const csum = isTcp ? 36 : 26;
+        if (partial) pkt.writeUInt16BE(sum16(new Uint8Array(0), pseudo(pkt, proto)), csum);
+        const side = src ? NatSide.SOURCE : NatSide.DESTINATION;
+        const twoSteps = Buffer.from(pkt);
+        rewriteAddress(twoSteps, 0, 20, proto, side, a, partial);
+        rewritePort(twoSteps, 20, proto, side, p, partial);
+        rewriteL4End(pkt, 0, 20, proto, side, a, p, partial);
+        expect(pkt.readUInt32BE(src ? 12 : 16)).toBe(a);
+        expect(pkt.readUInt16BE(src ? 20 : 22)).toBe(p);
+        expect(ok(pkt.subarray(0, 20))).toBe(true);
+        if (!partial) expect(ok(pkt.subarray(20), pseudo(pkt, proto))).toBe(true);
+        expect(sameSum(pkt.readUInt16BE(csum), twoSteps.readUInt16BE(csum))).toBe(true);
+        expect(sameSum(pkt.readUInt16BE(10), twoSteps.readUInt16BE(10))).toBe(true);
+        pkt.writeUInt16BE(0, csum);
+        twoSteps.writeUInt16BE(0, csum);
+        pkt.writeUInt16BE(0, 10);
+        twoSteps.writeUInt16BE(0, 10);
+        expect(pkt.equals(twoSteps)).toBe(true);
+      }),
+      { seed: 10, numRuns: 3000 },
+    );
+  });
+
+  it('leaves a UDP "no checksum" zero, and changes nothing when the end is already addr:port', () => {
+    const none = Buffer.from(ipv4({ src: '10.244.1.2', dst: '10.96.0.10', proto: 17 }, udp('10.244.1.2', '10.96.0.10', 5353, 53, [1, 2, 3])));
+    none.writeUInt16BE(0, 26);
+    rewriteL4End(none, 0, 20, 17, NatSide.SOURCE, 0xc0a83201, 1024, false);
+    expect(none.readUInt16BE(26)).toBe(0);
+    expect(ok(none.subarray(0, 20))).toBe(true);
+    const pkt = Buffer.from(ipv4({ src: '10.244.1.2', dst: '10.96.0.10', proto: 17 }, udp('10.244.1.2', '10.96.0.10', 5353, 53, [1])));
+    const before = Buffer.from(pkt);
+    rewriteL4End(pkt, 0, 20, 17, NatSide.SOURCE, 0x0af40102, 5353, false);
     expect(pkt.equals(before)).toBe(true);
   });
 });
