@@ -36,7 +36,7 @@ import { CtState } from '../core/frame-meta.ts';
 import { type HookHandler, ACCEPT } from '../core/hook.ts';
 import type { Tracer } from '../core/trace.ts';
 import type { Context } from './context.ts';
-import { type Conntrack, CtVerdict, IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP } from '../tables/conntrack.ts';
+import { type Conntrack, CT_LIVE, CtVerdict, IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP } from '../tables/conntrack.ts';
 import { TCP_STATE_NAMES } from '../tables/conntrack-tcp.ts';
 import { rd16, rd32i } from '../wire/bytes.ts';
 import { foldChecksum, onesComplementSum } from '../wire/checksum.ts';
@@ -47,6 +47,17 @@ const enum Drop {
   BAD_HEADER,
 }
 
+/** What pass 1 leaves in `refs` besides a ref found (>= 0). */
+const enum Pass {
+  MISS = -1,
+  /** Dropped in pass 1 (a bridged frame with a bad IPv4 header). */
+  DROPPED = -2,
+  /** Not a TCP segment or UDP datagram with its header: ICMP, another protocol, a fragment. */
+  OTHER = -3,
+  /** A TCP or UDP header that does not fit the datagram: INVALID. */
+  BAD_L4 = -4,
+}
+
 export const CT_STATE_NAMES = ['none', 'new', 'established', 'related', 'invalid', 'untracked'];
 
 export class ConntrackIn implements HookHandler {
@@ -54,6 +65,8 @@ export class ConntrackIn implements HookHandler {
   readonly priority = -200;
   readonly dropReasons = ['table full, new flow dropped', 'bridged ipv4 header invalid (br_validate_ipv4)'];
   private readonly ct: Conntrack;
+  /** Pass 1's answer per batch position (see Pass). */
+  private readonly refs: Int32Array;
 
   /**
    * `at`: the hook's name, for trace notes. `bridged`: frames come from bridge-ip4 (header
@@ -67,67 +80,103 @@ export class ConntrackIn implements HookHandler {
   ) {
     if (ctx.conntrack === null) throw new Error('conntrack-in: connection tracking is off');
     this.ct = ctx.conntrack;
+    this.refs = new Int32Array(ctx.pool.capacity);
   }
 
   process(slots: Int32Array, n: number, verdicts: Int32Array, tracer: Tracer | null): number {
+    // Two passes over the batch, each a loop of its own: V8 inlines what a loop calls only
+    // up to a budget per compiled function, and lookup and the state step together exceed
+    // it. Nothing between the passes can reuse an id (dead ids wait for the next expire), so
+    // a ref found in the first pass is still this tuple's if its entry is still live.
+    const refused = this.lookups(slots, n, verdicts);
+    return refused + this.steps(slots, n, verdicts, tracer);
+  }
+
+  /**
+   * Pass 1: validates bridged headers and looks up each TCP segment or UDP datagram; `refs[i]`
+   * is the ref found, MISS, or what pass 2 must do instead (DROPPED, BAD_L4, OTHER).
+   */
+  private lookups(slots: Int32Array, n: number, verdicts: Int32Array): number {
+    const data = this.ctx.pool.data;
+    const l3s = this.ctx.pool.l3;
+    const l4s = this.ctx.pool.l4;
+    const refs = this.refs;
+    const ct = this.ct;
+    const bridged = this.bridged;
+    let refused = 0;
+    for (let i = 0; i < n; i++) {
+      const slot = slots[i];
+      const ip = l3s[slot];
+      if (bridged) {
+        const v = this.validateBridged(slot, ip);
+        if (v !== ACCEPT) {
+          verdicts[i] = v;
+          refs[i] = Pass.DROPPED;
+          refused++;
+          continue;
+        }
+      }
+      const l4 = l4s[slot];
+      const proto = data[ip + 9];
+      if (l4 === 0 || (proto !== IPPROTO_TCP && proto !== IPPROTO_UDP)) {
+        refs[i] = Pass.OTHER;
+        continue;
+      }
+      const room = ip + ((data[ip + 2] << 8) | data[ip + 3]) - l4;
+      let ok: boolean;
+      if (proto === IPPROTO_TCP) {
+        const doff = room >= 13 ? (data[l4 + 12] >>> 4) << 2 : 0;
+        ok = room >= 20 && doff >= 20 && doff <= room;
+      } else {
+        const ulen = room >= 8 ? (data[l4 + 4] << 8) | data[l4 + 5] : 0;
+        ok = ulen >= 8 && ulen <= room;
+      }
+      refs[i] = ok ? ct.lookup(proto, rd32i(data, ip + 12), rd32i(data, ip + 16), (data[l4] << 8) | data[l4 + 1], (data[l4 + 2] << 8) | data[l4 + 3]) : Pass.BAD_L4;
+    }
+    return refused;
+  }
+
+  /** Pass 2: the protocol step of each entry found, in order; creation for the misses; the rest. */
+  private steps(slots: Int32Array, n: number, verdicts: Int32Array, tracer: Tracer | null): number {
     const pool = this.ctx.pool;
     const data = pool.data;
-    const ct = this.ct;
     const l3s = pool.l3;
     const l4s = pool.l4;
     const entries = pool.ct;
     const dirs = pool.ctDir;
     const states = pool.ctState;
-    const bridged = this.bridged;
+    const refs = this.refs;
+    const ct = this.ct;
     let refused = 0;
-    // One loop with the common case inline — a TCP segment or UDP datagram of a flow the table
-    // has: lookup and protocol step called directly (through Conntrack.track they cost twice
-    // as much on this path, measured); everything else in methods.
     for (let i = 0; i < n; i++) {
+      const ref = refs[i];
+      if (ref === Pass.DROPPED) continue;
       const slot = slots[i];
-      const ip = l3s[slot];
-      let v = bridged ? this.validateBridged(slot, ip) : ACCEPT;
-      if (v === ACCEPT) {
-        const l4 = l4s[slot];
-        const proto = data[ip + 9];
-        if (l4 !== 0 && (proto === IPPROTO_TCP || proto === IPPROTO_UDP)) {
-          const len = (data[ip + 2] << 8) | data[ip + 3];
-          const room = ip + len - l4;
-          let info = 0;
-          let ok: boolean;
-          if (proto === IPPROTO_TCP) {
-            const doff = room >= 13 ? (data[l4 + 12] >>> 4) << 2 : 0;
-            ok = room >= 20 && doff >= 20 && doff <= room;
-            info = data[l4 + 13];
-          } else {
-            const ulen = room >= 8 ? (data[l4 + 4] << 8) | data[l4 + 5] : 0;
-            ok = ulen >= 8 && ulen <= room;
-          }
-          if (!ok) {
-            v = this.invalid(slot);
-          } else {
-            const src = rd32i(data, ip + 12);
-            const dst = rd32i(data, ip + 16);
-            const sport = (data[l4] << 8) | data[l4 + 1];
-            const dport = (data[l4 + 2] << 8) | data[l4 + 3];
-            const ref = ct.lookup(proto, src, dst, sport, dport);
-            const s = ref < 0 ? CtVerdict.REOPEN : proto === IPPROTO_UDP ? ct.udpPacket(ref, len) : ct.tcpPacket(ref, info, len);
-            if (s === CtVerdict.NEW || s === CtVerdict.ESTABLISHED) {
-              // NEW and ESTABLISHED are the same codes in CtVerdict and CtState.
-              entries[slot] = ref >> 1;
-              dirs[slot] = ref & 1;
-              states[slot] = s;
-            } else if (s === CtVerdict.INVALID) {
-              entries[slot] = -1;
-              states[slot] = CtState.INVALID;
-            } else {
-              // A miss, or a SYN that reopened a closed entry: track creates the entry.
-              v = this.tracked(slot, proto, src, dst, sport, dport, info, len);
-            }
-          }
+      let v = ACCEPT;
+      if (ref >= 0 && (ct.statusOf(ref >> 1) & CT_LIVE) !== 0) {
+        const ip = l3s[slot];
+        const len = (data[ip + 2] << 8) | data[ip + 3];
+        const s = data[ip + 9] === IPPROTO_UDP ? ct.udpPacket(ref, len) : ct.tcpPacket(ref, data[l4s[slot] + 13], len);
+        if (s === CtVerdict.NEW || s === CtVerdict.ESTABLISHED) {
+          // NEW and ESTABLISHED are the same codes in CtVerdict and CtState.
+          entries[slot] = ref >> 1;
+          dirs[slot] = ref & 1;
+          states[slot] = s;
+        } else if (s === CtVerdict.INVALID) {
+          entries[slot] = -1;
+          states[slot] = CtState.INVALID;
         } else {
-          v = this.other(slot, ip, l4, proto);
+          // A SYN that reopened a closed entry: track creates the new one.
+          v = this.tracked(slot);
         }
+      } else if (ref === Pass.OTHER) {
+        v = this.other(slot, l3s[slot], l4s[slot], data[l3s[slot] + 9]);
+      } else if (ref === Pass.BAD_L4) {
+        v = this.invalid(slot);
+      } else {
+        // A miss, or an entry that died since pass 1 (reopened or evicted by an earlier
+        // packet of this batch): track looks again, and creates the entry.
+        v = this.tracked(slot);
       }
       if (v !== ACCEPT) {
         verdicts[i] = v;
@@ -139,8 +188,19 @@ export class ConntrackIn implements HookHandler {
     return refused;
   }
 
+  /** trackTuple for the TCP segment or UDP datagram in `slot`. */
+  private tracked(slot: number): number {
+    const pool = this.ctx.pool;
+    const data = pool.data;
+    const ip = pool.l3[slot];
+    const l4 = pool.l4[slot];
+    const proto = data[ip + 9];
+    const info = proto === IPPROTO_TCP ? data[l4 + 13] : 0;
+    return this.trackTuple(slot, proto, rd32i(data, ip + 12), rd32i(data, ip + 16), rd16(data, l4), rd16(data, l4 + 2), info, rd16(data, ip + 2));
+  }
+
   /** Conntrack.track for the frame's tuple (creating its entry); sets ct, ctDir, ctState; ACCEPT or a drop reason. */
-  private tracked(slot: number, proto: number, src: number, dst: number, sport: number, dport: number, info: number, len: number): number {
+  private trackTuple(slot: number, proto: number, src: number, dst: number, sport: number, dport: number, info: number, len: number): number {
     const ct = this.ct;
     const pool = this.ctx.pool;
     const created = ct.created;
@@ -178,7 +238,7 @@ export class ConntrackIn implements HookHandler {
       return ACCEPT;
     }
     const id = rd16(data, l4 + 4);
-    return this.tracked(slot, IPPROTO_ICMP, rd32i(data, ip + 12), rd32i(data, ip + 16), id, id, type, len);
+    return this.trackTuple(slot, IPPROTO_ICMP, rd32i(data, ip + 12), rd32i(data, ip + 16), id, id, type, len);
   }
 
   /**
