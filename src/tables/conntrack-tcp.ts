@@ -148,6 +148,10 @@ export const TCP_AUX_CLOSE_INIT = 3;
 const AUX_LAST_DIR_SHIFT = 2;
 const AUX_LAST_CLASS_SHIFT = 3;
 const AUX_LAST_MASK = 0x3c;
+/** Where aux keeps the last segment's direction and flag class (conntrack.ts reads them for its steady case). */
+export const TCP_AUX_LAST_DIR_SHIFT = AUX_LAST_DIR_SHIFT;
+export const TCP_AUX_LAST_CLASS_SHIFT = AUX_LAST_CLASS_SHIFT;
+export const TCP_AUX_LAST_CLASS_MASK = 7 << AUX_LAST_CLASS_SHIFT;
 /** A SYN came from the reply side while SYN_SENT. */
 const AUX_SIMULTANEOUS_OPEN = 0x40;
 /** A SYN was ignored in LAST_ACK: the ACK it draws (RFC 5961) must not move to TIME_WAIT. */

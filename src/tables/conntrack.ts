@@ -61,10 +61,21 @@
  */
 import { CT_ASSURED, CT_SEEN_REPLY, CT_UDP_STREAM, IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, T_ICMP, T_NOW, T_UDP, T_UDP_STREAM } from './conntrack-store.ts';
 import { NatBindings } from './nat-binding.ts';
-import { TCP_AUX_INITIAL, TcpAction, TcpClass, TcpState, tcpFlagClass, tcpStep } from './conntrack-tcp.ts';
+import { TCP_AUX_INITIAL, TCP_AUX_LAST_CLASS_MASK, TCP_AUX_LAST_CLASS_SHIFT, TCP_AUX_LAST_DIR_SHIFT, TcpAction, TcpClass, TcpState, tcpFlagClass, tcpStep } from './conntrack-tcp.ts';
 
 /** Status of a UDP entry whose packets change nothing but its timeout and counters. */
 const UDP_STEADY = CT_SEEN_REPLY | CT_ASSURED | CT_UDP_STREAM;
+/**
+ * A TCP entry in the steady case of tcpPacket: assured, replied, ESTABLISHED, its last
+ * segment an ACK (aux's last class; the direction may be either: bit 18 is left out).
+ */
+const TCP_STEADY_MASK = CT_SEEN_REPLY | CT_ASSURED | (0xff << 8) | (TCP_AUX_LAST_CLASS_MASK << 16);
+const TCP_STEADY = CT_SEEN_REPLY | CT_ASSURED | (TcpState.ESTABLISHED << 8) | ((TcpClass.ACK << TCP_AUX_LAST_CLASS_SHIFT) << 16);
+/** The last segment's direction in the flags word (aux bit 2). */
+const TCP_AUX_LAST_DIR_BIT = 16 + TCP_AUX_LAST_DIR_SHIFT;
+const TCP_AUX_LAST_DIR = 1 << TCP_AUX_LAST_DIR_BIT;
+/** TCP flags FIN SYN RST ACK URG (PSH left out): ACK alone. */
+const TCP_ACK_ONLY = 0x10;
 
 export * from './conntrack-store.ts';
 export { NatBindings } from './nat-binding.ts';
@@ -164,8 +175,25 @@ export class Conntrack extends NatBindings {
     return this.createEntry(proto, src, dst, sport, dport, TCP_AUX_INITIAL);
   }
 
-  /** A TCP segment with these header flags on entry ref; returns a CtVerdict. */
+  /**
+   * A TCP segment with these header flags on entry ref; returns a CtVerdict. An ACK (PSH
+   * aside) on an assured ESTABLISHED entry — nearly every segment of a connection — changes
+   * only the last segment's direction in aux (what tcpStep would give): kept small so that
+   * conntrack-in's loop inlines it, with everything else in tcpChange.
+   */
   tcpPacket(ref: number, flags: number, bytes: number): number {
+    const id = ref >> 1;
+    const f = this.flagsOf(id);
+    if ((f & TCP_STEADY_MASK) !== TCP_STEADY || (flags & 0x37) !== TCP_ACK_ONLY) return this.tcpChange(ref, flags, bytes);
+    const g = (f & ~TCP_AUX_LAST_DIR) | ((ref & 1) << TCP_AUX_LAST_DIR_BIT);
+    if (g !== f) this.setFlags(id, g);
+    this.refresh(id, TcpState.ESTABLISHED);
+    this.account(ref, bytes);
+    return CtVerdict.ESTABLISHED;
+  }
+
+  /** tcpPacket for every segment but the steady case. */
+  private tcpChange(ref: number, flags: number, bytes: number): number {
     const id = ref >> 1;
     const dir = ref & 1;
     const f = this.flagsOf(id);
