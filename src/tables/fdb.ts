@@ -7,6 +7,11 @@
  * A station that moves to another port is re-learned at once and counted. The table is
  * bounded; when full and nothing has aged, new stations are not learned (their traffic is
  * flooded) and the refusal is counted, as with Linux's fdb_max_learned.
+ *
+ * A full table is swept only once an entry can have aged: each sweep notes the earliest time
+ * one of the entries it kept could age out (learning only moves entries later), and until
+ * then a new station is refused at once. A flood of new source MACs into a full table costs
+ * O(1) a frame, not a scan of the table each.
  */
 import { KeyIndex } from './key-index.ts';
 
@@ -29,6 +34,10 @@ export class Fdb {
   learned = 0;
   moves = 0;
   full = 0;
+  /** Full sweeps run (one per table scan; `show stats` can tell a flood from ageing). */
+  sweeps = 0;
+  /** No entry can have aged before this (µs): a full table is not swept again until then. */
+  private nextAgeUs = 0;
   /**
    * The table's clock (µs): the dataplane advances it before each dispatch, and `learn` and
    * `lookup` read it, so the packet path never passes a timestamp. A µs timestamp is not a
@@ -46,6 +55,7 @@ export class Fdb {
 
   setAgeing(bridge: number, seconds: number): void {
     this.ageingUs[bridge] = seconds * 1e6;
+    this.nextAgeUs = 0;
   }
 
   get size(): number {
@@ -69,8 +79,10 @@ export class Fdb {
     }
     id = this.index.insert(a, macLo);
     if (id < 0) {
-      this.sweep(now);
-      id = this.index.insert(a, macLo);
+      if (now > this.nextAgeUs) {
+        this.sweep(now);
+        id = this.index.insert(a, macLo);
+      }
       if (id < 0) {
         this.full++;
         return;
@@ -80,6 +92,9 @@ export class Fdb {
     this.lastSeenUs[id] = now;
     this.isStatic[id] = 0;
     this.learned++;
+    // A bridge with a shorter ageing time than the others' may age this one first.
+    const ages = now + this.ageingUs[bridge];
+    if (ages < this.nextAgeUs) this.nextAgeUs = ages;
   }
 
   /** Adds an entry that never ages and is never moved by learning. */
@@ -107,18 +122,24 @@ export class Fdb {
     for (let id = 0; id < idx.capacity; id++) if (idx.used[id] && this.port[id] === port) idx.remove(id);
   }
 
-  /** Removes aged entries. */
+  /** Removes aged entries; notes when the earliest of those kept can age. */
   sweep(nowUs: number): number {
     const idx = this.index;
     let removed = 0;
+    let next = Infinity;
     for (let id = 0; id < idx.capacity; id++) {
       if (!idx.used[id] || this.isStatic[id]) continue;
       const bridge = (idx.k1[id] >>> 16) & 0xffff;
-      if (nowUs - this.lastSeenUs[id] > this.ageingUs[bridge]) {
+      const ages = this.lastSeenUs[id] + this.ageingUs[bridge];
+      if (nowUs > ages) {
         idx.remove(id);
         removed++;
+      } else if (ages < next) {
+        next = ages;
       }
     }
+    this.nextAgeUs = next;
+    this.sweeps++;
     return removed;
   }
 

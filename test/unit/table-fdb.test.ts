@@ -66,6 +66,43 @@ describe('Fdb', () => {
     expect(f.size).toBe(2);
   });
 
+  it('a flood of new stations into a full table scans it once, not once a station, until an entry can age', () => {
+    const f = fdb(64, 10);
+    for (let i = 0; i < 64; i++) f.learn(0, 0x0a58, 0x1000 + i, i & 3, 0);
+    expect(f.size).toBe(64);
+    // 60,000 new source MACs while every entry is fresh: refused, one sweep in all.
+    for (let i = 0; i < 60_000; i++) f.learn(0, 0x0bbb, i, 1, 5 * S + i);
+    expect(f.full).toBe(60_000);
+    expect(f.sweeps).toBe(1);
+    // The first entries age at 10 s: the next new station past that sweeps once and is learned.
+    f.learn(0, 0x0ccc, 1, 2, 10 * S + 1);
+    expect(f.sweeps).toBe(2);
+    expect(f.lookup(0, 0x0ccc, 1, 10 * S + 2)).toBe(2);
+    expect(f.size).toBe(1);
+  });
+
+  it('a bridge with a shorter ageing time is swept when its entries can age, not the others\'', () => {
+    const f = new Fdb(4);
+    f.setAgeing(0, 300);
+    f.setAgeing(1, 5);
+    f.learn(0, ...M1, 1, 0);
+    f.learn(0, ...M2, 1, 0);
+    f.learn(0, ...M3, 1, 0);
+    f.learn(0, 0x0a58, 0x0af40199, 3, 0);
+    // Full: one sweep finds nothing aged; the earliest entry can age at 300 s.
+    f.learn(0, 0x0a58, 0x0af40105, 1, 1 * S);
+    expect([f.full, f.sweeps]).toEqual([1, 1]);
+    f.flushPort(3);
+    // Bridge 1 ages its entries in 5 s: this one can age at 6 s, before the others.
+    f.learn(1, 0x0a58, 0x0af40106, 2, 1 * S);
+    f.learn(0, 0x0a58, 0x0af40107, 1, 2 * S);
+    expect([f.full, f.sweeps]).toEqual([2, 1]);
+    f.learn(0, 0x0a58, 0x0af40108, 1, 7 * S);
+    expect(f.sweeps).toBe(2);
+    expect(f.lookup(0, 0x0a58, 0x0af40108, 7 * S)).toBe(1);
+    expect(f.lookup(1, 0x0a58, 0x0af40106, 7 * S)).toBe(-1);
+  });
+
   it('flushPort forgets what was learned on that port only', () => {
     const f = fdb();
     f.learn(0, ...M1, 1, 0);
