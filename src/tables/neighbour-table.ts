@@ -11,8 +11,16 @@
  *
  * The table only holds state and deadlines; the neighbour stage sends the requests and the
  * ICMP errors, so tables never build packets. Keys are (interface, IPv4 address).
+ *
+ * Full table: a new entry first collects unused ones (`collect`, a scan of the table). A
+ * collection that frees nothing is not tried again for a second — Linux's forced garbage
+ * collection likewise runs at most every few seconds below the hard limit — so packets to a
+ * flood of new neighbours are refused at O(1) each, not a scan each.
  */
 import { KeyIndex } from './key-index.ts';
+
+/** How long a full table waits after a collection that freed nothing. */
+const COLLECT_BACKOFF_US = 1_000_000;
 
 export const enum NeighState {
   NONE = 0,
@@ -79,6 +87,10 @@ export class NeighbourTable {
   readonly timers: NeighbourTimers;
   private minDeadline = Infinity;
   full = 0;
+  /** Collections run (each a scan of the table). */
+  collections = 0;
+  /** A full table does not collect again before this (µs): the last collection freed nothing. */
+  private nextCollectUs = 0;
 
   constructor(capacity = 1024, timers: NeighbourTimers = DEFAULT_NEIGHBOUR_TIMERS) {
     this.index = new KeyIndex(capacity);
@@ -122,8 +134,10 @@ export class NeighbourTable {
     if (id >= 0) return id;
     id = this.index.insert(ifIndex, ip);
     if (id < 0) {
-      this.collect(nowUs);
-      id = this.index.insert(ifIndex, ip);
+      if (nowUs >= this.nextCollectUs) {
+        if (this.collect(nowUs) === 0) this.nextCollectUs = nowUs + COLLECT_BACKOFF_US;
+        id = this.index.insert(ifIndex, ip);
+      }
       if (id < 0) {
         this.full++;
         return -1;
@@ -215,6 +229,7 @@ export class NeighbourTable {
   collect(nowUs: number): number {
     const idx = this.index;
     let removed = 0;
+    this.collections++;
     for (let id = 0; id < idx.capacity; id++) {
       if (!idx.used[id] || this.queued[id] > 0) continue;
       const s = this.state[id];

@@ -104,9 +104,22 @@ describe('NeighbourTable', () => {
     const b = t.create(0, 2, 0);
     t.update(b, 1, 2, NeighState.PERMANENT, 0);
     expect(t.create(0, 3, 0)).toBe(-1);
-    expect(t.full).toBe(1);
+    expect([t.full, t.collections]).toEqual([1, 1]);
     t.state[a] = NeighState.FAILED;
-    expect(t.create(0, 3, 0)).toBe(a);
+    // A collection that freed nothing is not tried again for a second: refused at once.
+    expect(t.create(0, 3, 0.5 * S)).toBe(-1);
+    expect([t.full, t.collections]).toEqual([2, 1]);
+    expect(t.create(0, 3, 1 * S)).toBe(a);
     expect(t.find(0, 1)).toBe(-1);
+    expect(t.collections).toBe(2);
+  });
+
+  it('a flood of new neighbours into a full table of live entries costs one scan a second, not one each', () => {
+    const t = new NeighbourTable(64);
+    for (let i = 0; i < 64; i++) t.update(t.create(0, 0x0a000000 + i, 0), 1, i, NeighState.REACHABLE, 0);
+    for (let i = 0; i < 60_000; i++) expect(t.create(1, 0x0b000000 + i, 2 * S + i)).toBe(-1);
+    // 60,000 attempts over 60 ms: one collection.
+    expect(t.collections).toBe(1);
+    expect(t.full).toBe(60_000);
   });
 });
