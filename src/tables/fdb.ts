@@ -37,7 +37,7 @@ export class Fdb {
   /** Full sweeps run (one per table scan; `show stats` can tell a flood from ageing). */
   sweeps = 0;
   /** No entry can have aged before this (µs): a full table is not swept again until then. */
-  private nextAgeUs = 0;
+  private nextAgeUs = -Infinity;
   /**
    * The table's clock (µs): the dataplane advances it before each dispatch, and `learn` and
    * `lookup` read it, so the packet path never passes a timestamp. A µs timestamp is not a
@@ -55,7 +55,7 @@ export class Fdb {
 
   setAgeing(bridge: number, seconds: number): void {
     this.ageingUs[bridge] = seconds * 1e6;
-    this.nextAgeUs = 0;
+    this.nextAgeUs = -Infinity;
   }
 
   get size(): number {
@@ -77,16 +77,18 @@ export class Fdb {
       this.lastSeenUs[id] = now;
       return;
     }
-    id = this.index.insert(a, macLo);
-    if (id < 0) {
-      if (now > this.nextAgeUs) {
-        this.sweep(now);
-        id = this.index.insert(a, macLo);
-      }
-      if (id < 0) {
+    if (this.index.isFull) {
+      // Refused at once unless an entry can have aged since the last sweep.
+      if (now <= this.nextAgeUs) {
         this.full++;
         return;
       }
+      this.sweep(now);
+    }
+    id = this.index.insertNew(a, macLo);
+    if (id < 0) {
+      this.full++;
+      return;
     }
     this.port[id] = port;
     this.lastSeenUs[id] = now;

@@ -66,6 +66,16 @@ export class KeyIndex {
   insert(a: number, b: number): number {
     const found = this.find(a, b);
     if (found >= 0) return found;
+    return this.insertNew(a, b);
+  }
+
+  /** Whether every id is in use (an insert would fail). */
+  get isFull(): boolean {
+    return this.freeTop === 0;
+  }
+
+  /** insert for a key `find` has just missed: no second search. Its new id, or -1 when full. */
+  insertNew(a: number, b: number): number {
     if (this.freeTop === 0) return -1;
     a |= 0;
     b |= 0;

@@ -90,7 +90,7 @@ export class NeighbourTable {
   /** Collections run (each a scan of the table). */
   collections = 0;
   /** A full table does not collect again before this (µs): the last collection freed nothing. */
-  private nextCollectUs = 0;
+  private nextCollectUs = -Infinity;
 
   constructor(capacity = 1024, timers: NeighbourTimers = DEFAULT_NEIGHBOUR_TIMERS) {
     this.index = new KeyIndex(capacity);
