@@ -7,10 +7,11 @@
  * whether values agree with each other (does `ports[].bridge` exist) is validate.ts.
  *
  * Every object is strict: a misspelt key is an error, never silently ignored (SPEC §2).
- * Defaults that depend on other fields (endpoint nodeName = node.name, targetPort = port)
+ * Defaults that depend on other fields (endpoint nodeName = node.name, serving = ready,
+ * targetPort = port)
  * are filled by the final transform so the output type says they are always present. The
  * transform also derives `conntrackEnabled`: whether the file has `nat`, a `conntrack`
- * section or any service, i.e. whether connection tracking runs at all.
+ * section, any service or manifest, i.e. whether connection tracking runs at all.
  *
  * Defaults for the project's extensions, and where they come from:
  *   arp.retries 3              Linux mcast_solicit
@@ -219,7 +220,13 @@ export const SERVICE_TYPES = ['ClusterIP', 'NodePort', 'LoadBalancer'] as const;
 
 const servicePort = z.strictObject({
   name: dnsLabel(63).optional(),
-  protocol: z.enum(['TCP', 'UDP']).default('TCP'),
+  protocol: z
+    .string()
+    .default('TCP')
+    .refine((p) => p === 'TCP' || p === 'UDP', {
+      error: (i) => (i.input === 'SCTP' ? 'SCTP Services are not supported: nodeplane translates TCP and UDP only' : `'${String(i.input)}' must be TCP or UDP`),
+    })
+    .transform((p) => p as 'TCP' | 'UDP'),
   port: portNumber,
   targetPort: portNumber.optional(),
   nodePort: portNumber.optional(),
@@ -228,6 +235,10 @@ const servicePort = z.strictObject({
 const endpoint = z.strictObject({
   ip: hostIPv4,
   ready: z.boolean().default(true),
+  // EndpointSlice conditions: serving defaults to ready (filled by the final transform),
+  // terminating to false, as Kubernetes reads a slice that leaves them out.
+  serving: z.boolean().optional(),
+  terminating: z.boolean().default(false),
   nodeName: z.string().min(1).optional(),
 });
 
@@ -244,6 +255,7 @@ const service = z.strictObject({
   // Kubernetes accepts 1..86400 seconds for ClientIP affinity.
   sessionAffinityTimeoutSeconds: int(1, 86400).default(10800),
   externalTrafficPolicy: z.enum(['Cluster', 'Local']).default('Cluster'),
+  internalTrafficPolicy: z.enum(['Cluster', 'Local']).default('Cluster'),
   ports: z.array(servicePort).min(1),
   endpoints: z.array(endpoint).default([]),
 });
@@ -349,11 +361,11 @@ export const configSchema = rawConfig.transform((c) => ({
   ...c,
   conntrack: c.conntrack ?? conntrack.parse({}),
   // Connection tracking is on when something needs it: NAT, Services, or a conntrack section.
-  conntrackEnabled: c.nat !== undefined || c.conntrack !== undefined || c.services.length > 0,
+  conntrackEnabled: c.nat !== undefined || c.conntrack !== undefined || c.services.length > 0 || c.manifests.length > 0,
   services: c.services.map((s) => ({
     ...s,
     ports: s.ports.map((p) => ({ ...p, targetPort: p.targetPort ?? p.port })),
-    endpoints: s.endpoints.map((e) => ({ ...e, nodeName: e.nodeName ?? c.node.name })),
+    endpoints: s.endpoints.map((e) => ({ ...e, serving: e.serving ?? e.ready, nodeName: e.nodeName ?? c.node.name })),
   })),
 }));
 

@@ -12,9 +12,9 @@
  * subnets of different interfaces must not overlap; Service IPs and ports are unique.
  *
  * One more rule says what this version cannot do yet rather than what is incoherent:
- * Services (a `services` list or Service `manifests`) are refused with a message naming the
- * field, because nothing would translate their ClusterIPs and NodePorts: a node that
- * silently ignored them would mislead. `nat` and `conntrack` are supported.
+ * Service `manifests` are refused with a message naming the field, because nothing would
+ * read them: a node that silently ignored them would mislead. `services`, `nat` and
+ * `conntrack` are supported.
  */
 import { type Cidr, cidrContains, cidrsOverlap, formatCidr, formatIpv4, parseIpv4, subnetOf } from '../wire/ipv4-address.ts';
 import { type Config, parseCidr } from './schema.ts';
@@ -278,9 +278,9 @@ function checkServices(c: Config, errors: string[]): void {
 
 /** What a well-formed config may ask for that this version does not do yet. */
 function checkSupported(c: Config, errors: string[]): void {
-  const why = 'Services are not supported yet: this version of nodeplane does not translate ClusterIPs, NodePorts or external IPs (kube-proxy\'s DNAT)';
-  if (c.services.length > 0) errors.push(`services: ${why}; remove the services section (nat and conntrack work without it)`);
-  if (c.manifests.length > 0) errors.push(`manifests: ${why}; remove the manifests list`);
+  if (c.manifests.length > 0) {
+    errors.push('manifests: Kubernetes manifests are not supported yet: this version of nodeplane does not read Service or EndpointSlice files; list the Services under `services` instead');
+  }
 }
 
 function checkCapture(c: Config, errors: string[]): void {

@@ -3,7 +3,8 @@
  * way a config becomes running state, at start and on every reload.
  *
  * Live parts: the FIB, static neighbours, the neighbour timers, bridge ageing, the ICMP
- * error limits and the conntrack timeouts. The rest — ports, bridges, interfaces and table sizes — is fixed when the
+ * error limits, the conntrack timeouts and the `services` (through Services.apply, the path
+ * the manifest loader takes too: services.ts). The rest — ports, bridges, interfaces and table sizes — is fixed when the
  * dataplane is built (see reload.ts for why), so the tables it changes must already exist,
  * sized by the same config.
  */
@@ -11,9 +12,13 @@ import type { Config } from '../config/load.ts';
 import type { Context } from '../stages/context.ts';
 import { NeighState } from '../tables/neighbour-table.ts';
 import type { Topology } from './compile-topology.ts';
+import type { Services } from './services.ts';
 
-/** Applies `config`, compiled to `topo`, to the tables of `ctx`, at time ctx.nowUs. */
-export function applyConfig(ctx: Context, config: Config, topo: Topology): void {
+/**
+ * Applies `config`, compiled to `topo`, to the tables of `ctx`, at time ctx.nowUs;
+ * `services` is null when connection tracking is off (then the config has none).
+ */
+export function applyConfig(ctx: Context, config: Config, topo: Topology, services: Services | null): void {
   ctx.fib = topo.fib;
 
   // Static neighbours: the old permanent entries go, the new ones come.
@@ -39,6 +44,8 @@ export function applyConfig(ctx: Context, config: Config, topo: Topology): void 
 
   // Conntrack timeouts: each entry takes the new ones at its next packet, as Linux's sysctls.
   ctx.conntrack?.setTimeouts(config.conntrack.timeouts);
+  if (services !== null) services.apply(config.services, 'config');
+  else if (config.services.length > 0) throw new Error('applyConfig: services without connection tracking');
 
   const icmp = config.icmp;
   ctx.icmpLimiter.configure(icmp.ratePerSec, icmp.burst);

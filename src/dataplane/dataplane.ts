@@ -24,6 +24,8 @@ import { buildGraph, type Stages } from './build-graph.ts';
 import { compileTopology } from './compile-topology.ts';
 import { ConntrackHooks } from './conntrack-hooks.ts';
 import { checkReload, type ReloadResult } from './reload.ts';
+import type { ServiceSource, ServicesApplied } from './services.ts';
+import type { ServiceSpec } from '../tables/service-spec.ts';
 
 /** Conntrack entries reclaimed at most per batch, so expiry never stalls forwarding. */
 const CONNTRACK_EXPIRY_BUDGET = 4096;
@@ -78,11 +80,23 @@ export class Dataplane {
       ct.nowUs = this.ctx.nowUs;
       this.ctx.conntrack = ct;
     }
-    applyConfig(this.ctx, config, topo);
     const { graph, stages } = buildGraph(this.ctx);
     this.graph = graph;
     this.stages = stages;
-    this.conntrackHooks = this.ctx.conntrack === null ? null : new ConntrackHooks(this.ctx, stages, config.nat?.clusterCIDR ?? null);
+    this.conntrackHooks = this.ctx.conntrack === null ? null : new ConntrackHooks(this.ctx, stages, config.nat?.clusterCIDR ?? null, config.node.name);
+    applyConfig(this.ctx, config, topo, this.conntrackHooks?.services ?? null);
+  }
+
+  /**
+   * Replaces the Services of one source — 'config' (applyConfig does it) or 'manifests' (the
+   * manifest loader) — by diff, effective for the next packet. See src/dataplane/services.ts.
+   * Throws when connection tracking is off (a config with no nat, conntrack, services or
+   * manifests cannot run Services).
+   */
+  applyServices(services: readonly ServiceSpec[], source: ServiceSource = 'manifests'): ServicesApplied {
+    const hooks = this.conntrackHooks;
+    if (hooks === null) throw new Error('services need connection tracking, which this dataplane runs without');
+    return hooks.services.apply(services, source);
   }
 
   get pool(): FramePool {
@@ -161,7 +175,7 @@ export class Dataplane {
   reload(next: Config): ReloadResult {
     const result = checkReload(this.config, next);
     if (!result.ok) return result;
-    applyConfig(this.ctx, next, compileTopology(next));
+    applyConfig(this.ctx, next, compileTopology(next), this.conntrackHooks?.services ?? null);
     this.conntrackHooks?.setClusterCidr(next.nat?.clusterCIDR ?? null);
     this.config = next;
     return result;

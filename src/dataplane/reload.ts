@@ -2,8 +2,9 @@
  * Reload: applies a new, already validated config to a running dataplane — or refuses it
  * whole, leaving the running state as it was.
  *
- * What changes live: routes, static neighbours, bridge ageing, the ARP timers and the ICMP
- * rate limit. What needs a restart: the interfaces themselves (ports, bridges, VXLAN devices,
+ * What changes live: routes, static neighbours, bridge ageing, the ARP timers, the ICMP
+ * rate limit, nat.clusterCIDR, conntrack timeouts and Services (by diff: flows to endpoints
+ * that stay are untouched). What needs a restart: the interfaces themselves (ports, bridges, VXLAN devices,
  * their addresses, MACs and MTUs) and the sizes of tables (arp.queueLen, arp.maxEntries,
  * fdb.maxEntries, pool), because TAP devices and preallocated tables hang on them. A config
  * that changes any of those is refused with one line per difference. This file only judges a
@@ -56,5 +57,6 @@ export function checkReload(current: Config, next: Config): ReloadResult {
   if (differ((c) => c.bridges.map((b) => b.ageingSeconds))) changes.push('bridge ageing: updated');
   if (differ((c) => c.nat)) changes.push(`nat: ${next.nat === undefined ? 'off' : `clusterCIDR ${next.nat.clusterCIDR}`}`);
   if (differ((c) => c.conntrack.timeouts)) changes.push('conntrack timeouts: updated');
+  if (differ((c) => c.services)) changes.push(`services: ${current.services.length} → ${next.services.length}`);
   return { ok: true, changes };
 }

@@ -9,8 +9,8 @@
  *           a reply of a DNAT'd flow from the Service's address.
  *
  * Decisions are made once per flow, for its first packets (ctstate NEW, original direction),
- * by a NatPolicy: at NatSrc, Masquerade (masquerade.ts); at NatDst, none yet — the Services
- * issue adds kube-proxy's DNAT as a policy there (`dnat` below). A decision is a binding on
+ * by a NatPolicy: at NatSrc, ServiceMasquerade and Masquerade (service-masquerade.ts,
+ * masquerade.ts); at NatDst, kube-proxy's DNAT (service-dnat.ts) at prerouting and output. A decision is a binding on
  * the conntrack entry (Conntrack.bindSnat / bindDnat: the reply tuple the translated packets
  * will draw). NatSrc then gives a *null binding* to a new flow whose reply tuple another
  * entry holds (the entry lacks CT_REPLY_INDEXED): SNAT to its own address with a free port,
@@ -42,7 +42,7 @@
  */
 import { CtState } from '../core/frame-meta.ts';
 import type { FramePool } from '../core/frame-pool.ts';
-import { ACCEPT, type HookHandler } from '../core/hook.ts';
+import { ACCEPT, type HookHandler, STOLEN } from '../core/hook.ts';
 import type { Tracer } from '../core/trace.ts';
 import type { Context } from './context.ts';
 import { type Conntrack, CT_DNAT, CT_LIVE, CT_REPLY_INDEXED, CT_SNAT, IPPROTO_ICMP } from '../tables/conntrack.ts';
@@ -64,7 +64,8 @@ export interface NatPolicy {
   /**
    * The first packets of entry `id` (ctstate NEW, original direction, no binding of this
    * manip yet) are in `slot`: bind the entry (bindSnat/bindDnat) or leave it. Returns ACCEPT,
-   * or a drop reason when the flow must not pass (no free port).
+   * a drop reason when the flow must not pass (no free port), or STOLEN when the policy has
+   * handed the frame to another stage itself.
    */
   decide(slot: number, id: number): number;
 }
@@ -192,7 +193,8 @@ abstract class NatManip implements HookHandler {
   protected decide(slot: number, id: number): number {
     if (this.policy === null || (this.ct.statusOf(id) & (this.side === NatSide.SOURCE ? CT_SNAT : CT_DNAT)) !== 0) return ACCEPT;
     const v = this.policy.decide(slot, id);
-    return v === ACCEPT ? ACCEPT : this.ownReasons.length + v;
+    // STOLEN: the policy took the frame (a Service without endpoints rejects it through icmp-error).
+    return v === ACCEPT || v === STOLEN ? v : this.ownReasons.length + v;
   }
 
   /**
@@ -256,9 +258,9 @@ export class NatDst extends NatManip {
   readonly priority = -100;
 
   /**
-   * `dnat`: the policy that decides DNAT for new flows — the place kube-proxy's Service
-   * rules go (ClusterIP, NodePort, external IPs to an endpoint). None yet: until Services
-   * exist nothing is DNAT'd, and this manip only translates replies of masqueraded flows back.
+   * `dnat`: the policy that decides DNAT for new flows — kube-proxy's Service rules
+   * (ServiceDnat: ClusterIP, NodePort, external IPs to an endpoint). Without one (bridge-ip4)
+   * this manip only translates flows bound elsewhere.
    */
   constructor(ctx: Context, at: string, dnat: NatPolicy | null = null) {
     super(ctx, at, NatSide.DESTINATION, [GONE], dnat);
