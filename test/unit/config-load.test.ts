@@ -26,8 +26,7 @@ function thrown(fn: () => unknown): ConfigError {
 describe('loadConfig', () => {
   it('loads the examples', () => {
     expect(loadConfig('examples/node1.yaml').ports.map((p) => p.name)).toEqual(['pa', 'pb', 'up']);
-    // The SPEC example has Services, which this version refuses, naming the field.
-    expect(thrown(() => loadConfig('examples/full.yaml')).errors).toEqual([expect.stringMatching(/^services: Services are not supported yet/)]);
+    expect(loadConfig('examples/full.yaml').services.map((s) => `${s.namespace}/${s.name}`)).toEqual(['default/web']);
   });
 
   it('reads JSON as well as YAML', () => {
@@ -98,15 +97,19 @@ describe('nodeplane check', () => {
     expect(check(file('enough.yaml', bridgeOf(1000, 'capture: { dir: /tmp/caps }\npool: { slots: 2067 }\n'))).stderr).toBe('');
   });
 
-  it('refuses a config with Services, which this version does not translate, saying so', () => {
+  it('accepts a config with Services, and refuses manifests, which this version does not read, saying so', () => {
     const path = file('svc.yaml', 'node: {name: n1}\nnat: {clusterCIDR: 10.244.0.0/16}\nservices:\n  - {name: web, clusterIP: 10.96.0.10, ports: [{port: 80}]}\n');
     const r = check(path);
-    expect(r.status).toBe(1);
-    expect(r.stdout).toBe('');
-    expect(r.stderr).toMatch(new RegExp(`^${path}: services: Services are not supported yet: .*remove the services section`));
-    const replay = spawnSync('node', ['bin/nodeplane.js', 'replay', '--config', path, '--in', `pa=${path}`, '--out', dir], { encoding: 'utf8' });
+    expect(r.status).toBe(0);
+    expect(r.stdout).toMatch(/OK \(.*1 service,/);
+    const manifests = file('manifests.yaml', 'node: {name: n1}\nmanifests: [kube/]\n');
+    const m = check(manifests);
+    expect(m.status).toBe(1);
+    expect(m.stdout).toBe('');
+    expect(m.stderr).toMatch(new RegExp(`^${manifests}: manifests: Kubernetes manifests are not supported yet`));
+    const replay = spawnSync('node', ['bin/nodeplane.js', 'replay', '--config', manifests, '--in', `pa=${manifests}`, '--out', dir], { encoding: 'utf8' });
     expect(replay.status).not.toBe(0);
-    expect(replay.stderr).toMatch(/services: Services are not supported yet/);
+    expect(replay.stderr).toMatch(/manifests: Kubernetes manifests are not supported yet/);
   });
 
   it('exits 1 listing every problem for an invalid file', () => {

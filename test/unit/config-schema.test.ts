@@ -14,7 +14,6 @@ const minimal = () => ({ node: { name: 'node1' } });
 
 describe('config schema', () => {
   it('parses the SPEC example and fills defaults', () => {
-    // The schema alone: the example's Services are refused by the cross checks in this version.
     const r = schemaCheck(parse(readFileSync('examples/full.yaml', 'utf8')));
     if (!r.ok) throw new Error(r.errors.join('\n'));
     const c = r.config;
@@ -24,7 +23,7 @@ describe('config schema', () => {
     expect(c.routes[1]).toEqual({ dst: '10.244.2.0/24', via: '10.244.2.0', dev: 'flannel.1', onlink: true });
     expect(c.routes[0]!.onlink).toBe(false);
     expect(c.services[0]!.ports[0]).toEqual({ name: 'http', protocol: 'TCP', port: 80, targetPort: 8080, nodePort: 30080 });
-    expect(c.services[0]!.endpoints[0]).toEqual({ ip: '10.244.1.2', ready: true, nodeName: 'node1' });
+    expect(c.services[0]!.endpoints[0]).toEqual({ ip: '10.244.1.2', ready: true, serving: true, terminating: false, nodeName: 'node1' });
     expect(c.nat).toEqual({ clusterCIDR: '10.244.0.0/16' });
     expect(c.conntrack.max).toBe(262144);
     expect(c.vxlan[0]).toMatchObject({ name: 'flannel.1', vni: 1, port: 8472, mtu: 1450, local: '192.168.50.11' });
@@ -53,8 +52,9 @@ describe('config schema', () => {
       sessionAffinity: 'None',
       sessionAffinityTimeoutSeconds: 10800,
       externalTrafficPolicy: 'Cluster',
+      internalTrafficPolicy: 'Cluster',
       ports: [{ protocol: 'UDP', port: 53, targetPort: 53 }],
-      endpoints: [{ ip: '10.1.1.1', ready: true, nodeName: 'n2' }],
+      endpoints: [{ ip: '10.1.1.1', ready: true, serving: true, terminating: false, nodeName: 'n2' }],
     });
     expect(d.routes).toEqual([]);
     expect(d.neighbors).toEqual([]);
@@ -72,7 +72,7 @@ describe('config schema', () => {
     expect(d.seed).toBe(1);
   });
 
-  it('turns connection tracking on for nat, a conntrack section or services, and only then', () => {
+  it('turns connection tracking on for nat, a conntrack section, services or manifests, and only then', () => {
     const enabled = (extra: object): boolean => {
       const r = schemaCheck({ ...minimal(), ...extra });
       if (!r.ok) throw new Error(r.errors.join('\n'));
@@ -83,6 +83,7 @@ describe('config schema', () => {
     expect(enabled({ nat: { clusterCIDR: '10.244.0.0/16' } })).toBe(true);
     expect(enabled({ conntrack: {} })).toBe(true);
     expect(enabled({ services: [{ name: 's', clusterIP: '10.96.0.1', ports: [{ port: 53 }] }] })).toBe(true);
+    expect(enabled({ manifests: ['kube/'] })).toBe(true);
   });
 
   it('lower-cases MACs and reads "default" as 0.0.0.0/0', () => {
@@ -160,6 +161,8 @@ describe('config schema', () => {
     ]);
     expect(errorsOf(svc({}, { nodePort: 70000 }))).toEqual(['services[0].ports[0].nodePort: must be at most 65535 (got 70000)']);
     expect(errorsOf(svc({ ports: [] }))).toEqual(['services[0].ports: needs at least 1 entry']);
+    expect(errorsOf(svc({}, { protocol: 'SCTP' }))).toEqual(['services[0].ports[0].protocol: SCTP Services are not supported: nodeplane translates TCP and UDP only']);
+    expect(errorsOf(svc({}, { protocol: 'ICMP' }))).toEqual(["services[0].ports[0].protocol: 'ICMP' must be TCP or UDP"]);
     // The pool stays under 2 GiB: slot offsets are int32.
     expect(errorsOf({ ...minimal(), pool: { offloadSlots: 30_001 } })).toEqual(['pool.offloadSlots: must be at most 30000 (got 30001)']);
     expect(errorsOf({ ...minimal(), pool: { slots: 100 } })).toEqual(['pool.slots: must be at least 256 (got 100)']);
