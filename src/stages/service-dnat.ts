@@ -128,6 +128,7 @@ export class ServiceDnat implements NatPolicy {
     const n = local ? choice[1] : choice[0];
     if (n === 0) return Drop.NO_LOCAL;
     let ep = -1;
+    let pinned = false;
     const seconds = t.spAffinitySeconds[sp];
     const aff = this.affinity;
     if (seconds > 0) {
@@ -137,6 +138,7 @@ export class ServiceDnat implements NatPolicy {
         const e = aff.endpointOf(a);
         if (t.epSp[e] === sp && t.epGen[e] === aff.generationOf(a) && (t.epFlags[e] & (local ? EP_IN_LOCAL : EP_IN_CLUSTER)) !== 0) {
           ep = e;
+          pinned = true;
           this.pinned++;
         }
       }
@@ -150,8 +152,8 @@ export class ServiceDnat implements NatPolicy {
     this.translated++;
     const tracer = this.hook.tracer;
     if (tracer !== null) {
-      const why = external && local ? 'local endpoint' : local ? 'local endpoint (internal policy Local)' : `endpoint ${n === 1 ? 'only one' : `of ${n}`}`;
-      tracer.note(this.hook.name, slot, `service ${t.servicePortName(sp)}: ${why} ${formatIpv4(addr)}:${t.epPort[ep]}${masq ? ', masquerade' : ''}`);
+      const how = pinned ? 'ClientIP affinity' : n === 1 ? 'the only endpoint' : `random of ${n}`;
+      tracer.note(this.hook.name, slot, `service ${t.servicePortName(sp)} -> ${formatIpv4(addr)}:${t.epPort[ep]} (${how}${local ? ', local' : ''}${masq ? ', masquerade' : ''})`);
     }
     return ACCEPT;
   }

@@ -196,7 +196,7 @@ describe('edge cases', () => {
     h.rx('pa', query(49001), h.now + SEC);
     const notes = lines.filter((l) => /: (service|dnat|snat)/.test(l)).map((l) => l.replace(/^s\d+\s+/, ''));
     expect(notes).toEqual([
-      'prerouting: service kube-system/dns:dns: endpoint only one 10.244.1.3:5353',
+      'prerouting: service kube-system/dns:dns -> 10.244.1.3:5353 (the only endpoint)',
       'prerouting: dnat 10.96.0.53:53 -> 10.244.1.3:5353',
       'prerouting: service kube-system/dns:dns: no endpoints, rejected (icmp port unreachable)',
     ]);
