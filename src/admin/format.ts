@@ -22,6 +22,8 @@
  *   stats      every stage's packets, its drops by reason (non-zero reasons only), then the
  *              receive overruns and table refusals.
  *   graph      one edge a line: `stage -next-> stage`.
+ *   services   one block per Service port: type, frontends, endpoints and their connections
+ *              (services-state.ts, which builds and prints it).
  *
  * Every formatter returns whole lines, each ending in a newline (empty string when empty).
  */
@@ -35,16 +37,16 @@ import type {
   RouteState,
   StatsState,
 } from './state.ts';
+import { formatServices } from './services-state.ts';
 
 /** What `show` can print, and the admin endpoint each one reads (`/v1/<what>`). */
 export const SHOW_WHATS = ['fdb', 'neigh', 'routes', 'services', 'conntrack', 'ports', 'stats', 'graph'] as const;
 export type ShowWhat = (typeof SHOW_WHATS)[number];
 /**
- * Names `show` takes (SPEC §1) that have no formatter here: services, which the dataplane
- * does not have yet (the admin server says so), and conntrack, which is streamed and
+ * Names `show` takes (SPEC §1) that have no formatter here: conntrack, which is streamed and
  * formatted line by line (conntrack-format.ts).
  */
-type NotYet = 'services' | 'conntrack';
+type NotYet = 'conntrack';
 
 function lines(ls: string[]): string {
   return ls.length === 0 ? '' : ls.join('\n') + '\n';
@@ -166,6 +168,7 @@ const FORMATTERS: { [W in Formatted]: (state: never) => string } = {
   ports: formatPorts,
   stats: formatStats,
   graph: formatGraph,
+  services: formatServices,
 };
 
 /** Formats the state `what` (as fetched from `/v1/<what>`). */

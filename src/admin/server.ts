@@ -6,7 +6,9 @@
  *     → 200, application/json, the object state.ts builds
  *   /v1/conntrack, /v1/conntrack/stats, /v1/conntrack/events → conntrack-endpoints.ts
  *     (listing and events streamed, one JSON object a line; DELETE flushes)
- *   GET /v1/services → 501: the dataplane has no service table yet
+ *   GET /v1/services   each Service port, its frontends and endpoints with their connections
+ *     (services-state.ts: the conntrack walk that counts them runs in chunks); 409 when the
+ *     dataplane runs without connection tracking, hence without Services
  *   anything else → 404 (unknown path) or 405 (not GET), `{"error": "..."}`
  *
  * Snapshots are built when a request arrives, on the event loop between packet batches,
@@ -18,6 +20,7 @@
  */
 import { CONNTRACK_PATHS, handleConntrack } from './conntrack-endpoints.ts';
 import { traceLive } from './live-trace.ts';
+import { NO_SERVICES, servicesState } from './services-state.ts';
 import { sendJson as send } from './reply.ts';
 import { chmodSync, lstatSync, unlinkSync } from 'node:fs';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
@@ -53,11 +56,6 @@ const ENDPOINTS: Record<string, Endpoint> = {
   '/v1/graph': (dp) => graphState(dp),
 };
 
-/** Tables `show` names (SPEC §1) that the dataplane does not have yet, and what to say instead. */
-const NOT_IMPLEMENTED: Record<string, string> = {
-  '/v1/services': 'services are not implemented yet: this dataplane has no service table',
-};
-
 function handle(dp: Dataplane, extra: AdminExtras, req: IncomingMessage, res: ServerResponse): void {
   const url = new URL(req.url ?? '/', 'http://nodeplane');
   const path = url.pathname;
@@ -74,13 +72,20 @@ function handle(dp: Dataplane, extra: AdminExtras, req: IncomingMessage, res: Se
     handleConntrack(dp, req, res, url);
     return;
   }
-  if (Object.hasOwn(NOT_IMPLEMENTED, path)) {
-    send(res, 501, { error: NOT_IMPLEMENTED[path] });
+  if (path === '/v1/services' && (req.method === 'GET' || req.method === 'HEAD')) {
+    if (dp.conntrackHooks === null) {
+      send(res, 409, { error: NO_SERVICES });
+      return;
+    }
+    servicesState(dp).then(
+      (r) => send(res, 200, r),
+      (err: Error) => send(res, 500, { error: `services: ${err.message}` }),
+    );
     return;
   }
   const endpoint = Object.hasOwn(ENDPOINTS, path) ? ENDPOINTS[path] : undefined;
   if (endpoint === undefined) {
-    send(res, 404, { error: `no such endpoint: ${path}`, endpoints: [...Object.keys(ENDPOINTS), '/v1/trace', ...CONNTRACK_PATHS] });
+    send(res, 404, { error: `no such endpoint: ${path}`, endpoints: [...Object.keys(ENDPOINTS), '/v1/trace', '/v1/services', ...CONNTRACK_PATHS] });
     return;
   }
   if (req.method !== 'GET' && req.method !== 'HEAD') {

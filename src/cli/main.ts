@@ -96,7 +96,10 @@ program
     'after',
     '\nconntrack prints one line per entry as conntrack -L does (protocol, seconds left, TCP state,\n' +
       'original tuple and counters, [UNREPLIED], reply tuple and counters, [ASSURED], mark), streamed\n' +
-      'from the dataplane in chunks, then on stderr how many entries were shown.',
+      'from the dataplane in chunks, then on stderr how many entries were shown.\n' +
+      'services prints each Service port (namespace/name:port) with its type, affinity and traffic\n' +
+      'policies, its frontends (clusterIP, nodePort on each node address, externalIP, loadBalancer)\n' +
+      'and its endpoints with their state (ready, terminating, local) and active connections.',
   )
   .action((what, opts) => runAction(async () => (await import('./show.ts')).showCommand(what, opts)));
 

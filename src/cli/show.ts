@@ -3,9 +3,9 @@
  * reads one table of a running dataplane through its admin socket and prints it as the Linux
  * tools print theirs (see src/admin/format.ts), or with `--json` as pretty-printed JSON (the
  * shapes of src/admin/state.ts). `conntrack` is streamed and takes filters and `--stats`
- * (conntrack.ts). Exit 0; an unreachable socket is a UserError (exit 1), and so is
- * `services`, which the admin server answers as not implemented yet, and `conntrack` on a
- * dataplane without connection tracking.
+ * (conntrack.ts); `services` lists each Service port with its endpoints and their active
+ * connections (src/admin/services-state.ts). Exit 0; an unreachable socket is a UserError
+ * (exit 1), and so is `conntrack` on a dataplane without connection tracking.
  */
 import { fetchState } from '../admin/client.ts';
 import { formatState, SHOW_WHATS } from '../admin/format.ts';

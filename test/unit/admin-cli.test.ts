@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { formatState } from '../../src/admin/format.ts';
+import { NO_SERVICES } from '../../src/admin/services-state.ts';
 import { startAdminServer, type AdminServer } from '../../src/admin/server.ts';
 import { fdbState, neighState, routesState } from '../../src/admin/state.ts';
 import { loadConfig } from '../../src/config/load.ts';
@@ -75,12 +76,12 @@ describe('nodeplane show', () => {
     expect(json.stdout).toBe(JSON.stringify(neighState(dp), null, 2) + '\n');
   });
 
-  it('says that services are not implemented yet, and that this node tracks no connections, and exits non-zero', async () => {
+  it('says that this node has no Services and tracks no connections, and exits non-zero', async () => {
     const services = await nodeplane('show', 'services', '--admin', SOCK);
     expect(services).toEqual({
       code: 1,
       stdout: '',
-      stderr: `nodeplane: ${SOCK}: services are not implemented yet: this dataplane has no service table\n`,
+      stderr: `nodeplane: ${SOCK}: ${NO_SERVICES}\n`,
     });
     const conntrack = await nodeplane('show', 'conntrack', '--admin', SOCK, '--json');
     expect(conntrack).toEqual({

@@ -11,6 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { fetchState } from '../../src/admin/client.ts';
 import { startAdminServer } from '../../src/admin/server.ts';
+import { NO_SERVICES } from '../../src/admin/services-state.ts';
 import { fdbState, neighState, routesState, statsState } from '../../src/admin/state.ts';
 import { UserError } from '../../src/user-error.ts';
 import { loadConfig } from '../../src/config/load.ts';
@@ -58,7 +59,7 @@ afterEach(() => {
 });
 
 describe('admin server and client', () => {
-  it('serves every table as JSON, says which are not implemented, answers unknown paths with 404 and removes its socket on close', async () => {
+  it('serves every table as JSON, says which this config has not, answers unknown paths with 404 and removes its socket on close', async () => {
     const dp = replayed('routed-arp');
     const server = await startAdminServer(dp, sock, { portStatus: () => [{ name: 'up', downReason: '', tap: null }] });
     try {
@@ -76,7 +77,7 @@ describe('admin server and client', () => {
       expect(ports.ports[0].driver).toBeUndefined();
       // No fake empty tables for what the dataplane does not have (yet, or in this config).
       const services = await raw(sock, '/v1/services');
-      expect(services).toMatchObject({ status: 501, body: { error: 'services are not implemented yet: this dataplane has no service table' } });
+      expect(services).toMatchObject({ status: 409, body: { error: NO_SERVICES } });
       expect(await raw(sock, '/v1/conntrack/stats')).toMatchObject({
         status: 409,
         body: { error: 'connection tracking is off in this dataplane: its config has no nat, conntrack or services section' },
