@@ -5,8 +5,8 @@
  * `npm run bench | grep '^{'` yields the JSON lines alone.
  *
  * Groups, in order: checksum, decode, lpm4, conntrack, admin (reading a conntrack table of
- * 1,000,000 entries through the admin socket while forwarding), dataplane, nat, flood, learning
- * and e2e.
+ * 1,000,000 entries through the admin socket while forwarding), dataplane, nat, services
+ * (ClusterIP DNAT, applying Services at 10,000), flood, learning and e2e.
  * The last four are loaded only when their files exist; e2e reports `skipped` rows when it
  * cannot run (no root, no namespaces).
  *
@@ -58,6 +58,7 @@ const GROUPS: Group[] = [
   { name: 'admin', run: (f: Filter) => benchAdminConntrack(f) },
   optional('dataplane', './dataplane.bench.ts', 'benchDataplane'),
   optional('nat', './nat.bench.ts', 'benchNat'),
+  optional('services', './services.bench.ts', 'benchServices'),
   optional('flood', './flood.bench.ts', 'benchFlood'),
   optional('learning', './learning.bench.ts', 'benchLearning'),
   optional('e2e', './e2e.bench.ts', 'benchE2e'),

@@ -44,23 +44,23 @@ import { NeighState } from '../src/tables/neighbour-table.ts';
 import { BENCH_CONFIG, CountingSink, ipChecksum, podMac } from './dataplane-setup.ts';
 import { type BenchResult, measure, toResult } from './harness.ts';
 
-const BATCH = 256;
-const GATEWAY_MAC = Buffer.from([0x0a, 0x58, 0x0a, 0xf4, 0x01, 0x01]);
-const UP_MAC = Buffer.from([0x02, 0x00, 0x00, 0x00, 0x50, 0x11]);
-const UPSTREAM_MAC = Buffer.from([0x02, 0x00, 0x00, 0x00, 0x50, 0x01]);
-const POD1 = 0x0af40102;
+export const BATCH = 256;
+export const GATEWAY_MAC = Buffer.from([0x0a, 0x58, 0x0a, 0xf4, 0x01, 0x01]);
+export const UP_MAC = Buffer.from([0x02, 0x00, 0x00, 0x00, 0x50, 0x11]);
+export const UPSTREAM_MAC = Buffer.from([0x02, 0x00, 0x00, 0x00, 0x50, 0x01]);
+export const POD1 = 0x0af40102;
 const NODE = 0xc0a8320b; // 192.168.50.11, the uplink's address
 const SERVER = 0x5db80000; // 93.184.0.0: servers outside
-const UP_PORT = 4;
+export const UP_PORT = 4;
 const T0 = 1_700_000_000_000_000;
 
-interface Bench {
+export interface Bench {
   dp: Dataplane;
   clock: VirtualClock;
   sinks: CountingSink[];
 }
 
-function makeDataplane(extraYaml: string, poolSize = 4096): Bench {
+export function makeDataplane(extraYaml: string, poolSize = 4096): Bench {
   const clock = new VirtualClock();
   clock.set(T0);
   const dp = new Dataplane(parseConfig(BENCH_CONFIG + extraYaml, 'bench'), { clock, poolSize });
@@ -81,7 +81,7 @@ function makeDataplane(extraYaml: string, poolSize = 4096): Bench {
 }
 
 /** An Ethernet/IPv4/UDP frame of `size` bytes; UDP checksum `udpCsum` (0: none). */
-function udpFrame(dstMac: Buffer, srcMac: Buffer, src: number, dst: number, sport: number, dport: number, size: number): Buffer {
+export function udpFrame(dstMac: Buffer, srcMac: Buffer, src: number, dst: number, sport: number, dport: number, size: number): Buffer {
   const f = Buffer.alloc(size);
   dstMac.copy(f, 0);
   srcMac.copy(f, 6);
@@ -105,13 +105,13 @@ function udpFrame(dstMac: Buffer, srcMac: Buffer, src: number, dst: number, spor
 }
 
 /** Receives one frame now and runs the graph (setup only). */
-function send(b: Bench, port: number, frame: Buffer): void {
+export function send(b: Bench, port: number, frame: Buffer): void {
   b.dp.receive(port, frame);
   b.dp.run();
 }
 
 /** Ops per second of this process's CPU time, over calls of fn(chunk) worth ~0.5 s of CPU. */
-function perCpuSecond(fn: (n: number) => void, chunk: number): number {
+export function perCpuSecond(fn: (n: number) => void, chunk: number): number {
   let ops = 0;
   const c0 = process.cpuUsage();
   let us = 0;
@@ -125,7 +125,7 @@ function perCpuSecond(fn: (n: number) => void, chunk: number): number {
 }
 
 /** Bytes routing rewrites: MACs, TTL, IPv4 checksum (what dataplane.bench restores). */
-const ROUTED_BYTES = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 22, 24, 25];
+export const ROUTED_BYTES = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 22, 24, 25];
 /** And what masquerade rewrites besides: the source address and the UDP checksum (the port is kept). */
 const MASQUERADED_BYTES = [...ROUTED_BYTES, 26, 27, 28, 29, 40, 41];
 
@@ -133,7 +133,7 @@ const MASQUERADED_BYTES = [...ROUTED_BYTES, 26, 27, 28, 29, 40, 41];
  * A forwarding workload: the frames of `flows` cycled through the slots the pool hands out;
  * before each frame the bytes at `restore` are written back as received.
  */
-function forwarding(b: Bench, flows: Buffer[], inPort: number, expectPort: number, restore: number[]): (n: number) => void {
+export function forwarding(b: Bench, flows: Buffer[], inPort: number, expectPort: number, restore: number[]): (n: number) => void {
   const at = Int32Array.from(restore);
   const pool = b.dp.pool;
   const data = pool.data;
@@ -166,7 +166,7 @@ function forwarding(b: Bench, flows: Buffer[], inPort: number, expectPort: numbe
   };
 }
 
-function row(name: string, fn: (n: number) => void, extra: Record<string, unknown>): BenchResult {
+export function row(name: string, fn: (n: number) => void, extra: Record<string, unknown>): BenchResult {
   const r = toResult(measure(name, fn), { packet: true, ...extra });
   r.perCpuSecond = perCpuSecond(fn, 25_600);
   return r;
@@ -247,7 +247,7 @@ function cpuNs(fn: (n: number) => void, packets: number): number {
 }
 
 /** The median of `pairs` alternating CPU-time ratios a / b, each over `packets` (robust to load that comes and goes). */
-function cpuRatio(a: (n: number) => void, b: (n: number) => void, pairs: number, packets: number): number {
+export function cpuRatio(a: (n: number) => void, b: (n: number) => void, pairs: number, packets: number): number {
   const ratios: number[] = [];
   for (let i = 0; i < pairs; i++) {
     const na = cpuNs(a, packets);
@@ -258,7 +258,7 @@ function cpuRatio(a: (n: number) => void, b: (n: number) => void, pairs: number,
   return ratios[pairs >> 1];
 }
 
-const r2 = (v: number): number => Math.round(v * 100) / 100;
+export const r2 = (v: number): number => Math.round(v * 100) / 100;
 
 export async function benchNat(): Promise<BenchResult[]> {
   const results: BenchResult[] = [];

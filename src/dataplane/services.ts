@@ -18,8 +18,10 @@
  * Conntrack follows kube-proxy's cleanup for UDP (there is no connection to break for TCP):
  * entries of endpoints removed, or no longer candidates, are flushed, and so are entries to a
  * UDP frontend that had no endpoint and now has one (made while nothing translated them).
- * That is one walk of the table's ids (O(conntrack entries), ~4 ns an id measured) and only
- * when some UDP endpoint or frontend changed that way; TCP-only changes never walk it.
+ * That is one synchronous walk of the table's ids, only when some UDP endpoint or frontend
+ * changed that way (TCP-only changes never walk it): O(conntrack entries), 4-7 ms at
+ * 1,000,000 entries (docs/benchmarks.md, services.apply.udp-flush-walk.1M), a pause of the
+ * packet thread that kube-proxy's conntrack calls do not cause (they run beside it).
  */
 import type { Context } from '../stages/context.ts';
 import type { Masquerade } from '../stages/masquerade.ts';
@@ -31,6 +33,9 @@ import { ServiceAffinity } from '../tables/service-affinity.ts';
 import type { ServiceSpec } from '../tables/service-spec.ts';
 import { SERVICE_MARK_ENDPOINT, type ServiceChanges, ServiceTable } from '../tables/service-table.ts';
 import type { Stages } from './build-graph.ts';
+
+/** Up to this many stale endpoints or revived frontends are searched linearly per entry. */
+const LINEAR_MAX = 16;
 
 export type ServiceSource = 'config' | 'manifests';
 
@@ -90,24 +95,49 @@ export class Services {
 
   /** Destroys the UDP entries the changes make stale (see the header); returns how many. */
   private flush(c: ServiceChanges): number {
-    if (c.staleUdpEndpoints.length === 0 && c.revivedUdpFrontends.length === 0) return 0;
+    const nStale = c.staleUdpEndpoints.length;
+    const nRevived = c.revivedUdpFrontends.length;
+    if (nStale === 0 && nRevived === 0) return 0;
     const ct = this.ct;
-    // endpoint id + 1 (the mark) → its address and port then.
-    const stale = new Map<number, { addr: number; port: number }>();
-    for (const e of c.staleUdpEndpoints) stale.set(e.ep + 1, e);
-    const revived = new Set<number>();
-    for (const f of c.revivedUdpFrontends) revived.add(f.addr * 65536 + f.port);
+    // Stale endpoints by mark (endpoint id + 1), with their address and port then.
+    const staleMark = new Int32Array(nStale);
+    const staleAddr = new Int32Array(nStale);
+    const stalePort = new Int32Array(nStale);
+    c.staleUdpEndpoints.forEach((e, k) => {
+      staleMark[k] = e.ep + 1;
+      staleAddr[k] = e.addr;
+      stalePort[k] = e.port;
+    });
+    const revAddr = new Int32Array(nRevived);
+    const revPort = new Int32Array(nRevived);
+    c.revivedUdpFrontends.forEach((f, k) => {
+      revAddr[k] = f.addr;
+      revPort[k] = f.port;
+    });
+    // Many at once (a large Service removed, many applied): hashed, else a short linear search.
+    const staleAt = nStale > LINEAR_MAX ? new Map<number, number>() : null;
+    staleMark.forEach((m, k) => staleAt?.set(m, k));
+    const revivedSet = nRevived > LINEAR_MAX ? new Set<number>() : null;
+    for (let k = 0; k < nRevived && revivedSet !== null; k++) revivedSet.add(revAddr[k] * 65536 + revPort[k]);
     let n = 0;
-    for (let id = 0; id < ct.highWater; id++) {
+    const high = ct.highWater;
+    for (let id = 0; id < high; id++) {
       const st = ct.statusOf(id);
       if ((st & CT_LIVE) === 0 || ct.protoOf(id) !== IPPROTO_UDP) continue;
       let gone = false;
       if ((st & CT_DNAT) !== 0) {
-        const e = stale.get(ct.markOf(id) & SERVICE_MARK_ENDPOINT);
+        if (nStale === 0) continue;
+        const mark = ct.markOf(id) & SERVICE_MARK_ENDPOINT;
+        let k = -1;
+        if (staleAt !== null) k = staleAt.get(mark) ?? -1;
+        else for (let j = 0; j < nStale && k < 0; j++) if (staleMark[j] === mark) k = j;
         const reply = (id << 1) | 1;
-        gone = e !== undefined && ct.srcOf(reply) === e.addr && ct.sportOf(reply) === e.port;
-      } else if (revived.size > 0) {
-        gone = revived.has(ct.dstOf(id << 1) * 65536 + ct.dportOf(id << 1));
+        gone = k >= 0 && ct.srcOf(reply) === staleAddr[k] && ct.sportOf(reply) === stalePort[k];
+      } else if (nRevived > 0) {
+        const dst = ct.dstOf(id << 1);
+        const dport = ct.dportOf(id << 1);
+        if (revivedSet !== null) gone = revivedSet.has(dst * 65536 + dport);
+        else for (let k = 0; k < nRevived && !gone; k++) gone = revAddr[k] === dst && revPort[k] === dport;
       }
       if (gone) {
         ct.remove(id);

@@ -147,6 +147,8 @@ export class ServiceTable {
   private readonly shadowed = new Map<string, { sp: number; kind: number }[]>();
 
   private readonly services = new Map<string, ServiceRecord>();
+  /** The record of each spec object applied: an unchanged Service passed again is one lookup. */
+  private readonly bySpec = new Map<ServiceSpec, ServiceRecord>();
   private epoch = 0;
   private changes: ServiceChanges = { staleUdpEndpoints: [], revivedUdpFrontends: [] };
 
@@ -173,7 +175,13 @@ export class ServiceTable {
   /** Applies the whole set: upserts each, removes every Service not in it. */
   apply(specs: readonly ServiceSpec[]): void {
     const epoch = ++this.epoch;
-    for (const s of specs) this.upsert(s).epoch = epoch;
+    const bySpec = this.bySpec;
+    for (let i = 0; i < specs.length; i++) {
+      const s = specs[i];
+      const same = bySpec.get(s);
+      if (same !== undefined) same.epoch = epoch;
+      else this.upsert(s).epoch = epoch;
+    }
     for (const [key, rec] of this.services) if (rec.epoch !== epoch) this.removeRecord(key, rec);
   }
 
@@ -182,9 +190,15 @@ export class ServiceTable {
     const key = serviceKey(spec);
     const old = this.services.get(key);
     if (old !== undefined && sameServiceSpec(old.spec, spec)) {
+      this.bySpec.delete(old.spec);
+      this.bySpec.set(spec, old);
       old.spec = spec;
       return old;
     }
+    if (old !== undefined) this.bySpec.delete(old.spec);
+    const prev = this.bySpec.get(spec);
+    // The same object under another name (mutated by its owner): forget the old binding.
+    if (prev !== undefined && prev !== old) this.bySpec.delete(spec);
     const rec: ServiceRecord = old ?? { spec, sps: [], epoch: this.epoch };
     const oldSps = new Map<string, number>();
     if (old !== undefined) old.spec.ports.forEach((p, i) => oldSps.set(`${p.protocol}/${p.port}`, old.sps[i]));
@@ -201,6 +215,7 @@ export class ServiceTable {
     });
     for (const sp of oldSps.values()) this.freeSp(sp);
     this.services.set(key, rec);
+    this.bySpec.set(spec, rec);
     return rec;
   }
 
@@ -239,6 +254,7 @@ export class ServiceTable {
   private removeRecord(key: string, rec: ServiceRecord): void {
     for (const sp of rec.sps) this.freeSp(sp);
     this.services.delete(key);
+    if (this.bySpec.get(rec.spec) === rec) this.bySpec.delete(rec.spec);
   }
 
   // ---------------------------------------------------------------------------------------
