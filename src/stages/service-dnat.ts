@@ -34,14 +34,19 @@
  * Endpoints exist but none for the policy in force (Local): dropped, as kube-proxy's DROP
  * "has no local endpoints".
  *
- * drop: no local endpoint for a Local policy; the endpoint's reply tuple is another flow's
- *       (a client already talking to the endpoint directly from the same port).
+ * A flow whose translated tuple another flow holds (the client also talks to the endpoint
+ * directly, from the same port) gets another source port at once (`bindClashing`), as Linux's
+ * null binding gives it at POSTROUTING; a masqueraded one is dropped instead (Linux would
+ * masquerade it to a free tuple; here the masquerade's address is known only at postrouting).
+ *
+ * drop: no local endpoint for a Local policy; no free tuple for the flow (see above).
  */
 import { ACCEPT, STOLEN } from '../core/hook.ts';
 import type { FramePool } from '../core/frame-pool.ts';
 import type { Random } from '../core/random.ts';
 import type { Stage } from '../core/stage.ts';
 import { type Conntrack, IPPROTO_TCP, IPPROTO_UDP } from '../tables/conntrack.ts';
+import { SNAT_MAX_TRIES, SNAT_PORT_MAX, SNAT_PORT_MIN } from '../tables/nat-port-allocator.ts';
 import type { ServiceAffinity } from '../tables/service-affinity.ts';
 import { EP_IN_CLUSTER, EP_IN_LOCAL, FrontendKind, SERVICE_MARK_MASQ, SP_EXTERNAL_LOCAL, SP_INTERNAL_LOCAL, SP_REJECT, type ServiceTable } from '../tables/service-table.ts';
 import { formatIpv4 } from '../wire/ipv4-address.ts';
@@ -57,7 +62,7 @@ const enum Drop {
 const PORT_UNREACHABLE = ((3 << 24) | (3 << 16)) >>> 0;
 
 export class ServiceDnat implements NatPolicy {
-  readonly dropReasons = ['service: no local endpoint (traffic policy Local)', 'service: endpoint tuple held by another flow'];
+  readonly dropReasons = ['service: no local endpoint (traffic policy Local)', 'service: no free tuple to the endpoint (held by another flow)'];
   private readonly ct: Conntrack;
   private readonly pool: FramePool;
   private readonly random: Random;
@@ -70,6 +75,8 @@ export class ServiceDnat implements NatPolicy {
   rejected = 0;
   /** Flows that kept the endpoint their client was pinned to. */
   pinned = 0;
+  /** Flows given another source port because the endpoint's reply tuple was taken. */
+  clashes = 0;
 
   constructor(
     ctx: Context,
@@ -139,7 +146,6 @@ export class ServiceDnat implements NatPolicy {
         if (t.epSp[e] === sp && t.epGen[e] === aff.generationOf(a) && (t.epFlags[e] & (local ? EP_IN_LOCAL : EP_IN_CLUSTER)) !== 0) {
           ep = e;
           pinned = true;
-          this.pinned++;
         }
       }
     }
@@ -147,15 +153,39 @@ export class ServiceDnat implements NatPolicy {
     if (seconds > 0) aff.set(src, sp, ep, t.epGen[ep], seconds);
     const addr = t.epAddr[ep];
     if (addr === src) masq = true;
-    if (!ct.bindDnat(id, addr, t.epPort[ep])) return Drop.TUPLE_TAKEN;
+    if (!ct.bindDnat(id, addr, t.epPort[ep]) && (masq || !this.bindClashing(id, src, addr, t.epPort[ep]))) return Drop.TUPLE_TAKEN;
     ct.setMark(id, (masq ? SERVICE_MARK_MASQ : 0) | (ep + 1));
     this.translated++;
+    if (pinned) this.pinned++;
     const tracer = this.hook.tracer;
     if (tracer !== null) {
       const how = pinned ? 'ClientIP affinity' : n === 1 ? 'the only endpoint' : `random of ${n}`;
       tracer.note(this.hook.name, slot, `service ${t.servicePortName(sp)} -> ${formatIpv4(addr)}:${t.epPort[ep]} (${how}${local ? ', local' : ''}${masq ? ', masquerade' : ''})`);
     }
     return ACCEPT;
+  }
+
+  /**
+   * The endpoint's reply tuple is another flow's (the client talks to the endpoint directly
+   * from the same port too): DNAT with another source port, found as NatPortAllocator does
+   * (from a random offset, at most SNAT_MAX_TRIES), which is what Linux's null binding at the
+   * source manip ends up doing for such a flow. False when none is free.
+   */
+  private bindClashing(id: number, src: number, addr: number, port: number): boolean {
+    const ct = this.ct;
+    const own = ct.sportOf(id << 1);
+    let p = SNAT_PORT_MIN + this.random.below(SNAT_PORT_MAX - SNAT_PORT_MIN + 1);
+    for (let i = 0; i < SNAT_MAX_TRIES; i++) {
+      if (p !== own && ct.setReply(id, addr, src, port, p)) {
+        // The reply tuple is in place: both bindings now only set their status bits.
+        ct.bindDnat(id, addr, port);
+        ct.bindSnat(id, src, p);
+        this.clashes++;
+        return true;
+      }
+      p = p === SNAT_PORT_MAX ? SNAT_PORT_MIN : p + 1;
+    }
+    return false;
   }
 
   /** No endpoint: the packet becomes an ICMP port unreachable to its sender (kube-proxy's REJECT). */
