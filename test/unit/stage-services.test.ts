@@ -187,6 +187,24 @@ describe('edge cases', () => {
     expect(ip4Of(h.take('pb')[0])).toMatchObject({ src: A.ip, dst: B.ip });
   });
 
+  it('gives a Service flow whose translated tuple a direct flow holds another source port, and translates its replies back', () => {
+    const h = withServices([dns([{ ip: B.ip }])]);
+    h.rx('pa', udpFrame({ from: A, toMac: B.mac, dst: B.ip, sport: 40000, dport: 5353 }));
+    expect(ports(h.take('pb')[0])).toEqual([40000, 5353]);
+    h.rx('pa', query(40000));
+    const [viaService] = h.take('pb');
+    expect(ip4Of(viaService)).toMatchObject({ src: A.ip, dst: B.ip, checksumOk: true });
+    const [p, dport] = ports(viaService);
+    expect([p === 40000, dport, l4ChecksumOk(viaService)]).toEqual([false, 5353, true]);
+    expect(h.dp.conntrackHooks!.services.prerouting.clashes).toBe(1);
+    h.rx('pb', udpFrame({ from: B, toMac: A.mac, dst: A.ip, sport: 5353, dport: p }));
+    const [back] = h.take('pa');
+    expect(ip4Of(back)).toMatchObject({ src: VIP, dst: A.ip, checksumOk: true });
+    expect([...ports(back), l4ChecksumOk(back)]).toEqual([53, 40000, true]);
+    h.rx('pb', udpFrame({ from: B, toMac: A.mac, dst: A.ip, sport: 5353, dport: 40000 }));
+    expect(ip4Of(h.take('pa')[0]).src).toBe(B.ip);
+  });
+
   it('traces the Service translation', () => {
     const h = withServices([dns([{ ip: B.ip }])]);
     const lines: string[] = [];
