@@ -8,6 +8,7 @@
  * Every checksum is verified independently of the code under test.
  */
 import { describe, expect, it } from 'vitest';
+import { parseConfig } from '../../src/config/load.ts';
 import { TextTracer } from '../../src/decode/text-tracer.ts';
 import type { ServiceSpec } from '../../src/tables/service-spec.ts';
 import { conntrackEntryView } from '../../src/tables/conntrack-views.ts';
@@ -126,6 +127,29 @@ describe('a UDP ClusterIP', () => {
     expect(h.dp.ctx.conntrack!.count).toBe(0);
     h.rx('pa', query(44000));
     expect(ip4Of(h.take('pb')[0]).dst).toBe(B.ip);
+  });
+});
+
+describe('reload', () => {
+  it('applies the config\'s services by diff: a flow to an endpoint that stays keeps it, a removed UDP endpoint\'s flow moves', () => {
+    const yaml = (eps: string[]): string =>
+      NAT + `services:\n  - { name: dns, clusterIP: ${VIP}, ports: [{ protocol: UDP, port: 53, targetPort: 5353 }], endpoints: [${eps.map((e) => `{ ip: ${e} }`).join(', ')}] }\n`;
+    const h = new Harness(yaml([B.ip]));
+    for (const p of [A, B, C]) introduce(h, p);
+    h.rx('pa', query(50000));
+    expect(h.take('pb')).toHaveLength(1);
+    const ct = h.dp.ctx.conntrack!;
+    const created = ct.created;
+    const result = h.dp.reload(parseConfig(yaml([B.ip, C.ip]), 'test'));
+    expect(result).toEqual({ ok: true, changes: ['services: 1 → 1'] });
+    // B stays: the flow keeps going to B, whatever the new choice would be.
+    for (let k = 0; k < 5; k++) h.rx('pa', query(50000));
+    expect(h.take('pb')).toHaveLength(5);
+    expect([ct.created, h.dp.conntrackHooks!.services.flushed]).toEqual([created, 0]);
+    expect(h.dp.reload(parseConfig(yaml([C.ip]), 'test')).ok).toBe(true);
+    h.rx('pa', query(50000));
+    expect(h.take('pc')).toHaveLength(1);
+    expect(h.dp.conntrackHooks!.services.flushed).toBe(1);
   });
 });
 
