@@ -7,7 +7,7 @@
  * Groups, in order: checksum, decode, lpm4, conntrack, admin (reading a conntrack table of
  * 1,000,000 entries through the admin socket while forwarding), dataplane, nat, services
  * (ClusterIP DNAT, applying Services at 10,000), flood, learning and e2e.
- * The last four are loaded only when their files exist; e2e reports `skipped` rows when it
+ * Those from dataplane on are loaded only when their files exist; e2e reports `skipped` rows when it
  * cannot run (no root, no namespaces).
  *
  * FILTER (optional): a group whose name contains it, or a bench name or prefix
