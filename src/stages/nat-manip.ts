@@ -154,6 +154,8 @@ abstract class NatManip implements HookHandler {
     const l3s = pool.l3;
     const l4s = pool.l4;
     const vnetFlags = pool.vnetFlags;
+    const side = this.side;
+    const rec = ct.index.rec;
     // TCP and UDP, the common case, are rewritten here; ICMP and errors in methods.
     for (let i = 0; i < n; i++) {
       const slot = slots[i];
@@ -183,8 +185,14 @@ abstract class NatManip implements HookHandler {
       const proto = data[ip + 9];
       if (tracer !== null) this.traced(tracer, slot, other, state === CtState.RELATED);
       else if (state === CtState.RELATED || proto === IPPROTO_ICMP) this.translate(slot, other, state === CtState.RELATED);
-      else if (source) rewriteL4End(data, ip, l4s[slot], proto, NatSide.SOURCE, ct.dstOf(other), ct.dportOf(other), (vnetFlags[slot] & 1) !== 0);
-      else rewriteL4End(data, ip, l4s[slot], proto, NatSide.DESTINATION, ct.srcOf(other), ct.sportOf(other), (vnetFlags[slot] & 1) !== 0);
+      else {
+        // One call site, so that V8 can inline it: the source manip takes the other tuple's
+        // destination end, the destination manip its source end.
+        const t = ct.index.tupleAt(other);
+        const addr = rec[source ? t + 1 : t];
+        const ports = rec[t + 2];
+        rewriteL4End(data, ip, l4s[slot], proto, side, addr, source ? ports & 0xffff : ports >>> 16, (vnetFlags[slot] & 1) !== 0);
+      }
     }
     return refused;
   }
