@@ -10,6 +10,11 @@
  * kube-proxy's conntrack timeouts; nodeplane with `nat: { clusterCIDR }`. Each twin lists its
  * connection tracking table in one shape (conntrack-listing.ts).
  *
+ * Options give both twins the same extras: static routes on the node and the external host,
+ * and Services — nodeplane's `services:`, and on the kernel twin kube-proxy's iptables rules
+ * for them (kube-proxy-rules.ts) with the bridge settings of a kube-proxy node: bridged
+ * traffic through iptables (br_netfilter) and hairpin mode on the pods' ports.
+ *
  * Everything lives in namespaces from src/lab/netns.ts; nothing touches the root namespace.
  * IPv6 is disabled in every namespace of both twins so that router solicitations, MLD and
  * DAD frames stay out of the captures.
@@ -22,6 +27,7 @@ import { fileURLToPath } from 'node:url';
 import { Lab } from '../../src/lab/lab.ts';
 import { createNetns, type Netns } from '../../src/lab/netns.ts';
 import { type ConntrackRow, parseConntrackList, parseNodeplaneConntrack } from './conntrack-listing.ts';
+import { type KubeService, kubeProxyRules } from './kube-proxy-rules.ts';
 
 export interface TwinBridge {
   name: string;
@@ -61,13 +67,34 @@ export const UPLINK = { name: 'up', address: '192.168.50.11/24', mac: '02:00:00:
 /** A host outside the cluster behind the uplink. It has no route to the pods: only masqueraded traffic gets answers. */
 export const EXTERNAL = { address: '192.168.50.1/24', mac: '02:00:00:00:50:01', mtu: 1500 };
 
+/** The node's name in both twins: Service endpoints with it are local. */
+export const NODE_NAME = 'twin-node';
+
+export interface Route {
+  dst: string;
+  via: string;
+}
+
+/** What a twin may have beyond the topology above; both twins get the same. */
+export interface TwinOptions {
+  /** Services: nodeplane's `services:`, kube-proxy's iptables rules on the kernel twin. */
+  services?: KubeService[];
+  /** The node's static routes. */
+  routes?: Route[];
+  /** The external host's routes (e.g. the Service network through the node). */
+  externalRoutes?: Route[];
+}
+
 /** The nodeplane config for the topology above. */
-export function nodeplaneConfig(): string {
-  const lines = ['node:', '  name: twin-node', 'bridges:'];
+export function nodeplaneConfig(opts: TwinOptions = {}): string {
+  const lines = ['node:', `  name: ${NODE_NAME}`, 'bridges:'];
   for (const b of BRIDGES) lines.push(`  - { name: ${b.name}, address: ${b.address}, mac: "${b.mac}", mtu: ${b.mtu} }`);
   lines.push('ports:');
   for (const p of PODS) lines.push(`  - { name: ${p.name}, type: tap, bridge: ${p.bridge}, mtu: ${p.mtu} }`);
   lines.push(`  - { name: ${UPLINK.name}, type: tap, address: ${UPLINK.address}, mac: "${UPLINK.mac}", mtu: ${UPLINK.mtu} }`);
+  if (opts.routes?.length) lines.push('routes:', ...opts.routes.map((r) => `  - { dst: ${r.dst}, via: ${r.via} }`));
+  // YAML takes JSON: the Services as the test wrote them.
+  if (opts.services?.length) lines.push(`services: ${JSON.stringify(opts.services)}`);
   lines.push('nat:', `  clusterCIDR: ${CLUSTER_CIDR}`);
   return lines.join('\n') + '\n';
 }
@@ -181,10 +208,10 @@ function shapePod(ns: Netns, p: { mac: string; mtu: number }): void {
 }
 
 /** The node run by nodeplane: `nodeplane run` in a namespace, pods on its TAP devices. */
-export async function startNodeplaneTwin(dir: string): Promise<Twin> {
+export async function startNodeplaneTwin(dir: string, opts: TwinOptions = {}): Promise<Twin> {
   const lab = await Lab.start({
-    config: nodeplaneConfig(),
-    pods: [...PODS.map((p) => ({ port: p.name, address: p.address, gateway: p.gateway })), { port: UPLINK.name, address: EXTERNAL.address }],
+    config: nodeplaneConfig(opts),
+    pods: [...PODS.map((p) => ({ port: p.name, address: p.address, gateway: p.gateway })), { port: UPLINK.name, address: EXTERNAL.address, routes: opts.externalRoutes }],
     dir,
   });
   try {
@@ -248,8 +275,41 @@ const CONNTRACK_SYSCTLS: Record<string, number> = {
   'net.netfilter.nf_conntrack_acct': 1,
 };
 
+/**
+ * The bridge settings a node with kube-proxy and the CNI bridge plugin (hairpinMode) has:
+ * bridged IPv4 goes through iptables (br_netfilter's bridge-nf-call-iptables, which
+ * kube-proxy sets), and each pod's port may send a frame back where it came from (hairpin),
+ * so that a pod reaching itself through a Service gets its packets.
+ */
+function kubeBridgeSettings(node: Netns): void {
+  sysctls(node, { 'net.bridge.bridge-nf-call-iptables': 1 });
+  const got = readSysctls(node, ['net.bridge.bridge-nf-call-iptables'])['net.bridge.bridge-nf-call-iptables'];
+  if (got !== '1') throw new Error(`net.bridge.bridge-nf-call-iptables is ${got ?? 'missing'} in ${node.name}: the kernel twin needs br_netfilter (modprobe br_netfilter)`);
+  for (const p of PODS) node.ip(['link', 'set', 'dev', `v${p.name}`, 'type', 'bridge_slave', 'hairpin', 'on']);
+}
+
+/** Whether this kernel can give bridged traffic to iptables (br_netfilter); why not otherwise. */
+export function brNetfilterProblem(): string | null {
+  const ns = createNetns('kbrnf');
+  try {
+    const r = ns.runSync('cat', ['/proc/sys/net/bridge/bridge-nf-call-iptables']);
+    return r.code === 0 ? null : 'br_netfilter is not available (no net.bridge.bridge-nf-call-iptables; modprobe br_netfilter)';
+  } finally {
+    ns.remove();
+  }
+}
+
+/** Loads kube-proxy's rules for `services` into the kernel twin's node. */
+function loadKubeProxy(node: Netns, services: KubeService[]): void {
+  const rules = kubeProxyRules(services, { nodeName: NODE_NAME, clusterCIDR: CLUSTER_CIDR });
+  sysctls(node, rules.sysctls);
+  const r = node.runSync('iptables-restore', ['-w', '5', '--noflush'], { input: rules.restore });
+  if (r.code !== 0) throw new Error(`iptables-restore of kube-proxy's rules failed: ${r.stderr.trim()}\n${rules.restore}`);
+  for (const jump of rules.jumps) node.runSync('iptables', ['-w', '5', ...jump], { check: true });
+}
+
 /** The same node done by the Linux kernel: bridges, forwarding, veth pairs. */
-export function startKernelTwin(): Twin {
+export function startKernelTwin(opts: TwinOptions = {}): Twin {
   const node = createNetns('knode');
   const pods = new Map<string, Netns>();
   let external: Netns | undefined;
@@ -297,8 +357,14 @@ export function startKernelTwin(): Twin {
     for (const [k, v] of Object.entries(NEIGH_DEFAULTS)) neigh[`net.ipv4.neigh.${UPLINK.name}.${k}`] = v;
     external.ip(['addr', 'add', EXTERNAL.address, 'dev', 'eth0']);
     external.ip(['link', 'set', 'eth0', 'up']);
+    for (const r of opts.externalRoutes ?? []) external.ip(['route', 'add', r.dst, 'via', r.via]);
+    for (const r of opts.routes ?? []) node.ip(['route', 'add', r.dst, 'via', r.via]);
     sysctls(node, neigh);
     for (const rule of IPTABLES_RULES) node.runSync('iptables', ['-w', '5', ...rule], { check: true });
+    if (opts.services) {
+      kubeBridgeSettings(node);
+      loadKubeProxy(node, opts.services);
+    }
     sysctls(node, CONNTRACK_SYSCTLS);
     sysctls(node, { 'net.ipv4.ip_forward': 1 });
   } catch (err) {
