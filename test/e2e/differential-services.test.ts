@@ -1,0 +1,422 @@
+/**
+ * Differential end to end for Services: the node of differential.test.ts built twice — by
+ * nodeplane with `services:` and `nat:`, and by the Linux kernel with kube-proxy's iptables
+ * rules for the same Services (kube-proxy-rules.ts), br_netfilter and hairpin mode on the
+ * pods' bridge ports — and the same probes run against both. Every probe states what Linux
+ * does (so both twins wrong alike still fails) and then expects nodeplane to match it.
+ *
+ * Topology (kernel-twin.ts): pa 10.244.1.2 and pb 10.244.1.3 on cni0, pc 10.244.2.2 on cni1,
+ * the uplink 192.168.50.11/24 with the external host 192.168.50.1 behind it. The node's
+ * default route points at the external host, which routes the Service network, the
+ * LoadBalancer IP and the external IP to the node. Every pod serves TCP 8080 and UDP 5353,
+ * answering "<pod> <the source it saw>".
+ *
+ * Endpoint choice is random in both: probes either use a Service with one endpoint and
+ * compare exactly, or compare the set of endpoints reached.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { ConntrackRow } from './conntrack-listing.ts';
+import { missingPrerequisite, skipUnlessReady } from './e2e-prerequisites.ts';
+import { NODE_NAME, PODS, UPLINK, brNetfilterProblem, startCapture, startKernelTwin, startNodeplaneTwin, type Twin, type TwinOptions } from './kernel-twin.ts';
+import type { KubeService } from './kube-proxy-rules.ts';
+import { checkedFrames, lineReader, txChecksum, withoutCounters } from './twin-probes.ts';
+
+const problem = missingPrerequisite(['python3', 'tshark', 'tcpdump', 'iptables', 'iptables-restore', 'conntrack']) ?? brNetfilterProblem();
+const skip = skipUnlessReady('differential Services tests', problem);
+
+const PA = '10.244.1.2';
+const PB = '10.244.1.3';
+const PC = '10.244.2.2';
+const GW0 = '10.244.1.1';
+const GW1 = '10.244.2.1';
+const NODE_UP = UPLINK.address.split('/')[0];
+const EXT = '192.168.50.1';
+const LB_IP = '203.0.113.10';
+const EXTERNAL_IP = '198.51.100.20';
+const TCP_PORT = 8080;
+const UDP_PORT = 5353;
+
+const http = (extra: Partial<KubeService['ports'][number]> = {}): KubeService['ports'][number] => ({ name: 'http', protocol: 'TCP', port: 80, targetPort: TCP_PORT, ...extra });
+const dns = (extra: Partial<KubeService['ports'][number]> = {}): KubeService['ports'][number] => ({ name: 'dns', protocol: 'UDP', port: 53, targetPort: UDP_PORT, ...extra });
+const ep = (ip: string, nodeName = NODE_NAME): KubeService['endpoints'][number] => ({ ip, ready: true, nodeName });
+
+function service(name: string, clusterIP: string, fields: Partial<KubeService>): KubeService {
+  return {
+    name,
+    namespace: 'default',
+    type: 'ClusterIP',
+    clusterIP,
+    externalIPs: [],
+    sessionAffinity: 'None',
+    sessionAffinityTimeoutSeconds: 10800,
+    externalTrafficPolicy: 'Cluster',
+    ports: [http()],
+    endpoints: [],
+    ...fields,
+  };
+}
+
+/** The Services both twins get. */
+const SERVICES: KubeService[] = [
+  service('web', '10.96.0.10', { endpoints: [ep(PB), ep(PC)] }),
+  service('one', '10.96.0.11', { ports: [http(), dns()], endpoints: [ep(PC)] }),
+  service('np', '10.96.0.12', { type: 'NodePort', ports: [http({ nodePort: 30080 })], endpoints: [ep(PC)] }),
+  service('npl', '10.96.0.13', { type: 'NodePort', externalTrafficPolicy: 'Local', ports: [http({ nodePort: 30081 })], endpoints: [ep(PC)] }),
+  // Its only endpoint is on another node: Local policy has nothing to send external clients to.
+  service('npr', '10.96.0.14', { type: 'NodePort', externalTrafficPolicy: 'Local', ports: [http({ nodePort: 30082 })], endpoints: [ep('10.244.3.5', 'other-node')] }),
+  service('lb', '10.96.0.15', { type: 'LoadBalancer', loadBalancerIP: LB_IP, externalIPs: [EXTERNAL_IP], ports: [http({ nodePort: 30083 })], endpoints: [ep(PC)] }),
+  service('hair', '10.96.0.16', { endpoints: [ep(PA)] }),
+  service('empty', '10.96.0.17', { type: 'NodePort', ports: [http({ nodePort: 30084 }), dns()] }),
+  service('sticky', '10.96.0.18', { sessionAffinity: 'ClientIP', sessionAffinityTimeoutSeconds: 60, endpoints: [ep(PB), ep(PC)] }),
+  service('near', '10.96.0.19', { ports: [dns()], endpoints: [ep(PB)] }),
+];
+
+const OPTIONS: TwinOptions = {
+  services: SERVICES,
+  routes: [{ dst: '0.0.0.0/0', via: EXT }],
+  externalRoutes: [
+    { dst: '10.96.0.0/12', via: NODE_UP },
+    { dst: `${LB_IP}/32`, via: NODE_UP },
+    { dst: `${EXTERNAL_IP}/32`, via: NODE_UP },
+  ],
+};
+
+/** What a probe gives for a twin that could not run it. */
+type Failed = { failed: string };
+
+describe.skipIf(skip)('differential Services: kube-proxy on Linux and nodeplane', () => {
+  let nodeplane: Twin | undefined;
+  let nodeplaneError = '';
+  let kernel: Twin | undefined;
+  let dir: string | undefined;
+
+  beforeAll(async () => {
+    if (problem) throw new Error(`end-to-end prerequisites missing: ${problem}`);
+    dir = mkdtempSync(join(tmpdir(), 'nodeplane-diffsvc-'));
+    kernel = startKernelTwin(OPTIONS);
+    await startPodServers(kernel);
+    // A nodeplane that refuses the config fails every comparison below with its message,
+    // while the kernel's side of each probe is still checked.
+    try {
+      nodeplane = await startNodeplaneTwin(dir, OPTIONS);
+      await startPodServers(nodeplane);
+    } catch (err) {
+      nodeplaneError = (err as Error).message;
+    }
+  }, 90_000);
+
+  afterAll(() => {
+    nodeplane?.destroy();
+    kernel?.destroy();
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  /** Runs a probe on both twins at once; nodeplane's failure becomes `{ failed }`, the kernel's throws. */
+  async function both<T>(probe: (t: Twin) => Promise<T>): Promise<{ np: T | Failed; k: T }> {
+    const [np, k] = await Promise.allSettled([nodeplane ? probe(nodeplane) : Promise.reject(new Error(`the nodeplane twin did not start: ${nodeplaneError}`)), probe(kernel!)]);
+    if (k.status === 'rejected') throw k.reason;
+    return { np: np.status === 'fulfilled' ? np.value : { failed: String((np.reason as Error)?.message ?? np.reason) }, k: k.value };
+  }
+
+  it('nodeplane runs the same Services (config accepted, twin up)', () => {
+    expect(nodeplaneError).toBe('');
+  });
+
+  it('1. ClusterIP TCP from a pod to a one-endpoint Service: the endpoint sees the pod, port kept; the pod talks to the ClusterIP', async () => {
+    const { np, k } = await both((t) => ask(t, 'pa', 'tcp', '10.96.0.11', 80, { sport: 41001 }));
+    expect(k).toEqual([`pc saw ${PA}:41001, reply from 10.96.0.11:80`]);
+    expect(np).toEqual(k);
+  });
+
+  it('2. ClusterIP UDP: the endpoint sees the pod; the reply comes from the ClusterIP and Service port', async () => {
+    const { np, k } = await both((t) => ask(t, 'pa', 'udp', '10.96.0.11', 53, { sport: 41002 }));
+    expect(k).toEqual([`pc saw ${PA}:41002, reply from 10.96.0.11:53`]);
+    expect(np).toEqual(k);
+  });
+
+  it('3. a ClusterIP with two endpoints: 20 connections from pa reach both, each sees pa', async () => {
+    const { np, k } = await both(async (t) => [...new Set(await ask(t, 'pa', 'tcp', '10.96.0.10', 80, { count: 20 }))].sort());
+    expect(k).toEqual([`pb saw ${PA}:same port, reply from 10.96.0.10:80`, `pc saw ${PA}:same port, reply from 10.96.0.10:80`]);
+    expect(np).toEqual(k);
+  });
+
+  it('4. sessionAffinity ClientIP: 10 connections from pa all reach one endpoint', async () => {
+    const { np, k } = await both(async (t) => new Set((await ask(t, 'pa', 'tcp', '10.96.0.18', 80, { count: 10 })).map((l) => l.split(' ')[0])).size);
+    expect(k).toBe(1);
+    expect(np).toEqual(k);
+  });
+
+  it("5. NodePort from the external host, Cluster policy: the endpoint sees the node's address on its bridge", async () => {
+    const { np, k } = await both((t) => ask(t, 'ext', 'tcp', NODE_UP, 30080, { sport: 41005 }));
+    expect(k).toEqual([`pc saw ${GW1}:any port, reply from ${NODE_UP}:30080`]);
+    expect(np).toEqual(k);
+  });
+
+  it("6. NodePort, Local policy with a local endpoint: the endpoint sees the client's own address and port", async () => {
+    const { np, k } = await both((t) => ask(t, 'ext', 'tcp', NODE_UP, 30081, { sport: 41006 }));
+    expect(k).toEqual([`pc saw ${EXT}:41006, reply from ${NODE_UP}:30081`]);
+    expect(np).toEqual(k);
+  });
+
+  it('7. NodePort, Local policy without a local endpoint: dropped (no answer at all)', async () => {
+    const { np, k } = await both((t) => ask(t, 'ext', 'tcp', NODE_UP, 30082, { sport: 41007 }));
+    expect(k).toEqual(['timeout']);
+    expect(np).toEqual(k);
+  });
+
+  it('8. the LoadBalancer IP and an external IP from the external host: reached, masqueraded (Cluster policy)', async () => {
+    const { np, k } = await both(async (t) => [...(await ask(t, 'ext', 'tcp', LB_IP, 80, { sport: 41008 })), ...(await ask(t, 'ext', 'tcp', EXTERNAL_IP, 80, { sport: 41009 }))]);
+    expect(k).toEqual([`pc saw ${GW1}:any port, reply from ${LB_IP}:80`, `pc saw ${GW1}:any port, reply from ${EXTERNAL_IP}:80`]);
+    expect(np).toEqual(k);
+  });
+
+  it("9. a ClusterIP from outside the cluster CIDR (the external host, routed to the node) is masqueraded", async () => {
+    const { np, k } = await both((t) => ask(t, 'ext', 'tcp', '10.96.0.11', 80, { sport: 41010 }));
+    expect(k).toEqual([`pc saw ${GW1}:any port, reply from 10.96.0.11:80`]);
+    expect(np).toEqual(k);
+  });
+
+  it('10. hairpin: pa through a Service backed only by itself sees the bridge address as the source', async () => {
+    const { np, k } = await both((t) => ask(t, 'pa', 'tcp', '10.96.0.16', 80, { sport: 41011 }));
+    expect(k).toEqual([`pa saw ${GW0}:any port, reply from 10.96.0.16:80`]);
+    expect(np).toEqual(k);
+  });
+
+  it('11. UDP to a ClusterIP whose endpoint is on the same bridge: the reply comes back from the Service address', async () => {
+    const { np, k } = await both((t) => ask(t, 'pa', 'udp', '10.96.0.19', 53, { sport: 41012 }));
+    expect(k).toEqual([`pb saw ${PA}:41012, reply from 10.96.0.19:53`]);
+    expect(np).toEqual(k);
+  });
+
+  it('12. no endpoints: TCP and UDP to the ClusterIP are refused with port unreachable from the gateway, quoting the ClusterIP; every checksum right', async () => {
+    const { np, k } = await both(async (t) => {
+      // pa computes its own UDP checksums here, so the quoted one is one the twin had to keep.
+      await txChecksum(t.pod('pa'), false);
+      const cap = await startCapture(t.pod('pa'), 'icmp');
+      let result: string[] = [];
+      let pcap: Buffer;
+      try {
+        result = [...(await ask(t, 'pa', 'tcp', '10.96.0.17', 80, { sport: 41013 })), ...(await ask(t, 'pa', 'udp', '10.96.0.17', 53, { sport: 41014, connected: true }))];
+        await new Promise((r) => setTimeout(r, 300));
+      } finally {
+        pcap = await cap.stop();
+        await txChecksum(t.pod('pa'), true);
+      }
+      return { result, icmp: await checkedFrames(pcap) };
+    });
+    const unreachable = (proto: 'tcp' | 'udp', sport: number, dport: number): Record<string, string> => ({
+      'ip.src': `${GW0},${PA}`,
+      'ip.dst': `${PA},10.96.0.17`,
+      // The quote is the packet as it was refused: forwarded, its TTL already decremented.
+      'ip.ttl': '64,63',
+      'ip.checksum.status': '1,1',
+      'icmp.type': '3',
+      'icmp.code': '3',
+      'icmp.checksum.status': '1',
+      [`${proto}.srcport`]: String(sport),
+      [`${proto}.dstport`]: String(dport),
+      ...(proto === 'udp' ? { 'udp.checksum.status': '1' } : {}),
+    });
+    expect(k.result).toEqual(['ECONNREFUSED', 'ECONNREFUSED']);
+    expect(k.icmp).toEqual([unreachable('tcp', 41013, 80), unreachable('udp', 41014, 53)]);
+    expect(np).toEqual(k);
+  });
+
+  it("13. no endpoints: a NodePort from the external host is refused with port unreachable from the node's uplink address", async () => {
+    const { np, k } = await both(async (t) => {
+      const cap = await startCapture(t.external, 'icmp');
+      let result: string[] = [];
+      let pcap: Buffer;
+      try {
+        result = await ask(t, 'ext', 'tcp', NODE_UP, 30084, { sport: 41015 });
+        await new Promise((r) => setTimeout(r, 300));
+      } finally {
+        pcap = await cap.stop();
+      }
+      return { result, icmp: (await checkedFrames(pcap)).map((f) => `${f['ip.src']} → ${f['ip.dst']} type ${f['icmp.type']} code ${f['icmp.code']} quoting ${f['tcp.srcport']}→${f['tcp.dstport']}`) };
+    });
+    expect(k).toEqual({ result: ['ECONNREFUSED'], icmp: [`${NODE_UP},${EXT} → ${EXT},${NODE_UP} type 3 code 3 quoting 41015→30084`] });
+    expect(np).toEqual(k);
+  });
+
+  it('14. forwarded INVALID packets (TCP SYN+FIN) are dropped, bridged and routed; a normal connection passes', async () => {
+    const { np, k } = await both(async (t) => {
+      const caps = await Promise.all([startCapture(t.pod('pb'), 'tcp port 8080'), startCapture(t.pod('pc'), 'tcp port 8080')]);
+      let pcaps: Buffer[];
+      try {
+        await t.pod('pa').run('python3', ['-c', SYN_FIN, PA, PB, String(TCP_PORT), '41016'], { timeoutMs: 10_000, check: true });
+        await t.pod('pa').run('python3', ['-c', SYN_FIN, PA, PC, String(TCP_PORT), '41017'], { timeoutMs: 10_000, check: true });
+        await new Promise((r) => setTimeout(r, 300));
+      } finally {
+        pcaps = await Promise.all(caps.map((c) => c.stop()));
+      }
+      const [pb, pc] = await Promise.all(pcaps.map(checkedFrames));
+      return { pb: pb.length, pc: pc.length, control: await ask(t, 'pa', 'tcp', PC, TCP_PORT, { sport: 41018 }) };
+    });
+    expect(k).toEqual({ pb: 0, pc: 0, control: [`pc saw ${PA}:41018, reply from ${PC}:${TCP_PORT}`] });
+    expect(np).toEqual(k);
+  });
+
+  it('15. conntrack after ClusterIP flows: the original tuple to the ClusterIP, the reply from the endpoint (TCP closed, UDP replied)', async () => {
+    const { np, k } = await both(async (t) => {
+      await ask(t, 'pa', 'tcp', '10.96.0.11', 80, { sport: 41020 });
+      await ask(t, 'pa', 'udp', '10.96.0.11', 53, { sport: 41021 });
+      await new Promise((r) => setTimeout(r, 300));
+      return flows(t, (r) => r.orig.sport === 41020 || r.orig.sport === 41021);
+    });
+    expect(k).toEqual([
+      { proto: 'tcp', state: 'TIME_WAIT', orig: { src: PA, dst: '10.96.0.11', sport: 41020, dport: 80 }, reply: { src: PC, dst: PA, sport: TCP_PORT, dport: 41020 }, assured: true, unreplied: false, mark: 0 },
+      { proto: 'udp', state: '', orig: { src: PA, dst: '10.96.0.11', sport: 41021, dport: 53 }, reply: { src: PC, dst: PA, sport: UDP_PORT, dport: 41021 }, assured: false, unreplied: false, mark: 0 },
+    ]);
+    expect(np).toEqual(k);
+  });
+
+  it('16. conntrack after a masqueraded NodePort flow: the reply tuple names the endpoint and the bridge address', async () => {
+    const { np, k } = await both(async (t) => {
+      await ask(t, 'ext', 'tcp', NODE_UP, 30080, { sport: 41022 });
+      await new Promise((r) => setTimeout(r, 300));
+      return (await flows(t, (r) => r.orig.sport === 41022)).map((r) => ({ ...r, reply: { ...r.reply, dport: r.reply.dport === 41022 ? 'same port' : 'another port' } }));
+    });
+    expect(k).toEqual([
+      { proto: 'tcp', state: 'TIME_WAIT', orig: { src: EXT, dst: NODE_UP, sport: 41022, dport: 30080 }, reply: { src: PC, dst: GW1, sport: TCP_PORT, dport: expect.any(String) }, assured: true, unreplied: false, mark: 0 },
+    ]);
+    expect(np).toEqual(k);
+  });
+});
+
+/** A twin's conntrack rows that `pick` selects, without timeouts and counters, sorted by protocol. */
+async function flows(t: Twin, pick: (r: ConntrackRow) => boolean): Promise<Array<Omit<ConntrackRow, 'packets' | 'bytes' | 'timeout'>>> {
+  return (await t.conntrack())
+    .filter(pick)
+    .map(withoutCounters)
+    .map(({ timeout: _t, ...rest }) => rest)
+    .sort((a, b) => a.proto.localeCompare(b.proto));
+}
+
+/** Starts POD_SERVER in every pod of the twin; resolves once each one listens. */
+async function startPodServers(t: Twin): Promise<void> {
+  await Promise.all(
+    PODS.map(async (p) => {
+      const child = t.pod(p.name).spawn('python3', ['-u', '-c', POD_SERVER, p.name, String(TCP_PORT), String(UDP_PORT)], { stdio: ['ignore', 'pipe', 'pipe'] });
+      const first = await lineReader(child, `the server in ${p.name} of the ${t.kind} twin`).next(5000);
+      if (first !== 'ready') throw new Error(`the server in ${p.name} of the ${t.kind} twin said "${first}"`);
+    }),
+  );
+}
+
+/**
+ * Asks `dst:dport` from a pod (or 'ext', the external host) who answers: one line per
+ * request, "<pod> saw <source>:<port>, reply from <address>:<port>", with the port the
+ * server saw written as the client's own when no `sport` is given ("same port") and as
+ * "any port" when it differs; or ECONNREFUSED / timeout.
+ */
+async function ask(t: Twin, from: string, proto: 'tcp' | 'udp', dst: string, dport: number, opts: { sport?: number; count?: number; connected?: boolean } = {}): Promise<string[]> {
+  const ns = from === 'ext' ? t.external : t.pod(from);
+  const args = [proto, dst, String(dport), String(opts.sport ?? 0), String(opts.count ?? 1), opts.connected ? '1' : '0'];
+  const r = await ns.run('python3', ['-c', ASK, ...args], { timeoutMs: 30_000 });
+  if (r.code !== 0) throw new Error(`the ${proto} probe from ${from} to ${dst}:${dport} in the ${t.kind} twin failed (${r.code}): ${r.stderr.trim()}`);
+  return r.stdout
+    .trim()
+    .split('\n')
+    .map((line) => {
+      const m = /^(\w+) saw ([\d.]+):(\d+) local (\d+), reply from (\S+)$/.exec(line);
+      if (!m) return line;
+      const port = opts.sport === undefined ? (m[3] === m[4] ? 'same port' : 'another port') : m[3] === m[4] ? m[3] : 'any port';
+      return `${m[1]} saw ${m[2]}:${port}, reply from ${m[5]}`;
+    });
+}
+
+/**
+ * A pod's server: TCP on argv[2] answers each connection with "<name> <peer ip>:<port>" and
+ * closes; UDP on argv[3] answers each datagram the same way. Exits by itself after 300 s.
+ */
+const POD_SERVER = `
+import os, socket, sys, threading
+threading.Timer(300, os._exit, [0]).start()
+name = sys.argv[1]
+u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+u.bind(('0.0.0.0', int(sys.argv[3])))
+l = socket.socket()
+l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+l.bind(('0.0.0.0', int(sys.argv[2])))
+l.listen(64)
+def udp():
+    while True:
+        d, peer = u.recvfrom(2048)
+        u.sendto(('%s %s:%d' % (name, peer[0], peer[1])).encode(), peer)
+def tcp():
+    while True:
+        c, peer = l.accept()
+        try:
+            c.sendall(('%s %s:%d' % (name, peer[0], peer[1])).encode())
+        except OSError:
+            pass
+        c.close()
+threading.Thread(target=udp, daemon=True).start()
+threading.Thread(target=tcp, daemon=True).start()
+print('ready', flush=True)
+threading.Event().wait()
+`;
+
+/**
+ * argv: proto dst dport sport count connected. For each of `count` requests: TCP connects
+ * (from sport when not 0), reads the server's line; UDP sends one datagram, on a connected
+ * socket when asked (to see ICMP errors as ECONNREFUSED), else unconnected so that the
+ * reply's real source shows. Prints "<line> local <our port>, reply from <addr>:<port>",
+ * ECONNREFUSED or timeout.
+ */
+const ASK = `
+import socket, sys
+proto, dst, dport, sport, count, connected = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]), sys.argv[6] == '1'
+for i in range(count):
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM if proto == 'tcp' else socket.SOCK_DGRAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.settimeout(2)
+    if sport: s.bind(('0.0.0.0', sport))
+    try:
+        if proto == 'tcp':
+            s.connect((dst, dport))
+            data, peer = b'', s.getpeername()
+            while True:
+                d = s.recv(2048)
+                if not d: break
+                data += d
+        elif connected:
+            s.connect((dst, dport))
+            s.send(b'who')
+            data, peer = s.recv(2048), s.getpeername()
+        else:
+            s.sendto(b'who', (dst, dport))
+            data, peer = s.recvfrom(2048)
+        name, seen = data.decode().split(' ')
+        print('%s saw %s local %d, reply from %s:%d' % (name, seen, s.getsockname()[1], peer[0], peer[1]))
+    except ConnectionRefusedError:
+        print('ECONNREFUSED')
+    except socket.timeout:
+        print('timeout')
+    s.close()
+`;
+
+/**
+ * argv: src dst dport sport. Sends three TCP segments with SYN and FIN both set (a flag
+ * combination conntrack calls INVALID) from a raw socket, checksum computed here.
+ */
+const SYN_FIN = `
+import socket, struct, sys
+src, dst, dport, sport = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+def csum(b):
+    if len(b) % 2: b += b'\\0'
+    t = sum(struct.unpack('!%dH' % (len(b) // 2), b))
+    t = (t >> 16) + (t & 0xffff)
+    t += t >> 16
+    return ~t & 0xffff
+s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_TCP)
+for seq in (1000, 2000, 3000):
+    h = struct.pack('!HHIIBBHHH', sport, dport, seq, 0, 5 << 4, 0x03, 64240, 0, 0)
+    pseudo = socket.inet_aton(src) + socket.inet_aton(dst) + struct.pack('!BBH', 0, 6, len(h))
+    h = h[:16] + struct.pack('!H', csum(pseudo + h)) + h[18:]
+    s.sendto(h, (dst, 0))
+`;
