@@ -1,0 +1,359 @@
+/**
+ * End to end: Kubernetes Services through `nodeplane run`, with real Linux stacks in
+ * namespaces (issue 9's "end to end with real kernels").
+ *
+ * Topology: pa 10.244.1.2 and pb 10.244.1.3 on cni0, pc 10.244.2.2 on cni1; the L3 port
+ * 192.168.50.11/24 with a host outside the cluster, 192.168.50.1, which routes the Service
+ * network and the LoadBalancer IP to the node. pb and pc serve HTTP (`python3 -m http.server`)
+ * with a page naming the pod.
+ *
+ * - a ClusterIP with pb and pc behind it: pa sees both answer within 50 requests;
+ * - the external host reaches a NodePort and a LoadBalancer IP;
+ * - iperf3 to a ClusterIP backed by pc against pa → pc directly, offload on: at least 0.9×,
+ *   three interleaved rounds, the best of three each;
+ * - live manifests (a separate lab, `manifests:` watching a directory): a Service and its
+ *   EndpointSlice; an endpoint added and then removed while traffic runs takes effect
+ *   within a second, and a connection held open to the endpoint that stays keeps going.
+ */
+import { type ChildProcess } from 'node:child_process';
+import { mkdirSync, mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Lab, type PodSpec } from '../../src/lab/lab.ts';
+import { missingPrerequisite, skipUnlessReady } from './e2e-prerequisites.ts';
+import { lineReader } from './twin-probes.ts';
+
+const problem = missingPrerequisite(['curl', 'python3', 'iperf3', 'ss']);
+const skip = skipUnlessReady('end-to-end Services tests', problem);
+
+const PA = '10.244.1.2';
+const PB = '10.244.1.3';
+const PC = '10.244.2.2';
+const NODE_UP = '192.168.50.11';
+const EXT = '192.168.50.1';
+const LB_IP = '203.0.113.10';
+const WEB = '10.96.0.10';
+const PERF = '10.96.0.13';
+const LIVE = '10.96.0.20';
+
+const PODS: PodSpec[] = [
+  { port: 'pa', address: `${PA}/24`, gateway: '10.244.1.1' },
+  { port: 'pb', address: `${PB}/24`, gateway: '10.244.1.1' },
+  { port: 'pc', address: `${PC}/24`, gateway: '10.244.2.1' },
+  {
+    port: 'up',
+    address: `${EXT}/24`,
+    routes: [
+      { dst: '10.96.0.0/12', via: NODE_UP },
+      { dst: `${LB_IP}/32`, via: NODE_UP },
+    ],
+  },
+];
+
+function topology(extra: string): string {
+  return `node:
+  name: svc-node
+bridges:
+  - { name: cni0, address: 10.244.1.1/24, mac: "0a:58:0a:f4:01:01" }
+  - { name: cni1, address: 10.244.2.1/24, mac: "0a:58:0a:f4:02:01" }
+ports:
+  - { name: pa, type: tap, bridge: cni0 }
+  - { name: pb, type: tap, bridge: cni0 }
+  - { name: pc, type: tap, bridge: cni1 }
+  - { name: up, type: tap, address: ${NODE_UP}/24, mac: "02:00:00:00:50:11" }
+nat:
+  clusterCIDR: 10.244.0.0/16
+${extra}`;
+}
+
+const both = `
+    endpoints:
+      - { ip: ${PB} }
+      - { ip: ${PC} }`;
+
+const SERVICES_CONFIG = topology(`services:
+  - name: web
+    clusterIP: ${WEB}
+    ports: [{ name: http, port: 80, targetPort: 8080 }]${both}
+  - name: np
+    type: NodePort
+    clusterIP: 10.96.0.11
+    ports: [{ name: http, port: 80, targetPort: 8080, nodePort: 30080 }]${both}
+  - name: lb
+    type: LoadBalancer
+    clusterIP: 10.96.0.12
+    loadBalancerIP: ${LB_IP}
+    ports: [{ name: http, port: 80, targetPort: 8080, nodePort: 30081 }]${both}
+  - name: perf
+    clusterIP: ${PERF}
+    ports: [{ name: iperf, port: 5201, targetPort: 5201 }]
+    endpoints:
+      - { ip: ${PC} }
+`);
+
+/** Waits until something in the host `host` listens on TCP `port`. */
+async function listening(lab: Lab, host: string, port: number): Promise<void> {
+  for (let i = 0; i < 100; i++) {
+    const r = await lab.pod(host).run('ss', ['-Hltn', `sport = :${port}`]);
+    if (r.stdout.trim() !== '') return;
+    await new Promise((res) => setTimeout(res, 100));
+  }
+  throw new Error(`nothing listens on port ${port} in ${host} after 10 s`);
+}
+
+/** GETs `url` from `host` with curl; the body, or null when the request failed. */
+async function get(lab: Lab, host: string, url: string): Promise<string | null> {
+  const r = await lab.pod(host).run('curl', ['-sS', '--max-time', '2', url], { timeoutMs: 5000 });
+  return r.code === 0 ? r.stdout.trim() : null;
+}
+
+/** Requests `url` up to `max` times until every one of `want` answered; who answered, in order. */
+async function answers(lab: Lab, host: string, url: string, want: string[], max: number): Promise<string[]> {
+  const seen: string[] = [];
+  for (let i = 0; i < max && !want.every((w) => seen.includes(w)); i++) seen.push((await get(lab, host, url)) ?? 'failed');
+  return seen;
+}
+
+/** One bounded iperf3 run from pa to `dst` (a one-off server in pc); Gbit/s. */
+async function iperf(lab: Lab, dst: string): Promise<number> {
+  const server = lab.pod('pc').spawn('iperf3', ['-s', '-1', '-B', PC], { stdio: 'ignore' });
+  const limit = setTimeout(() => server.kill('SIGKILL'), 40_000);
+  try {
+    await listening(lab, 'pc', 5201);
+    const r = await lab.pod('pa').run('iperf3', ['-c', dst, '-t', '3', '-J'], { timeoutMs: 20_000 });
+    if (r.code !== 0) throw new Error(`iperf3 -c ${dst} from pa failed (${r.code ?? 'killed at 20 s'}): ${r.stdout.slice(0, 500)}${r.stderr}`);
+    return (JSON.parse(r.stdout) as { end: { sum_received: { bits_per_second: number } } }).end.sum_received.bits_per_second / 1e9;
+  } finally {
+    clearTimeout(limit);
+    server.kill('SIGKILL');
+  }
+}
+
+describe.skipIf(skip)('Services: ClusterIP, NodePort and LoadBalancer through nodeplane', () => {
+  let lab: Lab | undefined;
+  let dir = '';
+  const servers: ChildProcess[] = [];
+
+  beforeAll(async () => {
+    if (problem) throw new Error(`end-to-end prerequisites missing: ${problem}`);
+    dir = mkdtempSync(join(tmpdir(), 'nodeplane-svc-'));
+    lab = await Lab.start({ config: SERVICES_CONFIG, pods: PODS, dir });
+    for (const pod of ['pb', 'pc']) {
+      const www = join(dir, `www-${pod}`);
+      mkdirSync(www);
+      writeFileSync(join(www, 'index.html'), `${pod}\n`);
+      servers.push(lab.pod(pod).spawn('python3', ['-m', 'http.server', '8080', '--directory', www], { stdio: 'ignore' }));
+      await listening(lab, pod, 8080);
+    }
+  });
+
+  afterAll(() => {
+    for (const s of servers) s.kill('SIGKILL');
+    lab?.destroy();
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('pa fetches the ClusterIP and sees both pods answer within 50 requests', async () => {
+    const seen = await answers(lab!, 'pa', `http://${WEB}/`, ['pb', 'pc'], 50);
+    process.stdout.write(`ClusterIP ${WEB}: ${seen.length} requests until both answered: ${seen.join(' ')}\n`);
+    expect(seen).toContain('pb');
+    expect(seen).toContain('pc');
+    expect(seen).not.toContain('failed');
+  });
+
+  it('the external host reaches the NodePort on the L3 port and the LoadBalancer IP', async () => {
+    for (const url of [`http://${NODE_UP}:30080/`, `http://${LB_IP}/`]) {
+      const seen = await answers(lab!, 'up', url, ['pb', 'pc'], 50);
+      process.stdout.write(`${url} from ${EXT}: ${seen.join(' ')}\n`);
+      expect(seen, url).toContain('pb');
+      expect(seen, url).toContain('pc');
+      expect(seen, url).not.toContain('failed');
+    }
+  });
+
+  it('iperf3 to a ClusterIP, offload on, reaches at least 0.9× pod to pod (best of three interleaved runs)', async () => {
+    expect(lab!.nodeplaneStderr).toMatch(/"offload":true|offload: true/);
+    const direct: number[] = [];
+    const service: number[] = [];
+    for (let round = 0; round < 3; round++) {
+      direct.push(await iperf(lab!, PC));
+      service.push(await iperf(lab!, PERF));
+    }
+    const show = (runs: number[]): string => runs.map((g) => g.toFixed(2)).join(', ');
+    process.stdout.write(`iperf3 pa → pc ${PC} directly: ${show(direct)} Gbit/s\n`);
+    process.stdout.write(`iperf3 pa → ClusterIP ${PERF} (pc): ${show(service)} Gbit/s\n`);
+    process.stdout.write(`iperf3 ClusterIP/pod-to-pod, best of three each: ${(Math.max(...service) / Math.max(...direct)).toFixed(2)}\n`);
+    expect(Math.max(...direct)).toBeGreaterThan(0.05);
+    expect(Math.max(...service)).toBeGreaterThanOrEqual(0.9 * Math.max(...direct));
+  }, 120_000);
+});
+
+/** The live Service's manifest: a Service and its EndpointSlice with these endpoints. */
+function manifest(endpoints: string[]): string {
+  return `apiVersion: v1
+kind: Service
+metadata:
+  name: live
+  namespace: default
+spec:
+  type: ClusterIP
+  clusterIP: ${LIVE}
+  ports:
+    - { name: echo, protocol: TCP, port: 80, targetPort: 8080 }
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata:
+  name: live-x7k2p
+  namespace: default
+  labels:
+    kubernetes.io/service-name: live
+addressType: IPv4
+ports:
+  - { name: echo, protocol: TCP, port: 8080 }
+endpoints:
+${endpoints.map((ip) => `  - addresses: ["${ip}"]\n    conditions: { ready: true }\n    nodeName: svc-node`).join('\n')}
+`;
+}
+
+describe.skipIf(skip)('Services from live manifests (waits for the manifests loader)', () => {
+  let lab: Lab | undefined;
+  let dir = '';
+  let manifests = '';
+
+  /** Replaces the manifest file in one step (write aside, rename over), as editors and sync tools do. */
+  function writeManifest(endpoints: string[]): number {
+    const aside = join(dir, 'live.yaml.new');
+    writeFileSync(aside, manifest(endpoints));
+    const at = Date.now();
+    renameSync(aside, join(manifests, 'live.yaml'));
+    return at;
+  }
+
+  beforeAll(async () => {
+    if (problem) throw new Error(`end-to-end prerequisites missing: ${problem}`);
+    dir = mkdtempSync(join(tmpdir(), 'nodeplane-svc-live-'));
+    manifests = join(dir, 'manifests');
+    mkdirSync(manifests);
+    writeManifest([PB]);
+    lab = await Lab.start({ config: topology(`manifests: ["${manifests}"]\n`), pods: PODS, dir });
+    for (const pod of ['pb', 'pc']) {
+      lab.pod(pod).spawn('python3', ['-u', '-c', ECHO_SERVER, pod], { stdio: 'ignore' });
+      await listening(lab, pod, 8080);
+    }
+  });
+
+  afterAll(() => {
+    lab?.destroy();
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('an endpoint added and then removed takes effect within a second; a connection held to the other endpoint is unbroken', async () => {
+    // The held connection: one line every 100 ms, each answered by the endpoint, for at most 15 s.
+    const held = lab!.pod('pa').spawn('python3', ['-u', '-c', HELD_CLIENT, LIVE, '80', '15'], { stdio: ['pipe', 'pipe', 'pipe'] });
+    const heldOut = lineReader(held, 'the held connection');
+    try {
+      expect(await heldOut.next(5000)).toBe('connected to pb');
+      const who = async (): Promise<string> => (await lab!.pod('pa').run('python3', ['-c', ASK_ONCE, LIVE, '80'], { timeoutMs: 5000 })).stdout.trim();
+
+      // Added: from one second after the write on, pc must answer too (30 requests: both, unless the edit was missed).
+      const added = writeManifest([PB, PC]);
+      let firstPc = -1;
+      const afterAdd: string[] = [];
+      while (Date.now() - added < 1000 || afterAdd.length < 30) {
+        const started = Date.now();
+        const answer = await who();
+        if (answer === 'pc' && firstPc < 0) firstPc = Date.now() - added;
+        if (started - added >= 1000) afterAdd.push(answer);
+        if (Date.now() - added > 10_000) break;
+      }
+      process.stdout.write(`endpoint added: pc first answered ${firstPc} ms after the manifest changed\n`);
+      expect(new Set(afterAdd)).toEqual(new Set(['pb', 'pc']));
+
+      // Removed: from one second after the write on, only pb answers.
+      const removed = writeManifest([PB]);
+      let lastPc = -1;
+      const afterRemove: string[] = [];
+      while (Date.now() - removed < 1000 || afterRemove.length < 30) {
+        const started = Date.now();
+        const answer = await who();
+        if (answer === 'pc') lastPc = Date.now() - removed;
+        if (started - removed >= 1000) afterRemove.push(answer);
+        if (Date.now() - removed > 10_000) break;
+      }
+      process.stdout.write(`endpoint removed: pc last answered ${lastPc} ms after the manifest changed\n`);
+      expect(new Set(afterRemove)).toEqual(new Set(['pb']));
+    } finally {
+      held.stdin!.end('stop\n');
+    }
+    // Every line sent over the held connection came back from pb, in order.
+    const verdict = await heldOut.next(20_000);
+    expect(verdict).toMatch(/^unbroken: \d+ lines echoed by pb$/);
+    expect(Number(/(\d+) lines/.exec(verdict)?.[1])).toBeGreaterThan(10);
+  }, 60_000);
+});
+
+/** A pod's echo server on TCP 8080: each line comes back prefixed with the pod's name. Exits after 300 s. */
+const ECHO_SERVER = `
+import os, socket, sys, threading
+threading.Timer(300, os._exit, [0]).start()
+name = sys.argv[1]
+l = socket.socket()
+l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+l.bind(('0.0.0.0', 8080))
+l.listen(64)
+def serve(c):
+    f = c.makefile('rwb', buffering=0)
+    try:
+        for line in f:
+            f.write(name.encode() + b' ' + line)
+    except OSError:
+        pass
+    c.close()
+while True:
+    c, _ = l.accept()
+    c.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    threading.Thread(target=serve, args=(c,), daemon=True).start()
+`;
+
+/** Connects to argv[1]:argv[2], sends one line, prints the name of the pod that answered (or the error). */
+const ASK_ONCE = `
+import socket, sys
+try:
+    s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=1)
+    s.sendall(b'who\\n')
+    print(s.makefile('rb').readline().decode().split(' ')[0])
+except Exception as e:
+    print('error: %s' % e)
+`;
+
+/**
+ * Holds one connection to argv[1]:argv[2]: prints "connected to <pod>", then sends a line
+ * every 100 ms until stdin says stop (or argv[3] seconds pass) and checks each answer; prints
+ * "unbroken: N lines echoed by <pod>" or what went wrong.
+ */
+const HELD_CLIENT = `
+import select, socket, sys, time
+s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=2)
+s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+f = s.makefile('rwb', buffering=0)
+f.write(b'hello\\n')
+pod = f.readline().decode().split(' ')[0]
+print('connected to ' + pod, flush=True)
+end = time.time() + float(sys.argv[3])
+n = 0
+try:
+    while time.time() < end:
+        if select.select([sys.stdin], [], [], 0.1)[0]:
+            break
+        n += 1
+        f.write(b'line %d\\n' % n)
+        got = f.readline().decode().strip()
+        if got != '%s line %d' % (pod, n):
+            print('broken at line %d: got %r' % (n, got), flush=True)
+            sys.exit(0)
+    print('unbroken: %d lines echoed by %s' % (n, pod), flush=True)
+except Exception as e:
+    print('broken at line %d: %s' % (n, e), flush=True)
+`;
