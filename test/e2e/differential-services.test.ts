@@ -72,6 +72,8 @@ const SERVICES: KubeService[] = [
   service('empty', '10.96.0.17', { type: 'NodePort', ports: [http({ nodePort: 30084 }), dns()] }),
   service('sticky', '10.96.0.18', { sessionAffinity: 'ClientIP', sessionAffinityTimeoutSeconds: 60, endpoints: [ep(PB), ep(PC)] }),
   service('near', '10.96.0.19', { ports: [dns()], endpoints: [ep(PB)] }),
+  service('pair', '10.96.0.20', { ports: [dns()], endpoints: [ep(PB), ep(PC)] }),
+  service('unready', '10.96.0.21', { endpoints: [{ ...ep(PB), ready: false }, ep(PC)] }),
 ];
 
 const OPTIONS: TwinOptions = {
@@ -285,6 +287,28 @@ describe.skipIf(skip)('differential Services: kube-proxy on Linux and nodeplane'
     ]);
     expect(np).toEqual(k);
   });
+
+  it('17. two datagrams of a new UDP flow sent back to back (as glibc sends A and AAAA): both answered, by one endpoint', async () => {
+    const { np, k } = await both(async (t) => {
+      const r = await t.pod('pa').run('python3', ['-c', UDP_PAIR, '10.96.0.20', '53', '41030'], { timeoutMs: 10_000 });
+      const answers = r.stdout.trim().split('\n');
+      return { answered: answers.length, endpoints: new Set(answers.map((a) => a.split(' ')[0])).size, from: [...new Set(answers.map((a) => a.split(' ').slice(1).join(' ')))] };
+    });
+    expect(k).toEqual({ answered: 2, endpoints: 1, from: [`saw ${PA}:41030 from 10.96.0.20:53`] });
+    expect(np).toEqual(k);
+  });
+
+  it('18. an endpoint with ready: false is left out: 10 connections all reach the ready one', async () => {
+    const { np, k } = await both(async (t) => [...new Set(await ask(t, 'pa', 'tcp', '10.96.0.21', 80, { count: 10 }))]);
+    expect(k).toEqual([`pc saw ${PA}:same port, reply from 10.96.0.21:80`]);
+    expect(np).toEqual(k);
+  });
+
+  it("19. a pod reaching a NodePort on the node's uplink address: translated and masqueraded like external traffic", async () => {
+    const { np, k } = await both((t) => ask(t, 'pa', 'tcp', NODE_UP, 30080, { sport: 41031 }));
+    expect(k).toEqual([`pc saw ${GW1}:any port, reply from ${NODE_UP}:30080`]);
+    expect(np).toEqual(k);
+  });
 });
 
 /** A twin's conntrack rows that `pick` selects, without timeouts and counters, sorted by protocol. */
@@ -398,6 +422,26 @@ for i in range(count):
     except socket.timeout:
         print('timeout')
     s.close()
+`;
+
+/**
+ * argv: dst dport sport. Sends two datagrams back to back from one new socket, then prints
+ * each answer as "<pod> saw <source> from <reply address>:<port>" (at most 2 s of waiting).
+ */
+const UDP_PAIR = `
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(('0.0.0.0', int(sys.argv[3])))
+s.settimeout(2)
+s.sendto(b'A?', (sys.argv[1], int(sys.argv[2])))
+s.sendto(b'AAAA?', (sys.argv[1], int(sys.argv[2])))
+for i in range(2):
+    try:
+        d, a = s.recvfrom(2048)
+        print('%s from %s:%d' % (d.decode().replace(' ', ' saw ', 1), a[0], a[1]))
+    except socket.timeout:
+        break
 `;
 
 /**
