@@ -32,10 +32,13 @@
 import { createHash } from 'node:crypto';
 import type { ServiceConfig } from '../../src/config/types.ts';
 
-/** A Service as the config gives it, with the EndpointSlice/Service fields the config may not have yet. */
-export type KubeService = ServiceConfig & {
+/**
+ * A Service as the config gives it; internalTrafficPolicy and the endpoints' serving and
+ * terminating conditions may be left out (Cluster; serving = ready, not terminating).
+ */
+export type KubeService = Omit<ServiceConfig, 'internalTrafficPolicy' | 'endpoints'> & {
   internalTrafficPolicy?: 'Cluster' | 'Local';
-  endpoints: Array<ServiceConfig['endpoints'][number] & { serving?: boolean; terminating?: boolean }>;
+  endpoints: Array<{ ip: string; ready: boolean; nodeName?: string; serving?: boolean; terminating?: boolean }>;
 };
 
 export interface NodeFacts {
