@@ -152,8 +152,8 @@ describe.skipIf(skip)('differential Services: kube-proxy on Linux and nodeplane'
   });
 
   it("5. NodePort from the external host, Cluster policy: the endpoint sees the node's address on its bridge", async () => {
-    const { np, k } = await both((t) => ask(t, 'ext', 'tcp', NODE_UP, 30080, { sport: 41005 }));
-    expect(k).toEqual([`pc saw ${GW1}:any port, reply from ${NODE_UP}:30080`]);
+    const { np, k } = await both((t) => ask(t, 'ext', 'tcp', NODE_UP, 30080, { sport: 41005, masqueraded: true }));
+    expect(k).toEqual([`pc saw ${GW1}:masquerade port, reply from ${NODE_UP}:30080`]);
     expect(np).toEqual(k);
   });
 
@@ -170,20 +170,20 @@ describe.skipIf(skip)('differential Services: kube-proxy on Linux and nodeplane'
   });
 
   it('8. the LoadBalancer IP and an external IP from the external host: reached, masqueraded (Cluster policy)', async () => {
-    const { np, k } = await both(async (t) => [...(await ask(t, 'ext', 'tcp', LB_IP, 80, { sport: 41008 })), ...(await ask(t, 'ext', 'tcp', EXTERNAL_IP, 80, { sport: 41009 }))]);
-    expect(k).toEqual([`pc saw ${GW1}:any port, reply from ${LB_IP}:80`, `pc saw ${GW1}:any port, reply from ${EXTERNAL_IP}:80`]);
+    const { np, k } = await both(async (t) => [...(await ask(t, 'ext', 'tcp', LB_IP, 80, { sport: 41008, masqueraded: true })), ...(await ask(t, 'ext', 'tcp', EXTERNAL_IP, 80, { sport: 41009, masqueraded: true }))]);
+    expect(k).toEqual([`pc saw ${GW1}:masquerade port, reply from ${LB_IP}:80`, `pc saw ${GW1}:masquerade port, reply from ${EXTERNAL_IP}:80`]);
     expect(np).toEqual(k);
   });
 
   it("9. a ClusterIP from outside the cluster CIDR (the external host, routed to the node) is masqueraded", async () => {
-    const { np, k } = await both((t) => ask(t, 'ext', 'tcp', '10.96.0.11', 80, { sport: 41010 }));
-    expect(k).toEqual([`pc saw ${GW1}:any port, reply from 10.96.0.11:80`]);
+    const { np, k } = await both((t) => ask(t, 'ext', 'tcp', '10.96.0.11', 80, { sport: 41010, masqueraded: true }));
+    expect(k).toEqual([`pc saw ${GW1}:masquerade port, reply from 10.96.0.11:80`]);
     expect(np).toEqual(k);
   });
 
   it('10. hairpin: pa through a Service backed only by itself sees the bridge address as the source', async () => {
-    const { np, k } = await both((t) => ask(t, 'pa', 'tcp', '10.96.0.16', 80, { sport: 41011 }));
-    expect(k).toEqual([`pa saw ${GW0}:any port, reply from 10.96.0.16:80`]);
+    const { np, k } = await both((t) => ask(t, 'pa', 'tcp', '10.96.0.16', 80, { sport: 41011, masqueraded: true }));
+    expect(k).toEqual([`pa saw ${GW0}:masquerade port, reply from 10.96.0.16:80`]);
     expect(np).toEqual(k);
   });
 
@@ -280,10 +280,10 @@ describe.skipIf(skip)('differential Services: kube-proxy on Linux and nodeplane'
     const { np, k } = await both(async (t) => {
       await ask(t, 'ext', 'tcp', NODE_UP, 30080, { sport: 41022 });
       await new Promise((r) => setTimeout(r, 300));
-      return (await flows(t, (r) => r.orig.sport === 41022)).map((r) => ({ ...r, reply: { ...r.reply, dport: r.reply.dport === 41022 ? 'same port' : 'another port' } }));
+      return (await flows(t, (r) => r.orig.sport === 41022)).map((r) => ({ ...r, reply: { ...r.reply, dport: 'masquerade port' } }));
     });
     expect(k).toEqual([
-      { proto: 'tcp', state: 'TIME_WAIT', orig: { src: EXT, dst: NODE_UP, sport: 41022, dport: 30080 }, reply: { src: PC, dst: GW1, sport: TCP_PORT, dport: expect.any(String) }, assured: true, unreplied: false, mark: 0 },
+      { proto: 'tcp', state: 'TIME_WAIT', orig: { src: EXT, dst: NODE_UP, sport: 41022, dport: 30080 }, reply: { src: PC, dst: GW1, sport: TCP_PORT, dport: 'masquerade port' }, assured: true, unreplied: false, mark: 0 },
     ]);
     expect(np).toEqual(k);
   });
@@ -305,8 +305,23 @@ describe.skipIf(skip)('differential Services: kube-proxy on Linux and nodeplane'
   });
 
   it("19. a pod reaching a NodePort on the node's uplink address: translated and masqueraded like external traffic", async () => {
-    const { np, k } = await both((t) => ask(t, 'pa', 'tcp', NODE_UP, 30080, { sport: 41031 }));
-    expect(k).toEqual([`pc saw ${GW1}:any port, reply from ${NODE_UP}:30080`]);
+    const { np, k } = await both((t) => ask(t, 'pa', 'tcp', NODE_UP, 30080, { sport: 41031, masqueraded: true }));
+    expect(k).toEqual([`pc saw ${GW1}:masquerade port, reply from ${NODE_UP}:30080`]);
+    expect(np).toEqual(k);
+  });
+
+  it('20. Service masquerade picks source ports at random (MASQUERADE --random-fully): 10 NodePort connections, none keeps its port', async () => {
+    const { np, k } = await both(async (t) => {
+      let kept = 0;
+      for (let i = 0; i < 10; i++) {
+        const sport = 41040 + i;
+        const [line] = await ask(t, 'ext', 'tcp', NODE_UP, 30080, { sport });
+        if (line === `pc saw ${GW1}:${sport}, reply from ${NODE_UP}:30080`) kept++;
+        else if (line !== `pc saw ${GW1}:another port, reply from ${NODE_UP}:30080`) return line;
+      }
+      return `${kept} of 10 kept the client's port`;
+    });
+    expect(k).toBe("0 of 10 kept the client's port");
     expect(np).toEqual(k);
   });
 });
@@ -333,11 +348,12 @@ async function startPodServers(t: Twin): Promise<void> {
 
 /**
  * Asks `dst:dport` from a pod (or 'ext', the external host) who answers: one line per
- * request, "<pod> saw <source>:<port>, reply from <address>:<port>", with the port the
- * server saw written as the client's own when no `sport` is given ("same port") and as
- * "any port" when it differs; or ECONNREFUSED / timeout.
+ * request, "<pod> saw <source>:<port>, reply from <address>:<port>", or ECONNREFUSED /
+ * timeout. The port the server saw is written as a number when it is `sport`, else "another
+ * port"; without `sport` as "same port" (the client's own) or "another port"; and for a
+ * `masqueraded` flow as "masquerade port" (how the port is chosen is probe 20's).
  */
-async function ask(t: Twin, from: string, proto: 'tcp' | 'udp', dst: string, dport: number, opts: { sport?: number; count?: number; connected?: boolean } = {}): Promise<string[]> {
+async function ask(t: Twin, from: string, proto: 'tcp' | 'udp', dst: string, dport: number, opts: { sport?: number; count?: number; connected?: boolean; masqueraded?: boolean } = {}): Promise<string[]> {
   const ns = from === 'ext' ? t.external : t.pod(from);
   const args = [proto, dst, String(dport), String(opts.sport ?? 0), String(opts.count ?? 1), opts.connected ? '1' : '0'];
   const r = await ns.run('python3', ['-c', ASK, ...args], { timeoutMs: 30_000 });
@@ -348,7 +364,7 @@ async function ask(t: Twin, from: string, proto: 'tcp' | 'udp', dst: string, dpo
     .map((line) => {
       const m = /^(\w+) saw ([\d.]+):(\d+) local (\d+), reply from (\S+)$/.exec(line);
       if (!m) return line;
-      const port = opts.sport === undefined ? (m[3] === m[4] ? 'same port' : 'another port') : m[3] === m[4] ? m[3] : 'any port';
+      const port = opts.masqueraded ? 'masquerade port' : opts.sport === undefined ? (m[3] === m[4] ? 'same port' : 'another port') : m[3] === m[4] ? m[3] : 'another port';
       return `${m[1]} saw ${m[2]}:${port}, reply from ${m[5]}`;
     });
 }
