@@ -340,7 +340,7 @@ async function startPodServers(t: Twin): Promise<void> {
   await Promise.all(
     PODS.map(async (p) => {
       const child = t.pod(p.name).spawn('python3', ['-u', '-c', POD_SERVER, p.name, String(TCP_PORT), String(UDP_PORT)], { stdio: ['ignore', 'pipe', 'pipe'] });
-      const first = await lineReader(child, `the server in ${p.name} of the ${t.kind} twin`).next(5000);
+      const first = await lineReader(child, `the server in ${p.name} of the ${t.kind} twin`).next(15_000);
       if (first !== 'ready') throw new Error(`the server in ${p.name} of the ${t.kind} twin said "${first}"`);
     }),
   );
