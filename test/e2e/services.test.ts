@@ -253,9 +253,15 @@ describe.skipIf(skip)('Services from live manifests (waits for the manifests loa
     // The held connection: one line every 100 ms, each answered by the endpoint, for at most 50 s.
     const held = lab!.pod('pa').spawn('python3', ['-u', '-c', HELD_CLIENT, LIVE, '80', '50'], { stdio: ['pipe', 'pipe', 'pipe'] });
     const heldOut = lineReader(held, 'the held connection');
+    // One asker process for every request, so each costs a connection, not a Python start.
+    const asker = lab!.pod('pa').spawn('python3', ['-u', '-c', ASKER, LIVE, '80'], { stdio: ['pipe', 'pipe', 'pipe'] });
+    const askerOut = lineReader(asker, 'the asker in pa');
     try {
       expect(await heldOut.next(5000)).toBe('connected to pb');
-      const who = async (): Promise<string> => (await lab!.pod('pa').run('python3', ['-c', ASK_ONCE, LIVE, '80'], { timeoutMs: 5000 })).stdout.trim();
+      const who = async (): Promise<string> => {
+        asker.stdin!.write('ask\n');
+        return askerOut.next(5000);
+      };
       /** Asks who answers, `n` requests started at least a second after `since` (waiting for that second first). */
       const requestsAfter = async (since: number, n: number): Promise<string[]> => {
         await new Promise((r) => setTimeout(r, Math.max(0, since + 1000 - Date.now())));
@@ -283,6 +289,7 @@ describe.skipIf(skip)('Services from live manifests (waits for the manifests loa
       expect(new Set(afterRemove)).toEqual(new Set(['pb']));
     } finally {
       held.stdin!.end('stop\n');
+      asker.stdin!.end();
     }
     // Every line sent over the held connection came back from pb, in order.
     const verdict = await heldOut.next(20_000);
@@ -331,15 +338,22 @@ while True:
     threading.Thread(target=serve, args=(c,), daemon=True).start()
 `;
 
-/** Connects to argv[1]:argv[2], sends one line, prints the name of the pod that answered (or the error). */
-const ASK_ONCE = `
-import socket, sys
-try:
-    s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=1)
-    s.sendall(b'who\\n')
-    print(s.makefile('rb').readline().decode().split(' ')[0])
-except Exception as e:
-    print('error: %s' % e)
+/**
+ * For each line on stdin: connects to argv[1]:argv[2], sends one line, prints the name of the
+ * pod that answered (or the error). Exits at the end of stdin, or after 120 s.
+ */
+const ASKER = `
+import os, socket, sys, threading
+threading.Timer(120, os._exit, [0]).start()
+for _ in sys.stdin:
+    try:
+        s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=1)
+        s.sendall(b'who\\n')
+        print(s.makefile('rb').readline().decode().split(' ')[0], flush=True)
+        s.close()
+    except Exception as e:
+        print('error: %s' % e, flush=True)
+os._exit(0)
 `;
 
 /**
