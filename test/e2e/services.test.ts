@@ -257,7 +257,7 @@ describe.skipIf(skip)('Services from live manifests (waits for the manifests loa
     const asker = lab!.pod('pa').spawn('python3', ['-u', '-c', ASKER, LIVE, '80'], { stdio: ['pipe', 'pipe', 'pipe'] });
     const askerOut = lineReader(asker, 'the asker in pa');
     try {
-      expect(await heldOut.next(5000)).toBe('connected to pb');
+      expect(await heldOut.next(15_000)).toBe('connected to pb');
       const who = async (): Promise<string> => {
         asker.stdin!.write('ask\n');
         return askerOut.next(5000);
