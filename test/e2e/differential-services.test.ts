@@ -74,7 +74,15 @@ const SERVICES: KubeService[] = [
   service('near', '10.96.0.19', { ports: [dns()], endpoints: [ep(PB)] }),
   service('pair', '10.96.0.20', { ports: [dns()], endpoints: [ep(PB), ep(PC)] }),
   service('unready', '10.96.0.21', { endpoints: [{ ...ep(PB), ready: false }, ep(PC)] }),
+  // Changed by the last probes while traffic runs.
+  service('late', '10.96.0.22', { ports: [dns()] }),
+  service('shrink', '10.96.0.23', { ports: [dns()], endpoints: [ep(PB), ep(PC)] }),
 ];
+
+/** SERVICES with one Service's endpoints replaced. */
+function withEndpoints(name: string, endpoints: KubeService['endpoints']): KubeService[] {
+  return SERVICES.map((s) => (s.name === name ? { ...s, endpoints } : s));
+}
 
 const OPTIONS: TwinOptions = {
   services: SERVICES,
@@ -324,6 +332,37 @@ describe.skipIf(skip)('differential Services: kube-proxy on Linux and nodeplane'
     expect(k).toBe("0 of 5 kept the client's port");
     expect(np).toEqual(k);
   });
+
+  it('21. a UDP flow that began while its Service had no endpoint reaches the endpoint once there is one (no black hole, kubernetes#48370)', async () => {
+    const { np, k } = await both(async (t) => {
+      // A datagram every 200 ms from one port for at most 10 s; the first answer ends it.
+      const client = t.pod('pa').spawn('python3', ['-u', '-c', UDP_UNTIL_ANSWERED, '10.96.0.22', '53', '41050', '10'], { stdio: ['ignore', 'pipe', 'pipe'] });
+      const out = lineReader(client, `the UDP client in pa of the ${t.kind} twin`);
+      await new Promise((r) => setTimeout(r, 1000));
+      await t.setServices(withEndpoints('late', [ep(PC)]));
+      const changed = Date.now();
+      const answer = await out.next(12_000);
+      return { answer, withinTwoSeconds: Date.now() - changed < 2000 };
+    });
+    expect(k).toEqual({ answer: `pc saw ${PA}:41050 from 10.96.0.22:53`, withinTwoSeconds: true });
+    expect(np).toEqual(k);
+  });
+
+  it("22. an endpoint removed: its UDP flows are flushed, so the flow's next datagram reaches the remaining endpoint", async () => {
+    const { np, k } = await both(async (t) => {
+      const first = await ask(t, 'pa', 'udp', '10.96.0.23', 53, { sport: 41051 });
+      const chosen = first[0]?.split(' ')[0];
+      const remaining = chosen === 'pb' ? 'pc' : 'pb';
+      await t.setServices(withEndpoints('shrink', [ep(remaining === 'pb' ? PB : PC)]));
+      const second = await ask(t, 'pa', 'udp', '10.96.0.23', 53, { sport: 41051 });
+      return { first: first.map((l) => l.replace(/^p[bc] /, 'an endpoint ')), second: second.map((l) => l.replace(remaining, 'the remaining endpoint')) };
+    });
+    expect(k).toEqual({
+      first: [`an endpoint saw ${PA}:41051, reply from 10.96.0.23:53`],
+      second: [`the remaining endpoint saw ${PA}:41051, reply from 10.96.0.23:53`],
+    });
+    expect(np).toEqual(k);
+  });
 });
 
 /** A twin's conntrack rows that `pick` selects, without timeouts and counters, sorted by protocol. */
@@ -458,6 +497,29 @@ for i in range(2):
         print('%s from %s:%d' % (d.decode().replace(' ', ' saw ', 1), a[0], a[1]))
     except socket.timeout:
         break
+`;
+
+/**
+ * argv: dst dport sport seconds. From one unconnected socket bound to sport, sends a datagram
+ * every 200 ms until the first answer, which it prints as "<pod> saw <source> from
+ * <reply address>:<port>", or for at most argv[4] seconds (then prints timeout).
+ */
+const UDP_UNTIL_ANSWERED = `
+import socket, sys, time
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(('0.0.0.0', int(sys.argv[3])))
+s.settimeout(0.2)
+end = time.time() + float(sys.argv[4])
+while time.time() < end:
+    s.sendto(b'who', (sys.argv[1], int(sys.argv[2])))
+    try:
+        d, a = s.recvfrom(2048)
+        print('%s from %s:%d' % (d.decode().replace(' ', ' saw ', 1), a[0], a[1]), flush=True)
+        sys.exit(0)
+    except (socket.timeout, ConnectionRefusedError):
+        pass
+print('timeout', flush=True)
 `;
 
 /**

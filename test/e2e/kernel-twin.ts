@@ -107,6 +107,11 @@ export interface Twin {
   pod(name: string): Netns;
   /** The node's connection tracking table, as `conntrack -L` shows it. */
   conntrack(): Promise<ConntrackRow[]>;
+  /**
+   * Replaces the node's Services while it runs: nodeplane reads its config again (SIGHUP);
+   * the kernel twin gets kube-proxy's next ruleset and its UDP conntrack cleanup.
+   */
+  setServices(services: KubeService[]): Promise<void>;
   destroy(): void;
 }
 
@@ -227,6 +232,18 @@ export async function startNodeplaneTwin(dir: string, opts: TwinOptions = {}): P
     node: lab.node,
     external: lab.pod(UPLINK.name),
     pod: (name) => lab.pod(name),
+    setServices: async (services) => {
+      const reloads = (): number => lab.nodeplaneStderr.split('\n').filter((l) => l.includes('"config reloaded"') || l.includes('reload refused')).length;
+      const before = reloads();
+      writeFileSync(join(dir, 'nodeplane.yaml'), nodeplaneConfig({ ...opts, services }));
+      lab.nodeplane!.kill('SIGHUP');
+      for (let i = 0; reloads() === before; i++) {
+        if (i === 100) throw new Error(`nodeplane did not reload its config within 10 s of SIGHUP: ${lab.nodeplaneStderr.slice(-1000)}`);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      const last = lab.nodeplaneStderr.trimEnd().split('\n').filter((l) => l.includes('"config reloaded"') || l.includes('reload refused')).at(-1) ?? '';
+      if (!last.includes('"config reloaded"')) throw new Error(`nodeplane refused the new Services: ${last}`);
+    },
     conntrack: async () => {
       const r = await runCommand(process.execPath, [NODEPLANE, 'show', 'conntrack', '--json', '--admin', lab.adminSocket]);
       if (r.code !== 0) throw new Error(`nodeplane show conntrack --json failed (${r.code}): ${r.stderr.trim()}`);
@@ -308,9 +325,36 @@ function loadKubeProxy(node: Netns, services: KubeService[]): void {
   for (const jump of rules.jumps) node.runSync('iptables', ['-w', '5', ...jump], { check: true });
 }
 
+/**
+ * kube-proxy's next sync: the new ruleset restored over the old (each chain it lists is
+ * flushed first), the Service and endpoint chains no longer used deleted, then its conntrack
+ * cleanup for UDP — entries to an endpoint that is gone, and entries to a Service port that
+ * had no endpoint and now has one (they were made without DNAT).
+ */
+function syncKubeProxy(node: Netns, before: KubeService[], after: KubeService[]): void {
+  const rules = kubeProxyRules(after, { nodeName: NODE_NAME, clusterCIDR: CLUSTER_CIDR });
+  const wanted = new Set([...rules.restore.matchAll(/^:(KUBE-\S+)/gm)].map((m) => m[1]));
+  const saved = node.runSync('iptables-save', ['-t', 'nat'], { check: true }).stdout;
+  const stale = [...saved.matchAll(/^:(KUBE-(?:SVC|SVL|EXT|SEP|FW)-\S+)/gm)].map((m) => m[1]).filter((c) => !wanted.has(c));
+  const restore = rules.restore.replace(/\*nat\n/, `*nat\n${stale.map((c) => `:${c} - [0:0]\n`).join('')}`).replace(/COMMIT\n$/, `${stale.map((c) => `-X ${c}\n`).join('')}COMMIT\n`);
+  const r = node.runSync('iptables-restore', ['-w', '5', '--noflush'], { input: restore });
+  if (r.code !== 0) throw new Error(`iptables-restore of kube-proxy's next rules failed: ${r.stderr.trim()}\n${restore}`);
+  const ready = (s: KubeService | undefined): string[] => s?.endpoints.filter((e) => e.ready).map((e) => e.ip) ?? [];
+  for (const svc of after) {
+    const old = before.find((b) => b.namespace === svc.namespace && b.name === svc.name);
+    for (const port of svc.ports.filter((p) => p.protocol === 'UDP')) {
+      const where = ['-p', 'udp', '--orig-dst', svc.clusterIP, '--orig-port-dst', String(port.port)];
+      // `conntrack -D` exits 1 when it deleted nothing: not an error here.
+      if (ready(old).length === 0 && ready(svc).length > 0) node.runSync('conntrack', ['-D', ...where]);
+      for (const ip of ready(old).filter((ip) => !ready(svc).includes(ip))) node.runSync('conntrack', ['-D', ...where, '--reply-src', ip]);
+    }
+  }
+}
+
 /** The same node done by the Linux kernel: bridges, forwarding, veth pairs. */
 export function startKernelTwin(opts: TwinOptions = {}): Twin {
   const node = createNetns('knode');
+  let services: KubeService[] = [];
   const pods = new Map<string, Netns>();
   let external: Netns | undefined;
   const destroy = (): void => {
@@ -365,6 +409,7 @@ export function startKernelTwin(opts: TwinOptions = {}): Twin {
       kubeBridgeSettings(node);
       loadKubeProxy(node, opts.services);
     }
+    services = opts.services ?? [];
     sysctls(node, CONNTRACK_SYSCTLS);
     sysctls(node, { 'net.ipv4.ip_forward': 1 });
   } catch (err) {
@@ -376,6 +421,11 @@ export function startKernelTwin(opts: TwinOptions = {}): Twin {
     kind: 'kernel',
     node,
     external: ext,
+    setServices: async (next) => {
+      if (services.length === 0) throw new Error('the kernel twin was started without Services (kube-proxy, br_netfilter and hairpin are set up at start)');
+      syncKubeProxy(node, services, next);
+      services = next;
+    },
     conntrack: async () => {
       const r = await node.run('conntrack', ['-L'], { timeoutMs: 10_000 });
       if (r.code !== 0) throw new Error(`conntrack -L in ${node.name} failed (${r.code}): ${r.stderr.trim()}`);
