@@ -14,6 +14,9 @@
  * and Services — nodeplane's `services:`, and on the kernel twin kube-proxy's iptables rules
  * for them (kube-proxy-rules.ts) with the bridge settings of a kube-proxy node: bridged
  * traffic through iptables (br_netfilter) and hairpin mode on the pods' ports.
+ * `setServices` changes them while the twins run: nodeplane reads its config again on
+ * SIGHUP; the kernel twin gets kube-proxy's next sync (ruleset, stale chains deleted, its UDP
+ * conntrack cleanup).
  *
  * Everything lives in namespaces from src/lab/netns.ts; nothing touches the root namespace.
  * IPv6 is disabled in every namespace of both twins so that router solicitations, MLD and
