@@ -1,16 +1,19 @@
 /**
  * `nodeplane demo`: the one-command lab (SPEC §1). Builds three pods in network namespaces,
  * runs nodeplane between them with captures on, pings across the bridge, to the gateway and
- * across subnets, fetches a page from a pod's HTTP server, prints what happened and where
- * the pcaps are, and removes everything it created (also on Ctrl-C).
+ * across subnets, fetches pages through a Service (a ClusterIP backed by pb and pc, showing
+ * which pod answered each request and the connections `show conntrack` tracked for them),
+ * prints what happened and where the pcaps are, and removes everything it created (also on
+ * Ctrl-C).
  */
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { fetchState, fetchTrace } from '../admin/client.ts';
 import type { LiveTraceResult } from '../admin/live-trace.ts';
 import { formatState } from '../admin/format.ts';
-import { DEMO_CONFIG, DEMO_PODS } from '../lab/demo-topology.ts';
+import { DEMO_PODS, DEMO_SERVICE, DEMO_SERVICE_CONFIG } from '../lab/demo-topology.ts';
 import { Lab } from '../lab/lab.ts';
 import { netnsSupport } from '../lab/netns.ts';
 import { UserError } from '../user-error.ts';
@@ -18,6 +21,8 @@ import { UserError } from '../user-error.ts';
 function say(line: string): void {
   process.stdout.write(`${line}\n`);
 }
+
+const NODEPLANE = fileURLToPath(new URL('../../bin/nodeplane.js', import.meta.url));
 
 function need(tool: string, pkg: string): void {
   const r = spawnSync('sh', ['-c', `command -v ${tool}`], { encoding: 'utf8' });
@@ -38,7 +43,8 @@ export async function demoCommand(opts: { out: string; keep?: boolean }): Promis
   };
   process.on('SIGINT', onInterrupt);
   say(`nodeplane demo — building a node with pods pa, pb (10.244.1.0/24 on cni0) and pc (10.244.2.0/24 on cni1)`);
-  const lab = await Lab.start({ config: DEMO_CONFIG, pods: DEMO_PODS, dir, capture: true });
+  say(`with a Service: ClusterIP ${DEMO_SERVICE.clusterIP}:${DEMO_SERVICE.port} backed by ${DEMO_SERVICE.endpoints.join(' and ')}`);
+  const lab = await Lab.start({ config: DEMO_SERVICE_CONFIG, pods: DEMO_PODS, dir, capture: true });
   let failures = 0;
   const step = async (title: string, port: string, cmd: string, args: string[], show: (out: string) => string): Promise<void> => {
     const r = await lab.pod(port).run(cmd, args, { timeoutMs: 15_000 });
@@ -52,16 +58,19 @@ export async function demoCommand(opts: { out: string; keep?: boolean }): Promis
     await step('pa → pb across cni0 (ping)', 'pa', 'ping', ['-c', '3', '-i', '0.2', '-W', '2', '10.244.1.3'], pingSummary);
     await step('pa → gateway 10.244.1.1 (ping)', 'pa', 'ping', ['-c', '3', '-i', '0.2', '-W', '2', '10.244.1.1'], pingSummary);
     await step('pa → pc through the router (ping)', 'pa', 'ping', ['-c', '3', '-i', '0.2', '-W', '2', '10.244.2.2'], pingSummary);
-    const www = join(dir, 'www');
-    mkdirSync(www, { recursive: true });
-    writeFileSync(join(www, 'index.html'), '<h1>Hello from pod pb, through nodeplane</h1>\n');
-    const server = lab.pod('pb').spawn('python3', ['-m', 'http.server', '8080', '--bind', '10.244.1.3', '--directory', www], { stdio: 'ignore' });
+    // Each endpoint serves a page naming itself; pb's also comes straight, not through the Service.
+    const servers = DEMO_SERVICE.endpoints.map((pod) => {
+      const www = join(dir, `www-${pod}`);
+      mkdirSync(www, { recursive: true });
+      writeFileSync(join(www, 'index.html'), `${pod}\n`);
+      return lab.pod(pod).spawn('python3', ['-m', 'http.server', String(DEMO_SERVICE.targetPort), '--directory', www], { stdio: 'ignore' });
+    });
+    const curl = (url: string) => lab.pod('pa').run('curl', ['-sS', '-w', ' %{http_code}', '--max-time', '2', url], { timeoutMs: 5000 });
     let fetched = false;
     for (let i = 0; i < 50 && !fetched; i++) {
-      const r = await lab.pod('pa').run('curl', ['-sS', '-o', '/dev/null', '-w', '%{http_code} %{size_download}', '--max-time', '2', 'http://10.244.1.3:8080/'], { timeoutMs: 5000 });
-      if (r.code === 0 && r.stdout.startsWith('200')) {
-        const [, size] = r.stdout.split(' ');
-        say(`  ok   pa → pb HTTP GET http://10.244.1.3:8080/: 200 OK, ${size} bytes`);
+      const r = await curl('http://10.244.1.3:8080/');
+      if (r.code === 0 && r.stdout.endsWith(' 200')) {
+        say('  ok   pa → pb HTTP GET http://10.244.1.3:8080/: 200 OK');
         fetched = true;
       } else {
         await new Promise((res) => setTimeout(res, 100));
@@ -71,7 +80,21 @@ export async function demoCommand(opts: { out: string; keep?: boolean }): Promis
       failures++;
       say('  FAIL pa → pb HTTP GET http://10.244.1.3:8080/');
     }
-    server.kill();
+    say(`\n== HTTP to a Service: pa fetches http://${DEMO_SERVICE.clusterIP}/ (six times, more until both pods have answered)`);
+    const answered = new Set<string>();
+    for (let i = 1; i <= 6 || (i <= 12 && answered.size < DEMO_SERVICE.endpoints.length); i++) {
+      const r = await curl(`http://${DEMO_SERVICE.clusterIP}:${DEMO_SERVICE.port}/`);
+      const [body, status] = r.stdout.trim().split(/\s+/);
+      const ok = r.code === 0 && status === '200';
+      if (ok) answered.add(body);
+      else failures++;
+      say(`  ${ok ? 'ok  ' : 'FAIL'} request ${i}: ${ok ? `200 OK, answered by ${body}` : (r.stderr || r.stdout).trim()}`);
+    }
+    say(`  answered by: ${[...answered].sort().join(', ') || 'nobody'} (each request picks an endpoint at random, as kube-proxy does)`);
+    say(`\n== nodeplane show conntrack --dst ${DEMO_SERVICE.clusterIP} (the original tuple to the ClusterIP, the reply from the pod)`);
+    const ct = spawnSync(process.execPath, [NODEPLANE, 'show', 'conntrack', '--dst', DEMO_SERVICE.clusterIP, '--admin', lab.adminSocket], { encoding: 'utf8', timeout: 10_000 });
+    say((ct.status === 0 ? ct.stdout : `show conntrack failed: ${ct.stderr}`).trimEnd().replace(/^/gm, '  '));
+    for (const s of servers) s.kill();
     say('\n== one routed ping, hop by hop (nodeplane trace)');
     const traced = fetchTrace(lab.adminSocket, 2, 5, '10.244.2.2') as Promise<LiveTraceResult>;
     await new Promise((res) => setTimeout(res, 300));

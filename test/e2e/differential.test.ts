@@ -21,10 +21,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { missingPrerequisite, skipUnlessReady } from './e2e-prerequisites.ts';
-import type { ChildProcess } from 'node:child_process';
-import type { Netns } from '../../src/lab/netns.ts';
 import type { ConntrackRow } from './conntrack-listing.ts';
 import { BRIDGES, PODS, UPLINK, dissect, expectedNodeSysctls, readSysctls, startCapture, startKernelTwin, startNodeplaneTwin, type Twin } from './kernel-twin.ts';
+import { checkedFrames, type Frame, lineReader, txChecksum, withoutCounters } from './twin-probes.ts';
 
 const problem = missingPrerequisite(['ping', 'python3', 'tshark', 'tcpdump', 'iptables', 'conntrack']);
 const skip = skipUnlessReady('differential end-to-end tests', problem);
@@ -65,8 +64,6 @@ const FIELDS = [
   'icmp.mtu',
   'udp.dstport',
 ];
-
-type Frame = Record<string, string>;
 
 interface Observed<R> {
   result: R;
@@ -605,37 +602,6 @@ async function startExternalServer(t: Twin): Promise<ExternalServer> {
   };
 }
 
-/** Reads a child's stdout line by line; `next` waits for the next unread line. */
-function lineReader(child: ChildProcess, what: string): { lines: string[]; next(timeoutMs: number): Promise<string> } {
-  const lines: string[] = [];
-  let read = 0;
-  let buf = '';
-  let stderr = '';
-  child.stdout!.setEncoding('utf8').on('data', (d: string) => {
-    buf += d;
-    for (let i = buf.indexOf('\n'); i >= 0; i = buf.indexOf('\n')) {
-      lines.push(buf.slice(0, i));
-      buf = buf.slice(i + 1);
-    }
-  });
-  child.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-  return {
-    lines,
-    async next(timeoutMs: number): Promise<string> {
-      const end = Date.now() + timeoutMs;
-      while (lines.length <= read) {
-        if (Date.now() > end || child.exitCode !== null) {
-          // A line may have come with the exit.
-          if (lines.length > read) break;
-          throw new Error(`${what}: no line within ${timeoutMs} ms (exit ${child.exitCode}) ${stderr.trim()}`);
-        }
-        await new Promise((r) => setTimeout(r, 20));
-      }
-      return lines[read++];
-    },
-  };
-}
-
 /** A TCP connection held open from a pod to the external host; `close` ends it (FIN first) and waits for the server's FIN. */
 async function tcpSession(t: Twin, pod: string, dport: number, sport: number): Promise<{ greeting: string; close(): Promise<string> }> {
   const child = t.pod(pod).spawn('python3', ['-u', '-c', TCP_SESSION, EXT, String(dport), String(sport), pod], { stdio: ['pipe', 'pipe', 'pipe'] });
@@ -648,38 +614,6 @@ async function tcpSession(t: Twin, pod: string, dport: number, sport: number): P
       return read.next(10_000).catch((err: Error) => `error: ${err.message}`);
     },
   };
-}
-
-/** Turns transmit checksum offload of eth0 in `ns` on or off (ethtool -K eth0 tx on|off, through its ioctl). */
-async function txChecksum(ns: Netns, on: boolean): Promise<void> {
-  const r = await ns.run('python3', ['-c', TX_CHECKSUM, 'eth0', on ? '1' : '0'], { timeoutMs: 10_000 });
-  if (r.code !== 0 || r.stdout.trim() !== (on ? '1' : '0')) throw new Error(`tx checksum offload of eth0 in ${ns.name}: ${r.stdout.trim()} ${r.stderr.trim()}`);
-}
-
-/** Outer and quoted headers with tshark's checksum verdicts (1: good, 0: bad, 2: not checked). */
-const CHECKED_FIELDS = [
-  'ip.src',
-  'ip.dst',
-  'ip.ttl',
-  'ip.checksum.status',
-  'icmp.type',
-  'icmp.code',
-  'icmp.checksum.status',
-  'udp.srcport',
-  'udp.dstport',
-  'udp.checksum.status',
-];
-const CHECKSUM_PREFS = ['ip.check_checksum:TRUE', 'udp.check_checksum:TRUE', 'tcp.check_checksum:TRUE'];
-
-async function checkedFrames(pcap: Buffer): Promise<Frame[]> {
-  const rows = await dissect(pcap, CHECKED_FIELDS, CHECKSUM_PREFS);
-  return rows.map((r) => Object.fromEntries(CHECKED_FIELDS.map((f, j) => [f, r[j] ?? '']).filter(([, v]) => v !== '')));
-}
-
-/** A conntrack row without its counters (TCP's depend on when delayed ACKs fire). */
-function withoutCounters<R extends { packets: unknown; bytes: unknown }>(row: R): Omit<R, 'packets' | 'bytes'> {
-  const { packets: _p, bytes: _b, ...rest } = row;
-  return rest;
 }
 
 /** Connects to a TCP port; prints connected, ECONNREFUSED or timeout. */
@@ -830,19 +764,4 @@ try:
     s.close()
 except Exception as e:
     print('error: %s' % e, flush=True)
-`;
-
-/**
- * Sets eth0's transmit checksum offload (ETHTOOL_STXCSUM through SIOCETHTOOL, as ethtool -K
- * eth0 tx on|off does) to argv[2], and prints what it reads back (ETHTOOL_GTXCSUM).
- */
-const TX_CHECKSUM = `
-import array, fcntl, socket, struct, sys
-def ethtool(cmd, data):
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    buf = array.array('B', struct.pack('II', cmd, data))
-    fcntl.ioctl(s, 0x8946, struct.pack('16sP', sys.argv[1].encode(), buf.buffer_info()[0]))
-    return struct.unpack('II', buf.tobytes())[1]
-ethtool(0x17, int(sys.argv[2]))
-print(ethtool(0x16, 0))
 `;

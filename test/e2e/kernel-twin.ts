@@ -10,6 +10,14 @@
  * kube-proxy's conntrack timeouts; nodeplane with `nat: { clusterCIDR }`. Each twin lists its
  * connection tracking table in one shape (conntrack-listing.ts).
  *
+ * Options give both twins the same extras: static routes on the node and the external host,
+ * and Services — nodeplane's `services:`, and on the kernel twin kube-proxy's iptables rules
+ * for them (kube-proxy-rules.ts) with the bridge settings of a kube-proxy node: bridged
+ * traffic through iptables (br_netfilter) and hairpin mode on the pods' ports.
+ * `setServices` changes them while the twins run: nodeplane reads its config again on
+ * SIGHUP; the kernel twin gets kube-proxy's next sync (ruleset, stale chains deleted, its UDP
+ * conntrack cleanup).
+ *
  * Everything lives in namespaces from src/lab/netns.ts; nothing touches the root namespace.
  * IPv6 is disabled in every namespace of both twins so that router solicitations, MLD and
  * DAD frames stay out of the captures.
@@ -22,6 +30,7 @@ import { fileURLToPath } from 'node:url';
 import { Lab } from '../../src/lab/lab.ts';
 import { createNetns, type Netns } from '../../src/lab/netns.ts';
 import { type ConntrackRow, parseConntrackList, parseNodeplaneConntrack } from './conntrack-listing.ts';
+import { type KubeService, kubeProxyRules } from './kube-proxy-rules.ts';
 
 export interface TwinBridge {
   name: string;
@@ -61,13 +70,34 @@ export const UPLINK = { name: 'up', address: '192.168.50.11/24', mac: '02:00:00:
 /** A host outside the cluster behind the uplink. It has no route to the pods: only masqueraded traffic gets answers. */
 export const EXTERNAL = { address: '192.168.50.1/24', mac: '02:00:00:00:50:01', mtu: 1500 };
 
+/** The node's name in both twins: Service endpoints with it are local. */
+export const NODE_NAME = 'twin-node';
+
+export interface Route {
+  dst: string;
+  via: string;
+}
+
+/** What a twin may have beyond the topology above; both twins get the same. */
+export interface TwinOptions {
+  /** Services: nodeplane's `services:`, kube-proxy's iptables rules on the kernel twin. */
+  services?: KubeService[];
+  /** The node's static routes. */
+  routes?: Route[];
+  /** The external host's routes (e.g. the Service network through the node). */
+  externalRoutes?: Route[];
+}
+
 /** The nodeplane config for the topology above. */
-export function nodeplaneConfig(): string {
-  const lines = ['node:', '  name: twin-node', 'bridges:'];
+export function nodeplaneConfig(opts: TwinOptions = {}): string {
+  const lines = ['node:', `  name: ${NODE_NAME}`, 'bridges:'];
   for (const b of BRIDGES) lines.push(`  - { name: ${b.name}, address: ${b.address}, mac: "${b.mac}", mtu: ${b.mtu} }`);
   lines.push('ports:');
   for (const p of PODS) lines.push(`  - { name: ${p.name}, type: tap, bridge: ${p.bridge}, mtu: ${p.mtu} }`);
   lines.push(`  - { name: ${UPLINK.name}, type: tap, address: ${UPLINK.address}, mac: "${UPLINK.mac}", mtu: ${UPLINK.mtu} }`);
+  if (opts.routes?.length) lines.push('routes:', ...opts.routes.map((r) => `  - { dst: ${r.dst}, via: ${r.via} }`));
+  // YAML takes JSON: the Services as the test wrote them.
+  if (opts.services?.length) lines.push(`services: ${JSON.stringify(opts.services)}`);
   lines.push('nat:', `  clusterCIDR: ${CLUSTER_CIDR}`);
   return lines.join('\n') + '\n';
 }
@@ -80,6 +110,11 @@ export interface Twin {
   pod(name: string): Netns;
   /** The node's connection tracking table, as `conntrack -L` shows it. */
   conntrack(): Promise<ConntrackRow[]>;
+  /**
+   * Replaces the node's Services while it runs: nodeplane reads its config again (SIGHUP);
+   * the kernel twin gets kube-proxy's next ruleset and its UDP conntrack cleanup.
+   */
+  setServices(services: KubeService[]): Promise<void>;
   destroy(): void;
 }
 
@@ -181,10 +216,10 @@ function shapePod(ns: Netns, p: { mac: string; mtu: number }): void {
 }
 
 /** The node run by nodeplane: `nodeplane run` in a namespace, pods on its TAP devices. */
-export async function startNodeplaneTwin(dir: string): Promise<Twin> {
+export async function startNodeplaneTwin(dir: string, opts: TwinOptions = {}): Promise<Twin> {
   const lab = await Lab.start({
-    config: nodeplaneConfig(),
-    pods: [...PODS.map((p) => ({ port: p.name, address: p.address, gateway: p.gateway })), { port: UPLINK.name, address: EXTERNAL.address }],
+    config: nodeplaneConfig(opts),
+    pods: [...PODS.map((p) => ({ port: p.name, address: p.address, gateway: p.gateway })), { port: UPLINK.name, address: EXTERNAL.address, routes: opts.externalRoutes }],
     dir,
   });
   try {
@@ -200,6 +235,18 @@ export async function startNodeplaneTwin(dir: string): Promise<Twin> {
     node: lab.node,
     external: lab.pod(UPLINK.name),
     pod: (name) => lab.pod(name),
+    setServices: async (services) => {
+      const reloads = (): number => lab.nodeplaneStderr.split('\n').filter((l) => l.includes('"config reloaded"') || l.includes('reload refused')).length;
+      const before = reloads();
+      writeFileSync(join(dir, 'nodeplane.yaml'), nodeplaneConfig({ ...opts, services }));
+      lab.nodeplane!.kill('SIGHUP');
+      for (let i = 0; reloads() === before; i++) {
+        if (i === 100) throw new Error(`nodeplane did not reload its config within 10 s of SIGHUP: ${lab.nodeplaneStderr.slice(-1000)}`);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      const last = lab.nodeplaneStderr.trimEnd().split('\n').filter((l) => l.includes('"config reloaded"') || l.includes('reload refused')).at(-1) ?? '';
+      if (!last.includes('"config reloaded"')) throw new Error(`nodeplane refused the new Services: ${last}`);
+    },
     conntrack: async () => {
       const r = await runCommand(process.execPath, [NODEPLANE, 'show', 'conntrack', '--json', '--admin', lab.adminSocket]);
       if (r.code !== 0) throw new Error(`nodeplane show conntrack --json failed (${r.code}): ${r.stderr.trim()}`);
@@ -248,9 +295,69 @@ const CONNTRACK_SYSCTLS: Record<string, number> = {
   'net.netfilter.nf_conntrack_acct': 1,
 };
 
+/**
+ * The bridge settings a node with kube-proxy and the CNI bridge plugin (hairpinMode) has:
+ * bridged IPv4 goes through iptables (br_netfilter's bridge-nf-call-iptables, which
+ * kube-proxy sets), and each pod's port may send a frame back where it came from (hairpin),
+ * so that a pod reaching itself through a Service gets its packets.
+ */
+function kubeBridgeSettings(node: Netns): void {
+  sysctls(node, { 'net.bridge.bridge-nf-call-iptables': 1 });
+  const got = readSysctls(node, ['net.bridge.bridge-nf-call-iptables'])['net.bridge.bridge-nf-call-iptables'];
+  if (got !== '1') throw new Error(`net.bridge.bridge-nf-call-iptables is ${got ?? 'missing'} in ${node.name}: the kernel twin needs br_netfilter (modprobe br_netfilter)`);
+  for (const p of PODS) node.ip(['link', 'set', 'dev', `v${p.name}`, 'type', 'bridge_slave', 'hairpin', 'on']);
+}
+
+/** Whether this kernel can give bridged traffic to iptables (br_netfilter); why not otherwise. */
+export function brNetfilterProblem(): string | null {
+  const ns = createNetns('kbrnf');
+  try {
+    const r = ns.runSync('cat', ['/proc/sys/net/bridge/bridge-nf-call-iptables']);
+    return r.code === 0 ? null : 'br_netfilter is not available (no net.bridge.bridge-nf-call-iptables; modprobe br_netfilter)';
+  } finally {
+    ns.remove();
+  }
+}
+
+/** Loads kube-proxy's rules for `services` into the kernel twin's node. */
+function loadKubeProxy(node: Netns, services: KubeService[]): void {
+  const rules = kubeProxyRules(services, { nodeName: NODE_NAME, clusterCIDR: CLUSTER_CIDR });
+  sysctls(node, rules.sysctls);
+  const r = node.runSync('iptables-restore', ['-w', '5', '--noflush'], { input: rules.restore });
+  if (r.code !== 0) throw new Error(`iptables-restore of kube-proxy's rules failed: ${r.stderr.trim()}\n${rules.restore}`);
+  for (const jump of rules.jumps) node.runSync('iptables', ['-w', '5', ...jump], { check: true });
+}
+
+/**
+ * kube-proxy's next sync: the new ruleset restored over the old (each chain it lists is
+ * flushed first), the Service and endpoint chains no longer used deleted, then its conntrack
+ * cleanup for UDP — entries to an endpoint that is gone, and entries to a Service port that
+ * had no endpoint and now has one (they were made without DNAT).
+ */
+function syncKubeProxy(node: Netns, before: KubeService[], after: KubeService[]): void {
+  const rules = kubeProxyRules(after, { nodeName: NODE_NAME, clusterCIDR: CLUSTER_CIDR });
+  const wanted = new Set([...rules.restore.matchAll(/^:(KUBE-\S+)/gm)].map((m) => m[1]));
+  const saved = node.runSync('iptables-save', ['-t', 'nat'], { check: true }).stdout;
+  const stale = [...saved.matchAll(/^:(KUBE-(?:SVC|SVL|EXT|SEP|FW)-\S+)/gm)].map((m) => m[1]).filter((c) => !wanted.has(c));
+  const restore = rules.restore.replace(/\*nat\n/, `*nat\n${stale.map((c) => `:${c} - [0:0]\n`).join('')}`).replace(/COMMIT\n$/, `${stale.map((c) => `-X ${c}\n`).join('')}COMMIT\n`);
+  const r = node.runSync('iptables-restore', ['-w', '5', '--noflush'], { input: restore });
+  if (r.code !== 0) throw new Error(`iptables-restore of kube-proxy's next rules failed: ${r.stderr.trim()}\n${restore}`);
+  const ready = (s: KubeService | undefined): string[] => s?.endpoints.filter((e) => e.ready).map((e) => e.ip) ?? [];
+  for (const svc of after) {
+    const old = before.find((b) => b.namespace === svc.namespace && b.name === svc.name);
+    for (const port of svc.ports.filter((p) => p.protocol === 'UDP')) {
+      const where = ['-p', 'udp', '--orig-dst', svc.clusterIP, '--orig-port-dst', String(port.port)];
+      // `conntrack -D` exits 1 when it deleted nothing: not an error here.
+      if (ready(old).length === 0 && ready(svc).length > 0) node.runSync('conntrack', ['-D', ...where]);
+      for (const ip of ready(old).filter((ip) => !ready(svc).includes(ip))) node.runSync('conntrack', ['-D', ...where, '--reply-src', ip]);
+    }
+  }
+}
+
 /** The same node done by the Linux kernel: bridges, forwarding, veth pairs. */
-export function startKernelTwin(): Twin {
+export function startKernelTwin(opts: TwinOptions = {}): Twin {
   const node = createNetns('knode');
+  let services: KubeService[] = [];
   const pods = new Map<string, Netns>();
   let external: Netns | undefined;
   const destroy = (): void => {
@@ -297,8 +404,15 @@ export function startKernelTwin(): Twin {
     for (const [k, v] of Object.entries(NEIGH_DEFAULTS)) neigh[`net.ipv4.neigh.${UPLINK.name}.${k}`] = v;
     external.ip(['addr', 'add', EXTERNAL.address, 'dev', 'eth0']);
     external.ip(['link', 'set', 'eth0', 'up']);
+    for (const r of opts.externalRoutes ?? []) external.ip(['route', 'add', r.dst, 'via', r.via]);
+    for (const r of opts.routes ?? []) node.ip(['route', 'add', r.dst, 'via', r.via]);
     sysctls(node, neigh);
     for (const rule of IPTABLES_RULES) node.runSync('iptables', ['-w', '5', ...rule], { check: true });
+    if (opts.services) {
+      kubeBridgeSettings(node);
+      loadKubeProxy(node, opts.services);
+    }
+    services = opts.services ?? [];
     sysctls(node, CONNTRACK_SYSCTLS);
     sysctls(node, { 'net.ipv4.ip_forward': 1 });
   } catch (err) {
@@ -310,6 +424,11 @@ export function startKernelTwin(): Twin {
     kind: 'kernel',
     node,
     external: ext,
+    setServices: async (next) => {
+      if (services.length === 0) throw new Error('the kernel twin was started without Services (kube-proxy, br_netfilter and hairpin are set up at start)');
+      syncKubeProxy(node, services, next);
+      services = next;
+    },
     conntrack: async () => {
       const r = await node.run('conntrack', ['-L'], { timeoutMs: 10_000 });
       if (r.code !== 0) throw new Error(`conntrack -L in ${node.name} failed (${r.code}): ${r.stderr.trim()}`);
