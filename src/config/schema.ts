@@ -232,6 +232,16 @@ const servicePort = z.strictObject({
   nodePort: portNumber.optional(),
 });
 
+/** One port of an endpoint, as an EndpointSlice gives it: the number a Service port's name
+ * resolves to on that pod (a named targetPort may differ from pod to pod). */
+const endpointPort = z.strictObject({
+  name: dnsLabel(63).optional(),
+  protocol: z.enum(['TCP', 'UDP']).default('TCP'),
+  port: portNumber,
+});
+
+// Conditions as Kubernetes' EndpointSlice has them: ready and serving true, terminating false
+// unless said otherwise. Without ready endpoints kube-proxy falls back to serving-and-terminating ones.
 const endpoint = z.strictObject({
   ip: hostIPv4,
   ready: z.boolean().default(true),
@@ -240,6 +250,9 @@ const endpoint = z.strictObject({
   serving: z.boolean().optional(),
   terminating: z.boolean().default(false),
   nodeName: z.string().min(1).optional(),
+  // When present, the endpoint serves only the Service ports named here (by name and
+  // protocol), at these numbers; when absent, every Service port at its targetPort.
+  ports: z.array(endpointPort).optional(),
 });
 
 const service = z.strictObject({

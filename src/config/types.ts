@@ -14,6 +14,7 @@ export type ServiceConfig = Config['services'][number];
 export type ServiceType = ServiceConfig['type'];
 export type ServicePortConfig = ServiceConfig['ports'][number];
 export type EndpointConfig = ServiceConfig['endpoints'][number];
+export type EndpointPortConfig = NonNullable<EndpointConfig['ports']>[number];
 export type NatConfig = NonNullable<Config['nat']>;
 export type ConntrackConfig = Config['conntrack'];
 export type VxlanConfig = Config['vxlan'][number];
