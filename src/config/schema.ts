@@ -78,7 +78,7 @@ const MAC_RE = /^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$/;
 // ---- value types ----
 
 /** A string checked by `problem`, which returns the message or undefined when fine. */
-function checkedString(problem: (s: string) => string | undefined) {
+export function checkedString(problem: (s: string) => string | undefined) {
   return z.string().superRefine((s, ctx) => {
     const message = problem(s);
     if (message !== undefined) ctx.addIssue({ code: 'custom', message });
@@ -108,7 +108,10 @@ function hostAddressProblem(s: string, addr: number): string | undefined {
 export const ipv4 = checkedString(ipv4Problem);
 
 /** An address some host may own (a gateway, a VTEP, an endpoint, a Service IP). */
-export const hostIPv4 = checkedString((s) => ipv4Problem(s) ?? hostAddressProblem(s, ipv4OrUndefined(s)!));
+/** What is wrong with `s` as an address some host may own, or undefined. */
+export const hostIPv4Problem = (s: string): string | undefined => ipv4Problem(s) ?? hostAddressProblem(s, ipv4OrUndefined(s)!);
+
+export const hostIPv4 = checkedString(hostIPv4Problem);
 
 /** An interface's address with its prefix, e.g. 10.244.1.1/24. */
 export const ifaceAddress = checkedString((s) => {
@@ -162,14 +165,14 @@ export const ifName = checkedString((s) => {
 });
 
 /** A Kubernetes DNS-1123 label (namespace, Service and Service port names). */
-const dnsLabel = (max: number) =>
+export const dnsLabel = (max: number) =>
   checkedString((s) =>
     s.length <= max && /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(s)
       ? undefined
       : `'${s}' must be at most ${max} characters of a-z 0-9 and '-', starting and ending alphanumeric`,
   );
 
-const int = (min: number, max: number) => z.number().int().min(min).max(max);
+export const int = (min: number, max: number) => z.number().int().min(min).max(max);
 export const portNumber = int(1, 65535);
 const mtu = int(68, 9000);
 
