@@ -9,6 +9,8 @@
  *   GET /v1/services   each Service port, its frontends and endpoints with their connections
  *     (services-state.ts: the conntrack walk that counts them runs in chunks); 409 when the
  *     dataplane runs without connection tracking, hence without Services
+ *   POST /v1/manifests/reload → reads the manifest files again, applies what changed; the
+ *     report (files, services, added, removed, updated, errors) — `nodeplane manifests reload`
  *   anything else → 404 (unknown path) or 405 (not GET), `{"error": "..."}`
  *
  * Snapshots are built when a request arrives, on the event loop between packet batches,
@@ -26,6 +28,7 @@ import { chmodSync, lstatSync, unlinkSync } from 'node:fs';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { connect } from 'node:net';
 import type { Dataplane } from '../dataplane/dataplane.ts';
+import type { ManifestReport } from '../dataplane/live-manifests.ts';
 import {
   fdbState,
   graphState,
@@ -39,6 +42,8 @@ import {
 export interface AdminExtras {
   /** Per-port status from the port drivers (live runs), merged into `/v1/ports`. */
   portStatus?: () => readonly PortDriverStatus[];
+  /** Reads the manifests again (live runs: LiveManifests.reload). */
+  reloadManifests?: () => ManifestReport;
 }
 
 export interface AdminServer {
@@ -46,6 +51,8 @@ export interface AdminServer {
 }
 
 type Endpoint = (dp: Dataplane, extra: AdminExtras) => unknown;
+
+const MANIFESTS_RELOAD = '/v1/manifests/reload';
 
 const ENDPOINTS: Record<string, Endpoint> = {
   '/v1/fdb': (dp) => fdbState(dp),
@@ -68,6 +75,17 @@ function handle(dp: Dataplane, extra: AdminExtras, req: IncomingMessage, res: Se
     );
     return;
   }
+  if (path === MANIFESTS_RELOAD) {
+    if (req.method !== 'POST') {
+      res.setHeader('allow', 'POST');
+      send(res, 405, { error: `method ${req.method} not allowed on ${path}: POST reads the manifests again` });
+    } else if (extra.reloadManifests === undefined) {
+      send(res, 409, { error: 'this dataplane does not read manifests' });
+    } else {
+      send(res, 200, extra.reloadManifests());
+    }
+    return;
+  }
   if (CONNTRACK_PATHS.includes(path)) {
     handleConntrack(dp, req, res, url);
     return;
@@ -85,7 +103,7 @@ function handle(dp: Dataplane, extra: AdminExtras, req: IncomingMessage, res: Se
   }
   const endpoint = Object.hasOwn(ENDPOINTS, path) ? ENDPOINTS[path] : undefined;
   if (endpoint === undefined) {
-    send(res, 404, { error: `no such endpoint: ${path}`, endpoints: [...Object.keys(ENDPOINTS), '/v1/trace', '/v1/services', ...CONNTRACK_PATHS] });
+    send(res, 404, { error: `no such endpoint: ${path}`, endpoints: [...Object.keys(ENDPOINTS), '/v1/trace', '/v1/services', ...CONNTRACK_PATHS, MANIFESTS_RELOAD] });
     return;
   }
   if (req.method !== 'GET' && req.method !== 'HEAD') {

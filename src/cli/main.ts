@@ -42,7 +42,7 @@ program
 
 program
   .command('run')
-  .description('run the dataplane live on TAP devices until SIGINT/SIGTERM; SIGHUP reloads the config')
+  .description('run the dataplane live on TAP devices until SIGINT/SIGTERM; SIGHUP reloads the config; manifest files are watched')
   .requiredOption('--config <file>', 'configuration file (YAML or JSON)')
   .option('--capture <dir>', 'write a pcapng of every port (overrides capture.dir)')
   .option('--capture-stdout <port>', "stream one port's traffic (or 'all') as classic pcap to stdout")
@@ -125,6 +125,15 @@ conntrack
   .option('--seconds <s>', 'stop after S seconds')
   .option('--json', 'one JSON object a line')
   .action((opts) => runAction(async () => (await import('./conntrack.ts')).conntrackEvents(opts)));
+
+const manifests = program.command('manifests').description("a running dataplane's Kubernetes manifests (the config's manifests: files and directories)");
+
+manifests
+  .command('reload')
+  .description('read the manifest files again now and apply what changed (they are also watched, and read again on SIGHUP); exit 1 if a file is refused')
+  .option('--admin <socket>', 'admin unix socket path', '/run/nodeplane.sock')
+  .option('--json', 'print the report as JSON')
+  .action((opts) => runAction(async () => (await import('./manifests.ts')).manifestsReload(opts)));
 
 program
   .command('trace')

@@ -4,14 +4,16 @@
  * Opens one TAP per port in the current network namespace, starts captures and the admin
  * socket, then lets the addon's readiness callbacks drive the graph; a 100 ms tick fires
  * timers (ARP retries, ageing) when no traffic does. On SIGHUP it reads the config file
- * again and applies it live, or — if it is invalid or changes what needs a restart — logs
- * why and keeps running as it was. On SIGINT/SIGTERM it stops reading, flushes captures,
+ * (and its manifests) again and applies it live, or — if it is invalid or changes what needs
+ * a restart — logs why and keeps running as it was. The manifest files are watched, and read
+ * again when they change or `nodeplane manifests reload` asks (live-manifests.ts). On SIGINT/SIGTERM it stops reading, flushes captures,
  * closes the devices and exits 0.
  */
-import { ConfigError, loadConfig } from '../config/load.ts';
+import { ConfigError, type LoadedConfig, loadConfigParts } from '../config/load.ts';
 import { SystemClock } from '../core/clock.ts';
 import { OFFLOAD_SLOT_SIZE } from '../core/frame-pool.ts';
 import { Dataplane } from '../dataplane/dataplane.ts';
+import { LiveManifests } from '../dataplane/live-manifests.ts';
 import { createLogger } from '../log.ts';
 import { tapAvailable } from '../ports/tap-native.ts';
 import { poolPlan } from '../ports/pool-plan.ts';
@@ -43,7 +45,8 @@ function positiveInt(flag: string, v: string | undefined): number | undefined {
 }
 
 export async function runCommand(opts: RunOptions): Promise<number> {
-  const config = loadConfig(opts.config);
+  const loaded = loadConfigParts(opts.config);
+  const config = loaded.config;
   const maxFileMB = positiveInt('--capture-max-mb', opts.captureMaxMb);
   const maxFiles = positiveInt('--capture-files', opts.captureFiles);
   const available = tapAvailable();
@@ -99,10 +102,14 @@ export async function runCommand(opts: RunOptions): Promise<number> {
     }
   }
 
+  const manifests = new LiveManifests(dp, loaded, { log });
   const { startAdminServer } = await import('../admin/server.ts');
   let admin: { close(): Promise<void> };
   try {
-    admin = await startAdminServer(dp, opts.admin, { portStatus: () => ports.map((p) => ({ name: p.name, downReason: p.downReason, tap: p.stats() })) });
+    admin = await startAdminServer(dp, opts.admin, {
+      portStatus: () => ports.map((p) => ({ name: p.name, downReason: p.downReason, tap: p.stats() })),
+      reloadManifests: () => manifests.reload(),
+    });
   } catch (err) {
     closeAll();
     captures?.close();
@@ -113,6 +120,7 @@ export async function runCommand(opts: RunOptions): Promise<number> {
   const plan = poolPlan(config).find((m) => m.offload === offload);
   if (plan?.warning) log.warn({ pool: plan.key, slots: plan.slots, needed: plan.minimumSlots + 1 }, plan.warning);
   for (const p of ports) p.start();
+  manifests.start();
   const tick = setInterval(() => dp.run(), TICK_MS);
   log.info(
     {
@@ -122,22 +130,30 @@ export async function runCommand(opts: RunOptions): Promise<number> {
       pool: { slots: dp.pool.capacity, slotBytes: dp.pool.slotSize, reserve: budget.reserve, floodFanOut: budget.fanOut },
       admin: opts.admin,
       captures: captures?.files() ?? [],
+      ...(loaded.manifestPaths.length > 0 ? { manifests: loaded.manifestPaths, manifestServices: loaded.manifests.manifestServices } : {}),
     },
     'nodeplane running',
   );
+  if (loaded.notes.length > 0) log.info({ notes: loaded.notes }, 'manifests: objects left out');
 
   const reload = (): void => {
-    let next;
+    let next: LoadedConfig;
     try {
-      next = loadConfig(opts.config);
+      // Manifests are read again too; those whose text did not change are not parsed again.
+      next = loadConfigParts(opts.config, { cache: manifests.cache });
     } catch (err) {
-      const errors = err instanceof ConfigError ? err.errors : [(err as Error).message];
+      const errors = err instanceof ConfigError ? [...err.errors, ...err.located] : [(err as Error).message];
       log.error({ config: opts.config, errors }, 'reload refused: invalid config; running config unchanged');
       return;
     }
-    const r = dp.reload(next);
-    if (r.ok) log.info({ config: opts.config, changes: r.changes }, 'config reloaded');
-    else log.error({ config: opts.config, errors: r.errors }, 'reload refused; running config unchanged');
+    const r = dp.reload(next.config);
+    if (!r.ok) {
+      log.error({ config: opts.config, errors: r.errors }, 'reload refused; running config unchanged');
+      return;
+    }
+    manifests.adopt(next);
+    const fromManifests = next.manifestPaths.length > 0 ? { manifestServices: next.manifests.manifestServices } : {};
+    log.info({ config: opts.config, changes: r.changes, ...fromManifests }, 'config reloaded');
   };
   process.on('SIGHUP', reload);
 
@@ -151,6 +167,7 @@ export async function runCommand(opts: RunOptions): Promise<number> {
   });
   clearInterval(tick);
   process.off('SIGHUP', reload);
+  manifests.close();
   closeAll();
   captures?.flush();
   captures?.close();
