@@ -16,7 +16,7 @@
  * all. Before each call the watches are set up again for what exists now, so a directory
  * created, removed or replaced after start is followed.
  */
-import { type FSWatcher, watch } from 'node:fs';
+import { type FSWatcher, statSync, watch } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { isManifestName, kindOf } from '../config/manifest-files.ts';
 
@@ -31,9 +31,20 @@ export interface PathWatcherOptions {
   onError?: (dir: string, err: Error) => void;
 }
 
+/** The inode of directory `dir`, or -1 when it is not one. */
+function inodeOf(dir: string): number {
+  try {
+    const st = statSync(dir);
+    return st.isDirectory() ? st.ino : -1;
+  } catch {
+    return -1;
+  }
+}
+
 export class PathWatcher {
   private paths: string[] = [];
-  private readonly watchers = new Map<string, FSWatcher>();
+  /** Watches by directory, with the inode each watches (a directory replaced is a new inode). */
+  private readonly watchers = new Map<string, { w: FSWatcher; ino: number }>();
   private pending = new Set<string>();
   private everything = false;
   private timer: NodeJS.Timeout | null = null;
@@ -61,7 +72,7 @@ export class PathWatcher {
     this.closed = true;
     if (this.timer !== null) clearTimeout(this.timer);
     this.timer = null;
-    for (const w of this.watchers.values()) w.close();
+    for (const { w } of this.watchers.values()) w.close();
     this.watchers.clear();
   }
 
@@ -78,26 +89,27 @@ export class PathWatcher {
   private rewatch(): void {
     if (this.closed) return;
     const wanted = this.wantedDirs();
-    for (const [dir, w] of this.watchers) {
-      if (!wanted.has(dir)) {
+    for (const [dir, { w, ino }] of this.watchers) {
+      if (!wanted.has(dir) || inodeOf(dir) !== ino) {
         w.close();
         this.watchers.delete(dir);
       }
     }
     for (const dir of wanted) {
-      if (this.watchers.has(dir) || kindOf(dir) !== 'dir') continue;
+      const ino = inodeOf(dir);
+      if (this.watchers.has(dir) || ino < 0) continue;
       try {
         const w = watch(dir, { persistent: false }, (_event, name) => this.event(dir, name));
         w.on('error', (err) => {
           // The directory went away (or inotify gave up on it): forget the watch; the next
           // rewatch sets it up again if the directory is back.
           w.close();
-          if (this.watchers.get(dir) === w) this.watchers.delete(dir);
+          if (this.watchers.get(dir)?.w === w) this.watchers.delete(dir);
           this.everything = true;
           this.schedule();
           if ((err as NodeJS.ErrnoException).code !== 'ENOENT') this.opts.onError?.(dir, err);
         });
-        this.watchers.set(dir, w);
+        this.watchers.set(dir, { w, ino });
       } catch (err) {
         this.opts.onError?.(dir, err as Error);
       }
