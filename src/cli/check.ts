@@ -20,14 +20,14 @@ function count(n: number, singular: string, plural = `${singular}s`): string {
   return `${n} ${n === 1 ? singular : plural}`;
 }
 
-/** `fromManifests`: how many of the services the manifests gave, when the config has any. */
+/** `fromManifests`: how many services the manifests give, when the config names any. */
 export function summary(c: Config, fromManifests?: number): string {
   return [
     count(c.bridges.length, 'bridge'),
     count(c.ports.length, 'port'),
     count(c.routes.length, 'route'),
     count(c.neighbors.length, 'neighbor'),
-    count(c.services.length, 'service') + (fromManifests === undefined ? '' : ` (${fromManifests} from manifests)`),
+    count(c.services.length + (fromManifests ?? 0), 'service') + (fromManifests === undefined ? '' : ` (${fromManifests} from manifests)`),
     count(c.vxlan.length, 'vxlan device'),
   ].join(', ');
 }

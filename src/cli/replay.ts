@@ -2,7 +2,7 @@
  * `nodeplane replay`: SPEC §3 on the command line. `--trace` and `--stats` print to stdout;
  * if its reader goes away the replay still runs to its end and writes its pcaps (stdout.ts).
  */
-import { loadConfig } from '../config/load.ts';
+import { loadConfigParts } from '../config/load.ts';
 import { CaptureFormatError } from '../pcap/errors.ts';
 import { replay, type ReplayInput } from '../replay/replay.ts';
 import { formatStats } from '../admin/format.ts';
@@ -21,7 +21,8 @@ export interface ReplayOptions {
 }
 
 export async function replayCommand(opts: ReplayOptions): Promise<number> {
-  const config = loadConfig(opts.config);
+  const loaded = loadConfigParts(opts.config);
+  const config = loaded.config;
   if (opts.seed !== undefined && opts.seed !== '1') {
     const seed = Number(opts.seed);
     if (!Number.isInteger(seed) || seed < 0 || seed > 0xffffffff) throw new UserError(`--seed ${opts.seed}: not an integer in 0..4294967295`);
@@ -41,7 +42,10 @@ export async function replayCommand(opts: ReplayOptions): Promise<number> {
   });
   let result;
   try {
-    result = replay(config, inputs, opts.out, settle, opts.trace ? { trace: (line) => print(`${line}\n`) } : {});
+    result = replay(config, inputs, opts.out, settle, {
+      ...(opts.trace ? { trace: (line: string) => print(`${line}\n`) } : {}),
+      ...(loaded.manifestPaths.length > 0 ? { manifestServices: loaded.manifests.list() } : {}),
+    });
   } catch (err) {
     if (err instanceof CaptureFormatError) throw new UserError(err.message);
     const e = err as NodeJS.ErrnoException;

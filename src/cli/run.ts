@@ -119,8 +119,8 @@ export async function runCommand(opts: RunOptions): Promise<number> {
 
   const plan = poolPlan(config).find((m) => m.offload === offload);
   if (plan?.warning) log.warn({ pool: plan.key, slots: plan.slots, needed: plan.minimumSlots + 1 }, plan.warning);
-  for (const p of ports) p.start();
   manifests.start();
+  for (const p of ports) p.start();
   const tick = setInterval(() => dp.run(), TICK_MS);
   log.info(
     {

@@ -7,8 +7,9 @@
  * a reload, where a running dataplane keeps its last good config when the new one fails.
  *
  * The manifests a config names (`manifests:`, Kubernetes Services and EndpointSlices) are
- * read with it: their Services follow the config's own in `services`, and their problems
- * are part of the error, each line naming its file and line (manifests.ts).
+ * read with it (`loadConfigParts` gives their Services, kept apart from the config's own:
+ * the dataplane applies the two sets as two sources), and their problems are part of the
+ * error, each line naming its file and line (manifests.ts).
  *
  * JSON is valid YAML 1.2, so one parser reads both; the format is never guessed from the
  * file name. Schema errors come first; cross checks run only on a schema-valid config,
@@ -43,11 +44,9 @@ export class ConfigError extends UserError {
 
 /** A loaded config with what its manifests gave. */
 export interface LoadedConfig {
-  /** The config, its `services` being its own followed by the manifests'. */
+  /** The config; its `services` are the file's own. */
   config: Config;
-  /** The config file's own `services`. */
-  own: Config['services'];
-  /** The manifests' state, to be kept up to date while running (manifest-set.ts). */
+  /** The manifests' state and Services (`list()`), kept up to date while running (manifest-set.ts). */
   manifests: ManifestSet;
   /** The manifest paths, resolved against the config file's directory. */
   manifestPaths: string[];
@@ -120,7 +119,7 @@ export function parseConfigParts(text: string, source: string, opts: LoadOptions
     notes = loaded.notes;
   }
   if (errors.length > 0 || located.length > 0) throw new ConfigError(source, errors, located);
-  return { config: { ...config, services: manifests.list() }, own: config.services, manifests, manifestPaths, notes };
+  return { config, manifests, manifestPaths, notes };
 }
 
 /** Parses and validates configuration text; `source` names it in errors (a file name). */
@@ -147,7 +146,7 @@ export function loadConfigParts(path: string, opts: LoadOptions = {}): LoadedCon
   return parseConfigParts(text, path, opts);
 }
 
-/** Reads and validates a configuration file; its `services` include the manifests'. */
+/** Reads and validates a configuration file and the manifests it names (their Services: loadConfigParts). */
 export function loadConfig(path: string): Config {
   return loadConfigParts(path).config;
 }

@@ -8,7 +8,8 @@
  * `ServiceConfig` of every Service. `update(changes)` takes new texts of some files (null: the
  * file is gone): only those are parsed (a ManifestCache keeps each file's parse by its text),
  * only the Services they touch are joined again, and the counts of Services added, removed and
- * updated say what changed. `list()` is the config's Services followed by the manifests'.
+ * updated say what changed. `list()` is the manifests' Services; the config's own are only
+ * checked against (a manifest may not define one of them again, nor take its addresses).
  *
  * A file is taken whole or not at all: a file that does not parse, or whose objects clash with
  * another file's or the config's (the same Service or EndpointSlice defined twice, a ClusterIP
@@ -51,7 +52,6 @@ export interface ManifestUpdate {
 }
 
 export class ManifestSet {
-  private readonly own: readonly ServiceConfig[];
   /** Labels of the config's own Services by namespace/name, for messages. */
   private readonly ownLabel = new Map<string, string>();
   private readonly files = new Map<string, ManifestFile>();
@@ -70,7 +70,6 @@ export class ManifestSet {
     own: readonly ServiceConfig[],
     readonly cache = new ManifestCache(),
   ) {
-    this.own = own;
     own.forEach((s, i) => {
       const key = `${s.namespace}/${s.name}`;
       this.ownLabel.set(key, `services[${i}] of the config (${key})`);
@@ -79,9 +78,13 @@ export class ManifestSet {
     });
   }
 
-  /** Every Service: the config's, then the manifests'. */
+  /**
+   * The manifests' Services (the config's own are apart, only checked against). A Service
+   * that did not change is the same object as in the previous list, so the service table
+   * knows it unchanged by a pointer comparison.
+   */
   list(): ServiceConfig[] {
-    return [...this.own, ...this.joined.values()];
+    return [...this.joined.values()];
   }
 
   /** How many Services the manifests give. */

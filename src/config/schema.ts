@@ -107,10 +107,10 @@ function hostAddressProblem(s: string, addr: number): string | undefined {
 
 export const ipv4 = checkedString(ipv4Problem);
 
-/** An address some host may own (a gateway, a VTEP, an endpoint, a Service IP). */
 /** What is wrong with `s` as an address some host may own, or undefined. */
 export const hostIPv4Problem = (s: string): string | undefined => ipv4Problem(s) ?? hostAddressProblem(s, ipv4OrUndefined(s)!);
 
+/** An address some host may own (a gateway, a VTEP, an endpoint, a Service IP). */
 export const hostIPv4 = checkedString(hostIPv4Problem);
 
 /** An interface's address with its prefix, e.g. 10.244.1.1/24. */
@@ -243,8 +243,6 @@ const endpointPort = z.strictObject({
   port: portNumber,
 });
 
-// Conditions as Kubernetes' EndpointSlice has them: ready and serving true, terminating false
-// unless said otherwise. Without ready endpoints kube-proxy falls back to serving-and-terminating ones.
 const endpoint = z.strictObject({
   ip: hostIPv4,
   ready: z.boolean().default(true),

@@ -3,8 +3,8 @@
  *
  * It owns the ManifestSet a config load produced (manifest-set.ts) and a PathWatcher over
  * the manifest paths (watch-paths.ts). When files change it re-reads those, and if the
- * Services they give changed, hands the dataplane the full new list through applyServices
- * (apply-services.ts) and logs what changed: Services added, removed and updated. A file that
+ * Services they give changed, hands the dataplane the full new list through
+ * applyManifestServices (apply-services.ts) and logs what changed: Services added, removed and updated. A file that
  * is refused (bad YAML, a bad object, a clash with another file) is logged with every problem
  * and keeps its last good contents; the running Services stay as they were.
  *
@@ -18,7 +18,7 @@ import type { ManifestSet, ManifestUpdate } from '../config/manifest-set.ts';
 import type { ServiceConfig } from '../config/types.ts';
 import type { Logger } from '../log.ts';
 import type { Dataplane } from './dataplane.ts';
-import { applyServices } from './apply-services.ts';
+import { applyManifestServices } from './apply-services.ts';
 import { PathWatcher } from './watch-paths.ts';
 
 /** What `nodeplane manifests reload` reports. */
@@ -37,7 +37,7 @@ export interface ManifestReport {
 export interface LiveManifestsOptions {
   log: Logger;
   debounceMs?: number;
-  /** Where the full list goes; applyServices on the dataplane by default (tests watch it). */
+  /** Where the full list goes; applyManifestServices on the dataplane by default (tests watch it). */
   apply?: (services: ServiceConfig[]) => void;
 }
 
@@ -54,7 +54,7 @@ export class LiveManifests {
   ) {
     this.set = loaded.manifests;
     this.paths = loaded.manifestPaths;
-    this.apply = opts.apply ?? ((services) => applyServices(dp, services));
+    this.apply = opts.apply ?? ((services) => applyManifestServices(dp, services));
   }
 
   /** The parse cache, for loading the config again on SIGHUP. */
@@ -62,8 +62,13 @@ export class LiveManifests {
     return this.set.cache;
   }
 
-  /** Starts watching the manifest paths (nothing to do when there are none). */
+  /** Applies the manifests' Services as loaded, and starts watching their paths. */
   start(): void {
+    if (this.paths.length > 0) this.apply(this.set.list());
+    this.watch();
+  }
+
+  private watch(): void {
     if (this.paths.length === 0 || this.watcher !== null) return;
     this.watcher = new PathWatcher(this.paths, {
       debounceMs: this.opts.debounceMs,
@@ -72,15 +77,17 @@ export class LiveManifests {
     });
   }
 
-  /** Takes the manifests of a config the dataplane has just taken on reload. */
+  /** Takes (and applies) the manifests of a config the dataplane has just taken on reload. */
   adopt(loaded: Pick<LoadedConfig, 'manifests' | 'manifestPaths'>): void {
+    const had = this.paths.length > 0;
     this.set = loaded.manifests;
     this.paths = loaded.manifestPaths;
+    if (had || this.paths.length > 0) this.apply(this.set.list());
     if (this.paths.length === 0) {
       this.watcher?.close();
       this.watcher = null;
     } else if (this.watcher === null) {
-      this.start();
+      this.watch();
     } else {
       this.watcher.setPaths(this.paths);
     }

@@ -10,6 +10,8 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Config } from '../config/load.ts';
+import type { ServiceConfig } from '../config/types.ts';
+import { applyManifestServices } from '../dataplane/apply-services.ts';
 import { VirtualClock } from '../core/clock.ts';
 import { Dataplane } from '../dataplane/dataplane.ts';
 import { readCaptureSync } from '../pcap/reader.ts';
@@ -73,11 +75,14 @@ function runTimersUntil(dp: Dataplane, clock: VirtualClock, untilUs: number, tra
 export interface ReplayOptions {
   /** Receives the hop-by-hop trace of every frame, one line at a time. */
   trace?: (line: string) => void;
+  /** The Services the config's manifests give (loadConfigParts), applied before the first frame. */
+  manifestServices?: readonly ServiceConfig[];
 }
 
 export function replay(config: Config, inputs: ReplayInput[], outDir: string, settleSeconds: number, opts: ReplayOptions = {}): ReplayResult {
   const clock = new VirtualClock();
   const dp = new Dataplane(config, { clock });
+  if (opts.manifestServices !== undefined) applyManifestServices(dp, opts.manifestServices);
   let tracer: TextTracer | null = null;
   let trace: ((line: string) => void) | undefined;
   if (opts.trace) {

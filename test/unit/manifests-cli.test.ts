@@ -16,6 +16,7 @@ import { parseConfig } from '../../src/config/load.ts';
 import { ManifestSet } from '../../src/config/manifest-set.ts';
 import { VirtualClock } from '../../src/core/clock.ts';
 import { Dataplane } from '../../src/dataplane/dataplane.ts';
+import { manifestServicesOf } from '../../src/dataplane/apply-services.ts';
 import { LiveManifests } from '../../src/dataplane/live-manifests.ts';
 
 const BIN = fileURLToPath(new URL('../../bin/nodeplane.js', import.meta.url));
@@ -86,7 +87,7 @@ describe('nodeplane manifests reload', () => {
       r = await nodeplane('manifests', 'reload', '--admin', sock);
       expect(r).toEqual({ code: 0, stdout: 'manifests: 1 file, 1 service; this reload: 0 added, 0 removed, 1 updated\n', stderr: '' });
       // Handed to the dataplane through the apply seam.
-      expect(dp.config.services.map((s) => s.ports[0]!.port)).toEqual([81]);
+      expect(manifestServicesOf(dp).map((s) => s.ports[0]!.port)).toEqual([81]);
 
       writeFileSync(manifest, svc(81).replace('port: 81', 'port: 81\n    protocol: SCTP'));
       r = await nodeplane('manifests', 'reload', '--admin', sock, '--json');
@@ -99,7 +100,7 @@ describe('nodeplane manifests reload', () => {
         updated: 0,
         errors: [`${manifest}:10: Service default/web: spec.ports[0].protocol: SCTP is not supported: nodeplane translates TCP and UDP Service ports only`],
       });
-      expect(dp.config.services.map((s) => s.ports[0]!.port)).toEqual([81]); // the last good state stays
+      expect(manifestServicesOf(dp).map((s) => s.ports[0]!.port)).toEqual([81]); // the last good state stays
     } finally {
       await server.close();
     }

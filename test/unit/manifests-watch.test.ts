@@ -36,6 +36,9 @@ function start(paths: string[]): Harness {
   const applied: ServiceConfig[][] = [];
   const live = new LiveManifests({} as Dataplane, { manifests: set, manifestPaths: paths }, { log, apply: (s) => applied.push(s) });
   live.start();
+  // Starting applies the Services as loaded; the tests look at what comes after.
+  expect(applied.length).toBe(1);
+  applied.length = 0;
   harness = { live, applied, logs };
   return harness;
 }
