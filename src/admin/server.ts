@@ -82,7 +82,11 @@ function handle(dp: Dataplane, extra: AdminExtras, req: IncomingMessage, res: Se
     } else if (extra.reloadManifests === undefined) {
       send(res, 409, { error: 'this dataplane does not read manifests' });
     } else {
-      send(res, 200, extra.reloadManifests());
+      try {
+        send(res, 200, extra.reloadManifests());
+      } catch (err) {
+        send(res, 500, { error: `manifests reload: ${(err as Error).message}` });
+      }
     }
     return;
   }

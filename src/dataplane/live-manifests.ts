@@ -117,7 +117,13 @@ export class LiveManifests {
     if (r.notes.length > 0) log.info({ notes: r.notes }, 'manifests: objects left out');
     if (r.errors.length > 0) log.error({ errors: r.errors }, 'manifest file refused; its last good contents stay');
     if (r.added + r.removed + r.updated > 0) {
-      this.apply(this.set.list());
+      try {
+        this.apply(this.set.list());
+      } catch (err) {
+        // A bug, not a user's mistake: say so and keep forwarding with the Services in force.
+        log.error({ err: (err as Error).message }, 'applying the manifests\' Services failed');
+        return { ...r, errors: [...r.errors, (err as Error).message] };
+      }
       log.info({ why, files: r.applied, added: r.added, removed: r.removed, updated: r.updated, services: this.set.manifestServices }, 'manifests applied');
     } else if (r.applied.length > 0) {
       log.debug({ why, files: r.applied }, 'manifests read; no Service changed');
