@@ -148,6 +148,28 @@ describe('LiveManifests', () => {
     expect(names(last(h))).toEqual(['a:10.244.0.10']);
   });
 
+  it('takes the manifests of a reloaded config: applies them and watches their paths instead', async () => {
+    const a = join(dir, 'a.yaml');
+    const b = join(dir, 'b.yaml');
+    writeFileSync(a, svc('a', '10.96.0.1'));
+    writeFileSync(b, svc('b', '10.96.0.2'));
+    const h = start([a]);
+    const next = new ManifestSet([]);
+    expect(next.load([b]).errors).toEqual([]);
+    h.live.adopt({ manifests: next, manifestPaths: [b] });
+    expect(names(last(h))).toEqual(['b:']);
+    await sleep(50);
+    writeFileSync(a, svc('a', '10.96.0.1', ['10.244.0.1'])); // no longer listed: not read
+    writeFileSync(b, svc('b', '10.96.0.2', ['10.244.0.2']));
+    await within(1000, () => h.applied.length === 2);
+    await sleep(200);
+    expect(h.applied.length).toBe(2);
+    expect(names(last(h))).toEqual(['b:10.244.0.2']);
+    // A config without manifests any more: its Services go, nothing is watched.
+    h.live.adopt({ manifests: new ManifestSet([]), manifestPaths: [] });
+    expect(last(h)).toEqual([]);
+  });
+
   it('gathers a burst of writes into one read', async () => {
     const file = join(dir, 'web.yaml');
     writeFileSync(file, svc('web', '10.96.0.10'));
