@@ -10,11 +10,8 @@
  * neighbors must be a router interface (a bridge with an address, an L3 port, a vxlan
  * device); a gateway must be on a connected subnet unless the route says `onlink`;
  * subnets of different interfaces must not overlap; Service IPs and ports are unique.
- *
- * One more rule says what this version cannot do yet rather than what is incoherent:
- * Service `manifests` are refused with a message naming the field, because nothing would
- * read them: a node that silently ignored them would mislead. `services`, `nat` and
- * `conntrack` are supported.
+ * (The Services of `manifests` are checked against these when the manifests are read:
+ * manifest-set.ts.)
  */
 import { type Cidr, cidrContains, cidrsOverlap, formatCidr, formatIpv4, parseIpv4, subnetOf } from '../wire/ipv4-address.ts';
 import { type Config, parseCidr } from './schema.ts';
@@ -276,13 +273,6 @@ function checkServices(c: Config, errors: string[]): void {
   });
 }
 
-/** What a well-formed config may ask for that this version does not do yet. */
-function checkSupported(c: Config, errors: string[]): void {
-  if (c.manifests.length > 0) {
-    errors.push('manifests: Kubernetes manifests are not supported yet: this version of nodeplane does not read Service or EndpointSlice files; list the Services under `services` instead');
-  }
-}
-
 function checkCapture(c: Config, errors: string[]): void {
   const ports = new Set(c.ports.map((p) => p.name));
   c.capture.ports?.forEach((name, k) => {
@@ -302,6 +292,5 @@ export function crossCheck(c: Config): string[] {
   checkVxlan(c, ifaces, errors);
   checkServices(c, errors);
   checkCapture(c, errors);
-  checkSupported(c, errors);
   return errors;
 }

@@ -3,23 +3,19 @@
  * manifests give, whenever they change; the config's own `services` are a separate source,
  * applied with the rest of the config (at start and on reload).
  *
- * THE SEAM between manifests and the service table. The list is always complete (never a
- * delta), and a Service that did not change is the same object as last time: the service
- * table works out the difference itself, so flows to endpoints that remain are left alone.
- * Until the service table exists this only records the list (`manifestServicesOf`). When it
- * lands, this calls it: `dp.applyServices(services, 'manifests')`.
+ * The one way from manifests to the service table: `Dataplane.applyServices(services,
+ * 'manifests')`. The list is always complete (never a delta), and a Service that did not
+ * change is the same object as last time: the table finds it unchanged by identity and works
+ * out the difference for the others, so flows to endpoints that remain are left alone.
  */
 import type { ServiceConfig } from '../config/types.ts';
 import type { Dataplane } from './dataplane.ts';
 
-const applied = new WeakMap<Dataplane, readonly ServiceConfig[]>();
-
 export function applyManifestServices(dp: Dataplane, services: readonly ServiceConfig[]): void {
-  // TODO(service table): dp.applyServices(services, 'manifests'), and keep the record.
-  applied.set(dp, services);
+  dp.applyServices(services, 'manifests');
 }
 
 /** The manifests' Services last applied to `dp`. */
 export function manifestServicesOf(dp: Dataplane): readonly ServiceConfig[] {
-  return applied.get(dp) ?? [];
+  return (dp.conntrackHooks?.services.specsOf('manifests') ?? []) as readonly ServiceConfig[];
 }

@@ -1,6 +1,6 @@
 // Loading: files, YAML and JSON text, ConfigError shape, and the `check` command's exit codes.
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -97,19 +97,18 @@ describe('nodeplane check', () => {
     expect(check(file('enough.yaml', bridgeOf(1000, 'capture: { dir: /tmp/caps }\npool: { slots: 2067 }\n'))).stderr).toBe('');
   });
 
-  it('accepts a config with Services, and refuses manifests, which this version does not read, saying so', () => {
+  it('accepts a config with Services, and one with manifests, counting and noting what they give', () => {
     const path = file('svc.yaml', 'node: {name: n1}\nnat: {clusterCIDR: 10.244.0.0/16}\nservices:\n  - {name: web, clusterIP: 10.96.0.10, ports: [{port: 80}]}\n');
     const r = check(path);
     expect(r.status).toBe(0);
     expect(r.stdout).toMatch(/OK \(.*1 service,/);
-    const manifests = file('manifests.yaml', 'node: {name: n1}\nmanifests: [kube/]\n');
+    mkdirSync(join(dir, 'kube'), { recursive: true });
+    writeFileSync(join(dir, 'kube', 'web.yaml'), 'apiVersion: v1\nkind: Service\nmetadata: {name: web}\nspec: {clusterIP: 10.96.0.11, ports: [{port: 80}]}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\n');
+    const manifests = file('manifests.yaml', 'node: {name: n1}\nservices:\n  - {name: own, clusterIP: 10.96.0.10, ports: [{port: 80}]}\nmanifests: [kube/]\n');
     const m = check(manifests);
-    expect(m.status).toBe(1);
-    expect(m.stdout).toBe('');
-    expect(m.stderr).toMatch(new RegExp(`^${manifests}: manifests: Kubernetes manifests are not supported yet`));
-    const replay = spawnSync('node', ['bin/nodeplane.js', 'replay', '--config', manifests, '--in', `pa=${manifests}`, '--out', dir], { encoding: 'utf8' });
-    expect(replay.status).not.toBe(0);
-    expect(replay.stderr).toMatch(/manifests: Kubernetes manifests are not supported yet/);
+    expect(m.status).toBe(0);
+    expect(m.stdout).toMatch(/OK \(.*2 services \(1 from manifests\),/);
+    expect(m.stderr).toBe(`${join(dir, 'kube', 'web.yaml')}: note: 1 × ConfigMap objects left out (only Service v1 and EndpointSlice discovery.k8s.io/v1 are read)\n`);
   });
 
   it('exits 1 listing every problem for an invalid file', () => {

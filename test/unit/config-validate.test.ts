@@ -36,9 +36,6 @@ function errorsOf(change: (c: Record<string, any>) => void): string[] {
   return r.ok ? [] : r.errors;
 }
 
-const NOT_YET =
-  'manifests: Kubernetes manifests are not supported yet: this version of nodeplane does not read Service or EndpointSlice files; list the Services under `services` instead';
-
 /** Errors with the lab's Service added first. */
 function serviceErrorsOf(change: (c: Record<string, any>) => void): string[] {
   return errorsOf((c) => {
@@ -187,10 +184,10 @@ describe('config cross-reference checks', () => {
     ).toEqual(['services[2].ports[0].nodePort: 30080/TCP is already used by services[1].ports[0]']);
   });
 
-  it('accepts Services and refuses manifests, which this version does not read, naming the field', () => {
+  it('accepts Services and manifests (whose files are read by the loader, not here)', () => {
     const web = { name: 'web', clusterIP: '10.96.0.10', ports: [{ port: 80 }] };
     expect(errorsOf((c) => (c.services = [web]))).toEqual([]);
-    expect(errorsOf((c) => (c.manifests = ['kube/']))).toEqual([NOT_YET]);
+    expect(errorsOf((c) => (c.manifests = ['kube/']))).toEqual([]);
     // An empty list asks for nothing; nat and conntrack are supported.
     expect(errorsOf((c) => Object.assign(c, { services: [], manifests: [], nat: { clusterCIDR: '10.244.0.0/16' }, conntrack: { max: 1000 } }))).toEqual([]);
   });
