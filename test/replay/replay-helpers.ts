@@ -6,7 +6,7 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'n
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { loadConfig, parseConfig } from '../../src/config/load.ts';
+import { loadConfig, parseConfigParts } from '../../src/config/load.ts';
 import { decodeFrame } from '../../src/decode/decode-frame.ts';
 import type { DecodedFrame } from '../../src/decode/types.ts';
 import { readCaptureSync } from '../../src/pcap/reader.ts';
@@ -84,11 +84,13 @@ export interface FramesRun extends Omit<CaseRun, 'input'> {
 /**
  * Replays frames built in the test: writes one input pcap per port (test/helpers/frames.ts's
  * own pcap writer) into a temporary folder, runs `replay` on the lab node with `extraYaml`
- * appended to captures/replay/lab.yaml, and reads the output pcaps back. `inspect` gets the
+ * appended to captures/replay/lab.yaml (with the Services of its `manifests`, given as
+ * absolute paths), and reads the output pcaps back. `inspect` gets the
  * output folder before it is removed (to run tshark on the outputs).
  */
 export function runFrames(extraYaml: string, frames: FrameIn[], settle = 1, inspect?: (outDir: string) => void): FramesRun {
-  const config = parseConfig(readFileSync(join(fixtures, 'lab.yaml'), 'utf8') + extraYaml, 'lab.yaml');
+  const loaded = parseConfigParts(readFileSync(join(fixtures, 'lab.yaml'), 'utf8') + extraYaml, 'lab.yaml');
+  const config = loaded.config;
   const dir = mkdtempSync(join(tmpdir(), 'nodeplane-replay-frames-'));
   try {
     const byPort = new Map<string, FrameIn[]>();
@@ -100,7 +102,8 @@ export function runFrames(extraYaml: string, frames: FrameIn[], settle = 1, insp
     });
     const outDir = join(dir, 'out');
     const trace: string[] = [];
-    const result = replay(config, inputs, outDir, settle, { trace: (l) => trace.push(l) });
+    const manifests = loaded.manifestPaths.length > 0 ? { manifestServices: loaded.manifests.list() } : {};
+    const result = replay(config, inputs, outDir, settle, { trace: (l) => trace.push(l), ...manifests });
     const out: Record<string, OutFrame[]> = {};
     const raw: Record<string, Buffer> = {};
     for (const p of config.ports) {
