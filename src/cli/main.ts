@@ -57,14 +57,24 @@ program
 
 program
   .command('replay')
-  .description('run the dataplane offline: pcap files in on ports, one pcap out per port')
+  .description('run the dataplane offline: pcap files (or a live capture) in on ports, one pcap out per port; compare with golden pcaps')
   .requiredOption('--config <file>', 'configuration file (YAML or JSON)')
-  .requiredOption('--in <port=pcap>', 'frames to receive on a port (repeatable)', collect, [])
-  .requiredOption('--out <dir>', 'directory for <port>.pcap outputs')
+  .option('--in <port=pcap>', 'frames to receive on a port (repeatable)', collect, [])
+  .option('--from-capture <pcapng>', 'a pcapng written by run --capture: its received frames, on their ports at their times')
+  .option('--out <dir>', 'directory for <port>.pcap outputs')
+  .option('--expect <dir>', 'compare each port\'s output with <dir>/<port>.pcap frame by frame; exit 1 on a difference')
+  .option('--update', 'with --expect: write the outputs as the new golden files instead of comparing')
+  .option('--expect-capture', 'compare each port\'s output with what the live run of --from-capture transmitted; exit 1 on a difference')
   .option('--settle <seconds>', 'virtual seconds to run on after the last input frame', '1')
   .option('--seed <n>', 'seed of the random generator', '1')
   .option('--stats', 'print counters after the run')
   .option('--trace', 'print every frame\'s path through the stages, hop by hop (with nat or conntrack: its conntrack state and the translation applied)')
+  .addHelpText(
+    'after',
+    '\nDifferences are printed per port: the frame number, its one-line decode, then every decoded field\n' +
+      'that differs (expected, got) and the first differing byte. Live and offline runs differ where\n' +
+      'timing decides (README, "Replaying a live capture").',
+  )
   .action((opts) => runAction(async () => (await import('./replay.ts')).replayCommand(opts)));
 
 program

@@ -1,0 +1,64 @@
+/**
+ * A live run's capture as replay input: the pcapng that `run --capture` writes has one
+ * interface per port (if_name = the port's name) and each packet's direction in its flags
+ * (capture/port-capture.ts). Inbound packets are what the ports received: replayed, each on
+ * its port at its timestamp. Outbound packets are what the live dataplane transmitted: kept
+ * per port, to compare with what the offline run transmits (`replay --expect-capture`).
+ *
+ * Records are taken in file order, which is the order the live dataplane saw them; their
+ * timestamps come from one monotonic clock, so sorting by time (stable) keeps that order.
+ * Records without a direction or on a link that is not Ethernet are skipped and counted.
+ */
+import { readCaptureSync } from '../pcap/reader.ts';
+import { PacketDirection } from '../pcap/record.ts';
+import type { TxRecord } from '../ports/replay-port.ts';
+import type { InputFrame } from './replay.ts';
+
+export interface CaptureReplayInput {
+  /** Received frames, in file order. */
+  rx: InputFrame[];
+  /** Per port named in the file: what the live run transmitted, in order. */
+  tx: Record<string, TxRecord[]>;
+  /** Records skipped: no direction, no interface name, or not Ethernet. */
+  skipped: number;
+}
+
+/**
+ * Reads a `run --capture` pcapng. `ports` are the config's port names: an interface named
+ * otherwise is an error (the capture is of another node), as is a file with no inbound packet
+ * direction at all (not a `run --capture` file).
+ */
+export function readCaptureInput(file: string, ports: readonly string[], opts: { allowTruncatedTail?: boolean } = {}): CaptureReplayInput {
+  // A capture whose writer was killed may end in a cut record: read up to it, as Wireshark does.
+  const cap = readCaptureSync(file, { allowTruncatedTail: opts.allowTruncatedTail ?? true });
+  const names = cap.interfaces.map((i) => i.name);
+  for (const n of names) {
+    if (n !== undefined && !ports.includes(n)) {
+      throw new Error(`${file}: interface "${n}" is not a port of this config (ports: ${ports.join(', ')})`);
+    }
+  }
+  const rx: InputFrame[] = [];
+  const tx: Record<string, TxRecord[]> = {};
+  for (const n of names) if (n !== undefined) tx[n] = [];
+  let skipped = 0;
+  let directed = 0;
+  let k = 0;
+  for (const r of cap.records()) {
+    k++;
+    const iface = cap.interfaces[r.interfaceId];
+    const port = iface?.name;
+    const dir = (r.flags ?? 0) & 3;
+    if (port === undefined || iface.linkType !== 1 || dir === PacketDirection.UNKNOWN) {
+      skipped++;
+      continue;
+    }
+    directed++;
+    const tsUs = r.tsSec * 1e6 + Math.floor(r.tsNsec / 1000);
+    if (dir === PacketDirection.INBOUND) rx.push({ port, tsUs, bytes: Buffer.from(r.data), origin: `${file} record ${k}` });
+    else tx[port].push({ tsUs, bytes: Buffer.from(r.data) });
+  }
+  if (directed === 0 && cap.count > 0) {
+    throw new Error(`${file}: no packet has a direction (inbound/outbound): not a capture written by nodeplane run --capture`);
+  }
+  return { rx, tx, skipped };
+}
