@@ -140,7 +140,7 @@ export function compareWithGoldenDir(tx: Record<string, readonly TxRecord[]>, di
   for (const [port, got] of Object.entries(tx)) {
     const file = join(dir, `${port}.pcap`);
     if (!existsSync(file)) {
-      ports.push({ port, expectedFrames: 0, gotFrames: got.length, differing: got.length, differences: [], missing: `${file} is missing` });
+      ports.push({ port, expectedFrames: 0, gotFrames: got.length, differing: Math.max(1, got.length), differences: [], missing: `${file} is missing` });
       continue;
     }
     ports.push(comparePort(port, readRecords(file), got, opts));
