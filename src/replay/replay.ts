@@ -19,7 +19,7 @@ import type { ServiceConfig } from '../config/types.ts';
 import { applyManifestServices } from '../dataplane/apply-services.ts';
 import { VirtualClock } from '../core/clock.ts';
 import { Dataplane } from '../dataplane/dataplane.ts';
-import { readCaptureSync } from '../pcap/reader.ts';
+import { readCaptureSync, type CaptureFile } from '../pcap/reader.ts';
 import { frameSummary, TextTracer } from '../decode/text-tracer.ts';
 import { fileSink } from '../pcap/sink.ts';
 import { ReplayPort, type TxRecord } from '../ports/replay-port.ts';
@@ -50,9 +50,8 @@ export interface ReplayResult {
   tx?: Record<string, TxRecord[]>;
 }
 
-/** The Ethernet records of a capture file as input frames for `port`, in file order. */
-export function fileInputFrames(inp: ReplayInput): { frames: InputFrame[]; skipped: number } {
-  const file = readCaptureSync(inp.file);
+/** The Ethernet records of a capture as input frames for `port`, in file order. */
+export function captureInputFrames(port: string, file: CaptureFile): { frames: InputFrame[]; skipped: number } {
   const frames: InputFrame[] = [];
   let skipped = 0;
   let k = 0;
@@ -63,9 +62,14 @@ export function fileInputFrames(inp: ReplayInput): { frames: InputFrame[]; skipp
       continue;
     }
     const tsUs = r.tsSec * 1e6 + Math.floor(r.tsNsec / 1000);
-    frames.push({ port: inp.port, tsUs, bytes: Buffer.from(r.data), origin: `${inp.file} record ${k}` });
+    frames.push({ port, tsUs, bytes: Buffer.from(r.data), origin: `${file.name} record ${k}` });
   }
   return { frames, skipped };
+}
+
+/** The Ethernet records of a capture file as input frames for its port. */
+export function fileInputFrames(inp: ReplayInput): { frames: InputFrame[]; skipped: number } {
+  return captureInputFrames(inp.port, readCaptureSync(inp.file));
 }
 
 /**

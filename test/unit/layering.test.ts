@@ -4,7 +4,7 @@
  *
  *   src/*.ts (log.ts, user-error.ts: usable from anywhere)
  *   wire → pcap → core → decode → tables → stages → config → dataplane
- *     → ports, capture, admin, replay (one layer) → lab → cli
+ *     → ports, capture, admin, replay (one layer) → api → lab → cli
  *
  * Every import is read with the TypeScript parser: `import … from`, `import type`, `export …
  * from`, side-effect imports, `import('…')` calls and `import('…')` types. Package imports
@@ -32,6 +32,7 @@ const LAYERS: readonly (readonly string[])[] = [
   ['config'],
   ['dataplane'],
   ['ports', 'capture', 'admin', 'replay'],
+  ['api'],
   ['lab'],
   ['cli'],
 ];
@@ -147,9 +148,9 @@ describe('layering of src/', () => {
       '10 null',
     ]);
     expect(layerViolations(new Map([[join('dataplane', 'x.ts'), text]]))).toEqual([
-      "src/dataplane/x.ts:2: imports '../cli/main.ts' from cli (layer 11), above its own dataplane (layer 8)",
+      "src/dataplane/x.ts:2: imports '../cli/main.ts' from cli (layer 12), above its own dataplane (layer 8)",
       "src/dataplane/x.ts:8: imports '../admin/server.ts' from admin (layer 9), above its own dataplane (layer 8)",
-      "src/dataplane/x.ts:9: imports '../lab/lab.ts' from lab (layer 10), above its own dataplane (layer 8)",
+      "src/dataplane/x.ts:9: imports '../lab/lab.ts' from lab (layer 11), above its own dataplane (layer 8)",
       'src/dataplane/x.ts:10: dynamic import of a computed name cannot be checked',
     ]);
   });
