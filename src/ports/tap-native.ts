@@ -59,30 +59,34 @@ interface NativeTap {
 const IFNAMSIZ = 16;
 const DEFAULT_TX_QUEUE_LEN = 1000;
 const TUN_PATH = '/dev/net/tun';
-const ADDON_RELATIVE = '../../build/Release/nodeplane_tap.node';
+/** The package root: build/Release (a build from source) and prebuilds/ (shipped) live there. */
+const PACKAGE_ROOT_RELATIVE = '../..';
 
 let native: NativeTap | undefined;
 let loadError: string | undefined;
 
-function addonPath(): string {
-  return fileURLToPath(new URL(ADDON_RELATIVE, import.meta.url));
-}
-
+/**
+ * Loads the addon through node-gyp-build: a build from source in build/Release when there is
+ * one (a checkout, or an install that compiled), else the prebuilt binary shipped in
+ * prebuilds/linux-x64/ (N-API, so any Node version of this ABI family loads it).
+ */
 function tryLoad(): NativeTap | undefined {
   if (native || loadError) return native;
-  const path = addonPath();
+  const root = fileURLToPath(new URL(PACKAGE_ROOT_RELATIVE, import.meta.url));
   if (process.platform !== 'linux') {
     loadError = `TAP devices need Linux (this is ${process.platform})`;
-  } else if (!existsSync(path)) {
-    loadError =
-      `the nodeplane_tap addon is not built (${path} is missing): ` +
-      'run `npm ci` or `npx node-gyp rebuild` (needs python3, make and a C compiler)';
-  } else {
-    try {
-      native = createRequire(import.meta.url)(path) as NativeTap;
-    } catch (err) {
-      loadError = `cannot load the nodeplane_tap addon (${path}): ${(err as Error).message}`;
-    }
+    return undefined;
+  }
+  const require = createRequire(import.meta.url);
+  try {
+    const load = require('node-gyp-build') as (dir: string) => unknown;
+    native = load(root) as NativeTap;
+  } catch (err) {
+    const message = (err as Error).message;
+    loadError = /No native build was found/.test(message)
+      ? `the nodeplane_tap addon is not built and no prebuilt one fits this machine (looked in ${root}build/Release and ${root}prebuilds): ` +
+        'run `npx node-gyp rebuild` in the package (needs python3, make and a C compiler)'
+      : `cannot load the nodeplane_tap addon (from ${root}): ${message}`;
   }
   return native;
 }
