@@ -14,7 +14,7 @@ import { readFile } from 'node:fs/promises';
 import { statsState, type StatsState } from '../admin/state.ts';
 import { loadConfig, type Config } from '../config/load.ts';
 import { parseCapture } from '../pcap/reader.ts';
-import { readCaptureInput } from '../replay/from-capture.ts';
+import { readCaptureInput, settleAfter } from '../replay/from-capture.ts';
 import { captureInputFrames, mergeInputs, ReplayRun, type InputFrame } from '../replay/replay.ts';
 import { writeGoldenDir } from '../replay/golden.ts';
 import { ReplayedFrame, toReplayedFrames } from './replayed-frame.ts';
@@ -29,7 +29,7 @@ export interface ReplayOptions {
   inputs?: Record<string, string | readonly FrameInput[]>;
   /** A pcapng written by `nodeplane run --capture`: its received frames, on their ports at their times. */
   fromCapture?: string;
-  /** Virtual seconds to run on after the last input frame (default 1). */
+  /** Virtual seconds to run on after the last input frame (default 1; with fromCapture: until the capture ends). */
   settle?: number;
   /** Seed of the random generator (default: the config's). */
   seed?: number;
@@ -79,7 +79,7 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
     if (!Number.isInteger(opts.seed) || opts.seed < 0 || opts.seed > 0xffffffff) throw new RangeError(`seed ${opts.seed}: not an integer in 0..4294967295`);
     config.seed = opts.seed;
   }
-  const settle = opts.settle ?? 1;
+  let settle = opts.settle ?? 1;
   if (!Number.isFinite(settle) || settle < 0) throw new RangeError(`settle ${settle}: not a number of seconds ≥ 0`);
   const names = config.ports.map((p) => p.name);
   const per: InputFrame[][] = [];
@@ -100,6 +100,7 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
     per.push(cap.rx);
     skipped += cap.skipped;
     live = toReplayedFrames(cap.tx);
+    if (opts.settle === undefined) settle = settleAfter(cap);
   }
   const trace: string[] | undefined = opts.trace ? [] : undefined;
   const run = new ReplayRun(config, mergeInputs(per), { settleSeconds: settle, collect: true, ...(trace ? { trace: (l: string) => trace.push(l) } : {}) });

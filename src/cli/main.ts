@@ -65,7 +65,7 @@ program
   .option('--expect <dir>', 'compare each port\'s output with <dir>/<port>.pcap frame by frame; exit 1 on a difference')
   .option('--update', 'with --expect: write the outputs as the new golden files instead of comparing')
   .option('--expect-capture', 'compare each port\'s output with what the live run of --from-capture transmitted; exit 1 on a difference')
-  .option('--settle <seconds>', 'virtual seconds to run on after the last input frame', '1')
+  .option('--settle <seconds>', 'virtual seconds to run on after the last input frame (default: 1; with --from-capture: until the capture ends)')
   .option('--seed <n>', 'seed of the random generator', '1')
   .option('--stats', 'print counters after the run')
   .option('--trace', 'print every frame\'s path through the stages, hop by hop (with nat or conntrack: its conntrack state and the translation applied)')

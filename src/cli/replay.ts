@@ -11,7 +11,7 @@
 import { loadConfigParts } from '../config/load.ts';
 import { CaptureFormatError } from '../pcap/errors.ts';
 import { fileInputFrames, mergeInputs, replayFrames, type InputFrame, type TxRecord } from '../replay/replay.ts';
-import { readCaptureInput } from '../replay/from-capture.ts';
+import { readCaptureInput, settleAfter } from '../replay/from-capture.ts';
 import { compareWithGoldenDir, formatComparison, writeGoldenDir } from '../replay/golden.ts';
 import { compareWithLive, formatLiveComparison } from '../replay/live-compare.ts';
 import { formatStats } from '../admin/format.ts';
@@ -27,7 +27,7 @@ export interface ReplayOptions {
   expect?: string;
   update?: boolean;
   expectCapture?: boolean;
-  settle: string;
+  settle?: string;
   seed?: string;
   stats?: boolean;
   trace?: boolean;
@@ -48,7 +48,7 @@ export async function replayCommand(opts: ReplayOptions): Promise<number> {
     if (!Number.isInteger(seed) || seed < 0 || seed > 0xffffffff) throw new UserError(`--seed ${opts.seed}: not an integer in 0..4294967295`);
     config.seed = seed;
   }
-  const settle = Number(opts.settle);
+  let settle = Number(opts.settle ?? 1);
   if (!Number.isFinite(settle) || settle < 0) throw new UserError(`--settle ${opts.settle}: not a number of seconds ≥ 0`);
   if (opts.in.length === 0 && opts.fromCapture === undefined) throw new UserError('replay needs at least one --in PORT=PCAP, or --from-capture FILE');
   if (opts.update && opts.expect === undefined) throw new UserError('--update rewrites the golden files of --expect DIR: give --expect');
@@ -85,6 +85,8 @@ export async function replayCommand(opts: ReplayOptions): Promise<number> {
       per.push(cap.rx);
       skipped += cap.skipped;
       live = cap.tx;
+      // Run on as long as the live run was seen after its last received frame, unless told otherwise.
+      if (opts.settle === undefined) settle = settleAfter(cap);
     }
     result = replayFrames(
       config,

@@ -8,6 +8,9 @@
  * Records are taken in file order, which is the order the live dataplane saw them; their
  * timestamps come from one monotonic clock, so sorting by time (stable) keeps that order.
  * Records without a direction or on a link that is not Ethernet are skipped and counted.
+ * `settleAfter` is how long the live run was seen after its last received frame (to its last
+ * transmitted one): the default settle of a replay of it, so the timers that fired live
+ * before the capture ended fire offline too, and no later ones.
  */
 import { readCaptureSync } from '../pcap/reader.ts';
 import { PacketDirection } from '../pcap/record.ts';
@@ -21,6 +24,8 @@ export interface CaptureReplayInput {
   tx: Record<string, TxRecord[]>;
   /** Records skipped: no direction, no interface name, or not Ethernet. */
   skipped: number;
+  /** Time of the last record (µs): the live run was seen until then. */
+  endUs: number;
 }
 
 /**
@@ -43,8 +48,10 @@ export function readCaptureInput(file: string, ports: readonly string[], opts: {
   let skipped = 0;
   let directed = 0;
   let k = 0;
+  let endUs = 0;
   for (const r of cap.records()) {
     k++;
+    endUs = Math.max(endUs, r.tsSec * 1e6 + Math.floor(r.tsNsec / 1000));
     const iface = cap.interfaces[r.interfaceId];
     const port = iface?.name;
     const dir = (r.flags ?? 0) & 3;
@@ -60,5 +67,12 @@ export function readCaptureInput(file: string, ports: readonly string[], opts: {
   if (directed === 0 && cap.count > 0) {
     throw new Error(`${file}: no packet has a direction (inbound/outbound): not a capture written by nodeplane run --capture`);
   }
-  return { rx, tx, skipped };
+  return { rx, tx, skipped, endUs };
+}
+
+/** Seconds from the last received frame to the end of the capture (0 without received frames). */
+export function settleAfter(input: CaptureReplayInput): number {
+  if (input.rx.length === 0) return 0;
+  const lastRx = input.rx.reduce((m, f) => Math.max(m, f.tsUs), 0);
+  return Math.max(0, input.endUs - lastRx) / 1e6;
 }

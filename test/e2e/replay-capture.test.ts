@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { expectLiveMatch, replay } from '../../src/api/index.ts';
 import { DEMO_CONFIG, DEMO_PODS } from '../../src/lab/demo-topology.ts';
 import { Lab } from '../../src/lab/lab.ts';
 import { missingPrerequisite, skipUnlessReady } from './e2e-prerequisites.ts';
@@ -73,5 +74,15 @@ describe.skipIf(skip)('a live capture replayed offline', () => {
     expect(counts.pa).toBeGreaterThan(20);
     expect(counts.pb).toBeGreaterThan(10);
     expect(counts.pc).toBeGreaterThanOrEqual(4);
+  });
+
+  it('does the same through the library, and traces the routed pings hop by hop', async () => {
+    const r = await replay({ config: join(dir, 'nodeplane.yaml'), fromCapture: capture, trace: true });
+    expectLiveMatch(r);
+    expect(r.live!.pc.length).toBe(r.ports.pc.length);
+    // A routed echo request: received on pa, out on pc with its TTL decremented.
+    const routed = r.ports.pc.find((f) => f.decoded.icmp?.type === 8 && f.decoded.ip?.dst === '10.244.2.2');
+    expect(routed?.decoded.ip?.ttl).toBe(63);
+    expect(r.trace!.some((l) => /tx pc: .*10\.244\.1\.2 > 10\.244\.2\.2: ICMP echo request/.test(l))).toBe(true);
   });
 });
