@@ -5,14 +5,14 @@
  * the `nodeplane` command's `replay --expect` on this repository's fixtures, and (as root,
  * an end-to-end test) `nodeplane demo`, which needs the prebuilt addon to load.
  *
- * Packing builds dist/ and the prebuild (the prepack script); it and the install happen once
- * for this file. npm is asked to prefer its cache: `npm ci` has put every runtime dependency
+ * Packing builds dist/ and the prebuild (the prepack script), in a copy of the sources; it and
+ * the install happen once for this file. npm is asked to prefer its cache: `npm ci` has put every runtime dependency
  * there.
  */
 import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { missingPrerequisite, skipUnlessReady } from '../e2e/e2e-prerequisites.ts';
@@ -59,14 +59,30 @@ function changedGolden(dir: string): string {
   return dir;
 }
 
+/**
+ * Packs a copy of the repository's sources (node_modules linked), so that building dist/,
+ * prebuilds/ and node-gyp's build/ never touches the checkout while other test files load its
+ * addon from build/Release.
+ */
+function packCopy(into: string): string {
+  const stage = join(into, 'stage');
+  mkdirSync(stage);
+  for (const entry of ['package.json', 'package-lock.json', 'tsconfig.json', 'tsconfig.build.json', 'binding.gyp', 'README.md', 'bin', 'native', 'src']) {
+    cpSync(join(REPO, entry), join(stage, entry), { recursive: true });
+  }
+  symlinkSync(join(REPO, 'node_modules'), join(stage, 'node_modules'));
+  const packDir = join(into, 'pack');
+  mkdirSync(packDir);
+  const packed = ok(sh('npm', ['pack', '--silent', '--pack-destination', packDir], { cwd: stage, timeout: 400_000 }), 'npm pack');
+  return join(packDir, packed.stdout.trim().split('\n').pop()!);
+}
+
 beforeAll(() => {
   project = mkdtempSync(join(tmpdir(), 'nodeplane-package-'));
-  const packDir = join(project, 'pack');
-  mkdirSync(packDir);
-  const packed = ok(sh('npm', ['pack', '--silent', '--pack-destination', packDir], { cwd: REPO, timeout: 400_000 }), 'npm pack');
-  const tarball = join(packDir, packed.stdout.trim().split('\n').pop()!);
+  const tarball = packCopy(mkdtempSync(join(tmpdir(), 'nodeplane-pack-')));
   writeFileSync(join(project, 'package.json'), JSON.stringify({ name: 'uses-nodeplane', version: '1.0.0', type: 'module', private: true }));
   ok(sh('npm', ['install', '--ignore-scripts', '--prefer-offline', '--no-audit', '--no-fund', tarball], { timeout: 300_000 }), 'npm install of the tarball');
+  rmSync(dirname(dirname(tarball)), { recursive: true, force: true });
 }, 700_000);
 
 afterAll(() => {
