@@ -110,7 +110,12 @@ export async function replayCommand(opts: ReplayOptions): Promise<number> {
       writeGoldenDir(result.tx!, opts.expect);
       process.stderr.write(`replay: golden files written to ${opts.expect}\n`);
     } else {
-      const c = compareWithGoldenDir(result.tx!, opts.expect);
+      let c;
+      try {
+        c = compareWithGoldenDir(result.tx!, opts.expect);
+      } catch (err) {
+        throw asUserError(err); // a golden file that is not a capture
+      }
       if (c.ok) {
         process.stderr.write(`replay: every port matches ${opts.expect}\n`);
       } else {
