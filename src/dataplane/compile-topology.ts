@@ -6,8 +6,9 @@
  */
 import type { Config } from '../config/load.ts';
 import { Fib, RouteKind } from '../tables/fib.ts';
-import { IfKind, InterfaceTable } from '../tables/interface-table.ts';
+import { IfKind, InterfaceTable, MAX_INTERFACES } from '../tables/interface-table.ts';
 import { PortRole, PortTable } from '../tables/port-table.ts';
+import { VxlanTable } from '../tables/vxlan-table.ts';
 import { macHi, macLo, parseMac } from '../wire/mac.ts';
 import { broadcastOf, networkOf, parseCidr, parseIpv4 } from '../wire/ipv4-address.ts';
 
@@ -23,6 +24,8 @@ export interface Topology {
   ifs: InterfaceTable;
   fib: Fib;
   neighbours: StaticNeighbour[];
+  /** The VXLAN devices, their FDBs empty (peers are applied by VxlanPeers). */
+  vxlan: VxlanTable;
 }
 
 /** The MAC a router interface gets when the config names none: 0a:58 + its IPv4 address, as Kubernetes' CNI plugins derive it. */
@@ -54,7 +57,11 @@ export function compileTopology(config: Config): Topology {
     ifOf.push(p.bridge ? -1 : addIf(p.name, IfKind.PORT, p.address, p.mac, p.mtu, pi, 0x0200_0000_0000 + pi + 1));
   }
   ports.seal(bridgeOf, ifOf);
-  for (const v of config.vxlan) addIf(v.name, IfKind.VXLAN, v.address, v.mac, v.mtu, -1, 0x0e00_0000_0000);
+  const vxlan = new VxlanTable(MAX_INTERFACES, config.fdb.maxEntries);
+  for (const v of config.vxlan) {
+    const ifIndex = addIf(v.name, IfKind.VXLAN, v.address, v.mac, v.mtu, -1, 0x0e00_0000_0000 + vxlan.count + 1);
+    vxlan.addDevice(ifIndex, v.vni, v.port, parseIpv4(v.local));
+  }
 
   // Local, broadcast and connected routes, as the kernel's local and main tables hold them.
   fib.add(0xffffffff, 32, RouteKind.BROADCAST, 0);
@@ -77,5 +84,5 @@ export function compileTopology(config: Config): Topology {
     const m = parseMac(n.mac);
     return { ifIndex: ifs.indexOf(n.dev), ip: parseIpv4(n.ip), macHi: macHi(m), macLo: macLo(m) };
   });
-  return { ports, ifs, fib, neighbours };
+  return { ports, ifs, fib, neighbours, vxlan };
 }

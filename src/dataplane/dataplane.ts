@@ -26,6 +26,7 @@ import { ConntrackHooks } from './conntrack-hooks.ts';
 import { checkReload, type ReloadResult } from './reload.ts';
 import type { ServiceSource, ServicesApplied } from './services.ts';
 import type { ServiceSpec } from '../tables/service-spec.ts';
+import { type VxlanPeerConfig, VxlanPeers, type VxlanPeersChange } from './vxlan-peers.ts';
 
 /** Conntrack entries reclaimed at most per batch, so expiry never stalls forwarding. */
 const CONNTRACK_EXPIRY_BUDGET = 4096;
@@ -54,6 +55,8 @@ export class Dataplane {
   afterBatch: (() => void) | null = null;
   /** Conntrack and NAT at the hooks, or null when connection tracking is off. */
   readonly conntrackHooks: ConntrackHooks | null;
+  /** The remote VTEPs of the VXLAN devices (vxlan-peers.ts). */
+  readonly vxlanPeers: VxlanPeers;
 
   constructor(config: Config, opts: DataplaneOptions) {
     this.config = config;
@@ -74,7 +77,10 @@ export class Dataplane {
       nowUs: opts.clock.nowUs(),
       ipIdent: 1,
       conntrack: null,
+      vxlan: topo.vxlan,
+      flowHashSeed: 0,
     };
+    this.ctx.flowHashSeed = this.ctx.random.nextU32() | 0;
     if (config.conntrackEnabled) {
       const ct = new Conntrack({ max: config.conntrack.max, timeouts: config.conntrack.timeouts, hashSeed: this.ctx.random.nextU32() | 0 });
       ct.nowUs = this.ctx.nowUs;
@@ -85,6 +91,8 @@ export class Dataplane {
     this.stages = stages;
     this.conntrackHooks = this.ctx.conntrack === null ? null : new ConntrackHooks(this.ctx, stages, config.nat?.clusterCIDR ?? null, config.node.name);
     applyConfig(this.ctx, config, topo, this.conntrackHooks?.services ?? null);
+    this.vxlanPeers = new VxlanPeers(this.ctx);
+    this.applyStaticPeers(config);
   }
 
   /**
@@ -176,9 +184,29 @@ export class Dataplane {
     const result = checkReload(this.config, next);
     if (!result.ok) return result;
     applyConfig(this.ctx, next, compileTopology(next), this.conntrackHooks?.services ?? null);
+    // The new FIB and static neighbours lack the peers' entries: put them back, then apply
+    // the config's static peers (a device run by cluster mode keeps the peers it was given).
+    this.vxlanPeers.reinstall();
+    this.applyStaticPeers(next);
     this.conntrackHooks?.setClusterCidr(next.nat?.clusterCIDR ?? null);
     this.config = next;
     return result;
+  }
+
+  /**
+   * Replaces the peer set of a VXLAN device at run time (cluster mode calls this as leases
+   * come and go): for each peer its route, permanent neighbour and FDB entry, as flanneld
+   * installs them, changed by difference (see vxlan-peers.ts). Throws VxlanPeerError, with
+   * nothing changed, for an unknown device or a bad peer set. Call between batches.
+   */
+  setVxlanPeers(device: string, peers: readonly VxlanPeerConfig[]): VxlanPeersChange {
+    return this.vxlanPeers.set(device, peers);
+  }
+
+  /** Static `peers` of every device cluster mode does not run, at start and on reload. */
+  private applyStaticPeers(config: Config): void {
+    const clusterDevice = (config as { cluster?: { vxlan?: string } }).cluster?.vxlan;
+    for (const v of config.vxlan) if (v.name !== clusterDevice) this.vxlanPeers.set(v.name, v.peers);
   }
 
   /** Counters of every stage, keyed by stage name. */

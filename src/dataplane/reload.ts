@@ -2,7 +2,7 @@
  * Reload: applies a new, already validated config to a running dataplane — or refuses it
  * whole, leaving the running state as it was.
  *
- * What changes live: routes, static neighbours, bridge ageing, the ARP timers, the ICMP
+ * What changes live: routes, static neighbours, VXLAN peers, bridge ageing, the ARP timers, the ICMP
  * rate limit, nat.clusterCIDR, conntrack timeouts and Services (by diff: flows to endpoints
  * that stay are untouched). What needs a restart: the interfaces themselves (ports, bridges, VXLAN devices,
  * their addresses, MACs and MTUs) and the sizes of tables (arp.queueLen, arp.maxEntries,
@@ -51,6 +51,7 @@ export function checkReload(current: Config, next: Config): ReloadResult {
 
   const changes: string[] = [];
   const differ = (f: (c: Config) => unknown): boolean => JSON.stringify(f(current)) !== JSON.stringify(f(next));
+  if (differ((c) => c.vxlan.map((v) => v.peers))) changes.push('vxlan peers: updated');
   if (differ((c) => c.routes)) changes.push(`routes: ${current.routes.length} → ${next.routes.length}`);
   if (differ((c) => c.neighbors)) changes.push(`neighbors: ${current.neighbors.length} → ${next.neighbors.length}`);
   for (const key of ['arp', 'icmp'] as const) if (differ((c) => c[key])) changes.push(`${key}: updated`);

@@ -14,6 +14,7 @@ import type { Fib } from '../tables/fib.ts';
 import type { InterfaceTable } from '../tables/interface-table.ts';
 import type { NeighbourTable } from '../tables/neighbour-table.ts';
 import type { PortTable } from '../tables/port-table.ts';
+import type { VxlanTable } from '../tables/vxlan-table.ts';
 
 export interface Context {
   pool: FramePool;
@@ -36,4 +37,8 @@ export interface Context {
    * services): the hooks then pass every frame untouched.
    */
   conntrack: Conntrack | null;
+  /** VXLAN devices (flannel.1) and their FDBs: remote VTEP MAC → underlay address. */
+  vxlan: VxlanTable;
+  /** Seed of the hash that picks an encapsulated flow's UDP source port (Linux's hashrnd). */
+  flowHashSeed: number;
 }

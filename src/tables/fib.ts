@@ -33,6 +33,8 @@ export class Fib {
   gateway: Uint32Array;
   onlink: Uint8Array;
   private count = 0;
+  /** Ids of removed routes, reused by add (a peer set replaced often must not grow the arrays). */
+  private readonly freeIds: number[] = [];
 
   constructor(capacity = 1024) {
     this.lpm = new Lpm4();
@@ -44,14 +46,30 @@ export class Fib {
 
   /** Adds a route and returns its id. */
   add(prefix: number, prefixLen: number, kind: RouteKind, ifIndex: number, gateway = 0, onlink = false): number {
-    if (this.count === this.kind.length) this.growTo(this.count * 2);
-    const id = this.count++;
+    let id = this.freeIds.pop();
+    if (id === undefined) {
+      if (this.count === this.kind.length) this.growTo(this.count * 2);
+      id = this.count++;
+    }
     this.kind[id] = kind;
     this.ifIndex[id] = ifIndex;
     this.gateway[id] = gateway >>> 0;
     this.onlink[id] = onlink ? 1 : 0;
     this.lpm.insert(prefix >>> 0, prefixLen, id);
     return id;
+  }
+
+  /** The id of the route for exactly this prefix, or -1. */
+  get(prefix: number, prefixLen: number): number {
+    return this.lpm.get(prefix >>> 0, prefixLen);
+  }
+
+  /** Removes the route for exactly this prefix; false when there is none. */
+  remove(prefix: number, prefixLen: number): boolean {
+    const id = this.lpm.get(prefix >>> 0, prefixLen);
+    if (id < 0 || !this.lpm.remove(prefix >>> 0, prefixLen)) return false;
+    this.freeIds.push(id);
+    return true;
   }
 
   /** The route id for `dst`, or -1 when no route matches. */
