@@ -25,7 +25,9 @@
  *   postrouting ─neighbour→ neighbour-output
  *               └fragment→ ip4-fragment ─neighbour→ neighbour-output
  *   neighbour-output ─output/arp→ interface-output ─bridge→ bridge-forward, ─tx→ port-output
- *                    └error→ icmp-error
+ *                    └error→ icmp-error                ├vxlan→ vxlan-encap ─output→ output
+ *                                                      └segment→ tcp-segment ─segment→ vxlan-encap
+ *   ip4-local ─vxlan→ vxlan-decap ─l3→ l3-input      (the inner frame, as received on flannel.1)
  */
 import { Graph } from '../core/graph.ts';
 import { ArpInput } from '../stages/arp-input.ts';
@@ -50,6 +52,9 @@ import { OutputHook } from '../stages/output.ts';
 import { PortOutput } from '../stages/port-output.ts';
 import { PostroutingHook } from '../stages/postrouting.ts';
 import { PreroutingHook } from '../stages/prerouting.ts';
+import { TcpSegment } from '../stages/tcp-segment.ts';
+import { VxlanDecap } from '../stages/vxlan-decap.ts';
+import { VxlanEncap } from '../stages/vxlan-encap.ts';
 import type { Context } from '../stages/context.ts';
 
 export interface Stages {
@@ -64,6 +69,7 @@ export interface Stages {
   input: InputHook;
   ip4Local: Ip4Local;
   ip4Reassemble: Ip4Reassemble;
+  vxlanDecap: VxlanDecap;
   icmpLocal: IcmpLocal;
   tcpReset: TcpReset;
   ip4Forward: Ip4Forward;
@@ -74,6 +80,8 @@ export interface Stages {
   ip4Fragment: Ip4Fragment;
   neighbourOutput: NeighbourOutput;
   interfaceOutput: InterfaceOutput;
+  tcpSegment: TcpSegment;
+  vxlanEncap: VxlanEncap;
   portOutput: PortOutput;
 }
 
@@ -91,6 +99,7 @@ export function buildGraph(ctx: Context): { graph: Graph; stages: Stages } {
     input: graph.add(new InputHook(ctx)),
     ip4Local: graph.add(new Ip4Local(ctx)),
     ip4Reassemble: graph.add(new Ip4Reassemble(ctx)),
+    vxlanDecap: graph.add(new VxlanDecap(ctx)),
     icmpLocal: graph.add(new IcmpLocal(ctx)),
     tcpReset: graph.add(new TcpReset(ctx)),
     ip4Forward: graph.add(new Ip4Forward(ctx)),
@@ -101,6 +110,8 @@ export function buildGraph(ctx: Context): { graph: Graph; stages: Stages } {
     ip4Fragment: graph.add(new Ip4Fragment(ctx)),
     neighbourOutput: graph.add(new NeighbourOutput(ctx)),
     interfaceOutput: graph.add(new InterfaceOutput(ctx)),
+    tcpSegment: graph.add(new TcpSegment(ctx)),
+    vxlanEncap: graph.add(new VxlanEncap(ctx)),
     portOutput: graph.add(new PortOutput(ctx)),
   };
   s.ethernetInput.connect({ bridge: s.bridgeForward, l3: s.l3Input });
@@ -112,8 +123,9 @@ export function buildGraph(ctx: Context): { graph: Graph; stages: Stages } {
   s.prerouting.connect({ route: s.ip4Lookup, defrag: s.ip4Reassemble });
   s.ip4Lookup.connect({ local: s.input, forward: s.ip4Forward, error: s.icmpError });
   s.input.connect({ local: s.ip4Local });
-  s.ip4Local.connect({ reassemble: s.ip4Reassemble, icmp: s.icmpLocal, tcp: s.tcpReset, error: s.icmpError });
+  s.ip4Local.connect({ reassemble: s.ip4Reassemble, vxlan: s.vxlanDecap, icmp: s.icmpLocal, tcp: s.tcpReset, error: s.icmpError });
   s.ip4Reassemble.connect({ local: s.ip4Local, prerouting: s.prerouting });
+  s.vxlanDecap.connect({ l3: s.l3Input });
   s.icmpLocal.connect({ output: s.output });
   s.tcpReset.connect({ output: s.output });
   s.ip4Forward.connect({ postrouting: s.postrouting, error: s.icmpError });
@@ -123,7 +135,9 @@ export function buildGraph(ctx: Context): { graph: Graph; stages: Stages } {
   s.postrouting.connect({ neighbour: s.neighbourOutput, fragment: s.ip4Fragment });
   s.ip4Fragment.connect({ neighbour: s.neighbourOutput });
   s.neighbourOutput.connect({ output: s.interfaceOutput, arp: s.interfaceOutput, error: s.icmpError });
-  s.interfaceOutput.connect({ bridge: s.bridgeForward, tx: s.portOutput });
+  s.interfaceOutput.connect({ bridge: s.bridgeForward, tx: s.portOutput, vxlan: s.vxlanEncap, segment: s.tcpSegment });
+  s.tcpSegment.connect({ segment: s.vxlanEncap });
+  s.vxlanEncap.connect({ output: s.output });
   s.portOutput.connect({});
   graph.verify();
   return { graph, stages: s };

@@ -2,9 +2,11 @@
  * interface-output: sends a framed packet out of a router interface.
  *
  * in:   frames with txIf set, originated or routed by the router (inPort = NO_PORT)
- * out:  bridge — the interface is a bridge's (cni0): the bridge picks the member port
- *       tx     — the interface is an L3 port (outPort set)
- * drop: the interface's kind has no output yet (VXLAN, until its encapsulation stage exists).
+ * out:  bridge  — the interface is a bridge's (cni0): the bridge picks the member port
+ *       tx      — the interface is an L3 port (outPort set)
+ *       vxlan   — the interface is a VXLAN device (flannel.1): vxlan-encap wraps the frame
+ *       segment — a TCP super-frame for a VXLAN device: tcp-segment cuts it first
+ * drop: an interface of no known kind.
  */
 import { NO_PORT } from '../core/frame-pool.ts';
 import { Stage } from '../core/stage.ts';
@@ -12,14 +14,13 @@ import { IfKind } from '../tables/interface-table.ts';
 import type { Context } from './context.ts';
 
 const enum Drop {
-  /** A VXLAN interface: its encapsulation stage does not exist yet. */
   NO_OUTPUT_FOR_KIND,
 }
 
-export class InterfaceOutput extends Stage<'bridge' | 'tx'> {
+export class InterfaceOutput extends Stage<'bridge' | 'tx' | 'vxlan' | 'segment'> {
   readonly name = 'interface-output';
-  readonly nextNames = ['bridge', 'tx'] as const;
-  readonly dropReasons = ['interface kind has no output yet'];
+  readonly nextNames = ['bridge', 'tx', 'vxlan', 'segment'] as const;
+  readonly dropReasons = ['interface kind has no output'];
 
   constructor(private readonly ctx: Context) {
     super(ctx.pool);
@@ -37,6 +38,8 @@ export class InterfaceOutput extends Stage<'bridge' | 'tx'> {
       } else if (kind === IfKind.PORT) {
         pool.outPort[slot] = ifs.target[ifIndex];
         this.to(this.next.tx, slot);
+      } else if (kind === IfKind.VXLAN) {
+        this.to(pool.gsoType[slot] === 0 ? this.next.vxlan : this.next.segment, slot);
       } else {
         this.drop(slot, Drop.NO_OUTPUT_FOR_KIND);
       }

@@ -4,6 +4,7 @@
  *
  * in:   packets for one of our addresses or a broadcast address
  * out:  reassemble — fragments (ip4-reassemble sends the whole datagram back here)
+ *       vxlan — UDP to an address and port a VXLAN device listens on (vxlan-decap)
  *       icmp  — ICMP (icmp-local answers echo and timestamp requests)
  *       tcp   — TCP (tcp-reset answers: no socket listens here)
  *       error — UDP to us: port unreachable (3/3); any other protocol: protocol unreachable
@@ -21,9 +22,9 @@ const enum Drop {
 export const ICMP_PORT_UNREACHABLE = (3 << 24) | (3 << 16);
 export const ICMP_PROTO_UNREACHABLE = (3 << 24) | (2 << 16);
 
-export class Ip4Local extends Stage<'reassemble' | 'icmp' | 'tcp' | 'error'> {
+export class Ip4Local extends Stage<'reassemble' | 'vxlan' | 'icmp' | 'tcp' | 'error'> {
   readonly name = 'ip4-local';
-  readonly nextNames = ['reassemble', 'icmp', 'tcp', 'error'] as const;
+  readonly nextNames = ['reassemble', 'vxlan', 'icmp', 'tcp', 'error'] as const;
   readonly dropReasons = ['udp or other protocol to a broadcast address (no listener)'];
 
   constructor(private readonly ctx: Context) {
@@ -31,7 +32,7 @@ export class Ip4Local extends Stage<'reassemble' | 'icmp' | 'tcp' | 'error'> {
   }
 
   protected process(slots: Int32Array, n: number): void {
-    const { pool, fib } = this.ctx;
+    const { pool, fib, vxlan } = this.ctx;
     const data = pool.data;
     for (let i = 0; i < n; i++) {
       const slot = slots[i];
@@ -50,6 +51,11 @@ export class Ip4Local extends Stage<'reassemble' | 'icmp' | 'tcp' | 'error'> {
         continue;
       }
       const dst = rd32(data, ip + 16);
+      const l4 = pool.l4[slot];
+      if (proto === 17 && l4 !== 0 && vxlan.listening[rd16(data, l4 + 2)] === 1 && vxlan.listens(dst, rd16(data, l4 + 2))) {
+        this.to(this.next.vxlan, slot);
+        continue;
+      }
       if (fib.isBroadcast(dst)) {
         this.drop(slot, Drop.BROADCAST);
         continue;

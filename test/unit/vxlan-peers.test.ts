@@ -10,27 +10,11 @@ import { VxlanPeerError } from '../../src/dataplane/vxlan-peers.ts';
 import { parseIpv4 } from '../../src/wire/ipv4-address.ts';
 import { macHi, macLo, parseMac } from '../../src/wire/mac.ts';
 import { Harness } from './stage-harness.test.ts';
+import { VXLAN_LAB as LAB_WITH_STATIC } from '../helpers/vxlan-lab.ts';
 
-export const VXLAN_LAB = `
-node: { name: node1 }
-bridges:
-  - { name: cni0, address: 10.244.1.1/24, mac: 0a:58:0a:f4:01:01 }
-ports:
-  - { name: pa, bridge: cni0 }
-  - { name: pb, bridge: cni0 }
-  - { name: up, address: 192.168.50.11/24, mac: 02:00:00:00:50:11 }
-neighbors:
-  - { ip: 192.168.50.12, mac: 02:00:00:00:50:12, dev: up }
-  - { ip: 192.168.50.13, mac: 02:00:00:00:50:13, dev: up }
-vxlan:
-  - name: flannel.1
-    vni: 1
-    local: 192.168.50.11
-    address: 10.244.1.0/32
-    mac: 0e:00:00:00:00:01
-    peers:
-      - { vtep: 192.168.50.12, mac: 0e:00:00:00:00:02, subnet: 10.244.2.0/24 }
-`;
+/** The lab without its static flannel.1 route and neighbour: only peers' entries remain. */
+const VXLAN_LAB = LAB_WITH_STATIC.replace(/.*10\.244\.9\.0.*\n/g, '').replace('routes:\n', '');
+
 
 const P2 = { vtep: '192.168.50.12', mac: '0e:00:00:00:00:02', subnet: '10.244.2.0/24' };
 const P3 = { vtep: '192.168.50.13', mac: '0e:00:00:00:00:03', subnet: '10.244.3.0/24' };

@@ -1,0 +1,128 @@
+/**
+ * vxlan-decap: unwraps VXLAN (RFC 7348) arriving for a VXLAN device's local address and UDP
+ * port, and lets the inner frame in as received on the device (Linux's vxlan_rcv).
+ *
+ * in:   UDP datagrams to one of our addresses whose destination port a VXLAN device listens
+ *       on at that address (ip4-local sorts them here; fragments were reassembled before),
+ *       l3/l4 at the outer headers
+ * out:  l3 — the inner frame, start and len moved past the outer headers (no copy), rxIf the
+ *            device, inPort still the underlay port (it is forwarded, not originated), the
+ *            outer packet's conntrack state cleared: it enters l3-input, ip4-input and
+ *            PREROUTING as a frame of flannel.1
+ * drop: too short for UDP, VXLAN and an inner Ethernet header; a UDP length that does not fit;
+ *       a malformed VXLAN header (I flag clear, or any other flag or reserved bit set: Linux
+ *       treats unparsed bits as malformed); a VNI no device at that address and port has; a
+ *       source address that is not a VTEP of the device's FDB (Linux with nolearning accepts
+ *       any source; here the FDB is the list of peers, as flannel keeps it); an inner
+ *       destination MAC that is another unicast host's; an inner source MAC that is the
+ *       device's own (a looped frame, as vxlan_set_mac drops it); an offload super-frame.
+ *
+ * The outer UDP checksum is not verified (Linux's vxlan sockets accept zero and do not
+ * check a present one on this path either when the NIC did); the inner frame is checked by
+ * the stages it enters. A frame whose L4 checksum the sending kernel left to complete keeps
+ * that state, its offsets moved with the frame start.
+ */
+import { Stage } from '../core/stage.ts';
+import { macHiAt, macLoAt, rd16, rd32 } from '../wire/bytes.ts';
+import type { Context } from './context.ts';
+
+const enum Drop {
+  TOO_SHORT,
+  BAD_UDP_LENGTH,
+  MALFORMED,
+  WRONG_VNI,
+  UNKNOWN_VTEP,
+  OTHER_HOST,
+  LOOP,
+  SUPER_FRAME,
+}
+
+/** UDP (8) + VXLAN (8) + inner Ethernet (14). */
+const MIN_UDP_PAYLOAD = 30;
+
+export class VxlanDecap extends Stage<'l3'> {
+  readonly name = 'vxlan-decap';
+  readonly nextNames = ['l3'] as const;
+  readonly dropReasons = [
+    'too short for vxlan and an inner ethernet header',
+    'udp length does not fit the datagram',
+    'malformed vxlan header (I flag clear, or reserved bits set)',
+    'vni of no vxlan device at this address and port',
+    'source is not a known vtep of the device',
+    'inner frame for another host',
+    'inner source mac is the device\'s own (loop)',
+    'offload super-frame',
+  ];
+
+  constructor(private readonly ctx: Context) {
+    super(ctx.pool);
+  }
+
+  protected process(slots: Int32Array, n: number): void {
+    const { pool, vxlan, ifs } = this.ctx;
+    const data = pool.data;
+    const l3 = this.next.l3;
+    for (let i = 0; i < n; i++) {
+      const slot = slots[i];
+      const ip = pool.l3[slot];
+      const udp = pool.l4[slot];
+      const payload = rd16(data, ip + 2) - (udp - ip);
+      if (udp === 0 || payload < MIN_UDP_PAYLOAD) {
+        this.drop(slot, Drop.TOO_SHORT);
+        continue;
+      }
+      const udpLen = rd16(data, udp + 4);
+      if (udpLen > payload || udpLen < MIN_UDP_PAYLOAD) {
+        this.drop(slot, udpLen > payload || udpLen < 8 ? Drop.BAD_UDP_LENGTH : Drop.TOO_SHORT);
+        continue;
+      }
+      const vx = udp + 8;
+      // Word 1: only the I flag; word 2: the VNI and a zero reserved byte.
+      if (rd32(data, vx) !== 0x08000000 || data[vx + 7] !== 0) {
+        this.drop(slot, Drop.MALFORMED);
+        continue;
+      }
+      const vni = (data[vx + 4] << 16) | (data[vx + 5] << 8) | data[vx + 6];
+      const d = vxlan.deviceFor(rd32(data, ip + 16), rd16(data, udp + 2), vni);
+      if (d < 0) {
+        this.drop(slot, Drop.WRONG_VNI);
+        continue;
+      }
+      const ifIndex = vxlan.ifIndex[d];
+      if (!vxlan.isKnownVtep(ifIndex, rd32(data, ip + 12))) {
+        this.drop(slot, Drop.UNKNOWN_VTEP);
+        continue;
+      }
+      const inner = vx + 8;
+      if ((data[inner] & 1) === 0 && (macHiAt(data, inner) !== ifs.macHi[ifIndex] || macLoAt(data, inner) !== ifs.macLo[ifIndex])) {
+        this.drop(slot, Drop.OTHER_HOST);
+        continue;
+      }
+      if (macHiAt(data, inner + 6) === ifs.macHi[ifIndex] && macLoAt(data, inner + 6) === ifs.macLo[ifIndex]) {
+        this.drop(slot, Drop.LOOP);
+        continue;
+      }
+      if (pool.gsoType[slot] !== 0) {
+        this.drop(slot, Drop.SUPER_FRAME);
+        continue;
+      }
+      const moved = inner - pool.start[slot];
+      pool.start[slot] = inner;
+      pool.len[slot] = udpLen - 16;
+      if ((pool.vnetFlags[slot] & 1) !== 0) {
+        if (pool.csumStart[slot] >= moved) pool.csumStart[slot] -= moved;
+        else pool.vnetFlags[slot] = 0;
+      }
+      pool.rxIf[slot] = ifIndex;
+      pool.l3[slot] = 0;
+      pool.l4[slot] = 0;
+      pool.txIf[slot] = -1;
+      pool.nextHop[slot] = 0;
+      pool.icmpError[slot] = 0;
+      pool.ct[slot] = -1;
+      pool.ctDir[slot] = 0;
+      pool.ctState[slot] = 0;
+      this.to(l3, slot);
+    }
+  }
+}

@@ -1,0 +1,144 @@
+/**
+ * vxlan-encap: wraps a frame routed to a VXLAN device (flannel.1) in outer Ethernet, IPv4, UDP
+ * and VXLAN headers (RFC 7348), as Linux's vxlan driver does for flannel, and sends the outer
+ * packet on as one the router originates.
+ *
+ * in:   frames leaving a VXLAN interface (interface-output): the inner Ethernet header written
+ *       by neighbour-output (destination: the peer VTEP's MAC from the neighbour entry,
+ *       source: the device's MAC), txIf the device, l3/l4 at the inner headers. Whole frames
+ *       only: super-frames are cut into segments first (tcp-segment).
+ * out:  output — the outer IPv4 packet (l3, l4 at the outer headers, inPort NO_PORT), through
+ *                the LOCAL_OUT hook, ip4-output's route lookup to the VTEP, POSTROUTING and
+ *                neighbour resolution on the L3 port: conntrack, capture and trace see it
+ * drop: no FDB entry for the inner destination MAC (Linux without a default remote drops it
+ *       the same way); too little headroom in front of the frame (never with pool slots).
+ *
+ * The outer headers, as Linux's defaults for `ip link add flannel.1 type vxlan id 1 local A
+ * dstport 8472 nolearning` are:
+ * - 50 bytes written into the slot's headroom in front of the inner frame (no copy);
+ * - IPv4 from the device's `local` to the FDB entry's address, TTL 64 (ip4_dst_hoplimit: the
+ *   vxlan `ttl` is unset), TOS 0 with the inner packet's ECN bits (ip_tunnel_ecn_encap), DF
+ *   clear (vxlan `df` unset), the identification from the router's counter;
+ * - UDP from a port hashed from the inner flow (addresses, protocol, ports) into Linux's
+ *   ephemeral range 32768–60998 (udp_flow_src_port), stable per flow, to the device's port,
+ *   checksum zero (vxlan `udpcsum` is off by default for IPv4);
+ * - VXLAN with the I flag and the device's VNI.
+ * An inner L4 checksum left to complete (a virtio-net NEEDS_CSUM frame) is completed first,
+ * so the frame inside is correct on the wire whatever the underlay does with it.
+ */
+import { NO_PORT } from '../core/frame-pool.ts';
+import { Stage } from '../core/stage.ts';
+import { macHiAt, macLoAt, rd32, wr16 } from '../wire/bytes.ts';
+import { internetChecksum } from '../wire/checksum.ts';
+import { writeIpv4 } from '../wire/ipv4.ts';
+import { writeUdpHeader } from '../wire/udp.ts';
+import { writeVxlanHeader } from '../wire/vxlan.ts';
+import type { Context } from './context.ts';
+
+const enum Drop {
+  NO_FDB,
+  NO_HEADROOM,
+}
+
+/** Outer Ethernet (14) + IPv4 (20) + UDP (8) + VXLAN (8). */
+export const VXLAN_OVERHEAD = 50;
+/** Linux's default ip_local_port_range, which udp_flow_src_port maps the flow hash into. */
+export const VXLAN_SPORT_MIN = 32768;
+export const VXLAN_SPORT_MAX = 60999;
+const OUTER_TTL = 64;
+const TWO_POW_MINUS_32 = 1 / 4294967296;
+
+/**
+ * The outer UDP source port for an inner flow: a seeded hash of (src, dst, protocol, ports)
+ * mixed as udp_flow_src_port does (hash ^= hash << 16) and scaled into [min, max).
+ */
+export function vxlanSourcePort(seed: number, src: number, dst: number, proto: number, ports: number): number {
+  let h = Math.imul(seed ^ src, 0xcc9e2d51);
+  h = Math.imul((h << 15) | (h >>> 17), 0x1b873593) ^ dst;
+  h = Math.imul((h << 13) | (h >>> 19), 5) + 0xe6546b64;
+  h = Math.imul(h ^ ports, 0xcc9e2d51) ^ proto;
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x85ebca6b);
+  h ^= h >>> 13;
+  h = Math.imul(h, 0xc2b2ae35);
+  h ^= h >>> 16;
+  h ^= h << 16;
+  return (((h >>> 0) * (VXLAN_SPORT_MAX - VXLAN_SPORT_MIN) * TWO_POW_MINUS_32) | 0) + VXLAN_SPORT_MIN;
+}
+
+export class VxlanEncap extends Stage<'output'> {
+  readonly name = 'vxlan-encap';
+  readonly nextNames = ['output'] as const;
+  readonly dropReasons = ['no vxlan fdb entry for the inner destination mac', 'no headroom for the outer headers'];
+
+  constructor(private readonly ctx: Context) {
+    super(ctx.pool);
+  }
+
+  protected process(slots: Int32Array, n: number): void {
+    const { pool, vxlan } = this.ctx;
+    const data = pool.data;
+    const slotSize = pool.slotSize;
+    const seed = this.ctx.flowHashSeed;
+    const output = this.next.output;
+    for (let i = 0; i < n; i++) {
+      const slot = slots[i];
+      const ifIndex = pool.txIf[slot];
+      const s = pool.start[slot];
+      const fdb = vxlan.findFdb(ifIndex, macHiAt(data, s), macLoAt(data, s));
+      if (fdb < 0) {
+        this.drop(slot, Drop.NO_FDB);
+        continue;
+      }
+      const o = s - VXLAN_OVERHEAD;
+      if (o < slot * slotSize) {
+        this.drop(slot, Drop.NO_HEADROOM);
+        continue;
+      }
+      const d = vxlan.deviceOfIf[ifIndex];
+      const len = pool.len[slot];
+      if ((pool.vnetFlags[slot] & 1) !== 0) this.completeChecksum(slot, s, len);
+      // The inner flow: IPv4 addresses, protocol, and the ports when the header is here.
+      const ip = pool.l3[slot];
+      const l4 = pool.l4[slot];
+      const proto = data[ip + 9];
+      const ports = l4 !== 0 && (proto === 6 || proto === 17) ? rd32(data, l4) : 0;
+      const sport = vxlanSourcePort(seed, rd32(data, ip + 12), rd32(data, ip + 16), proto, ports);
+      // ECN: the inner packet's codepoint, CE as ECT(0) (INET_ECN_encapsulate).
+      const ecn = data[ip + 1] & 3;
+      const outerIp = o + 14;
+      writeIpv4(data, outerIp, ecn === 3 ? 2 : ecn, len + 36, this.ctx.ipIdent++ & 0xffff, 0, OUTER_TTL, 17, vxlan.local[d], vxlan.fdbDst[fdb]);
+      writeUdpHeader(data, outerIp + 20, sport, vxlan.port[d], len + 16, 0);
+      writeVxlanHeader(data, outerIp + 28, vxlan.vni[d]);
+      pool.start[slot] = o;
+      pool.len[slot] = len + VXLAN_OVERHEAD;
+      pool.l3[slot] = outerIp;
+      pool.l4[slot] = outerIp + 20;
+      pool.txIf[slot] = -1;
+      pool.nextHop[slot] = 0;
+      pool.inPort[slot] = NO_PORT;
+      pool.rxIf[slot] = -1;
+      pool.icmpError[slot] = 0;
+      pool.ct[slot] = -1;
+      pool.ctDir[slot] = 0;
+      pool.ctState[slot] = 0;
+      this.to(output, slot);
+    }
+  }
+
+  /** Stores the L4 checksum a NEEDS_CSUM frame left to complete (its pseudo header is in place). */
+  private completeChecksum(slot: number, s: number, len: number): void {
+    const pool = this.ctx.pool;
+    const data = pool.data;
+    const from = s + pool.csumStart[slot];
+    const at = from + pool.csumOffset[slot];
+    if (at + 2 <= s + len) {
+      const c = internetChecksum(data, from, s + len - from, 0);
+      // The field holds the pseudo-header sum already: summing over it completes the checksum.
+      wr16(data, at, pool.l4[slot] !== 0 && data[pool.l3[slot] + 9] === 17 && c === 0 ? 0xffff : c);
+    }
+    pool.vnetFlags[slot] = 0;
+    pool.csumStart[slot] = 0;
+    pool.csumOffset[slot] = 0;
+  }
+}
