@@ -188,3 +188,83 @@ describe('vxlan-decap', () => {
     expect(h.take('pa')).toHaveLength(10);
   });
 });
+
+describe('tcp-segment before vxlan-encap (offload super-frames)', () => {
+  it('cuts a 64 KiB super-frame into MSS segments, each encapsulated with correct inner IPv4 and TCP', async () => {
+    const { parseConfig } = await import('../../src/config/load.ts');
+    const { VirtualClock } = await import('../../src/core/clock.ts');
+    const { OFFLOAD_SLOT_SIZE } = await import('../../src/core/frame-pool.ts');
+    const { Dataplane } = await import('../../src/dataplane/dataplane.ts');
+    const clock = new VirtualClock();
+    clock.set(1_700_000_000_000_000);
+    const dp = new Dataplane(parseConfig(VXLAN_LAB, 'test'), { clock, poolSize: 512, slotSize: OFFLOAD_SLOT_SIZE });
+    const out: Buffer[] = [];
+    const meta: number[][] = [];
+    dp.setDriver(dp.portIndex('up'), {
+      transmit: (pool, slots, n) => {
+        for (let i = 0; i < n; i++) {
+          out.push(Buffer.from(pool.view(slots[i])));
+          meta.push([pool.vnetFlags[slots[i]], pool.gsoType[slots[i]]]);
+        }
+        return n;
+      },
+    });
+    dp.receive(dp.portIndex('pa'), arpFrame({ ethDst: 'ff:ff:ff:ff:ff:ff', ethSrc: A.mac, op: 1, sha: A.mac, spa: A.ip, tpa: GW.ip }));
+    dp.run();
+    const free = dp.pool.available;
+    const mss = 1398;
+    const payload = 65_000;
+    const data = F.bytes(payload, 11);
+    const seq = 0xfffff000; // wraps within the super-frame
+    const tcp = F.tcp(A.ip, POD2, 40000, 5201, F.TCP_ACK | F.TCP_PSH | F.TCP_FIN | 0x80, seq, 77, data);
+    // As a TAP hands it over: checksum field holding the pseudo-header sum only (NEEDS_CSUM).
+    tcp[16] = tcp[17] = 0;
+    const frame = F.ethernet(GW.mac, A.mac, 0x0800, F.ipv4({ src: A.ip, dst: POD2, proto: 6, df: true, id: 0xfff0 }, tcp));
+    const slot = dp.pool.fill(frame, dp.portIndex('pa'));
+    dp.pool.vnetFlags[slot] = 1;
+    dp.pool.gsoType[slot] = 1;
+    dp.pool.gsoSize[slot] = mss;
+    dp.pool.gsoHdrLen[slot] = 54;
+    dp.pool.csumStart[slot] = 34;
+    dp.pool.csumOffset[slot] = 16;
+    dp.receiveSlot(dp.portIndex('pa'), slot);
+    dp.run();
+    const n = Math.ceil(payload / mss);
+    expect(out).toHaveLength(n);
+    let got = Buffer.alloc(0);
+    out.forEach((f, k) => {
+      expect(meta[k]).toEqual([0, 0]);
+      expect(f.length).toBeLessThanOrEqual(1514);
+      const inner = encapOf(f).inner;
+      const ip = ip4Of(inner);
+      const size = Math.min(mss, payload - k * mss);
+      expect(ip).toMatchObject({ total: 40 + size, id: (0xfff0 + k) & 0xffff, ttl: 63, df: true, checksumOk: true });
+      const t = inner.subarray(34, 14 + ip.total);
+      expect(t.readUInt32BE(4)).toBe((seq + k * mss) >>> 0);
+      const flags = t[13];
+      expect(flags & 0x80).toBe(k === 0 ? 0x80 : 0);
+      expect(flags & 0x09).toBe(k === n - 1 ? 0x09 : 0);
+      expect(flags & 0x10).toBe(0x10);
+      const pseudo = [...F.ip(A.ip), ...F.ip(POD2), 0, 6, (t.length >> 8) & 255, t.length & 255];
+      expect(F.checksum([...pseudo, ...t])).toBe(0);
+      got = Buffer.concat([got, t.subarray(20)]);
+    });
+    expect(got.equals(Buffer.from(data))).toBe(true);
+    expect(new Set(out.map((f) => encapOf(f).sport)).size).toBe(1);
+    expect(dp.pool.available).toBe(free);
+  });
+
+  it('answers a super-frame whose segments exceed the overlay MTU with DF by fragmentation needed (MTU 1450)', () => {
+    const h = new Harness(VXLAN_LAB);
+    introduce(h, A);
+    const slot = h.dp.pool.fill(F.ethernet(GW.mac, A.mac, 0x0800, F.ipv4({ src: A.ip, dst: POD2, proto: 6, df: true }, F.tcp(A.ip, POD2, 1, 2, 0x10, 1, 1, F.bytes(2000, 1)))), h.port('pa'));
+    h.dp.pool.gsoType[slot] = 1;
+    h.dp.pool.gsoSize[slot] = 1448;
+    h.dp.receiveSlot(h.port('pa'), slot);
+    h.dp.run();
+    expect(h.take('up')).toEqual([]);
+    const [err] = h.take('pa');
+    expect(isIcmp(err, 3, 4)).toBe(true);
+    expect(icmpOf(err).word2).toBe(1450);
+  });
+});
