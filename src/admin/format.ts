@@ -5,8 +5,10 @@
  *   fdb        bridge fdb:   0a:58:0a:f4:01:02 dev pa master cni0 age 1.1s
  *                            0a:58:0a:f4:01:01 dev cni0 master cni0 permanent   (the bridge's own MAC)
  *                            ... static                                          (configured)
+ *                            0e:00:00:00:00:02 dev flannel.1 dst 192.168.50.12 self permanent (a VXLAN peer)
  *              `age` (seconds since last seen, one decimal) is ours; bridge(8) has it only with -s.
  *   neigh      ip neigh:     10.244.1.2 dev cni0 lladdr 0a:58:0a:f4:01:02 REACHABLE
+ *                            10.244.2.0 dev flannel.1 lladdr 0e:00:00:00:00:02 PERMANENT (a VXLAN peer)
  *                            192.168.50.99 dev up FAILED                         (no lladdr while unresolved)
  *   routes     ip route show table all: the main table, then the local table's local and
  *              broadcast routes, which carry `table local` as ip prints them there:
@@ -55,6 +57,7 @@ function lines(ls: string[]): string {
 export function formatFdb(s: FdbState): string {
   return lines(
     s.entries.map((e) => {
+      if (e.bridge === null) return `${e.mac} dev ${e.port}${e.dst === undefined ? '' : ` dst ${e.dst}`} self ${e.type}`;
       const head = `${e.mac} dev ${e.port} master ${e.bridge}`;
       if (e.type === 'dynamic') return e.ageSeconds === null ? head : `${head} age ${e.ageSeconds.toFixed(1)}s`;
       return `${head} ${e.type}`;

@@ -32,10 +32,13 @@ function seconds(us: number): number {
 // ---- fdb ----
 
 export interface FdbEntryState {
-  bridge: string;
+  /** The bridge; null for a VXLAN device's entry (`bridge fdb` shows those with `self`). */
+  bridge: string | null;
   mac: string;
-  /** The member port it was learned on; for `permanent`, the bridge itself. */
+  /** The member port it was learned on; for `permanent`, the bridge itself; the VXLAN device. */
   port: string;
+  /** A VXLAN device's entry: the remote VTEP's underlay address; absent for bridges. */
+  dst?: string;
   /** dynamic: learned and ageing; static: configured; permanent: the bridge's own address. */
   type: 'dynamic' | 'static' | 'permanent';
   /** Seconds since the station was last seen (dynamic entries), else null. */
@@ -72,6 +75,13 @@ export function fdbState(dp: Dataplane): FdbState {
         ageingSeconds: b?.ageingSeconds ?? 0,
       },
     });
+  }
+  // VXLAN devices' entries (flanneld's `bridge fdb add <mac> dev flannel.1 dst <ip>`), after the bridges'.
+  const vxBase = ports.bridges.length;
+  for (const v of dp.ctx.vxlan.fdbEntries()) {
+    const m = v.macHi * TWO32 + v.macLo;
+    const e: FdbEntryState = { bridge: null, mac: formatMac(m), port: ifs.names[v.ifIndex] ?? `if${v.ifIndex}`, dst: formatIpv4(v.dst), type: 'permanent', ageSeconds: null, ageingSeconds: 0 };
+    rows.push({ b: vxBase + v.ifIndex, p: -1, m, e });
   }
   rows.sort((x, y) => x.b - y.b || x.p - y.p || x.m - y.m);
   return { entries: rows.map((r) => r.e) };

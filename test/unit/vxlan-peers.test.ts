@@ -5,7 +5,8 @@
  */
 import { describe, expect, it } from 'vitest';
 import { parseConfig } from '../../src/config/load.ts';
-import { neighState, routesState } from '../../src/admin/state.ts';
+import { fdbState, neighState, routesState } from '../../src/admin/state.ts';
+import { formatFdb, formatNeigh, formatRoutes } from '../../src/admin/format.ts';
 import { VxlanPeerError } from '../../src/dataplane/vxlan-peers.ts';
 import { parseIpv4 } from '../../src/wire/ipv4-address.ts';
 import { macHi, macLo, parseMac } from '../../src/wire/mac.ts';
@@ -114,5 +115,23 @@ describe('vxlan peers', () => {
     // Without cluster mode the config's (now empty) static set applies.
     expect(h.dp.reload(next).ok).toBe(true);
     expect([flannelRoutes(h), flannelNeigh(h), vtepFdb(h)]).toEqual([[], [], []]);
+  });
+
+  it('shows the entries as ip route, ip neigh and bridge fdb show them on a flannel node', () => {
+    const h = new Harness(VXLAN_LAB);
+    h.dp.setVxlanPeers('flannel.1', [P2, P3]);
+    const routes = formatRoutes(routesState(h.dp)).split('\n');
+    expect(routes).toContain('10.244.2.0/24 via 10.244.2.0 dev flannel.1 onlink');
+    expect(routes).toContain('10.244.3.0/24 via 10.244.3.0 dev flannel.1 onlink');
+    const neigh = formatNeigh(neighState(h.dp)).split('\n');
+    expect(neigh).toContain('10.244.2.0 dev flannel.1 lladdr 0e:00:00:00:00:02 PERMANENT');
+    expect(neigh).toContain('10.244.3.0 dev flannel.1 lladdr 0e:00:00:00:00:03 PERMANENT');
+    const fdb = formatFdb(fdbState(h.dp)).split('\n');
+    expect(fdb).toContain('0e:00:00:00:00:02 dev flannel.1 dst 192.168.50.12 self permanent');
+    expect(fdb).toContain('0e:00:00:00:00:03 dev flannel.1 dst 192.168.50.13 self permanent');
+    expect(fdbState(h.dp).entries.filter((e) => e.port === 'flannel.1')).toEqual([
+      { bridge: null, mac: '0e:00:00:00:00:02', port: 'flannel.1', dst: '192.168.50.12', type: 'permanent', ageSeconds: null, ageingSeconds: 0 },
+      { bridge: null, mac: '0e:00:00:00:00:03', port: 'flannel.1', dst: '192.168.50.13', type: 'permanent', ageSeconds: null, ageingSeconds: 0 },
+    ]);
   });
 });
