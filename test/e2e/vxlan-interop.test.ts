@@ -1,0 +1,256 @@
+/**
+ * End to end: the VXLAN overlay against the kernel's, and between two nodeplane nodes.
+ *
+ * Interop: node 1 is nodeplane (pod 10.244.1.2 on cni0, underlay port `up` 192.168.50.11,
+ * flannel.1 with node 2 as its static peer); node 2 is a kernel flannel node (flannel.1 as
+ * `ip link add ... type vxlan id 1 dstport 8472 nolearning`, cni0, pod 10.244.2.5, and the
+ * route, neighbour and FDB entries flanneld adds) in the namespace that holds the other end
+ * of nodeplane's `up` TAP. Pods ping both ways, a 1 MB file crosses over HTTP in each
+ * direction (nodeplane encapsulating one way, decapsulating the other), and tshark on the
+ * underlay decodes VXLAN with the inner ICMP and TCP.
+ *
+ * Two nodeplane nodes: the same with nodeplane on both sides (their `up` TAPs bridged over a
+ * veth), iperf3 pod to pod across the overlay, printed beside a pair of kernel flannel nodes
+ * measured in the same run (three interleaved rounds, best of three each).
+ *
+ * Every command is bounded in time and count; namespaces go away in afterAll, and with the
+ * process in any case (src/lab/netns.ts).
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { fetchState } from '../../src/admin/client.ts';
+import { Lab } from '../../src/lab/lab.ts';
+import { createNetns, type Netns } from '../../src/lab/netns.ts';
+import { missingPrerequisite, skipUnlessReady } from './e2e-prerequisites.ts';
+import { type KernelFlannelNode, kernelFlannelNode, nodeplaneFlannelConfig } from './kernel-flannel.ts';
+
+const problem = missingPrerequisite(['curl', 'python3', 'iperf3', 'ss', 'tshark', 'bridge', 'sysctl']);
+const skip = skipUnlessReady('end-to-end vxlan tests', problem);
+
+const N1 = { n: 1, local: '192.168.50.11', mac: '0e:00:00:00:00:01', subnet: '10.244.1.0/24' };
+const N2 = { n: 2, local: '192.168.50.12', mac: '0e:00:00:00:00:02', subnet: '10.244.2.0/24' };
+const peerOf = (x: typeof N1) => ({ vtep: x.local, mac: x.mac, subnet: x.subnet });
+const POD1 = '10.244.1.2';
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** Waits until something in `ns` listens on TCP `port` (10 s at most). */
+async function listening(ns: Netns, port: number): Promise<void> {
+  for (let i = 0; i < 100; i++) {
+    const r = await ns.run('ss', ['-Hltn', `sport = :${port}`]);
+    if (r.stdout.trim() !== '') return;
+    await sleep(100);
+  }
+  throw new Error(`nothing listens on port ${port} in ${ns.name} after 10 s`);
+}
+
+/** Pings until one answer comes (the first may wait for ARP), then 3 more; returns the received count of those. */
+async function ping(from: Netns, to: string): Promise<number> {
+  await from.run('ping', ['-c', '1', '-W', '2', to], { timeoutMs: 5000 });
+  const r = await from.run('ping', ['-c', '3', '-i', '0.2', '-W', '2', to], { timeoutMs: 10_000 });
+  const m = /(\d+) received/.exec(r.stdout);
+  return m ? Number(m[1]) : 0;
+}
+
+/** Serves `dir` over HTTP from `server` at ip:port; fetches `file` from `client`; returns its sha256. */
+async function httpFetch(server: Netns, ip: string, port: number, dir: string, client: Netns, file: string): Promise<string> {
+  const srv = server.spawn('python3', ['-m', 'http.server', String(port), '--bind', ip, '--directory', dir], { stdio: 'ignore' });
+  try {
+    await listening(server, port);
+    const r = await client.run('sh', ['-c', `curl -sS --max-time 20 http://${ip}:${port}/${file} | sha256sum`], { timeoutMs: 30_000 });
+    if (r.code !== 0) throw new Error(`curl http://${ip}:${port}/${file} failed: ${r.stderr}`);
+    return r.stdout.split(' ')[0];
+  } finally {
+    srv.kill('SIGKILL');
+  }
+}
+
+/** One bounded iperf3 run (3 s) from `client` to `server` at `ip`; Gbit/s received. */
+async function iperf(server: Netns, ip: string, client: Netns): Promise<number> {
+  const srv = server.spawn('iperf3', ['-s', '-1', '-B', ip], { stdio: 'ignore' });
+  const limit = setTimeout(() => srv.kill('SIGKILL'), 40_000);
+  try {
+    await listening(server, 5201);
+    const r = await client.run('iperf3', ['-c', ip, '-t', '3', '-J'], { timeoutMs: 20_000 });
+    if (r.code !== 0) throw new Error(`iperf3 -c ${ip} failed (${r.code ?? 'killed at 20 s'}): ${r.stdout.slice(0, 500)}${r.stderr}`);
+    return (JSON.parse(r.stdout) as { end: { sum_received: { bits_per_second: number } } }).end.sum_received.bits_per_second / 1e9;
+  } finally {
+    clearTimeout(limit);
+    srv.kill('SIGKILL');
+  }
+}
+
+/** A nodeplane flannel node: a Lab with pod pa and its `up` TAP's far end in a namespace of its own. */
+async function nodeplaneNode(dir: string, me: typeof N1, peer: typeof N1, upAddress: string): Promise<Lab> {
+  const lab = await Lab.start({
+    config: nodeplaneFlannelConfig({ n: me.n, local: me.local, mac: me.mac, peers: [peerOf(peer)] }),
+    pods: [
+      { port: 'pa', address: `10.244.${me.n}.2/24`, gateway: `10.244.${me.n}.1` },
+      { port: 'up', address: upAddress },
+    ],
+    dir,
+  });
+  // flannel gives pods the overlay MTU.
+  lab.pod('pa').ip(['link', 'set', 'eth0', 'mtu', '1450']);
+  return lab;
+}
+
+describe.skipIf(skip)('vxlan interop: a nodeplane node and a kernel flannel node', () => {
+  let lab: Lab | undefined;
+  let k2: KernelFlannelNode | undefined;
+  let dir = '';
+  let www = '';
+  let digest = '';
+
+  beforeAll(async () => {
+    if (problem) throw new Error(`end-to-end prerequisites missing: ${problem}`);
+    dir = mkdtempSync(join(tmpdir(), 'nodeplane-vxlan-'));
+    www = join(dir, 'www');
+    mkdirSync(www);
+    const body = randomBytes(1 << 20);
+    writeFileSync(join(www, 'file.bin'), body);
+    digest = createHash('sha256').update(body).digest('hex');
+    // Node 2's underlay is the far end of nodeplane's `up` TAP.
+    lab = await nodeplaneNode(join(dir, 'n1'), N1, N2, `${N2.local}/24`);
+    k2 = kernelFlannelNode(lab.pod('up'), { n: 2, local: N2.local, underlayDev: 'eth0', mac: N2.mac, peers: [peerOf(N1)] });
+  }, 60_000);
+
+  afterAll(() => {
+    k2?.pod.remove();
+    lab?.destroy();
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('pods ping each other both ways across the overlay', async () => {
+    expect(await ping(lab!.pod('pa'), k2!.podIp)).toBe(3);
+    expect(await ping(k2!.pod, POD1)).toBe(3);
+  }, 60_000);
+
+  it('a 1 MB file crosses over HTTP both ways, byte for byte', async () => {
+    // Kernel → nodeplane: the kernel encapsulates, nodeplane decapsulates.
+    expect(await httpFetch(k2!.pod, k2!.podIp, 8080, www, lab!.pod('pa'), 'file.bin')).toBe(digest);
+    // nodeplane → kernel: the pod's TCP (super-frames, offload on) segmented and encapsulated by nodeplane.
+    expect(await httpFetch(lab!.pod('pa'), POD1, 8081, www, k2!.pod, 'file.bin')).toBe(digest);
+    const stats = (await fetchState(lab!.adminSocket, 'stats')) as { stages: Array<{ name: string; packets: number; drops: Record<string, number> }> };
+    const stage = (name: string) => stats.stages.find((x) => x.name === name)!;
+    // 1 MB each way: at least 1 MB / 1398 bytes of segments encapsulated and decapsulated.
+    expect(stage('vxlan-encap').packets).toBeGreaterThan(700);
+    expect(stage('vxlan-decap').packets).toBeGreaterThan(700);
+    const none = (d: Record<string, number>): number => Object.values(d).reduce((x, y) => x + y, 0);
+    expect(none(stage('vxlan-decap').drops)).toBe(0);
+    expect(none(stage('vxlan-encap').drops)).toBe(0);
+  }, 90_000);
+
+  it('tshark on the underlay decodes VXLAN (VNI 1) with the inner ICMP and TCP', async () => {
+    const pcap = join(dir, 'underlay.pcap');
+    const cap = lab!.pod('up').spawn('tshark', ['-i', 'eth0', '-f', 'udp port 8472', '-c', '60', '-a', 'duration:20', '-w', pcap], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let capErr = '';
+    cap.stderr!.setEncoding('utf8').on('data', (d: string) => (capErr += d));
+    const done = new Promise<void>((r) => cap.on('close', () => r()));
+    try {
+      for (let i = 0; i < 100 && !capErr.includes('Capturing on'); i++) await sleep(100);
+      expect(capErr).toContain('Capturing on');
+      expect(await ping(lab!.pod('pa'), k2!.podIp)).toBe(3);
+      await lab!.pod('pa').run('curl', ['-sS', '--max-time', '5', '-o', '/dev/null', `http://${k2!.podIp}:9/`], { timeoutMs: 10_000 });
+      await httpFetch(k2!.pod, k2!.podIp, 8082, www, lab!.pod('pa'), 'file.bin');
+      await done;
+    } finally {
+      cap.kill('SIGKILL');
+    }
+    const r = await lab!.pod('up').run('tshark', ['-r', pcap, '-d', 'udp.port==8472,vxlan', '-o', 'tcp.check_checksum:TRUE', '-T', 'fields', '-E', 'separator=|', '-e', 'vxlan.vni', '-e', 'ip.src', '-e', 'ip.dst', '-e', 'udp.srcport', '-e', '_ws.col.Protocol', '-e', 'icmp.type', '-e', 'tcp.checksum.status'], { timeoutMs: 20_000 });
+    expect(r.code).toBe(0);
+    const rows = r.stdout.trim().split('\n').map((l) => l.split('|'));
+    process.stdout.write(`underlay capture, decoded:\n${r.stdout.split('\n').slice(0, 12).join('\n')}\n`);
+    expect(rows.length).toBeGreaterThan(10);
+    for (const [vni] of rows) expect(vni).toBe('1');
+    const pings = rows.filter((x) => x[5] !== '');
+    expect(pings.some((x) => x[1] === `${N1.local},${POD1}` && x[2] === `${N2.local},${k2!.podIp}` && x[5].startsWith('8'))).toBe(true);
+    expect(pings.some((x) => x[1] === `${N2.local},${k2!.podIp}` && x[2] === `${N1.local},${POD1}` && x[5].startsWith('0'))).toBe(true);
+    const tcp = rows.filter((x) => x[4] === 'TCP' || x[4] === 'HTTP');
+    const ours = tcp.filter((x) => x[1] === `${N1.local},${POD1}`);
+    expect(ours.length).toBeGreaterThan(0);
+    // Every inner TCP checksum nodeplane sent is right (1: good), after segmentation and encapsulation.
+    for (const x of ours) expect(x[6]).toBe('1');
+    // nodeplane's outer source ports are in Linux's ephemeral range.
+    for (const x of rows.filter((y) => y[1].startsWith(N1.local))) expect(Number(x[3])).toBeGreaterThanOrEqual(32768);
+  }, 90_000);
+
+  it('show routes, neigh and fdb list the flannel entries', async () => {
+    const routes = (await fetchState(lab!.adminSocket, 'routes')) as { routes: Array<{ dst: string; gateway: string; dev: string; onlink: boolean }> };
+    expect(routes.routes).toContainEqual(expect.objectContaining({ dst: N2.subnet, gateway: '10.244.2.0', dev: 'flannel.1', onlink: true }));
+    const neigh = (await fetchState(lab!.adminSocket, 'neigh')) as { entries: Array<{ ip: string; dev: string; lladdr: string; state: string }> };
+    expect(neigh.entries).toContainEqual(expect.objectContaining({ ip: '10.244.2.0', dev: 'flannel.1', lladdr: N2.mac, state: 'PERMANENT' }));
+    const fdb = (await fetchState(lab!.adminSocket, 'fdb')) as { entries: Array<{ mac: string; port: string; dst?: string }> };
+    expect(fdb.entries).toContainEqual(expect.objectContaining({ mac: N2.mac, port: 'flannel.1', dst: N2.local }));
+  });
+});
+
+describe.skipIf(skip)('vxlan: two nodeplane nodes, iperf3 pod to pod beside the kernel pair', () => {
+  let a: Lab | undefined;
+  let b: Lab | undefined;
+  let k1: KernelFlannelNode | undefined;
+  let k2: KernelFlannelNode | undefined;
+  const extra: Netns[] = [];
+  let dir = '';
+
+  beforeAll(async () => {
+    if (problem) throw new Error(`end-to-end prerequisites missing: ${problem}`);
+    dir = mkdtempSync(join(tmpdir(), 'nodeplane-vxlan2-'));
+    a = await nodeplaneNode(join(dir, 'a'), N1, N2, '192.168.51.1/24');
+    b = await nodeplaneNode(join(dir, 'b'), N2, N1, '192.168.51.2/24');
+    // The underlay: each `up` TAP's far end bridged to one end of a veth between the two.
+    const ua = a.pod('up');
+    const ub = b.pod('up');
+    ua.ip(['link', 'add', 'u0', 'type', 'veth', 'peer', 'name', 'u1', 'netns', ub.name]);
+    for (const [ns, v] of [[ua, 'u0'], [ub, 'u1']] as const) {
+      ns.ip(['addr', 'flush', 'dev', 'eth0']);
+      ns.ip(['link', 'add', 'br0', 'type', 'bridge']);
+      ns.ip(['link', 'set', 'eth0', 'master', 'br0']);
+      ns.ip(['link', 'set', v, 'master', 'br0', 'up']);
+      ns.ip(['link', 'set', 'br0', 'up']);
+    }
+    // The kernel pair: two flannel nodes on a veth underlay.
+    const n1 = createNetns('k1');
+    const n2 = createNetns('k2');
+    extra.push(n1, n2);
+    n1.ip(['link', 'add', 'eth0', 'type', 'veth', 'peer', 'name', 'eth0', 'netns', n2.name]);
+    n1.ip(['addr', 'add', `${N1.local}/24`, 'dev', 'eth0']);
+    n2.ip(['addr', 'add', `${N2.local}/24`, 'dev', 'eth0']);
+    n1.ip(['link', 'set', 'eth0', 'up']);
+    n2.ip(['link', 'set', 'eth0', 'up']);
+    k1 = kernelFlannelNode(n1, { n: 1, local: N1.local, underlayDev: 'eth0', mac: N1.mac, peers: [peerOf(N2)] });
+    k2 = kernelFlannelNode(n2, { n: 2, local: N2.local, underlayDev: 'eth0', mac: N2.mac, peers: [peerOf(N1)] });
+    extra.push(k1.pod, k2.pod);
+  }, 60_000);
+
+  afterAll(() => {
+    for (const ns of extra) ns.remove();
+    a?.destroy();
+    b?.destroy();
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('pods reach each other across two nodeplane nodes', async () => {
+    expect(await ping(a!.pod('pa'), '10.244.2.2')).toBe(3);
+    expect(await ping(b!.pod('pa'), POD1)).toBe(3);
+    expect(await ping(k1!.pod, k2!.podIp)).toBe(3);
+  }, 60_000);
+
+  it('iperf3 pod to pod across the overlay, printed beside the kernel pair (best of three interleaved)', async () => {
+    const np: number[] = [];
+    const kernel: number[] = [];
+    for (let round = 0; round < 3; round++) {
+      np.push(await iperf(b!.pod('pa'), '10.244.2.2', a!.pod('pa')));
+      kernel.push(await iperf(k2!.pod, k2!.podIp, k1!.pod));
+    }
+    const show = (x: number[]): string => x.map((v) => v.toFixed(2)).join(', ');
+    process.stdout.write(`iperf3 across the overlay, nodeplane pair: ${show(np)} Gbit/s (best ${Math.max(...np).toFixed(2)})\n`);
+    process.stdout.write(`iperf3 across the overlay, kernel pair:    ${show(kernel)} Gbit/s (best ${Math.max(...kernel).toFixed(2)})\n`);
+    process.stdout.write(`nodeplane/kernel, best of three each: ${(Math.max(...np) / Math.max(...kernel)).toFixed(2)}\n`);
+    expect(Math.max(...np)).toBeGreaterThan(0.05);
+    expect(Math.max(...kernel)).toBeGreaterThan(0.05);
+  }, 180_000);
+});
