@@ -6,7 +6,7 @@
  *
  * Groups, in order: checksum, decode, lpm4, conntrack, admin (reading a conntrack table of
  * 1,000,000 entries through the admin socket while forwarding), dataplane, nat, services
- * (ClusterIP DNAT, applying Services at 10,000), flood, learning and e2e.
+ * (ClusterIP DNAT, applying Services at 10,000), vxlan, flood, learning and e2e.
  * Those from dataplane on are loaded only when their files exist; e2e reports `skipped` rows when it
  * cannot run (no root, no namespaces).
  *
@@ -59,6 +59,7 @@ const GROUPS: Group[] = [
   optional('dataplane', './dataplane.bench.ts', 'benchDataplane'),
   optional('nat', './nat.bench.ts', 'benchNat'),
   optional('services', './services.bench.ts', 'benchServices'),
+  optional('vxlan', './vxlan.bench.ts', 'benchVxlan'),
   optional('flood', './flood.bench.ts', 'benchFlood'),
   optional('learning', './learning.bench.ts', 'benchLearning'),
   optional('e2e', './e2e.bench.ts', 'benchE2e'),

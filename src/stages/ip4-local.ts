@@ -11,7 +11,7 @@
  *               (3/2), as a host without such a socket answers
  * drop: UDP and other protocols to a broadcast address (no answer, as Linux gives none).
  */
-import { rd16, rd32 } from '../wire/bytes.ts';
+import { rd16, rd32i } from '../wire/bytes.ts';
 import { Stage } from '../core/stage.ts';
 import type { Context } from './context.ts';
 
@@ -50,7 +50,8 @@ export class Ip4Local extends Stage<'reassemble' | 'vxlan' | 'icmp' | 'tcp' | 'e
         this.to(this.next.tcp, slot);
         continue;
       }
-      const dst = rd32(data, ip + 16);
+      // int32: an address above 2^31 passed to a lookup must not be boxed.
+      const dst = rd32i(data, ip + 16);
       const l4 = pool.l4[slot];
       if (proto === 17 && l4 !== 0 && vxlan.listening[rd16(data, l4 + 2)] === 1 && vxlan.listens(dst, rd16(data, l4 + 2))) {
         this.to(this.next.vxlan, slot);

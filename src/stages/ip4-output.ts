@@ -8,7 +8,7 @@
  *                     egress MTU with DF clear, a reply to a reassembled request say)
  * drop: no route to the destination; a destination that is our own address.
  */
-import { rd32 } from '../wire/bytes.ts';
+import { rd32i } from '../wire/bytes.ts';
 import { recordRouteInHeader } from '../wire/ipv4-options.ts';
 import { Stage } from '../core/stage.ts';
 import { RouteKind } from '../tables/fib.ts';
@@ -34,7 +34,8 @@ export class Ip4Output extends Stage<'postrouting'> {
     for (let i = 0; i < n; i++) {
       const slot = slots[i];
       const ip = pool.l3[slot];
-      const dst = rd32(data, ip + 16);
+      // int32: an address above 2^31 passed to the lookup must not be boxed.
+      const dst = rd32i(data, ip + 16);
       const route = fib.lookup(dst);
       if (route < 0) {
         this.drop(slot, Drop.NO_ROUTE);

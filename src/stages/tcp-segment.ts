@@ -18,7 +18,7 @@
  */
 import { Derivation } from '../core/frame-meta.ts';
 import { Stage } from '../core/stage.ts';
-import { rd16, rd32, wr16, wr32 } from '../wire/bytes.ts';
+import { rd16, rd32i, wr16, wr32 } from '../wire/bytes.ts';
 import { internetChecksum, pseudoHeaderSum } from '../wire/checksum.ts';
 import type { Context } from './context.ts';
 
@@ -81,10 +81,10 @@ export class TcpSegment extends Stage<'segment'> {
     const head = tcp + thlen - s;
     const ipOff = ip - s;
     const tcpOff = tcp - s;
-    const src = rd32(data, ip + 12);
-    const dst = rd32(data, ip + 16);
+    const src = rd32i(data, ip + 12);
+    const dst = rd32i(data, ip + 16);
     const id0 = rd16(data, ip + 4);
-    const seq0 = rd32(data, tcp + 4);
+    const seq0 = rd32i(data, tcp + 4);
     const flags0 = data[tcp + 13];
     const next = this.next.segment;
     let k = 0;

@@ -23,7 +23,7 @@
  * that state, its offsets moved with the frame start.
  */
 import { Stage } from '../core/stage.ts';
-import { macHiAt, macLoAt, rd16, rd32 } from '../wire/bytes.ts';
+import { macHiAt, macLoAt, rd16, rd32, rd32i } from '../wire/bytes.ts';
 import type { Context } from './context.ts';
 
 const enum Drop {
@@ -83,13 +83,13 @@ export class VxlanDecap extends Stage<'l3'> {
         continue;
       }
       const vni = (data[vx + 4] << 16) | (data[vx + 5] << 8) | data[vx + 6];
-      const d = vxlan.deviceFor(rd32(data, ip + 16), rd16(data, udp + 2), vni);
+      const d = vxlan.deviceFor(rd32i(data, ip + 16), rd16(data, udp + 2), vni);
       if (d < 0) {
         this.drop(slot, Drop.WRONG_VNI);
         continue;
       }
       const ifIndex = vxlan.ifIndex[d];
-      if (!vxlan.isKnownVtep(ifIndex, rd32(data, ip + 12))) {
+      if (!vxlan.isKnownVtep(ifIndex, rd32i(data, ip + 12))) {
         this.drop(slot, Drop.UNKNOWN_VTEP);
         continue;
       }

@@ -28,7 +28,7 @@
  */
 import { NO_PORT } from '../core/frame-pool.ts';
 import { Stage } from '../core/stage.ts';
-import { macHiAt, macLoAt, rd32, wr16 } from '../wire/bytes.ts';
+import { macHiAt, macLoAt, rd32i, wr16 } from '../wire/bytes.ts';
 import { internetChecksum } from '../wire/checksum.ts';
 import { writeIpv4 } from '../wire/ipv4.ts';
 import { writeUdpHeader } from '../wire/udp.ts';
@@ -102,8 +102,8 @@ export class VxlanEncap extends Stage<'output'> {
       const ip = pool.l3[slot];
       const l4 = pool.l4[slot];
       const proto = data[ip + 9];
-      const ports = l4 !== 0 && (proto === 6 || proto === 17) ? rd32(data, l4) : 0;
-      const sport = vxlanSourcePort(seed, rd32(data, ip + 12), rd32(data, ip + 16), proto, ports);
+      const ports = l4 !== 0 && (proto === 6 || proto === 17) ? rd32i(data, l4) : 0;
+      const sport = vxlanSourcePort(seed, rd32i(data, ip + 12), rd32i(data, ip + 16), proto, ports);
       // ECN: the inner packet's codepoint, CE as ECT(0) (INET_ECN_encapsulate).
       const ecn = data[ip + 1] & 3;
       const outerIp = o + 14;
