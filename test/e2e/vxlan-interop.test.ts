@@ -250,6 +250,19 @@ describe.skipIf(skip)('vxlan: two nodeplane nodes, iperf3 pod to pod beside the 
     process.stdout.write(`iperf3 across the overlay, nodeplane pair: ${show(np)} Gbit/s (best ${Math.max(...np).toFixed(2)})\n`);
     process.stdout.write(`iperf3 across the overlay, kernel pair:    ${show(kernel)} Gbit/s (best ${Math.max(...kernel).toFixed(2)})\n`);
     process.stdout.write(`nodeplane/kernel, best of three each: ${(Math.max(...np) / Math.max(...kernel)).toFixed(2)}\n`);
+    for (const [name, lab] of [['a', a!], ['b', b!]] as const) {
+      const stats = (await fetchState(lab.adminSocket, 'stats')) as { stages: Array<{ name: string; packets: number; drops: Record<string, number> }> };
+      const drops = stats.stages.flatMap((x) => Object.entries(x.drops).filter(([, v]) => v > 0).map(([k, v]) => `${x.name}: ${k} ${v}`));
+      const counts = stats.stages.filter((x) => ['tcp-segment', 'vxlan-encap', 'vxlan-decap'].includes(x.name)).map((x) => `${x.name} ${x.packets}`);
+      // What the kernel could not hand to nodeplane (a full TAP queue) on each port.
+      const tapDrops = ['up', 'pa'].map((port) => {
+        const j = JSON.parse(lab.pod(port).ip(['-s', '-j', 'link', 'show', 'eth0'])) as Array<{ stats64: { tx: { dropped: number } } }>;
+        return `${port} ${j[0].stats64.tx.dropped}`;
+      });
+      const ports = (await fetchState(lab.adminSocket, 'ports')) as { ports: Array<{ name: string; rx: { noBuffer: number }; tx: { dropped: number } }> };
+      const portDrops = ports.ports.map((p) => `${p.name} rx nobuf ${p.rx.noBuffer} tx dropped ${p.tx.dropped}`);
+      process.stdout.write(`node ${name}: ${counts.join(', ')}; drops: ${drops.join('; ') || 'none'}; ${portDrops.join(', ')}; TAP queue drops toward nodeplane: ${tapDrops.join(', ')}\n`);
+    }
     expect(Math.max(...np)).toBeGreaterThan(0.05);
     expect(Math.max(...kernel)).toBeGreaterThan(0.05);
   }, 180_000);
