@@ -15,7 +15,11 @@
  *       source address that is not a VTEP of the device's FDB (Linux with nolearning accepts
  *       any source; here the FDB is the list of peers, as flannel keeps it); an inner
  *       destination MAC that is another unicast host's; an inner source MAC that is the
- *       device's own (a looped frame, as vxlan_set_mac drops it); an offload super-frame.
+ *       device's own (a looped frame, as vxlan_set_mac drops it); an offload super-frame;
+ *       an outer packet marked CE carrying an inner IPv4 packet that is not ECN-capable.
+ *
+ * ECN as Linux's vxlan_ecn_decapsulate: an outer CE marks an ECN-capable inner IPv4 packet
+ * CE, an outer ECT(1) turns an inner ECT(0) into ECT(1) (the inner checksum updated).
  *
  * The outer UDP checksum is not verified (Linux's vxlan sockets accept zero and do not
  * check a present one on this path either when the NIC did); the inner frame is checked by
@@ -24,6 +28,7 @@
  */
 import { Stage } from '../core/stage.ts';
 import { macHiAt, macLoAt, rd16, rd32, rd32i } from '../wire/bytes.ts';
+import { updateChecksum16 } from '../wire/checksum.ts';
 import type { Context } from './context.ts';
 
 const enum Drop {
@@ -35,6 +40,7 @@ const enum Drop {
   OTHER_HOST,
   LOOP,
   SUPER_FRAME,
+  ECN,
 }
 
 /** UDP (8) + VXLAN (8) + inner Ethernet (14). */
@@ -52,6 +58,7 @@ export class VxlanDecap extends Stage<'l3'> {
     'inner frame for another host',
     'inner source mac is the device\'s own (loop)',
     'offload super-frame',
+    'outer ce on an inner packet that is not ecn-capable',
   ];
 
   constructor(private readonly ctx: Context) {
@@ -106,6 +113,11 @@ export class VxlanDecap extends Stage<'l3'> {
         this.drop(slot, Drop.SUPER_FRAME);
         continue;
       }
+      const outerEcn = data[ip + 1] & 3;
+      if ((outerEcn & 1) !== 0 && udpLen >= MIN_UDP_PAYLOAD + 20 && data[inner + 12] === 0x08 && data[inner + 13] === 0x00 && !this.decapsulateEcn(inner + 14, outerEcn)) {
+        this.drop(slot, Drop.ECN);
+        continue;
+      }
       const moved = inner - pool.start[slot];
       pool.start[slot] = inner;
       pool.len[slot] = udpLen - 16;
@@ -124,5 +136,23 @@ export class VxlanDecap extends Stage<'l3'> {
       pool.ctState[slot] = 0;
       this.to(l3, slot);
     }
+  }
+
+  /** INET_ECN_decapsulate for an inner IPv4 header at `ip`; false: drop (CE over not-ECT). */
+  private decapsulateEcn(ip: number, outer: number): boolean {
+    const data = this.ctx.pool.data;
+    const tos = data[ip + 1];
+    const inner = tos & 3;
+    if (inner === 0) return outer !== 3;
+    let next = tos;
+    if (outer === 3) next = tos | 3;
+    else if (inner === 2) next = (tos & 0xfc) | 1;
+    if (next !== tos) {
+      const c = updateChecksum16(rd16(data, ip + 10), (data[ip] << 8) | tos, (data[ip] << 8) | next);
+      data[ip + 1] = next;
+      data[ip + 10] = c >>> 8;
+      data[ip + 11] = c;
+    }
+    return true;
   }
 }

@@ -169,6 +169,41 @@ describe('vxlan-decap', () => {
     });
   });
 
+  it('applies the outer ECN to the inner packet as Linux does: CE marks, ECT(1) over ECT(0), CE over not-ECT dropped', () => {
+    const h = lab();
+    const cases: [number, number, number | null][] = [
+      // outer, inner → inner delivered (null: dropped)
+      [3, 2, 3],
+      [3, 1, 3],
+      [3, 0, null],
+      [1, 2, 1],
+      [1, 0, 0],
+      [2, 1, 1],
+      [0, 2, 2],
+    ];
+    for (const [outer, inner, want] of cases) {
+      const packet = F.ipv4({ src: POD2, dst: A.ip, proto: 17, ttl: 63 }, F.udp(POD2, A.ip, 1, 2, [1, 2, 3, 4]));
+      packet[1] = inner;
+      packet[10] = packet[11] = 0;
+      const c = F.checksum(packet.slice(0, 20));
+      packet[10] = c >> 8;
+      packet[11] = c & 255;
+      const f = vxlanFrame(packet);
+      f[15] = outer;
+      f.writeUInt16BE(0, 24);
+      f.writeUInt16BE(F.checksum(f.subarray(14, 34)), 24);
+      h.rx('up', f);
+      const got = h.take('pa');
+      if (want === null) {
+        expect(got).toEqual([]);
+      } else {
+        expect(got).toHaveLength(1);
+        expect(ip4Of(got[0])).toMatchObject({ tos: want, checksumOk: true });
+      }
+    }
+    expect(h.drops('vxlan-decap')).toEqual({ 'outer ce on an inner packet that is not ecn-capable': 1 });
+  });
+
   it('treats UDP to another port as UDP to the router: port unreachable', () => {
     const h = lab();
     const inner = F.ipv4({ src: POD2, dst: A.ip, proto: 17 }, F.udp(POD2, A.ip, 1, 2, [1, 2, 3, 4]));
