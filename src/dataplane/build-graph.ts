@@ -25,9 +25,9 @@
  *   postrouting ─neighbour→ neighbour-output
  *               └fragment→ ip4-fragment ─neighbour→ neighbour-output
  *   neighbour-output ─output/arp→ interface-output ─bridge→ bridge-forward, ─tx→ port-output
- *                    └error→ icmp-error                ├vxlan→ vxlan-encap ─output→ output
+ *                    └error→ icmp-error                ├vxlan→ vxlan-encap ─output→ output, ─tx→ port-output
  *                                                      └segment→ tcp-segment ─segment→ vxlan-encap
- *   ip4-local ─vxlan→ vxlan-decap ─l3→ l3-input      (the inner frame, as received on flannel.1)
+ *   ip4-local ─vxlan→ vxlan-decap ─ip4→ ip4-input, ─l3→ l3-input   (the inner frame, as received on flannel.1)
  */
 import { Graph } from '../core/graph.ts';
 import { ArpInput } from '../stages/arp-input.ts';
@@ -125,7 +125,7 @@ export function buildGraph(ctx: Context): { graph: Graph; stages: Stages } {
   s.input.connect({ local: s.ip4Local });
   s.ip4Local.connect({ reassemble: s.ip4Reassemble, vxlan: s.vxlanDecap, icmp: s.icmpLocal, tcp: s.tcpReset, error: s.icmpError });
   s.ip4Reassemble.connect({ local: s.ip4Local, prerouting: s.prerouting });
-  s.vxlanDecap.connect({ l3: s.l3Input });
+  s.vxlanDecap.connect({ ip4: s.ip4Input, l3: s.l3Input });
   s.icmpLocal.connect({ output: s.output });
   s.tcpReset.connect({ output: s.output });
   s.ip4Forward.connect({ postrouting: s.postrouting, error: s.icmpError });
@@ -137,7 +137,8 @@ export function buildGraph(ctx: Context): { graph: Graph; stages: Stages } {
   s.neighbourOutput.connect({ output: s.interfaceOutput, arp: s.interfaceOutput, error: s.icmpError });
   s.interfaceOutput.connect({ bridge: s.bridgeForward, tx: s.portOutput, vxlan: s.vxlanEncap, segment: s.tcpSegment });
   s.tcpSegment.connect({ segment: s.vxlanEncap });
-  s.vxlanEncap.connect({ output: s.output });
+  s.vxlanEncap.connect({ output: s.output, tx: s.portOutput });
+  s.vxlanEncap.watchHooks(s.output, s.postrouting);
   s.portOutput.connect({});
   graph.verify();
   return { graph, stages: s };

@@ -5,10 +5,11 @@
  * in:   UDP datagrams to one of our addresses whose destination port a VXLAN device listens
  *       on at that address (ip4-local sorts them here; fragments were reassembled before),
  *       l3/l4 at the outer headers
- * out:  l3 — the inner frame, start and len moved past the outer headers (no copy), rxIf the
- *            device, inPort still the underlay port (it is forwarded, not originated), the
- *            outer packet's conntrack state cleared: it enters l3-input, ip4-input and
- *            PREROUTING as a frame of flannel.1
+ * out:  ip4 — the inner frame, start and len moved past the outer headers (no copy), rxIf the
+ *             device, inPort still the underlay port (it is forwarded, not originated), the
+ *             outer packet's conntrack state cleared: an IPv4 frame goes to ip4-input (l3
+ *             set, as l3-input would) and PREROUTING as a frame of flannel.1
+ *       l3  — any other inner frame (ARP, and what l3-input drops and counts)
  * drop: too short for UDP, VXLAN and an inner Ethernet header; a UDP length that does not fit;
  *       a malformed VXLAN header (I flag clear, or any other flag or reserved bit set: Linux
  *       treats unparsed bits as malformed); a VNI no device at that address and port has; a
@@ -46,9 +47,9 @@ const enum Drop {
 /** UDP (8) + VXLAN (8) + inner Ethernet (14). */
 const MIN_UDP_PAYLOAD = 30;
 
-export class VxlanDecap extends Stage<'l3'> {
+export class VxlanDecap extends Stage<'ip4' | 'l3'> {
   readonly name = 'vxlan-decap';
-  readonly nextNames = ['l3'] as const;
+  readonly nextNames = ['ip4', 'l3'] as const;
   readonly dropReasons = [
     'too short for vxlan and an inner ethernet header',
     'udp length does not fit the datagram',
@@ -69,6 +70,7 @@ export class VxlanDecap extends Stage<'l3'> {
     const { pool, vxlan, ifs } = this.ctx;
     const data = pool.data;
     const l3 = this.next.l3;
+    const ip4 = this.next.ip4;
     for (let i = 0; i < n; i++) {
       const slot = slots[i];
       const ip = pool.l3[slot];
@@ -134,7 +136,12 @@ export class VxlanDecap extends Stage<'l3'> {
       pool.ct[slot] = -1;
       pool.ctDir[slot] = 0;
       pool.ctState[slot] = 0;
-      this.to(l3, slot);
+      if (data[inner + 12] === 0x08 && data[inner + 13] === 0x00) {
+        pool.l3[slot] = inner + 14;
+        this.to(ip4, slot);
+      } else {
+        this.to(l3, slot);
+      }
     }
   }
 

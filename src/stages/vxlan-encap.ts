@@ -10,6 +10,13 @@
  * out:  output — the outer IPv4 packet (l3, l4 at the outer headers, inPort NO_PORT), through
  *                the LOCAL_OUT hook, ip4-output's route lookup to the VTEP, POSTROUTING and
  *                neighbour resolution on the L3 port: conntrack, capture and trace see it
+ *       tx     — the same packet framed for the L3 port, when that path would do nothing
+ *                but route and frame it: LOCAL_OUT and POSTROUTING without handlers, no
+ *                tracer, the route an L3 port's, the packet within its MTU and the next
+ *                hop's neighbour entry PERMANENT or REACHABLE and fresh. The route lookup,
+ *                the neighbour entry's use and the Ethernet header are what ip4-output,
+ *                neighbour-output and interface-output would have done; everything else
+ *                (a miss, a stale entry, fragmentation, a hook at work) takes `output`.
  * drop: no FDB entry for the inner destination MAC (Linux without a default remote drops it
  *       the same way); too little headroom in front of the frame (never with pool slots).
  *
@@ -27,7 +34,12 @@
  * so the frame inside is correct on the wire whatever the underlay does with it.
  */
 import { NO_PORT } from '../core/frame-pool.ts';
+import type { HookStage } from '../core/hook.ts';
 import { Stage } from '../core/stage.ts';
+import { RouteKind } from '../tables/fib.ts';
+import { IfKind } from '../tables/interface-table.ts';
+import { NeighState } from '../tables/neighbour-table.ts';
+import { writeEthernetHiLo } from '../wire/ethernet.ts';
 import { macHiAt, macLoAt, rd32i, wr16 } from '../wire/bytes.ts';
 import { internetChecksum } from '../wire/checksum.ts';
 import { writeIpv4 } from '../wire/ipv4.ts';
@@ -66,13 +78,20 @@ export function vxlanSourcePort(seed: number, src: number, dst: number, proto: n
   return (((h >>> 0) * (VXLAN_SPORT_MAX - VXLAN_SPORT_MIN) * TWO_POW_MINUS_32) | 0) + VXLAN_SPORT_MIN;
 }
 
-export class VxlanEncap extends Stage<'output'> {
+export class VxlanEncap extends Stage<'output' | 'tx'> {
   readonly name = 'vxlan-encap';
-  readonly nextNames = ['output'] as const;
+  readonly nextNames = ['output', 'tx'] as const;
+  /** The hooks the outer packet passes (LOCAL_OUT, POSTROUTING): `tx` is taken only while both are empty. */
+  private hooks: HookStage<string>[] = [];
   readonly dropReasons = ['no vxlan fdb entry for the inner destination mac', 'no headroom for the outer headers'];
 
   constructor(private readonly ctx: Context) {
     super(ctx.pool);
+  }
+
+  /** Names the hooks whose handlers, when there are any, every outer packet must meet. */
+  watchHooks(...hooks: HookStage<string>[]): void {
+    this.hooks = hooks;
   }
 
   protected process(slots: Int32Array, n: number): void {
@@ -81,6 +100,8 @@ export class VxlanEncap extends Stage<'output'> {
     const slotSize = pool.slotSize;
     const seed = this.ctx.flowHashSeed;
     const output = this.next.output;
+    let direct = this.tracer === null;
+    for (let h = 0; h < this.hooks.length; h++) if (this.hooks[h].handlers.length !== 0) direct = false;
     for (let i = 0; i < n; i++) {
       const slot = slots[i];
       const ifIndex = pool.txIf[slot];
@@ -122,8 +143,37 @@ export class VxlanEncap extends Stage<'output'> {
       pool.ct[slot] = -1;
       pool.ctDir[slot] = 0;
       pool.ctState[slot] = 0;
-      this.to(output, slot);
+      if (direct && this.frameForPort(slot, outerIp, len + 36)) this.to(this.next.tx, slot);
+      else this.to(output, slot);
     }
+  }
+
+  /**
+   * Routes the outer packet and frames it for its L3 port when nothing but that would happen
+   * on the way (see the header); false leaves the frame untouched for the full path.
+   */
+  private frameForPort(slot: number, ip: number, total: number): boolean {
+    const { pool, fib, ifs, neigh } = this.ctx;
+    const data = pool.data;
+    const dst = rd32i(data, ip + 16);
+    const route = fib.lookup(dst);
+    if (route < 0) return false;
+    const kind = fib.kind[route];
+    if (kind !== RouteKind.GATEWAY && kind !== RouteKind.CONNECTED) return false;
+    const ifIndex = fib.ifIndex[route];
+    if (ifs.kind[ifIndex] !== IfKind.PORT || total > ifs.mtu[ifIndex]) return false;
+    const nh = kind === RouteKind.GATEWAY ? fib.gateway[route] | 0 : dst;
+    const id = neigh.find(ifIndex, nh);
+    if (id < 0) return false;
+    const state = neigh.state[id];
+    const now = this.ctx.nowUs;
+    if (state !== NeighState.PERMANENT && (state !== NeighState.REACHABLE || now - neigh.confirmedUs[id] > neigh.timers.reachableUs)) return false;
+    writeEthernetHiLo(data, ip - 14, neigh.macHi[id], neigh.macLo[id], ifs.macHi[ifIndex], ifs.macLo[ifIndex], 0x0800);
+    neigh.usedUs[id] = now;
+    pool.txIf[slot] = ifIndex;
+    pool.nextHop[slot] = nh;
+    pool.outPort[slot] = ifs.target[ifIndex];
+    return true;
   }
 
   /** Stores the L4 checksum a NEEDS_CSUM frame left to complete (its pseudo header is in place). */

@@ -45,6 +45,24 @@ describe('vxlan-encap', () => {
     expect(h.counters('vxlan-encap').packets).toBe(1);
   });
 
+  it('frames the outer packet for the port at once while LOCAL_OUT and POSTROUTING are empty, and sends it through them when conntrack is on', () => {
+    const h = lab();
+    h.rx('pa', udpFrame({ from: A, toMac: GW.mac, dst: POD2 }));
+    const [direct] = h.take('up');
+    // Only the inner packet passed output/postrouting hooks (postrouting once); the outer went straight out.
+    expect([h.counters('output').packets, h.counters('ip4-output').packets, h.counters('postrouting').packets]).toEqual([0, 0, 1]);
+
+    const t = new Harness(VXLAN_LAB + 'conntrack: {}\n');
+    introduce(t, A);
+    t.rx('pa', udpFrame({ from: A, toMac: GW.mac, dst: POD2 }));
+    const [full] = t.take('up');
+    expect([t.counters('output').packets, t.counters('ip4-output').packets, t.counters('postrouting').packets]).toEqual([1, 1, 2]);
+    // Byte for byte the same frame either way (both routers' first identification), and
+    // conntrack tracked the outer flow besides the inner one.
+    expect(full.equals(direct)).toBe(true);
+    expect(t.dp.ctx.conntrack!.count).toBe(2);
+  });
+
   it('keeps the source port of a flow and spreads flows over ports', () => {
     const h = lab();
     const portOf = (sport: number, dst = POD2): number => {
