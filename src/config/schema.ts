@@ -34,6 +34,11 @@
  *                              the pool is all the frame memory, whatever the number of ports
  *                              (docs/architecture.md, "Memory")
  *   seed 1                     the same default as `replay --seed`
+ *   cluster.subnetLen          flannel's: 24, or the network's prefix + 2 below a /22
+ *   cluster.leaseTTLSeconds 86400, cluster.subnetFile /run/flannel/subnet.env,
+ *   cluster.etcd.endpoints [http://127.0.0.1:2379], cluster.etcd.prefix /coreos.com/network:
+ *                              flanneld's defaults
+ *   vxlan[].local              cluster.publicIP in cluster mode (required otherwise)
  */
 import { z } from 'zod';
 import {
@@ -113,8 +118,8 @@ export const hostIPv4Problem = (s: string): string | undefined => ipv4Problem(s)
 /** An address some host may own (a gateway, a VTEP, an endpoint, a Service IP). */
 export const hostIPv4 = checkedString(hostIPv4Problem);
 
-/** An interface's address with its prefix, e.g. 10.244.1.1/24. */
-export const ifaceAddress = checkedString((s) => {
+/** What is wrong with `s` as an interface's address with its prefix, or undefined. */
+function ifaceAddressProblem(s: string): string | undefined {
   const bad = cidrProblem(s);
   if (bad) return bad;
   const c = parseCidr(s)!;
@@ -125,7 +130,14 @@ export const ifaceAddress = checkedString((s) => {
     if (broadcastOf(c.addr, c.prefixLen) === c.addr) return `${s} is the broadcast address of its subnet`;
   }
   return undefined;
-});
+}
+
+/** An interface's address with its prefix, e.g. 10.244.1.1/24. */
+export const ifaceAddress = checkedString(ifaceAddressProblem);
+
+/** In cluster mode a bridge's address may be `lease`: the first address of the leased subnet. */
+export const LEASE_ADDRESS = 'lease';
+const bridgeAddress = checkedString((s) => (s === LEASE_ADDRESS ? undefined : ifaceAddressProblem(s)));
 
 /** A destination subnet: host bits must be clear, as `ip route` insists. */
 export const subnet = z
@@ -188,7 +200,7 @@ const node = z.strictObject({
 
 const bridge = z.strictObject({
   name: ifName,
-  address: ifaceAddress.optional(),
+  address: bridgeAddress.optional(),
   mac: unicastMac.optional(),
   ageingSeconds: int(0, 1_000_000).default(300),
   mtu: mtu.default(1500),
@@ -310,13 +322,51 @@ const vxlan = z.strictObject({
   name: ifName,
   vni: int(0, 0xffffff),
   port: portNumber.default(8472),
-  local: hostIPv4,
+  // Defaults to cluster.publicIP (filled by the final transform; required without a cluster).
+  local: hostIPv4.optional(),
   address: ifaceAddress.optional(),
   mac: unicastMac.optional(),
   // 1500 minus the 50 bytes of outer Ethernet/IPv4/UDP/VXLAN headers, as Linux picks.
   mtu: mtu.default(1450),
   peers: z.array(vxlanPeer).default([]),
 });
+
+/** An etcd endpoint: http(s)://host:port as flannel's --etcd-endpoints, or unix(s):///path. */
+const etcdEndpoint = checkedString((s) =>
+  /^https?:\/\/[^/\s]+\/?$/.test(s) || /^unixs?:\/\/\/\S+$/.test(s)
+    ? undefined
+    : `'${s}' is not an etcd endpoint (http://host:port, https://host:port or unix:///path/to/socket)`,
+);
+
+/** flannel's --etcd-* options; empty strings mean "not set", as flannel's flags default. */
+const etcd = z.strictObject({
+  endpoints: z.array(etcdEndpoint).min(1).default(['http://127.0.0.1:2379']),
+  prefix: checkedString((s) =>
+    /^\/[^\s]*[^/\s]$/.test(s) ? undefined : `'${s}' must be an absolute key prefix such as /coreos.com/network (no trailing /)`,
+  ).default('/coreos.com/network'),
+  caFile: z.string().default(''),
+  certFile: z.string().default(''),
+  keyFile: z.string().default(''),
+  username: z.string().default(''),
+  password: z.string().default(''),
+});
+
+const cluster = z.strictObject({
+  network: subnet,
+  // flannel's default when absent: /24, or the network's prefix + 2 for networks smaller than /22.
+  subnetLen: int(1, 30).optional(),
+  vxlan: ifName,
+  publicIP: hostIPv4,
+  leaseTTLSeconds: int(1, 10_000_000).default(86400),
+  /** Where flanneld's subnet.env is written (its --subnet-file). */
+  subnetFile: z.string().min(1).default('/run/flannel/subnet.env'),
+  etcd: etcd.prefault({}),
+});
+
+/** flannel's SubnetLen when its config names none (pkg/subnet CheckNetworkConfig). */
+export function defaultSubnetLen(networkPrefixLen: number): number {
+  return networkPrefixLen <= 22 ? 24 : networkPrefixLen + 2;
+}
 
 const capture = z.strictObject({
   dir: z.string().min(1).optional(),
@@ -362,6 +412,7 @@ const rawConfig = z.strictObject({
   nat: nat.optional(),
   conntrack: conntrack.optional(),
   vxlan: z.array(vxlan).default([]),
+  cluster: cluster.optional(),
   capture: capture.prefault({}),
   arp: arp.prefault({}),
   fdb: fdb.prefault({}),
@@ -371,8 +422,16 @@ const rawConfig = z.strictObject({
 });
 
 /** The whole file; the transform fills the defaults that depend on other fields. */
-export const configSchema = rawConfig.transform((c) => ({
+export const configSchema = rawConfig.transform((c, ctx) => ({
   ...c,
+  cluster: c.cluster && { ...c.cluster, subnetLen: c.cluster.subnetLen ?? defaultSubnetLen(parseCidr(c.cluster.network)!.prefixLen) },
+  vxlan: c.vxlan.map((v, i) => {
+    const local = v.local ?? c.cluster?.publicIP;
+    if (local === undefined) {
+      ctx.addIssue({ code: 'custom', path: ['vxlan', i, 'local'], message: 'required (the underlay source address; in cluster mode it defaults to cluster.publicIP)' });
+    }
+    return { ...v, local: local ?? '' };
+  }),
   conntrack: c.conntrack ?? conntrack.parse({}),
   // Connection tracking is on when something needs it: NAT, Services, or a conntrack section.
   conntrackEnabled: c.nat !== undefined || c.conntrack !== undefined || c.services.length > 0 || c.manifests.length > 0,

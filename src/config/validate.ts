@@ -12,9 +12,15 @@
  * subnets of different interfaces must not overlap; Service IPs and ports are unique.
  * (The Services of `manifests` are checked against these when the manifests are read:
  * manifest-set.ts.)
+ *
+ * Cluster mode (`cluster:`) adds its own: the device named by cluster.vxlan exists, has no
+ * static peers and no address (both come from etcd), publicIP is an L3 port's address, the
+ * subnets fit the network as flannel requires, and `address: lease` appears only in cluster
+ * mode, on one bridge. A bridge whose address is `lease` has no address yet: checks that need
+ * one skip it here and run again on the config the lease completes (cluster/lease-config.ts).
  */
 import { type Cidr, cidrContains, cidrsOverlap, formatCidr, formatIpv4, parseIpv4, subnetOf } from '../wire/ipv4-address.ts';
-import { type Config, parseCidr } from './schema.ts';
+import { type Config, LEASE_ADDRESS, parseCidr } from './schema.ts';
 
 /** A router interface or a port, as the checks see it. */
 interface Iface {
@@ -224,6 +230,35 @@ function checkVxlan(c: Config, ifaces: Iface[], errors: string[]): void {
   });
 }
 
+function checkCluster(c: Config, ifaces: Iface[], errors: string[]): void {
+  const leased = c.bridges.flatMap((b, i) => (b.address === LEASE_ADDRESS ? [i] : []));
+  const cl = c.cluster;
+  if (!cl) {
+    for (const i of leased) errors.push(`bridges[${i}].address: 'lease' needs a cluster section (the address comes from the node's leased subnet)`);
+    return;
+  }
+  for (const i of leased.slice(1)) errors.push(`bridges[${i}].address: 'lease' is already the address of bridges[${leased[0]}]; one bridge takes the leased subnet`);
+  const network = parseCidr(cl.network)!;
+  if (cl.subnetLen < network.prefixLen + 2) {
+    errors.push(`cluster.subnetLen: /${cl.subnetLen} must be at least /${network.prefixLen + 2} so that ${cl.network} holds four subnets (flannel's rule)`);
+  }
+  const v = c.vxlan.findIndex((d) => d.name === cl.vxlan);
+  if (v < 0) errors.push(`cluster.vxlan: no vxlan device named ${cl.vxlan}`);
+  else {
+    const dev = c.vxlan[v]!;
+    if (dev.peers.length > 0) errors.push(`vxlan[${v}].peers: not allowed on ${dev.name} in cluster mode; its peers come from the other nodes' leases in etcd`);
+    if (dev.address !== undefined) errors.push(`vxlan[${v}].address: not allowed on ${dev.name} in cluster mode; it takes the leased subnet's network address (a.b.c.0/32)`);
+    if (dev.local !== cl.publicIP) errors.push(`vxlan[${v}].local: ${dev.local} is not cluster.publicIP (${cl.publicIP}), the address the other nodes send to`);
+  }
+  const publicIP = parseIpv4(cl.publicIP);
+  if (!ifaces.some((i) => i.kind === 'port' && i.router && i.addr?.addr === publicIP)) {
+    errors.push(`cluster.publicIP: ${cl.publicIP} is not the address of an L3 port`);
+  }
+  const e = cl.etcd;
+  if ((e.certFile === '') !== (e.keyFile === '')) errors.push('cluster.etcd: certFile and keyFile go together (a client certificate and its key)');
+  if (e.password !== '' && e.username === '') errors.push('cluster.etcd.password: needs username');
+}
+
 function checkServices(c: Config, errors: string[]): void {
   const names = new Map<string, number>();
   const clusterIPs = new Map<string, number>();
@@ -290,6 +325,7 @@ export function crossCheck(c: Config): string[] {
   checkRoutes(c, byName, ifaces, errors);
   checkNeighbors(c, byName, ifaces, errors);
   checkVxlan(c, ifaces, errors);
+  checkCluster(c, ifaces, errors);
   checkServices(c, errors);
   checkCapture(c, errors);
   return errors;

@@ -5,6 +5,7 @@
  * whole, so a running dataplane never holds half of one.
  */
 import type { Config } from '../config/load.ts';
+import { LEASE_ADDRESS } from '../config/schema.ts';
 import { Fib, RouteKind } from '../tables/fib.ts';
 import { IfKind, InterfaceTable, MAX_INTERFACES } from '../tables/interface-table.ts';
 import { PortRole, PortTable } from '../tables/port-table.ts';
@@ -45,6 +46,8 @@ export function compileTopology(config: Config): Topology {
   };
 
   for (const b of config.bridges) {
+    // A bug, not a user's mistake: cluster mode completes the config before a dataplane is built.
+    if (b.address === LEASE_ADDRESS) throw new Error(`bridge ${b.name}: address 'lease' was not resolved from the cluster lease`);
     const bi = ports.addBridge(b.name, b.ageingSeconds);
     if (b.address) ports.bridges[bi].ifIndex = addIf(b.name, IfKind.BRIDGE, b.address, b.mac, b.mtu, bi, 0);
   }
