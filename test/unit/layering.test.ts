@@ -4,7 +4,7 @@
  *
  *   src/*.ts (log.ts, user-error.ts: usable from anywhere)
  *   wire → pcap → core → decode → tables → stages → config → dataplane
- *     → ports, capture, admin, replay (one layer) → api → lab → cli
+ *     → ports, capture, admin, replay, cluster (one layer) → api → lab → cli
  *
  * Every import is read with the TypeScript parser: `import … from`, `import type`, `export …
  * from`, side-effect imports, `import('…')` calls and `import('…')` types. Package imports
@@ -31,7 +31,7 @@ const LAYERS: readonly (readonly string[])[] = [
   ['stages'],
   ['config'],
   ['dataplane'],
-  ['ports', 'capture', 'admin', 'replay'],
+  ['ports', 'capture', 'admin', 'replay', 'cluster'],
   ['api'],
   ['lab'],
   ['cli'],
