@@ -43,6 +43,9 @@ function asUserError(err: unknown): unknown {
 export async function replayCommand(opts: ReplayOptions): Promise<number> {
   const loaded = loadConfigParts(opts.config);
   const config = loaded.config;
+  if (config.cluster) {
+    throw new UserError(`${opts.config}: replay runs without etcd, so it cannot take a cluster lease; remove the cluster section (give the bridge an address and ${config.cluster.vxlan} static peers)`);
+  }
   if (opts.seed !== undefined && opts.seed !== '1') {
     const seed = Number(opts.seed);
     if (!Number.isInteger(seed) || seed < 0 || seed > 0xffffffff) throw new UserError(`--seed ${opts.seed}: not an integer in 0..4294967295`);

@@ -8,7 +8,13 @@
  * a restart — logs why and keeps running as it was. The manifest files are watched, and read
  * again when they change or `nodeplane manifests reload` asks (live-manifests.ts). On SIGINT/SIGTERM it stops reading, flushes captures,
  * closes the devices and exits 0.
+ *
+ * In cluster mode (`cluster:` in the config) the node first joins through etcd — waiting for
+ * it if it cannot be reached — and builds the dataplane only once its lease is known, since
+ * addresses come from the lease (cluster/cluster-node.ts); the watch then changes the vxlan
+ * peers live. A lease lost for good (another node took the subnet) stops the node with exit 1.
  */
+import { ClusterNode } from '../cluster/cluster-node.ts';
 import { ConfigError, type LoadedConfig, loadConfigParts } from '../config/load.ts';
 import { SystemClock } from '../core/clock.ts';
 import { OFFLOAD_SLOT_SIZE } from '../core/frame-pool.ts';
@@ -46,12 +52,27 @@ function positiveInt(flag: string, v: string | undefined): number | undefined {
 
 export async function runCommand(opts: RunOptions): Promise<number> {
   const loaded = loadConfigParts(opts.config);
-  const config = loaded.config;
+  let config = loaded.config;
   const maxFileMB = positiveInt('--capture-max-mb', opts.captureMaxMb);
   const maxFiles = positiveInt('--capture-files', opts.captureFiles);
   const available = tapAvailable();
   if (!available.ok) throw new UserError(available.reason);
   const log = createLogger(opts.logLevel);
+  let cluster: ClusterNode | null = null;
+  if (config.cluster) {
+    // SIGINT/SIGTERM while waiting for etcd end the wait.
+    const abort = new AbortController();
+    const stopJoin = (): void => abort.abort();
+    process.once('SIGINT', stopJoin);
+    process.once('SIGTERM', stopJoin);
+    try {
+      cluster = await ClusterNode.join(config, log, { signal: abort.signal });
+    } finally {
+      process.off('SIGINT', stopJoin);
+      process.off('SIGTERM', stopJoin);
+    }
+    config = cluster.dataplaneConfig();
+  }
   const captureDir = opts.capture ?? config.capture.dir;
   const capturing = Boolean(captureDir || opts.captureStdout || opts.captureFifo);
   // TCP segmentation offload on the TAPs, unless captures are on: captures then show frames
@@ -75,6 +96,7 @@ export async function runCommand(opts: RunOptions): Promise<number> {
     });
   } catch (err) {
     closeAll();
+    await cluster?.close();
     const e = err as NodeJS.ErrnoException;
     if (e.code) throw new UserError(e.message);
     throw err;
@@ -98,6 +120,7 @@ export async function runCommand(opts: RunOptions): Promise<number> {
       captures = c;
     } catch (err) {
       closeAll();
+      await cluster?.close();
       throw err;
     }
   }
@@ -113,6 +136,7 @@ export async function runCommand(opts: RunOptions): Promise<number> {
   } catch (err) {
     closeAll();
     captures?.close();
+    await cluster?.close();
     const e = err as NodeJS.ErrnoException;
     throw new UserError(`admin socket ${opts.admin}: ${e.message}`);
   }
@@ -121,6 +145,7 @@ export async function runCommand(opts: RunOptions): Promise<number> {
   if (plan?.warning) log.warn({ pool: plan.key, slots: plan.slots, needed: plan.minimumSlots + 1 }, plan.warning);
   manifests.start();
   for (const p of ports) p.start();
+  cluster?.attach(dp);
   const tick = setInterval(() => dp.run(), TICK_MS);
   log.info(
     {
@@ -138,15 +163,16 @@ export async function runCommand(opts: RunOptions): Promise<number> {
 
   const reload = (): void => {
     let next: LoadedConfig;
+    let r: ReturnType<Dataplane['reload']>;
     try {
       // Manifests are read again too; those whose text did not change are not parsed again.
       next = loadConfigParts(opts.config, { cache: manifests.cache });
+      r = cluster ? cluster.reload(dp, next.config) : dp.reload(next.config);
     } catch (err) {
       const errors = err instanceof ConfigError ? [...err.errors, ...err.located] : [(err as Error).message];
       log.error({ config: opts.config, errors }, 'reload refused: invalid config; running config unchanged');
       return;
     }
-    const r = dp.reload(next.config);
     if (!r.ok) {
       log.error({ config: opts.config, errors: r.errors }, 'reload refused; running config unchanged');
       return;
@@ -157,6 +183,7 @@ export async function runCommand(opts: RunOptions): Promise<number> {
   };
   process.on('SIGHUP', reload);
 
+  let exitCode = 0;
   await new Promise<void>((resolve) => {
     const stop = (signal: NodeJS.Signals): void => {
       log.info({ signal }, 'stopping');
@@ -164,6 +191,11 @@ export async function runCommand(opts: RunOptions): Promise<number> {
     };
     process.once('SIGINT', stop);
     process.once('SIGTERM', stop);
+    cluster?.onLost((why) => {
+      log.error({ why }, 'the cluster lease is lost; stopping');
+      exitCode = 1;
+      resolve();
+    });
   });
   clearInterval(tick);
   process.off('SIGHUP', reload);
@@ -172,6 +204,7 @@ export async function runCommand(opts: RunOptions): Promise<number> {
   captures?.flush();
   captures?.close();
   await admin.close();
+  await cluster?.close();
   log.info({ captures: captures?.files() ?? [] }, 'stopped');
-  return 0;
+  return exitCode;
 }

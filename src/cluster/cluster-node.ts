@@ -21,6 +21,7 @@ import { dirname } from 'node:path';
 import type { Etcd3 } from 'etcd3';
 import type { Config, VxlanPeerConfig } from '../config/types.ts';
 import type { Dataplane } from '../dataplane/dataplane.ts';
+import type { ReloadResult } from '../dataplane/reload.ts';
 import type { Logger } from '../log.ts';
 import { UserError } from '../user-error.ts';
 import { type Cidr, formatCidr, networkOf, parseCidr } from '../wire/ipv4-address.ts';
@@ -185,11 +186,18 @@ export class ClusterNode {
     this.peersChanged(this.peers());
   }
 
-  /** The file's config, read again on SIGHUP, completed with the same lease and the current peers. */
-  reloaded(fileConfig: Config): Config {
-    if (!fileConfig.cluster) throw new ClusterError('the cluster section cannot be removed from a running node');
-    this.base = leasedConfig(fileConfig, this.lease.subnet);
-    return this.dataplaneConfig();
+  /**
+   * Reloads `dp` with the file's config read again (SIGHUP), completed with the same lease and
+   * the current peers; the cluster section itself needs a restart to change.
+   */
+  reload(dp: Dataplane, fileConfig: Config): ReloadResult {
+    if (JSON.stringify(fileConfig.cluster) !== JSON.stringify(this.base.cluster)) {
+      return { ok: false, errors: ['cluster: changed; needs a restart of nodeplane to change (the lease and the etcd connection hang on it)'] };
+    }
+    const base = leasedConfig(fileConfig, this.lease.subnet);
+    const r = dp.reload(peerConfig(base, base.cluster!.vxlan, this.peers()));
+    if (r.ok) this.base = base;
+    return r;
   }
 
   /** Called once if the lease is lost for good (another node took the subnet). */
