@@ -67,7 +67,7 @@ export class PeerWatcher {
     if (w) {
       w.removeAllListeners();
       w.on('error', () => {});
-      await Promise.race([w.cancel().catch(() => undefined), new Promise((r) => setTimeout(r, 1000))]);
+      await Promise.race([w.cancel().catch(() => undefined), new Promise((r) => setTimeout(r, 200))]);
     }
   }
 
