@@ -29,6 +29,7 @@ export function summary(c: Config, fromManifests?: number): string {
     count(c.neighbors.length, 'neighbor'),
     count(c.services.length + (fromManifests ?? 0), 'service') + (fromManifests === undefined ? '' : ` (${fromManifests} from manifests)`),
     count(c.vxlan.length, 'vxlan device'),
+    ...(c.cluster ? [`cluster mode: a /${c.cluster.subnetLen} of ${c.cluster.network} leased from etcd`] : []),
   ].join(', ');
 }
 

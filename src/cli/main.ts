@@ -42,7 +42,7 @@ program
 
 program
   .command('run')
-  .description('run the dataplane live on TAP devices until SIGINT/SIGTERM; SIGHUP reloads the config; manifest files are watched')
+  .description('run the dataplane live on TAP devices until SIGINT/SIGTERM; SIGHUP reloads the config; manifest files are watched; with a cluster section, first leases a subnet through etcd (flannel\'s layout) and follows the other nodes\' leases')
   .requiredOption('--config <file>', 'configuration file (YAML or JSON)')
   .option('--capture <dir>', 'write a pcapng of every port (overrides capture.dir)')
   .option('--capture-stdout <port>', "stream one port's traffic (or 'all') as classic pcap to stdout")

@@ -1,6 +1,7 @@
 // The `cluster:` section (SPEC §2): its schema, its defaults, and the cross checks of cluster mode.
 import { describe, expect, it } from 'vitest';
-import { validateConfigObject } from '../../src/config/load.ts';
+import { summary } from '../../src/cli/check.ts';
+import { loadConfig, validateConfigObject } from '../../src/config/load.ts';
 
 /** A cluster-mode node as SPEC §2 describes one: cni0 takes the lease, flannel.1's peers come from etcd. */
 function node(): Record<string, any> {
@@ -113,5 +114,10 @@ describe('cluster configuration', () => {
       "cluster.etcd.prefix: '/coreos.com/network/' must be an absolute key prefix such as /coreos.com/network (no trailing /)",
     ]);
     expect(errorsOf((c) => (c.cluster.ttl = 5))).toEqual(['cluster.ttl: unknown key']);
+  });
+
+  it('the example cluster node is valid, and check says it is in cluster mode', () => {
+    const c = loadConfig('examples/cluster-node.yaml');
+    expect(summary(c)).toBe('1 bridge, 3 ports, 1 route, 0 neighbors, 0 services, 1 vxlan device, cluster mode: a /24 of 10.244.0.0/16 leased from etcd');
   });
 });
