@@ -240,3 +240,47 @@ suite('cluster mode on etcd with TLS', () => {
     await expect(joining).rejects.toThrow('stopped while waiting for etcd');
   });
 });
+
+suite('cluster mode on etcd with a username and password', () => {
+  let etcd: EtcdServer;
+  let dir: string;
+
+  beforeAll(async () => {
+    if (problem) throw new Error(`cluster tests need: ${problem}`);
+    dir = mkdtempSync(join(tmpdir(), 'nodeplane-cluster-auth-'));
+    etcd = await EtcdServer.start();
+    // etcd's auth: a root user with the root role, then a user for flannel with read and
+    // write on the prefix, then auth on.
+    const admin = new Etcd3({ hosts: etcd.endpoint });
+    try {
+      await admin.role('root').create();
+      await admin.user('root').create('rootpw');
+      await admin.user('root').addRole('root');
+      await admin.role('flannel').create();
+      await admin.role('flannel').grant({ permission: 'Readwrite', range: admin.range({ prefix: `${PREFIX}/` }) });
+      await admin.user('flannel').create('flannelpw');
+      await admin.user('flannel').addRole('flannel');
+      await admin.auth.authEnable();
+    } finally {
+      admin.close();
+    }
+  });
+
+  afterAll(async () => {
+    await etcd?.destroy();
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('leases with the right password and is refused with a wrong one', async () => {
+    const a = await ClusterNode.join(nodeConfig(1, etcd.endpoint, dir, { etcd: { username: 'flannel', password: 'flannelpw' } }), memoryLog().log);
+    expect(subnetOf(a)).toMatch(/^10\.244\.\d+\.0\/24$/);
+    await a.close();
+    const { log, records } = memoryLog();
+    const abort = new AbortController();
+    const joining = ClusterNode.join(nodeConfig(2, etcd.endpoint, dir, { etcd: { username: 'flannel', password: 'wrong' } }), log, { signal: abort.signal });
+    const refused = await waitFor('the refusal to be logged', () => records.find((r) => r.msg.startsWith('cannot join the cluster through etcd yet')), 20_000);
+    expect(JSON.stringify(refused)).toMatch(/authentication failed|invalid/i);
+    abort.abort();
+    await expect(joining).rejects.toThrow('stopped while waiting for etcd');
+  });
+});
