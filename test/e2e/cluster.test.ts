@@ -75,6 +75,8 @@ async function startNode(root: string, i: number, endpoint: string, o: { ttl: nu
     pods: [{ port: 'pa', address: `10.244.${i}.2/24`, gateway: `10.244.${i}.1` }],
     dir,
     runArgs: ['--log-level', 'debug'],
+    // Generous: starting nodeplane (compiling TypeScript) is slow on a busy machine.
+    startTimeoutMs: 60_000,
   });
 }
 
@@ -170,7 +172,7 @@ describe.skipIf(skip || !vxlanReady)('cluster mode: traffic across nodes through
   let root: string;
   let underlay: Netns;
   const labs = new Map<number, Lab>();
-  const TTL = 4;
+  const TTL = 8;
 
   /** Moves node i's uplink TAP onto the underlay bridge. */
   const wire = (i: number): void => {
@@ -219,7 +221,10 @@ describe.skipIf(skip || !vxlanReady)('cluster mode: traffic across nodes through
       if (r.code === 0) break;
       if (Date.now() - up > 5000) throw new Error(`node 4 not reachable within 5 s of starting: ${r.stdout}`);
     }
-    expect(Date.now() - up).toBeLessThan(5000);
+    const took = Date.now() - up;
+    process.stdout.write(`cluster: node 4 reachable from node 1 ${took} ms after it came up\n`);
+    expect(took).toBeLessThan(5000);
+    await ping(labs.get(2)!.pod('pa'), '10.244.4.2');
     await ping(lab4.pod('pa'), '10.244.1.2');
   });
 
@@ -237,10 +242,14 @@ describe.skipIf(skip || !vxlanReady)('cluster mode: traffic across nodes through
   it('a node that stops is removed when its lease expires', async () => {
     const lab3 = labs.get(3)!;
     expect((await routes(labs.get(1)!)).some((r) => r.dst === '10.244.3.0/24')).toBe(true);
+    const stoppedAt = Date.now();
     expect(await lab3.stopNodeplane('SIGTERM')).toBe(0);
-    // Its lease (renewed every TTL/2) still has between TTL/2 and TTL to run: removal comes then, not at once.
-    const took = await waitFor('node 3 to be removed from node 1', async () => !(await routes(labs.get(1)!)).some((r) => r.dst === '10.244.3.0/24'), (TTL + 5) * 1000);
-    expect(took).toBeGreaterThanOrEqual(1000);
+    await waitFor('node 3 to be removed from node 1', async () => !(await routes(labs.get(1)!)).some((r) => r.dst === '10.244.3.0/24'), (TTL + 5) * 1000);
+    // Renewed every TTL/2, its lease had at least TTL/2 left when node 3 stopped: the others
+    // drop it when that runs out, not when the node stops.
+    const took = Date.now() - stoppedAt;
+    expect(took).toBeGreaterThanOrEqual((TTL / 2) * 1000 - 500);
+    expect(took).toBeLessThanOrEqual((TTL + 3) * 1000);
     await ping(labs.get(1)!.pod('pa'), '10.244.2.2');
   });
 });
