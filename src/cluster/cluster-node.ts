@@ -148,7 +148,7 @@ export class ClusterNode {
         const mtu = base.vxlan.find((v) => v.name === cl.vxlan)!.mtu;
         writeAtomically(cl.subnetFile, subnetEnvText(network.network, lease.subnet, mtu, config.nat !== undefined));
         let node: ClusterNode | null = null;
-        const watcher = new PeerWatcher(client, registry, lease.subnet, log, (peers) => node?.peersChanged(peers));
+        const watcher = new PeerWatcher(client, registry, lease.subnet, cl.publicIP, log, (peers) => node?.peersChanged(peers));
         await watcher.start();
         node = new ClusterNode(client, lease, base, watcher, registry, log);
         node.keeper.start();

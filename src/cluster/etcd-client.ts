@@ -25,13 +25,10 @@ export const CALL_TIMEOUT_MS = 5000;
 const WATCH_BACKOFF_FIRST_MS = 100;
 const WATCH_BACKOFF_MAX_MS = 5000;
 
-/** cockatiel's IBackoff, the shape etcd3's watch manager asks for: a duration and the next step. */
-interface Backoff {
-  readonly duration: number;
-  next(context: unknown): Backoff;
-}
+/** What etcd3's watch manager asks for (cockatiel's IBackoff): a duration and the next step. */
+type WatchBackoff = NonNullable<NonNullable<IOptions['faultHandling']>['watchBackoff']>;
 
-function doubling(ms: number): Backoff {
+function doubling(ms: number): WatchBackoff {
   return { duration: ms, next: () => doubling(Math.min(ms * 2, WATCH_BACKOFF_MAX_MS)) };
 }
 
@@ -65,7 +62,7 @@ export function etcdOptions(cfg: EtcdConfig): IOptions {
   const options: IOptions = {
     hosts: cfg.endpoints.map(grpcTarget),
     defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + CALL_TIMEOUT_MS }),
-    faultHandling: { watchBackoff: doubling(WATCH_BACKOFF_FIRST_MS) as never },
+    faultHandling: { watchBackoff: doubling(WATCH_BACKOFF_FIRST_MS) },
     // Keepalive pings find a dead TCP connection to etcd (etcd allows pings every 5 s).
     grpcOptions: { 'grpc.keepalive_time_ms': 10_000, 'grpc.keepalive_timeout_ms': 5000, 'grpc.keepalive_permit_without_calls': 1 },
   };

@@ -5,7 +5,9 @@
  *
  * Each vxlan lease of another subnet becomes a peer { vtep: PublicIP, mac: BackendData.VtepMAC,
  * subnet }; a lease of another backend, one without a VtepMAC, and values that do not parse
- * are left out (logged once per key and revision). A put adds or updates a peer, a delete —
+ * are left out (logged once per key and revision), and so is a lease that claims our own
+ * PublicIP or a subnet overlapping ours or an earlier peer's (leases of an older SubnetLen):
+ * the dataplane refuses a peer set with such a peer whole. A put adds or updates a peer, a delete —
  * an etcd lease running out deletes its key — removes it; `onPeers` receives the whole list,
  * sorted by subnet, each time it changes.
  *
@@ -19,7 +21,7 @@
 import type { Etcd3, IWatchResponse, Watcher } from 'etcd3';
 import type { VxlanPeerConfig } from '../config/types.ts';
 import type { Logger } from '../log.ts';
-import { type Cidr, formatCidr, networkOf } from '../wire/ipv4-address.ts';
+import { type Cidr, cidrsOverlap, formatCidr, networkOf, parseCidr } from '../wire/ipv4-address.ts';
 import { parseLeaseAttrs, parseSubnetKey } from './flannel-layout.ts';
 import type { SubnetRegistry } from './subnet-registry.ts';
 
@@ -40,10 +42,13 @@ export class PeerWatcher {
   /** Called when this node's own key is deleted (its lease must be put back at once). */
   onOwnDeleted: () => void = () => {};
 
+  private readonly warned = new Set<string>();
+
   constructor(
     private readonly client: Etcd3,
     private readonly registry: SubnetRegistry,
     private readonly own: Cidr,
+    private readonly ownPublicIP: string,
     private readonly log: Logger,
     private readonly onPeers: (peers: VxlanPeerConfig[]) => void,
   ) {}
@@ -169,8 +174,21 @@ export class PeerWatcher {
   }
 
   private report(): void {
-    const peers = [...this.seen.values()].flatMap((s) => (s.peer ? [s.peer] : []));
-    peers.sort((a, b) => subnetOrder(a.subnet) - subnetOrder(b.subnet));
+    const candidates = [...this.seen.values()].flatMap((s) => (s.peer ? [s.peer] : []));
+    candidates.sort((a, b) => subnetOrder(a.subnet) - subnetOrder(b.subnet));
+    const peers: VxlanPeerConfig[] = [];
+    const taken: Cidr[] = [this.own];
+    for (const p of candidates) {
+      const subnet = parseCidr(p.subnet);
+      const why = p.vtep === this.ownPublicIP ? 'its PublicIP is ours' : taken.some((t) => cidrsOverlap(t, subnet)) ? 'its subnet overlaps ours or another peer\'s' : null;
+      if (why === null) {
+        peers.push(p);
+        taken.push(subnet);
+      } else if (!this.warned.has(`${p.subnet} ${p.vtep} ${why}`)) {
+        this.warned.add(`${p.subnet} ${p.vtep} ${why}`);
+        this.log.warn({ subnet: p.subnet, vtep: p.vtep, why }, 'ignoring a lease that cannot be a peer');
+      }
+    }
     const text = JSON.stringify(peers);
     if (text === this.last) return;
     this.last = text;
@@ -179,6 +197,6 @@ export class PeerWatcher {
 }
 
 function subnetOrder(subnet: string): number {
-  const c = parseSubnetKey(subnet.replace('/', '-'))!;
-  return c.addr * 64 + c.prefixLen;
+  const c = parseCidr(subnet);
+  return (c.addr >>> 0) * 64 + c.prefixLen;
 }

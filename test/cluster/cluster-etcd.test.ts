@@ -188,6 +188,27 @@ suite('cluster mode on etcd', () => {
     await close(a);
   });
 
+  it('leaves out leases that cannot be peers: another backend, bad JSON, our PublicIP, an overlapping subnet', async () => {
+    const a = await joinNode(14, { ttl: 30 });
+    const put = (key: string, value: string) => raw.put(`${PREFIX}/subnets/${key}`).value(value);
+    const lease = (ip: string, mac: string) => `{"PublicIP":"${ip}","PublicIPv6":null,"BackendType":"vxlan","BackendData":{"VNI":1,"VtepMAC":"${mac}"}}`;
+    await put('10.244.200.0-24', '{"PublicIP":"192.168.50.90","BackendType":"host-gw"}');
+    await put('10.244.201.0-24', 'not json');
+    await put('10.244.202.0-24', lease('192.168.50.24', '0e:00:00:00:02:02'));
+    await put('10.244.210.0-23', lease('192.168.50.91', '0e:00:00:00:02:10'));
+    await put('10.244.211.0-24', lease('192.168.50.92', '0e:00:00:00:02:11'));
+    await put('10.244.220.0-24', lease('192.168.50.93', '0e:00:00:00:02:20'));
+    await waitFor('the valid peers', () => a.peers().some((p) => p.subnet === '10.244.220.0/24'));
+    const planted = (p: { subnet: string }) => /^10\.244\.2\d\d\./.test(p.subnet);
+    expect(a.peers().filter(planted)).toEqual([
+      { vtep: '192.168.50.91', mac: '0e:00:00:00:02:10', subnet: '10.244.210.0/23' },
+      { vtep: '192.168.50.93', mac: '0e:00:00:00:02:20', subnet: '10.244.220.0/24' },
+    ]);
+    for (const k of ['200.0-24', '201.0-24', '202.0-24', '210.0-23', '211.0-24', '220.0-24']) await raw.delete().key(`${PREFIX}/subnets/10.244.${k}`);
+    await waitFor('the planted peers to go', () => !a.peers().some(planted));
+    await close(a);
+  });
+
   it('keeps its peers while etcd is down, logs the outage once, and follows changes once etcd is back', async () => {
     const logA = memoryLog();
     const a = await ClusterNode.join(nodeConfig(11, etcd.endpoint, dir, { ttl: 30 }), logA.log);
