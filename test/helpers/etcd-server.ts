@@ -68,6 +68,10 @@ export class EtcdServer {
     rmSync(join(this.dir, 'peer.sock:1'), { force: true });
     const proc = spawn('unshare', args, { cwd: this.dir, stdio: ['ignore', 'pipe', 'pipe'] });
     this.proc = proc;
+    // Never outlive the test process, even if it dies before destroy().
+    const killOnExit = (): void => void proc.kill('SIGKILL');
+    process.once('exit', killOnExit);
+    proc.once('exit', () => process.off('exit', killOnExit));
     this.log = '';
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`etcd did not start in 20 s:\n${this.log}`)), 20_000);
