@@ -107,7 +107,9 @@ async function networkConfig(registry: SubnetRegistry, config: Config, log: Logg
 export class ClusterNode {
   private dp: Dataplane | null = null;
   private keeper: LeaseKeeper;
-  private lostHandler: (why: string) => void = () => {};
+  private lostHandler: ((why: string) => void) | null = null;
+  /** Why the lease was lost, if it was before anyone asked to be told. */
+  private lostWhy: string | null = null;
 
   private constructor(
     private readonly client: Etcd3,
@@ -118,7 +120,10 @@ export class ClusterNode {
     registry: SubnetRegistry,
     private readonly log: Logger,
   ) {
-    this.keeper = new LeaseKeeper(registry, lease, log, (why) => this.lostHandler(why));
+    this.keeper = new LeaseKeeper(registry, lease, log, (why) => {
+      if (this.lostHandler) this.lostHandler(why);
+      else this.lostWhy = why;
+    });
     watcher.onOwnDeleted = () => this.keeper.renewNow();
   }
 
@@ -200,9 +205,10 @@ export class ClusterNode {
     return r;
   }
 
-  /** Called once if the lease is lost for good (another node took the subnet). */
+  /** Called once if the lease is lost for good (another node took the subnet), at once if it already was. */
   onLost(handler: (why: string) => void): void {
     this.lostHandler = handler;
+    if (this.lostWhy !== null) handler(this.lostWhy);
   }
 
   private peersChanged(peers: VxlanPeerConfig[]): void {
