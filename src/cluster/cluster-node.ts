@@ -213,7 +213,7 @@ export class ClusterNode {
 
   private peersChanged(peers: VxlanPeerConfig[]): void {
     if (!this.dp) return;
-    const r = setVxlanPeers(this.dp, this.base, this.base.cluster!.vxlan, peers);
+    const r = setVxlanPeers(this.dp, this.base.cluster!.vxlan, peers);
     if (r.ok) this.log.info({ peers: peers.map((p) => `${p.subnet} via ${p.vtep}`) }, 'vxlan peers updated');
     else this.log.error({ errors: r.errors }, 'vxlan peers could not be applied');
   }

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { Etcd3 } from 'etcd3';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { neighState, routesState } from '../../src/admin/state.ts';
+import { fdbState, neighState, routesState } from '../../src/admin/state.ts';
 import { ClusterNode } from '../../src/cluster/cluster-node.ts';
 import { type Config, validateConfigObject } from '../../src/config/load.ts';
 import { SystemClock } from '../../src/core/clock.ts';
@@ -176,15 +176,17 @@ suite('cluster mode on etcd', () => {
     const peer = { vtep: '192.168.50.20', mac: b.dataplaneConfig().vxlan[0]!.mac, subnet: subnetOf(b) };
     await waitFor('node 10 as a peer of node 9', () => a.peers().some((p) => p.vtep === peer.vtep));
     expect(a.peers().find((p) => p.vtep === peer.vtep)).toEqual(peer);
-    // The dataplane got flanneld's entries for it: the route and the permanent neighbour.
+    // The dataplane got flanneld's entries for it: the route, the permanent neighbour, the FDB entry.
     const via = peer.subnet.split('/')[0]!;
     expect(routesState(dp).routes).toContainEqual(expect.objectContaining({ dst: peer.subnet, gateway: via, dev: 'flannel.1', onlink: true }));
     expect(neighState(dp).entries).toContainEqual(expect.objectContaining({ ip: via, dev: 'flannel.1', lladdr: peer.mac, state: 'PERMANENT' }));
+    expect(fdbState(dp).entries).toContainEqual(expect.objectContaining({ mac: peer.mac, port: 'flannel.1', dst: peer.vtep }));
     // Node 10 stops: its lease runs out after 2 s and node 9 drops it.
     await close(b);
     await waitFor('node 10 to be dropped', () => !a.peers().some((p) => p.vtep === peer.vtep), 10_000);
     expect(routesState(dp).routes.some((r) => r.dst === peer.subnet)).toBe(false);
     expect(neighState(dp).entries.some((e) => e.ip === via)).toBe(false);
+    expect(fdbState(dp).entries.some((e) => e.mac === peer.mac)).toBe(false);
     await close(a);
   });
 

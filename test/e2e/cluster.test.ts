@@ -9,8 +9,7 @@
  * 2. Traffic across three nodes joined by an underlay bridge: pods reach each other through
  *    the VXLAN overlay; a fourth node joins at run time and is reachable within 5 s; a node
  *    that stops is removed when its lease expires; an etcd restart does not interrupt
- *    traffic between known nodes. This needs the VXLAN dataplane (encapsulation and
- *    `Dataplane.setVxlanPeers`): until it exists these tests are skipped, saying so.
+ *    traffic between known nodes.
  */
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -22,7 +21,6 @@ import { fetchState } from '../../src/admin/client.ts';
 import type { NeighTableState, RoutesState } from '../../src/admin/state.ts';
 import { ClusterNode } from '../../src/cluster/cluster-node.ts';
 import { validateConfigObject } from '../../src/config/load.ts';
-import { Dataplane } from '../../src/dataplane/dataplane.ts';
 import { Lab } from '../../src/lab/lab.ts';
 import { createNetns, type Netns } from '../../src/lab/netns.ts';
 import { EtcdServer, type EtcdTls, etcdMissing, makeCertificates } from '../helpers/etcd-server.ts';
@@ -30,11 +28,6 @@ import { missingPrerequisite, skipUnlessReady } from './e2e-prerequisites.ts';
 
 const problem = missingPrerequisite(['ping']) ?? etcdMissing();
 const skip = skipUnlessReady('cluster mode end-to-end tests', problem);
-/** The VXLAN dataplane is there when the dataplane can take a vxlan device's peers. */
-const vxlanReady = typeof (Dataplane.prototype as unknown as Record<string, unknown>).setVxlanPeers === 'function';
-if (!skip && !vxlanReady) {
-  process.stdout.write('skipping cluster traffic across nodes: waiting for the VXLAN dataplane (Dataplane.setVxlanPeers is not there yet)\n');
-}
 
 const PREFIX = '/coreos.com/network';
 
@@ -167,7 +160,7 @@ describe.skipIf(skip)('cluster mode: a nodeplane node on etcd with TLS', () => {
   });
 });
 
-describe.skipIf(skip || !vxlanReady)('cluster mode: traffic across nodes through the overlay', () => {
+describe.skipIf(skip)('cluster mode: traffic across nodes through the overlay', () => {
   let etcd: EtcdServer;
   let root: string;
   let underlay: Netns;
