@@ -1,14 +1,15 @@
 /**
  * ServiceMasquerade: the source NAT decision at postrouting (the NatPolicy of NatSrc there)
- * with Services: kube-proxy's `-t nat -A POSTROUTING -m mark --mark 0x4000/0x4000 -j
- * MASQUERADE` before the cluster's pod masquerade.
+ * with Services: kube-proxy's KUBE-POSTROUTING (`-m mark --mark 0x4000/0x4000 -j MASQUERADE
+ * --random-fully`) before the cluster's pod masquerade.
  *
  * A new flow whose conntrack mark has SERVICE_MARK_MASQ (set by ServiceDnat: external traffic
  * under the Cluster policy, a ClusterIP reached from outside nat.clusterCIDR, a pod reaching
  * itself through its Service) takes the address of the interface it leaves by — any router
  * interface with an address: a bridge (an endpoint on this node, the hairpin's way back
- * through nodeplane), an L3 port, a VXLAN device — with its source port kept when free, else
- * another from NatPortAllocator. Every other flow goes to Masquerade (masquerade.ts), pod
+ * through nodeplane), an L3 port, a VXLAN device — and a source port drawn at random from
+ * 1024–65535 every time (--random-fully: NatPortAllocator.snatRandomFully), never the client's
+ * own by preference. Every other flow goes to Masquerade (masquerade.ts), pod
  * traffic leaving the cluster; a marked flow leaving by an interface without an address does
  * too (counted `noAddress`).
  *
@@ -55,7 +56,7 @@ export class ServiceMasquerade implements NatPolicy {
       this.noAddress++;
       return this.pods.decide(slot, id);
     }
-    if (this.allocator.snat(ct, id, this.ifs.addr[txIf] | 0) < 0) return 0;
+    if (this.allocator.snatRandomFully(ct, id, this.ifs.addr[txIf] | 0) < 0) return 0;
     this.masqueraded++;
     return ACCEPT;
   }

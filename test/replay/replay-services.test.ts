@@ -260,6 +260,8 @@ describe('replay: from outside the cluster', () => {
       const { atEndpoint, atClient } = handshake(dst, dport, B);
       expect(atEndpoint.ip).toMatchObject({ src: GW.ip, dst: B.ip, ttl: 63, checksumOk: true });
       expect(atEndpoint.tcp).toMatchObject({ dport: 8080, flags: 'S', checksumOk: true });
+      // MASQUERADE --random-fully: the seeded generator's port, not the client's 50000.
+      expect(atEndpoint.tcp!.sport).not.toBe(50000);
       expect(atClient.ip).toMatchObject({ src: dst, dst: CLIENT, ttl: 63, checksumOk: true });
       expect(atClient.tcp).toMatchObject({ sport: dport, dport: 50000, flags: 'SA', checksumOk: true });
     });

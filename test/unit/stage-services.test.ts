@@ -154,14 +154,16 @@ describe('reload', () => {
 });
 
 describe('edge cases', () => {
-  it('masquerades a pod reaching itself through its Service (hairpin) to the bridge address, and translates the reply back', () => {
+  it('masquerades a pod reaching itself through its Service (hairpin) to the bridge address with a random port, and translates the reply back', () => {
     const h = withServices([dns([{ ip: A.ip }])]);
     h.rx('pa', query(45000));
     const [hair] = h.take('pa');
     expect(ip4Of(hair)).toMatchObject({ src: GW.ip, dst: A.ip, checksumOk: true });
-    expect(ports(hair)).toEqual([45000, 5353]);
+    // MASQUERADE --random-fully: a port from 1024–65535, not the client's although it is free.
+    const [p, dport] = ports(hair);
+    expect([p !== 45000, p >= 1024 && p <= 65535, dport]).toEqual([true, true, 5353]);
     expect(l4ChecksumOk(hair)).toBe(true);
-    h.rx('pa', udpFrame({ from: A, toMac: GW.mac, dst: GW.ip, sport: 5353, dport: 45000 }));
+    h.rx('pa', udpFrame({ from: A, toMac: GW.mac, dst: GW.ip, sport: 5353, dport: p }));
     const [back] = h.take('pa');
     expect(ip4Of(back)).toMatchObject({ src: VIP, dst: A.ip, checksumOk: true });
     expect(ports(back)).toEqual([53, 45000]);
@@ -189,6 +191,7 @@ describe('edge cases', () => {
     h.rx('up', fromClient(46003));
     const [masq] = h.take('pb');
     expect(ip4Of(masq)).toMatchObject({ src: GW.ip, dst: B.ip, checksumOk: true });
+    expect(ports(masq)[0]).not.toBe(46003);
     expect(l4ChecksumOk(masq)).toBe(true);
   });
 
@@ -206,9 +209,13 @@ describe('edge cases', () => {
   it('masquerades ClusterIP traffic from outside nat.clusterCIDR, not from pods', () => {
     const h = withServices([dns([{ ip: B.ip }])]);
     h.rx('up', F.ethernet(UP.mac, UPSTREAM2.mac, 0x0800, F.ipv4({ src: CLIENT, dst: VIP, proto: 17 }, F.udp(CLIENT, VIP, 48000, 53, F.bytes(20, 1)))));
-    expect(ip4Of(h.take('pb')[0])).toMatchObject({ src: GW.ip, dst: B.ip });
+    const [masq] = h.take('pb');
+    expect(ip4Of(masq)).toMatchObject({ src: GW.ip, dst: B.ip });
+    expect(ports(masq)[0]).not.toBe(48000);
     h.rx('pa', query(48001));
-    expect(ip4Of(h.take('pb')[0])).toMatchObject({ src: A.ip, dst: B.ip });
+    const [pod] = h.take('pb');
+    expect(ip4Of(pod)).toMatchObject({ src: A.ip, dst: B.ip });
+    expect(ports(pod)[0]).toBe(48001);
   });
 
   it('gives a Service flow whose translated tuple a direct flow holds another source port, and translates its replies back', () => {
