@@ -25,8 +25,9 @@
  * each new connection and kept while its endpoint stays a candidate). A flow whose source is
  * its own endpoint (hairpin) is masqueraded, as KUBE-SEP's `-s <endpoint> -j KUBE-MARK-MASQ`.
  *
- * The flow's conntrack mark says its endpoint and whether to masquerade (SERVICE_MARK_*):
- * ServiceMasquerade reads it at postrouting; `show services` counts connections by it.
+ * The flow's service tag (Conntrack.serviceTagOf: internal, not a connection mark) says its
+ * endpoint and whether to masquerade (SERVICE_TAG_*): ServiceMasquerade reads it at
+ * postrouting; `show services` counts connections by it, the UDP flush finds them by it.
  *
  * No endpoint at all (SP_REJECT): the packet goes to icmp-error with port unreachable (3/3),
  * as kube-proxy's REJECT rule; its entry, never confirmed, is removed after the dispatch, so a
@@ -48,7 +49,7 @@ import type { Stage } from '../core/stage.ts';
 import { type Conntrack, IPPROTO_TCP, IPPROTO_UDP } from '../tables/conntrack.ts';
 import { SNAT_MAX_TRIES, SNAT_PORT_MAX, SNAT_PORT_MIN } from '../tables/nat-port-allocator.ts';
 import type { ServiceAffinity } from '../tables/service-affinity.ts';
-import { EP_IN_CLUSTER, EP_IN_LOCAL, FrontendKind, SERVICE_MARK_MASQ, SP_EXTERNAL_LOCAL, SP_INTERNAL_LOCAL, SP_REJECT, type ServiceTable } from '../tables/service-table.ts';
+import { EP_IN_CLUSTER, EP_IN_LOCAL, FrontendKind, SERVICE_TAG_MASQ, SP_EXTERNAL_LOCAL, SP_INTERNAL_LOCAL, SP_REJECT, type ServiceTable } from '../tables/service-table.ts';
 import { formatIpv4 } from '../wire/ipv4-address.ts';
 import type { Context } from './context.ts';
 import type { NatPolicy } from './nat-manip.ts';
@@ -154,7 +155,7 @@ export class ServiceDnat implements NatPolicy {
     const addr = t.epAddr[ep];
     if (addr === src) masq = true;
     if (!ct.bindDnat(id, addr, t.epPort[ep]) && (masq || !this.bindClashing(id, src, addr, t.epPort[ep]))) return Drop.TUPLE_TAKEN;
-    ct.setMark(id, (masq ? SERVICE_MARK_MASQ : 0) | (ep + 1));
+    ct.setServiceTag(id, (masq ? SERVICE_TAG_MASQ : 0) | (ep + 1));
     this.translated++;
     if (pinned) this.pinned++;
     const tracer = this.hook.tracer;
