@@ -89,8 +89,9 @@ describe('a UDP ClusterIP', () => {
     const [err] = h.take('pa');
     expect(ip4Of(err)).toMatchObject({ src: GW.ip, dst: A.ip, proto: 1, checksumOk: true });
     expect(icmpOf(err)).toMatchObject({ type: 3, code: 3 });
-    // The quote is what A sent: to the Service, untranslated.
-    expect(ip4Of(err, 14 + 20 + 8)).toMatchObject({ src: A.ip, dst: VIP });
+    // The quote is what A sent: to the Service, untranslated, with the TTL ip_forward left it
+    // (Linux rejects a routed destination at FORWARD), its header checksum updated.
+    expect(ip4Of(err, 14 + 20 + 8)).toMatchObject({ src: A.ip, dst: VIP, ttl: 63, checksumOk: true });
     expect(h.dp.conntrackHooks!.services.prerouting.rejected).toBe(1);
     expect(h.dp.ctx.conntrack!.count).toBe(0);
     // kubernetes#48370: an endpoint appears; the same flow (same source port) reaches it at once.
@@ -100,6 +101,22 @@ describe('a UDP ClusterIP', () => {
     expect(ip4Of(atB)).toMatchObject({ src: A.ip, dst: B.ip, checksumOk: true });
     expect(ports(atB)).toEqual([42000, 5353]);
     expect(l4ChecksumOk(atB)).toBe(true);
+  });
+
+  it('rejects a NodePort (a local address: INPUT) quoting the TTL as sent; a routed frontend with TTL 1 gets time exceeded, as ip_forward answers before FORWARD', () => {
+    const h = withServices([dns([])]);
+    h.rx('up', F.ethernet(UP.mac, UPSTREAM2.mac, 0x0800, F.ipv4({ src: CLIENT, dst: UP.ip, proto: 17 }, F.udp(CLIENT, UP.ip, 42100, 30053, F.bytes(20, 1)))));
+    const [np] = h.take('up');
+    expect(ip4Of(np)).toMatchObject({ src: UP.ip, dst: CLIENT, proto: 1, checksumOk: true });
+    expect(icmpOf(np)).toMatchObject({ type: 3, code: 3 });
+    expect(ip4Of(np, 14 + 20 + 8)).toMatchObject({ src: CLIENT, dst: UP.ip, ttl: 64, checksumOk: true });
+    h.rx('pa', udpFrame({ from: A, toMac: GW.mac, dst: VIP, sport: 42101, dport: 53, ttl: 1 }));
+    const [expired] = h.take('pa');
+    expect(ip4Of(expired)).toMatchObject({ src: GW.ip, dst: A.ip, proto: 1, checksumOk: true });
+    expect(icmpOf(expired)).toMatchObject({ type: 11, code: 0 });
+    expect(ip4Of(expired, 14 + 20 + 8)).toMatchObject({ src: A.ip, dst: VIP, ttl: 1 });
+    expect(h.dp.conntrackHooks!.services.prerouting.rejected).toBe(1);
+    expect(h.dp.ctx.conntrack!.count).toBe(0);
   });
 
   it('flushes the UDP entries of an endpoint removed (the next datagram goes to one that remains) but leaves TCP flows alone', () => {
