@@ -80,7 +80,6 @@ export class ConntrackEventHub implements ConntrackListener {
   private done = new Uint8Array(0);
   /** status | TCP state << 8. */
   private flags = new Int32Array(0);
-  private marks = new Int32Array(0);
   private times = new Float64Array(0);
   private deadlines = new Float64Array(0);
   /** 8 per record: original then reply tuple (src, dst, sport, dport). */
@@ -206,7 +205,6 @@ export class ConntrackEventHub implements ConntrackListener {
   private readState(i: number, id: number): void {
     const ct = this.ct;
     this.flags[i] = ct.statusOf(id) | (ct.tcpStateOf(id) << 8);
-    this.marks[i] = ct.markOf(id);
   }
 
   /** Reads what waited for the end of the batch: tuples, counters, deadline (and a NEW's state). */
@@ -245,7 +243,6 @@ export class ConntrackEventHub implements ConntrackListener {
     this.protos = new Uint8Array(n);
     this.done = new Uint8Array(n);
     this.flags = new Int32Array(n);
-    this.marks = new Int32Array(n);
     this.times = new Float64Array(n);
     this.deadlines = new Float64Array(n);
     this.tuples = new Int32Array(n * 8);
@@ -266,7 +263,6 @@ export class ConntrackEventHub implements ConntrackListener {
     this.protos = new Uint8Array(0);
     this.done = new Uint8Array(0);
     this.flags = new Int32Array(0);
-    this.marks = new Int32Array(0);
     this.times = new Float64Array(0);
     this.deadlines = new Float64Array(0);
     this.tuples = new Int32Array(0);
@@ -298,7 +294,6 @@ export class ConntrackEventHub implements ConntrackListener {
       timeout: kind === DESTROY ? null : Math.max(0, Math.floor((this.deadlines[i] - time) / 1e6)),
       tuples: this.tuples.subarray(i * 8, i * 8 + 8),
       counters: this.counters.subarray(i * 4, i * 4 + 4),
-      mark: this.marks[i],
     });
     return { event: TYPE_NAMES[kind], time: time / 1e6, ...entry };
   }

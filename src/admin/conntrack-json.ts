@@ -5,7 +5,8 @@
  * kernel's: protocol name and number, seconds left, TCP state, original and reply tuples
  * (TCP and UDP ports; for ICMP the type, code and identifier of each direction's echo
  * message, as conntrack prints them), UNREPLIED and ASSURED, counters per direction (Linux
- * prints them only with nf_conntrack_acct; we always have them), the mark.
+ * prints them only with nf_conntrack_acct; we always have them), the mark (always 0: see
+ * `mark` below).
  *
  * An entry is read from a flat record (`ConntrackRecord`) so a live entry and an event's
  * snapshot (conntrack-events.ts) go through one function. Also here: the filters of
@@ -49,6 +50,11 @@ export interface ConntrackEntryJson {
   dnat: boolean;
   packets: { orig: number; reply: number };
   bytes: { orig: number; reply: number };
+  /**
+   * The connection's mark: always 0. nodeplane sets none (no CONNMARK), and Linux shows 0 for
+   * kube-proxy's flows too (its 0x4000 marks packets, not connections). The Service code's
+   * own word per entry (Conntrack.serviceTagOf) is internal and never shown here.
+   */
   mark: number;
 }
 
@@ -95,7 +101,6 @@ export interface ConntrackRecord {
   timeout: number | null;
   tuples: Int32Array | number[];
   counters: Float64Array | number[];
-  mark: number;
 }
 
 const PROTO_NAMES: Record<number, string> = { [IPPROTO_TCP]: 'tcp', [IPPROTO_UDP]: 'udp', [IPPROTO_ICMP]: 'icmp' };
@@ -130,8 +135,7 @@ export function conntrackJson(r: ConntrackRecord): ConntrackEntryJson {
     dnat: (status & CT_DNAT) !== 0,
     packets: { orig: c[0], reply: c[1] },
     bytes: { orig: c[2], reply: c[3] },
-    // An int32 spare word in the table, shown unsigned as Linux's u32 mark.
-    mark: r.mark >>> 0,
+    mark: 0,
   };
 }
 
@@ -163,7 +167,6 @@ export function conntrackEntryJson(ct: Conntrack, id: number): ConntrackEntryJso
     timeout: Math.max(0, Math.floor((ct.deadlineOf(id) - ct.nowUs) / 1e6)),
     tuples: scratchTuples,
     counters: scratchCounters,
-    mark: ct.markOf(id),
   });
 }
 

@@ -71,8 +71,8 @@ export function writeConntrackEntryLine(w: AsciiWriter, ct: Conntrack, id: numbe
   w.byte(32);
   tupleText(w, ct, o | 1, icmp);
   if ((st & CT_ASSURED) !== 0) w.text(' [ASSURED]');
-  w.text(' mark=');
-  w.uint(ct.markOf(id) >>> 0);
+  // No connection mark (ConntrackEntryJson.mark): conntrack -L's mark=0.
+  w.text(' mark=0');
 }
 
 function tupleJson(w: AsciiWriter, ct: Conntrack, ref: number, icmp: boolean): void {
@@ -137,10 +137,8 @@ export function writeConntrackEntryJsonLine(w: AsciiWriter, ct: Conntrack, id: n
   w.uint(ct.bytesOf(o));
   w.text(',"reply":');
   w.uint(ct.bytesOf(r));
-  w.text('},"mark":');
-  // The mark is an int32 spare word; JSON and text show it unsigned, as Linux's u32 mark.
-  w.uint(ct.markOf(id) >>> 0);
-  w.byte(125);
+  // No connection mark (ConntrackEntryJson.mark).
+  w.text('},"mark":0}');
 }
 
 /** One line as a string (tests; the stream writes into its own buffers). */

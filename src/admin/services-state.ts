@@ -3,8 +3,8 @@
  * and endpoints — `kubectl get svc` and `ipvsadm -Ln` together — as JSON, and its text.
  *
  * Active connections per endpoint are counted by walking the conntrack table, not kept on the
- * packet path: a flow's conntrack mark names its endpoint (ServiceDnat), so the walk counts
- * the live DNAT'd entries whose mark is the endpoint and whose reply tuple still comes from
+ * packet path: a flow's service tag names its endpoint (ServiceDnat), so the walk counts
+ * the live DNAT'd entries whose tag is the endpoint and whose reply tuple still comes from
  * its address and port. Like `show conntrack` the walk is done in chunks of 1 ms of work, one
  * per turn of the event loop, so forwarding never waits for it; counts are those of a table
  * that may change during the walk (an entry alive throughout is counted once).
@@ -27,7 +27,7 @@ import {
   EP_SERVING,
   EP_TERMINATING,
   FRONTEND_KIND_NAMES,
-  SERVICE_MARK_ENDPOINT,
+  SERVICE_TAG_ENDPOINT,
   SP_REJECT,
   type ServiceTable,
 } from '../tables/service-table.ts';
@@ -89,7 +89,7 @@ function countConnections(dp: Dataplane, table: ServiceTable): Promise<Int32Arra
         const end = Math.min(id + IDS_PER_CHECK, ct.highWater);
         for (; id < end; id++) {
           if ((ct.statusOf(id) & (CT_LIVE | CT_DNAT)) !== (CT_LIVE | CT_DNAT) || ct.isExpired(id)) continue;
-          const ep = (ct.markOf(id) & SERVICE_MARK_ENDPOINT) - 1;
+          const ep = (ct.serviceTagOf(id) & SERVICE_TAG_ENDPOINT) - 1;
           if (ep < 0 || ep >= counts.length || table.epSp[ep] < 0) continue;
           const reply = (id << 1) | 1;
           if (ct.srcOf(reply) === table.epAddr[ep] && ct.sportOf(reply) === table.epPort[ep]) counts[ep]++;

@@ -31,7 +31,7 @@ import { type Conntrack, CT_DNAT, CT_LIVE, IPPROTO_UDP } from '../tables/conntra
 import type { NatPortAllocator } from '../tables/nat-port-allocator.ts';
 import { ServiceAffinity } from '../tables/service-affinity.ts';
 import type { ServiceSpec } from '../tables/service-spec.ts';
-import { SERVICE_MARK_ENDPOINT, type ServiceChanges, ServiceTable } from '../tables/service-table.ts';
+import { SERVICE_TAG_ENDPOINT, type ServiceChanges, ServiceTable } from '../tables/service-table.ts';
 import type { Stages } from './build-graph.ts';
 
 /** Up to this many stale endpoints or revived frontends are searched linearly per entry. */
@@ -99,12 +99,12 @@ export class Services {
     const nRevived = c.revivedUdpFrontends.length;
     if (nStale === 0 && nRevived === 0) return 0;
     const ct = this.ct;
-    // Stale endpoints by mark (endpoint id + 1), with their address and port then.
-    const staleMark = new Int32Array(nStale);
+    // Stale endpoints by service tag (endpoint id + 1), with their address and port then.
+    const staleTag = new Int32Array(nStale);
     const staleAddr = new Int32Array(nStale);
     const stalePort = new Int32Array(nStale);
     c.staleUdpEndpoints.forEach((e, k) => {
-      staleMark[k] = e.ep + 1;
+      staleTag[k] = e.ep + 1;
       staleAddr[k] = e.addr;
       stalePort[k] = e.port;
     });
@@ -116,7 +116,7 @@ export class Services {
     });
     // Many at once (a large Service removed, many applied): hashed, else a short linear search.
     const staleAt = nStale > LINEAR_MAX ? new Map<number, number>() : null;
-    staleMark.forEach((m, k) => staleAt?.set(m, k));
+    staleTag.forEach((m, k) => staleAt?.set(m, k));
     const revivedSet = nRevived > LINEAR_MAX ? new Set<number>() : null;
     for (let k = 0; k < nRevived && revivedSet !== null; k++) revivedSet.add(revAddr[k] * 65536 + revPort[k]);
     let n = 0;
@@ -127,10 +127,10 @@ export class Services {
       let gone = false;
       if ((st & CT_DNAT) !== 0) {
         if (nStale === 0) continue;
-        const mark = ct.markOf(id) & SERVICE_MARK_ENDPOINT;
+        const tag = ct.serviceTagOf(id) & SERVICE_TAG_ENDPOINT;
         let k = -1;
-        if (staleAt !== null) k = staleAt.get(mark) ?? -1;
-        else for (let j = 0; j < nStale && k < 0; j++) if (staleMark[j] === mark) k = j;
+        if (staleAt !== null) k = staleAt.get(tag) ?? -1;
+        else for (let j = 0; j < nStale && k < 0; j++) if (staleTag[j] === tag) k = j;
         const reply = (id << 1) | 1;
         gone = k >= 0 && ct.srcOf(reply) === staleAddr[k] && ct.sportOf(reply) === stalePort[k];
       } else if (nRevived > 0) {

@@ -25,12 +25,18 @@
  * each new connection and kept while its endpoint stays a candidate). A flow whose source is
  * its own endpoint (hairpin) is masqueraded, as KUBE-SEP's `-s <endpoint> -j KUBE-MARK-MASQ`.
  *
- * The flow's conntrack mark says its endpoint and whether to masquerade (SERVICE_MARK_*):
- * ServiceMasquerade reads it at postrouting; `show services` counts connections by it.
+ * The flow's service tag (Conntrack.serviceTagOf: internal, not a connection mark) says its
+ * endpoint and whether to masquerade (SERVICE_TAG_*): ServiceMasquerade reads it at
+ * postrouting; `show services` counts connections by it, the UDP flush finds them by it.
  *
  * No endpoint at all (SP_REJECT): the packet goes to icmp-error with port unreachable (3/3),
  * as kube-proxy's REJECT rule; its entry, never confirmed, is removed after the dispatch, so a
  * UDP flow that began while the Service had no endpoint reaches one as soon as one exists.
+ * kube-proxy's REJECT is in the filter table, after routing: at INPUT for a local address (a
+ * NodePort), at FORWARD for anything routed on (a ClusterIP, an external or LoadBalancer IP
+ * not the node's), where ip_forward has already decremented the TTL — which the error's quote
+ * shows — or answered TTL 1 with time exceeded, or no route with unreachable, instead. The
+ * reject stays here and does what the forward path would have done first (see `reject`).
  * Endpoints exist but none for the policy in force (Local): dropped, as kube-proxy's DROP
  * "has no local endpoints".
  *
@@ -48,7 +54,10 @@ import type { Stage } from '../core/stage.ts';
 import { type Conntrack, IPPROTO_TCP, IPPROTO_UDP } from '../tables/conntrack.ts';
 import { SNAT_MAX_TRIES, SNAT_PORT_MAX, SNAT_PORT_MIN } from '../tables/nat-port-allocator.ts';
 import type { ServiceAffinity } from '../tables/service-affinity.ts';
-import { EP_IN_CLUSTER, EP_IN_LOCAL, FrontendKind, SERVICE_MARK_MASQ, SP_EXTERNAL_LOCAL, SP_INTERNAL_LOCAL, SP_REJECT, type ServiceTable } from '../tables/service-table.ts';
+import { EP_IN_CLUSTER, EP_IN_LOCAL, FrontendKind, SERVICE_TAG_MASQ, SP_EXTERNAL_LOCAL, SP_INTERNAL_LOCAL, SP_REJECT, type ServiceTable } from '../tables/service-table.ts';
+import { type Fib, RouteKind } from '../tables/fib.ts';
+import { rd32 } from '../wire/bytes.ts';
+import { decrementIpv4Ttl, IPV4_TTL } from '../wire/ipv4.ts';
 import { formatIpv4 } from '../wire/ipv4-address.ts';
 import type { Context } from './context.ts';
 import type { NatPolicy } from './nat-manip.ts';
@@ -66,6 +75,9 @@ export class ServiceDnat implements NatPolicy {
   private readonly ct: Conntrack;
   private readonly pool: FramePool;
   private readonly random: Random;
+  private readonly fib: Fib;
+  /** At prerouting (a packet that may yet be forwarded), not output (the node's own). */
+  private readonly atPrerouting: boolean;
   private cidrOn = false;
   private net = 0;
   private mask = 0;
@@ -91,6 +103,8 @@ export class ServiceDnat implements NatPolicy {
     this.ct = ctx.conntrack;
     this.pool = ctx.pool;
     this.random = ctx.random;
+    this.fib = ctx.fib;
+    this.atPrerouting = hook.name === 'prerouting';
   }
 
   /** nat.clusterCIDR (which sources are pods), or null. */
@@ -115,7 +129,7 @@ export class ServiceDnat implements NatPolicy {
     const ct = this.ct;
     const sp = t.feSp[fe];
     const flags = t.spFlags[sp];
-    if ((flags & SP_REJECT) !== 0) return this.reject(slot, sp);
+    if ((flags & SP_REJECT) !== 0) return this.reject(slot, id, sp);
     const src = ct.srcOf(id << 1);
     const external = t.feKind[fe] !== FrontendKind.CLUSTER_IP;
     const fromPod = this.cidrOn && (src & this.mask) === this.net;
@@ -154,7 +168,7 @@ export class ServiceDnat implements NatPolicy {
     const addr = t.epAddr[ep];
     if (addr === src) masq = true;
     if (!ct.bindDnat(id, addr, t.epPort[ep]) && (masq || !this.bindClashing(id, src, addr, t.epPort[ep]))) return Drop.TUPLE_TAKEN;
-    ct.setMark(id, (masq ? SERVICE_MARK_MASQ : 0) | (ep + 1));
+    ct.setServiceTag(id, (masq ? SERVICE_TAG_MASQ : 0) | (ep + 1));
     this.translated++;
     if (pinned) this.pinned++;
     const tracer = this.hook.tracer;
@@ -188,8 +202,25 @@ export class ServiceDnat implements NatPolicy {
     return false;
   }
 
-  /** No endpoint: the packet becomes an ICMP port unreachable to its sender (kube-proxy's REJECT). */
-  private reject(slot: number, sp: number): number {
+  /**
+   * No endpoint: the packet becomes an ICMP port unreachable to its sender (kube-proxy's REJECT).
+   * A packet arriving for a destination the node routes on meets that REJECT at FORWARD in
+   * Linux, after ip_forward: so its TTL is decremented here first (the quote then shows 63
+   * where the sender wrote 64), and one that routing or ip_forward would stop first — no route,
+   * TTL 1 — is left to them (ACCEPT, untranslated: ip4-lookup or ip4-forward sends their
+   * error). Decrementing here rather than moving the reject after ip4-forward keeps the forward
+   * path free of a Service check on every forwarded packet, for the sake of a rare one.
+   */
+  private reject(slot: number, id: number, sp: number): number {
+    if (this.atPrerouting) {
+      const data = this.pool.data;
+      const ip = this.pool.l3[slot];
+      const route = this.fib.lookup(rd32(data, ip + 16));
+      if (route < 0 || this.fib.kind[route] !== RouteKind.LOCAL) {
+        if (route < 0 || data[ip + IPV4_TTL] <= 1) return ACCEPT;
+        decrementIpv4Ttl(data, ip);
+      }
+    }
     this.rejected++;
     this.pool.icmpError[slot] = PORT_UNREACHABLE;
     const tracer = this.hook.tracer;

@@ -12,10 +12,10 @@
  * costs ~100 ns on the machines measured, and a table of 1,000,000 is far beyond any cache):
  *   rec (Int32Array, REC_STRIDE = 12 per entry, owned by the index):
  *     0-3 original tuple, 4-7 reply tuple (conntrack-index.ts),
- *     8 status (CT_* bits) | TCP state << 8 | TCP aux << 16,  9 mark,  10-11 wheel links
+ *     8 status (CT_* bits) | TCP state << 8 | TCP aux << 16,  9 service tag,  10-11 wheel links
  *   num (Float64Array, NUM_STRIDE = 6 per entry):
  *     0 deadline (µs), 1 first packet (µs), 2-3 packets, 4-5 bytes (original, reply)
- * Read them through the accessors (statusOf, tcpStateOf, markOf, deadlineOf, packetsOf...),
+ * Read them through the accessors (statusOf, tcpStateOf, serviceTagOf, deadlineOf, packetsOf...),
  * which V8 inlines.
  *
  * Ids. `create` takes an id from a free list (or one never used: untouched pages of the
@@ -94,7 +94,7 @@ export interface ConntrackListener {
 /** int32 words per entry in `rec`, and where the store's own words sit. */
 export const REC_STRIDE = 12;
 const R_FLAGS = 8;
-const R_MARK = 9;
+const R_SERVICE_TAG = 9;
 const R_LINKS = 10;
 /** float64 words per entry in `num`. */
 export const NUM_STRIDE = 6;
@@ -173,12 +173,15 @@ export class ConntrackStore {
   tcpStateOf(id: number): number {
     return (this.rec[id * REC_STRIDE + R_FLAGS] >> 8) & 0xff;
   }
-  /** The spare int32 of the NAT stages (Service and endpoint, say); 0 when new. */
-  markOf(id: number): number {
-    return this.rec[id * REC_STRIDE + R_MARK];
+  /**
+   * The Service code's int32 for the flow (its endpoint, whether to masquerade: service-table.ts);
+   * 0 when new. Internal bookkeeping, not a connection mark: listings never show it.
+   */
+  serviceTagOf(id: number): number {
+    return this.rec[id * REC_STRIDE + R_SERVICE_TAG];
   }
-  setMark(id: number, mark: number): void {
-    this.rec[id * REC_STRIDE + R_MARK] = mark;
+  setServiceTag(id: number, tag: number): void {
+    this.rec[id * REC_STRIDE + R_SERVICE_TAG] = tag;
   }
   /** Whether the entry's deadline has come (a boolean: no double crosses the call). */
   isExpired(id: number): boolean {
@@ -270,7 +273,7 @@ export class ConntrackStore {
     index.write(ref | 1, proto, dst, src, (dport << 16) | sport);
     const o = id * REC_STRIDE;
     this.rec[o + R_FLAGS] = (index.insert(ref | 1) ? CT_LIVE | CT_REPLY_INDEXED : CT_LIVE) | (aux << 16);
-    this.rec[o + R_MARK] = 0;
+    this.rec[o + R_SERVICE_TAG] = 0;
     const num = this.num;
     const n = id * NUM_STRIDE;
     num[n + N_DEADLINE] = this.nowUs + this.timeoutUs[T_UDP];

@@ -37,7 +37,6 @@ export interface ConntrackEntryView {
   replyIndexed: boolean;
   packets: [number, number];
   bytes: [number, number];
-  mark: number;
 }
 
 export interface ConntrackStats {
@@ -84,7 +83,6 @@ export function conntrackEntryView(ct: Conntrack, id: number): ConntrackEntryVie
     replyIndexed: (st & CT_REPLY_INDEXED) !== 0,
     packets: [ct.packetsOf(ref), ct.packetsOf(ref | 1)],
     bytes: [ct.bytesOf(ref), ct.bytesOf(ref | 1)],
-    mark: ct.markOf(id),
   };
 }
 

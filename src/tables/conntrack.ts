@@ -20,7 +20,7 @@
  *       which is destroyed: create a new one for this SYN, as Linux does)
  *   bindSnat(id, newSrc, newPort) / bindDnat(id, newDst, newPort) / setReply(...): boolean
  *   srcOf(ref) dstOf(ref) sportOf(ref) dportOf(ref) protoOf(id) statusOf(id) (CT_* bits)
- *   tcpStateOf(id) (TcpState) markOf(id) / setMark(id, v) (a spare int32) packetsOf(ref)
+ *   tcpStateOf(id) (TcpState) serviceTagOf(id) / setServiceTag(id, v) (the Service code's int32) packetsOf(ref)
  *   bytesOf(ref) isExpired(id); for display deadlineOf(id) startOf(id) (doubles: a double
  *   returned from a call V8 does not inline is boxed, so keep them off the packet path)
  *   expire(nowUs, budget): destroyed    call between batches (the timer run): it reclaims

@@ -11,6 +11,12 @@
  * userspace NAT caps it, so a crowded range cannot stall the packet thread; the flow then
  * gets no binding (-1, counted `failed`) and the stage drops its packet.
  *
+ * `snatRandomFully` is MASQUERADE --random-fully, which kube-proxy's KUBE-POSTROUTING uses for
+ * the flows it marks (Service masquerade): no attempt at the flow's own port, a port drawn
+ * uniformly from the range and the same bounded search from there (the own port may be drawn
+ * like any other), as Linux's nf_nat_l4proto_unique_tuple with NF_NAT_RANGE_PROTO_RANDOM_FULLY.
+ * Pod masquerade (the CNI bridge plugin's plain MASQUERADE) keeps using `snat`.
+ *
  * Ranges: 1024–65535 for TCP and UDP, 0–65535 for ICMP identifiers, unless the caller gives
  * one. An original port outside the range is kept when free, as Linux does for a
  * MASQUERADE without --to-ports; with `strict` it is kept only inside the range (--to-ports).
@@ -30,6 +36,8 @@ export class NatPortAllocator {
   kept = 0;
   /** Flows given another port. */
   remapped = 0;
+  /** Flows given a random port (snatRandomFully). */
+  randomized = 0;
   /** Flows for which no free port was found within SNAT_MAX_TRIES. */
   failed = 0;
   /** Ports tried: the flow's own, then each of the range examined (the own one among them too). */
@@ -55,6 +63,28 @@ export class NatPortAllocator {
         return own;
       }
     }
+    const port = this.search(ct, id, newSrc, lo, hi, own);
+    if (port >= 0) this.remapped++;
+    return port;
+  }
+
+  /**
+   * Binds source NAT to `newSrc` for entry `id` with a port drawn at random from the
+   * protocol's range (MASQUERADE --random-fully); returns it, or -1 when none was free.
+   */
+  snatRandomFully(ct: NatBindings, id: number, newSrc: number): number {
+    const lo = ct.protoOf(id) === IPPROTO_ICMP ? 0 : SNAT_PORT_MIN;
+    const port = this.search(ct, id, newSrc, lo, SNAT_PORT_MAX, -1);
+    if (port >= 0) this.randomized++;
+    return port;
+  }
+
+  /**
+   * Tries the ports of lo..hi from a random offset, one after the other, at most
+   * SNAT_MAX_TRIES of them, skipping `skip` (a port already tried; -1: none); the first free
+   * one is bound and returned, else -1 (counted `failed`).
+   */
+  private search(ct: NatBindings, id: number, newSrc: number, lo: number, hi: number, skip: number): number {
     const size = hi - lo + 1;
     if (size <= 0) {
       this.failed++;
@@ -64,10 +94,7 @@ export class NatPortAllocator {
     const tries = size < SNAT_MAX_TRIES ? size : SNAT_MAX_TRIES;
     for (let i = 0; i < tries; i++) {
       this.tries++;
-      if (port !== own && ct.bindSnat(id, newSrc, port)) {
-        this.remapped++;
-        return port;
-      }
+      if (port !== skip && ct.bindSnat(id, newSrc, port)) return port;
       port = port === hi ? lo : port + 1;
     }
     this.failed++;

@@ -67,12 +67,13 @@ export const SP_INTERNAL_LOCAL = 4;
 export const SP_REJECT = 8;
 
 /**
- * The conntrack mark of a flow to a Service (Conntrack.markOf): its endpoint id + 1 in the low
- * 30 bits, and SERVICE_MARK_MASQ when the flow is to be masqueraded at POSTROUTING
- * (kube-proxy's KUBE-MARK-MASQ, 0x4000 in its packet mark).
+ * The service tag of a flow to a Service (Conntrack.serviceTagOf): its endpoint id + 1 in the
+ * low 30 bits, and SERVICE_TAG_MASQ when the flow is to be masqueraded at POSTROUTING
+ * (what kube-proxy's KUBE-MARK-MASQ says with 0x4000 in the packet mark). Internal: the
+ * connection's mark as conntrack -L shows it stays 0, as Linux's does for kube-proxy traffic.
  */
-export const SERVICE_MARK_MASQ = 1 << 30;
-export const SERVICE_MARK_ENDPOINT = SERVICE_MARK_MASQ - 1;
+export const SERVICE_TAG_MASQ = 1 << 30;
+export const SERVICE_TAG_ENDPOINT = SERVICE_TAG_MASQ - 1;
 
 /** An endpoint that lost its flows' conntrack entries (UDP): id (until reused) and where it was. */
 export interface StaleEndpoint {

@@ -234,6 +234,15 @@ export class Ipv4View extends WireView {
   }
 }
 
+/** TTL minus one in the header at `off`, checksum updated incrementally (RFC 1624). The caller checks ttl > 1 first. */
+export function decrementIpv4Ttl(buf: Buffer, off: number): void {
+  const o = off + IPV4_TTL;
+  const oldWord = rd16(buf, o);
+  buf[o] = (oldWord >>> 8) - 1;
+  const c = updateChecksum16(rd16(buf, off + IPV4_CHECKSUM), oldWord, oldWord - 0x100);
+  wr16(buf, off + IPV4_CHECKSUM, c);
+}
+
 /**
  * Writes the fixed 20 bytes of a header and fills its checksum. `flagsAndFrag` is the raw
  * word (IPV4_FLAG_DF | IPV4_FLAG_MF | offset in 8-byte units). With `hlen` > 20 the header

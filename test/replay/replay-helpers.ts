@@ -84,12 +84,16 @@ export interface FramesRun extends Omit<CaseRun, 'input'> {
 /**
  * Replays frames built in the test: writes one input pcap per port (test/helpers/frames.ts's
  * own pcap writer) into a temporary folder, runs `replay` on the lab node with `extraYaml`
- * appended to captures/replay/lab.yaml (with the Services of its `manifests`, given as
- * absolute paths), and reads the output pcaps back. `inspect` gets the
- * output folder before it is removed (to run tshark on the outputs).
+ * appended to captures/replay/lab.yaml (and `extraRoutes`, flow-style route entries, added to
+ * its routes; with the Services of its `manifests`, given as absolute paths), and reads the
+ * output pcaps back. `inspect` gets the output folder before it is removed (to run tshark on
+ * the outputs).
  */
-export function runFrames(extraYaml: string, frames: FrameIn[], settle = 1, inspect?: (outDir: string) => void): FramesRun {
-  const loaded = parseConfigParts(readFileSync(join(fixtures, 'lab.yaml'), 'utf8') + extraYaml, 'lab.yaml');
+export function runFrames(extraYaml: string, frames: FrameIn[], settle = 1, inspect?: (outDir: string) => void, extraRoutes: string[] = []): FramesRun {
+  const lab = readFileSync(join(fixtures, 'lab.yaml'), 'utf8');
+  if (extraRoutes.length > 0 && !lab.includes('\nroutes:\n')) throw new Error('lab.yaml has no routes: list to add to');
+  const routed = lab.replace('\nroutes:\n', `\nroutes:\n${extraRoutes.map((r) => `  - ${r}\n`).join('')}`);
+  const loaded = parseConfigParts(routed + extraYaml, 'lab.yaml');
   const config = loaded.config;
   const dir = mkdtempSync(join(tmpdir(), 'nodeplane-replay-frames-'));
   try {

@@ -5,7 +5,8 @@
  * towards 10.200.0.0/16 standing in for another node's pods) with nat.clusterCIDR and the
  * Services below, on the virtual clock. What leaves each port is decoded by our decoder, every
  * checksum verified (and by Wireshark where tshark is installed); endpoint choices read from
- * the replay trace.
+ * the replay trace. The node routes the Service network to the upstream router, as a real
+ * node's default route does: a ClusterIP is a forwarded destination until DNAT.
  *
  * (Changes of Services while flows run — an endpoint removed flushing its UDP entries, a
  * Service that gains its first endpoint — need the dataplane between two batches:
@@ -15,7 +16,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import * as F from '../helpers/frames.ts';
 import { findTool, inCI, tsharkFields } from '../helpers/tshark.ts';
-import { type FrameIn, type OutFrame, runFrames } from './replay-helpers.ts';
+import { type FrameIn, type FramesRun, type OutFrame, runFrames } from './replay-helpers.ts';
 
 const T0 = 1_700_000_000_000_000;
 const SEC = 1_000_000;
@@ -71,6 +72,10 @@ services:
     ports: [{ protocol: TCP, port: 80, targetPort: 8080 }]
     endpoints: [{ ip: ${C.ip}, ready: false }]
 `;
+
+/** The lab node's routes plus the Service network's, and the Services: every replay of this file. */
+const SERVICE_ROUTES = ['{ dst: 10.96.0.0/12, via: 192.168.50.1 }'];
+const replayServices = (frames: FrameIn[], settle = 1, inspect?: (outDir: string) => void): FramesRun => runFrames(SERVICES, frames, settle, inspect, SERVICE_ROUTES);
 
 const arpAsk = (port: string, mac: string, ip: string, target: string, tsUs = T0): FrameIn => ({
   port,
@@ -134,7 +139,7 @@ describe('replay: ClusterIP', () => {
     ];
     let wireshark: string[][] = [];
     const tshark = findTool('tshark');
-    const run = runFrames(SERVICES, frames, 1, (out) => {
+    const run = replayServices(frames, 1, (out) => {
       if (tshark === null) return;
       for (const port of ['pa', 'pb']) {
         wireshark.push(
@@ -174,7 +179,7 @@ describe('replay: ClusterIP', () => {
       frames.push(podUdp(A, T0 + 1000 + k * 500, '10.96.0.20', 20000 + k, 53, 1));
       frames.push(podUdp(A, T0 + 1000 + k * 500 + 400, '10.96.0.20', 20000 + k, 53, 2));
     }
-    const run = runFrames(SERVICES, frames);
+    const run = replayServices(frames);
     const endpointOf = new Map<number, Set<string>>();
     const add = (where: string, f: OutFrame): void => {
       expect(f.udp).toMatchObject({ dport: 5353, checksumOk: true });
@@ -208,7 +213,7 @@ describe('replay: ClusterIP', () => {
     const later = T0 + 18 * SEC;
     frames.push(...introductions(later - 1000));
     for (let k = 0; k < 8; k++) frames.push(podUdp(A, later + k * 1000, '10.96.0.21', 31000 + k, 53));
-    const run = runFrames(SERVICES, frames);
+    const run = replayServices(frames);
     const notes = serviceNotes(run.trace).filter((n) => n.startsWith('service default/sticky'));
     expect(notes).toHaveLength(16);
     const target = (n: string): string => /-> (\S+)/.exec(n)![1];
@@ -222,11 +227,11 @@ describe('replay: ClusterIP', () => {
 
   it('brings a UDP ClusterIP answer from an endpoint on the same bridge back from the Service address', () => {
     const frames = [...introductions(), podUdp(A, T0 + 1000, '10.96.0.20', 40001, 53)];
-    const first = runFrames(SERVICES, frames);
+    const first = replayServices(frames);
     const sent = [...ipv4Of(first.out.pb).map(() => B), ...ipv4Of(first.out.pc).map(() => C)];
     if (sent.length === 0) throw new Error('seeded choice went to the remote endpoint; pick another source port');
     const ep = sent[0];
-    const second = runFrames(SERVICES, [...frames, bridgedUdp(ep, A, T0 + 2000, 5353, 40001)]);
+    const second = replayServices([...frames, bridgedUdp(ep, A, T0 + 2000, 5353, 40001)]);
     const [back] = ipv4Of(second.out.pa);
     expect(back.eth).toMatchObject({ src: ep.mac, dst: A.mac });
     expect(back.ip).toMatchObject({ src: '10.96.0.20', dst: A.ip, ttl: 64, checksumOk: true });
@@ -238,7 +243,7 @@ describe('replay: from outside the cluster', () => {
   /** A SYN from the client to dst:dport, the endpoint's SYN-ACK, and what came of both. */
   function handshake(dst: string, dport: number, endpoint: Pod): { atEndpoint: OutFrame; atClient: OutFrame } {
     const syn = clientTcp(T0 + 1000, dst, 50000, dport, F.TCP_SYN, 7, 0);
-    const first = runFrames(SERVICES, [...introductions(), syn]);
+    const first = replayServices([...introductions(), syn]);
     const [atEndpoint] = ipv4Of(first.out[endpoint.port]);
     expect(atEndpoint, `SYN to ${dst}:${dport} at ${endpoint.port}`).toBeDefined();
     const synAck = {
@@ -246,7 +251,7 @@ describe('replay: from outside the cluster', () => {
       tsUs: T0 + 2000,
       frame: F.ethernet(GW.mac, endpoint.mac, 0x0800, F.ipv4({ src: endpoint.ip, dst: atEndpoint.ip!.src, proto: 6 }, F.tcp(endpoint.ip, atEndpoint.ip!.src, 8080, atEndpoint.tcp!.sport!, F.TCP_SYN | F.TCP_ACK, 70, 8))),
     };
-    const second = runFrames(SERVICES, [...introductions(), syn, synAck]);
+    const second = replayServices([...introductions(), syn, synAck]);
     const [atClient] = ipv4Of(second.out.up);
     return { atEndpoint, atClient };
   }
@@ -260,6 +265,8 @@ describe('replay: from outside the cluster', () => {
       const { atEndpoint, atClient } = handshake(dst, dport, B);
       expect(atEndpoint.ip).toMatchObject({ src: GW.ip, dst: B.ip, ttl: 63, checksumOk: true });
       expect(atEndpoint.tcp).toMatchObject({ dport: 8080, flags: 'S', checksumOk: true });
+      // MASQUERADE --random-fully: the seeded generator's port, not the client's 50000.
+      expect(atEndpoint.tcp!.sport).not.toBe(50000);
       expect(atClient.ip).toMatchObject({ src: dst, dst: CLIENT, ttl: 63, checksumOk: true });
       expect(atClient.tcp).toMatchObject({ sport: dport, dport: 50000, flags: 'SA', checksumOk: true });
     });
@@ -269,7 +276,7 @@ describe('replay: from outside the cluster', () => {
     const frames = [...introductions()];
     for (let k = 0; k < 20; k++) frames.push(clientTcp(T0 + 1000 + k * 1000, NODE, 51000 + k, 30081, F.TCP_SYN, 7, 0));
     frames.push(clientTcp(T0 + 30_000, NODE, 52000, 30082, F.TCP_SYN, 7, 0));
-    const run = runFrames(SERVICES, frames);
+    const run = replayServices(frames);
     const toC = ipv4Of(run.out.pc);
     expect(toC).toHaveLength(20);
     for (const f of toC) {
@@ -284,13 +291,13 @@ describe('replay: from outside the cluster', () => {
 
 describe('replay: edge cases', () => {
   it('hairpin: a pod reaching itself through its Service is masqueraded to the bridge address, and the reply comes back from the Service', () => {
-    const first = runFrames(SERVICES, [...introductions(), podTcp(A, T0 + 1000, '10.96.0.30', 40000, 80, F.TCP_SYN, 1, 0)]);
+    const first = replayServices([...introductions(), podTcp(A, T0 + 1000, '10.96.0.30', 40000, 80, F.TCP_SYN, 1, 0)]);
     const [hair] = ipv4Of(first.out.pa);
     expect(hair.eth).toMatchObject({ src: GW.mac, dst: A.mac });
     expect(hair.ip).toMatchObject({ src: GW.ip, dst: A.ip, checksumOk: true });
     expect(hair.tcp).toMatchObject({ dport: 8080, flags: 'S', checksumOk: true });
     const natPort = hair.tcp!.sport!;
-    const second = runFrames(SERVICES, [
+    const second = replayServices([
       ...introductions(),
       podTcp(A, T0 + 1000, '10.96.0.30', 40000, 80, F.TCP_SYN, 1, 0),
       podTcp(A, T0 + 2000, GW.ip, 8080, natPort, F.TCP_SYN | F.TCP_ACK, 50, 2),
@@ -300,12 +307,13 @@ describe('replay: edge cases', () => {
     expect(back.tcp).toMatchObject({ sport: 80, dport: 40000, flags: 'SA', checksumOk: true });
   });
 
-  it('answers a Service without a ready endpoint with ICMP port unreachable from the node, quoting what the client sent', () => {
-    const run = runFrames(SERVICES, [...introductions(), podTcp(A, T0 + 1000, '10.96.0.40', 40000, 80, F.TCP_SYN, 1, 0)]);
+  it('answers a Service without a ready endpoint with ICMP port unreachable from the node, quoting what the client sent as forwarded (TTL 63)', () => {
+    const run = replayServices([...introductions(), podTcp(A, T0 + 1000, '10.96.0.40', 40000, 80, F.TCP_SYN, 1, 0)]);
     const [err] = ipv4Of(run.out.pa);
     expect(err.ip).toMatchObject({ src: GW.ip, dst: A.ip, proto: 1, checksumOk: true });
     expect(err.icmp).toMatchObject({ type: 3, code: 3, checksumOk: true });
-    expect(err.icmp!.quoted!.ip).toMatchObject({ src: A.ip, dst: '10.96.0.40' });
+    // Linux's REJECT is at FORWARD for a ClusterIP: after ip_forward took one off the TTL.
+    expect(err.icmp!.quoted!.ip).toMatchObject({ src: A.ip, dst: '10.96.0.40', ttl: 63 });
     expect(err.icmp!.quoted!.tcp).toMatchObject({ sport: 40000, dport: 80 });
     expect(ipv4Of(run.out.pc)).toHaveLength(0);
     expect(run.result.dataplane.conntrackHooks!.services.prerouting.rejected).toBe(1);

@@ -2,7 +2,7 @@
  * The listing's lines written straight from the table (conntrack-lines.ts, on AsciiWriter)
  * are the object-based forms exactly: the text of formatConntrackEntry(conntrackEntryJson)
  * and the JSON of JSON.stringify(conntrackEntryJson), for entries of every protocol, TCP
- * state, flag, NAT binding, mark (int32 spare word, shown unsigned) and counter size.
+ * state, flag, NAT binding, service tag (never shown: mark is 0) and counter size.
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
@@ -57,7 +57,7 @@ describe('conntrack listing lines', () => {
       packets: fc.array(fc.tuple(fc.boolean(), fc.constantFrom(TCP_SYN, TCP_SYN | TCP_ACK, TCP_ACK, TCP_FIN | TCP_ACK, TCP_RST), fc.integer({ min: 20, max: 65535 })), { maxLength: 6 }),
       nat: fc.constantFrom('none', 'snat', 'dnat'),
       natPort: fc.integer({ min: 1, max: 65535 }),
-      mark: fc.integer({ min: -(2 ** 31), max: 2 ** 31 - 1 }),
+      tag: fc.integer({ min: -(2 ** 31), max: 2 ** 31 - 1 }),
       bigCounters: fc.boolean(),
       age: fc.integer({ min: 0, max: 200_000_000 }),
     });
@@ -80,7 +80,7 @@ describe('conntrack listing lines', () => {
             if ((ct.statusOf(id) & CT_LIVE) === 0) break; // destroyed (an RST before any reply)
             ct.track(f.proto, ct.srcOf(r), ct.dstOf(r), ct.sportOf(r), ct.dportOf(r), l4, f.bigCounters ? len * 2 ** 33 : len);
           }
-          if (ct.isLive(id)) ct.setMark(id, f.mark);
+          if (ct.isLive(id)) ct.setServiceTag(id, f.tag);
         }
         ct.nowUs += flows[0].age;
         for (let id = 0; id < ct.highWater; id++) {
@@ -90,6 +90,7 @@ describe('conntrack listing lines', () => {
           const json = conntrackEntryLine(ct, id, true);
           expect(json).toBe(JSON.stringify(obj));
           expect(json.length).toBeLessThan(CONNTRACK_LINE_MAX);
+          expect(obj.mark).toBe(0);
         }
       }),
       { numRuns: 300 },

@@ -29,8 +29,9 @@ function nodeplane(...args: string[]): Promise<{ code: number; stdout: string; s
 
 /**
  * Three flows: a masqueraded TCP connection that completed its handshake (ASSURED), an
- * unreplied UDP query, and a masqueraded ping whose identifier was remapped (7 → 1024),
- * answered once. Then time passes 5 s.
+ * unreplied UDP query to a Service (its internal service tag set, which no listing shows), and
+ * a masqueraded ping whose identifier was remapped (7 → 1024), answered once. Then time
+ * passes 5 s.
  */
 function threeFlows(n: NatNode): { tcp: number; udp: number; icmp: number } {
   const { ct } = n;
@@ -42,7 +43,7 @@ function threeFlows(n: NatNode): { tcp: number; udp: number; icmp: number } {
   const icmp = ct.track(ICMP, POD_B, SERVER, 7, 7, 8, 84) >> 1;
   expect(ct.bindSnat(icmp, NODE, 1024)).toBe(true);
   ct.track(ICMP, SERVER, NODE, 1024, 1024, 0, 84);
-  ct.setMark(udp, 42);
+  ct.setServiceTag(udp, 42);
   ct.nowUs += 5_000_000;
   return { tcp, udp, icmp };
 }
@@ -55,7 +56,7 @@ afterEach(async () => {
 });
 
 describe('show conntrack', () => {
-  it('prints each entry as conntrack -L does: TCP, UDP and ICMP, with NAT, flags, counters and mark', async () => {
+  it('prints each entry as conntrack -L does: TCP, UDP and ICMP, with NAT, flags, counters and mark (always 0)', async () => {
     const n = natNode();
     threeFlows(n);
     served = await serve(n.dp);
@@ -64,7 +65,7 @@ describe('show conntrack', () => {
     expect(r.stdout).toBe(
       [
         'tcp      6 86395 ESTABLISHED src=10.244.1.2 dst=203.0.113.7 sport=40000 dport=80 packets=2 bytes=112 src=203.0.113.7 dst=192.168.50.11 sport=80 dport=40000 packets=1 bytes=60 [ASSURED] mark=0',
-        'udp      17 25 src=10.244.1.3 dst=10.96.0.10 sport=5353 dport=53 packets=1 bytes=70 [UNREPLIED] src=10.96.0.10 dst=10.244.1.3 sport=53 dport=5353 packets=0 bytes=0 mark=42',
+        'udp      17 25 src=10.244.1.3 dst=10.96.0.10 sport=5353 dport=53 packets=1 bytes=70 [UNREPLIED] src=10.96.0.10 dst=10.244.1.3 sport=53 dport=5353 packets=0 bytes=0 mark=0',
         'icmp     1 25 src=10.244.1.3 dst=203.0.113.7 type=8 code=0 id=7 packets=1 bytes=84 src=203.0.113.7 dst=192.168.50.11 type=0 code=0 id=1024 packets=1 bytes=84 mark=0',
         '',
       ].join('\n'),
@@ -96,7 +97,7 @@ describe('show conntrack', () => {
       bytes: { orig: 112, reply: 60 },
       mark: 0,
     });
-    expect(entries[1]).toMatchObject({ proto: 'udp', protonum: 17, state: null, unreplied: true, assured: false, snat: false, mark: 42 });
+    expect(entries[1]).toMatchObject({ proto: 'udp', protonum: 17, state: null, unreplied: true, assured: false, snat: false, mark: 0 });
     expect(entries[2]).toMatchObject({
       proto: 'icmp',
       orig: { src: '10.244.1.3', dst: '203.0.113.7', type: 8, code: 0, id: 7 },

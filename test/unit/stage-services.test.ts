@@ -89,8 +89,9 @@ describe('a UDP ClusterIP', () => {
     const [err] = h.take('pa');
     expect(ip4Of(err)).toMatchObject({ src: GW.ip, dst: A.ip, proto: 1, checksumOk: true });
     expect(icmpOf(err)).toMatchObject({ type: 3, code: 3 });
-    // The quote is what A sent: to the Service, untranslated.
-    expect(ip4Of(err, 14 + 20 + 8)).toMatchObject({ src: A.ip, dst: VIP });
+    // The quote is what A sent: to the Service, untranslated, with the TTL ip_forward left it
+    // (Linux rejects a routed destination at FORWARD), its header checksum updated.
+    expect(ip4Of(err, 14 + 20 + 8)).toMatchObject({ src: A.ip, dst: VIP, ttl: 63, checksumOk: true });
     expect(h.dp.conntrackHooks!.services.prerouting.rejected).toBe(1);
     expect(h.dp.ctx.conntrack!.count).toBe(0);
     // kubernetes#48370: an endpoint appears; the same flow (same source port) reaches it at once.
@@ -100,6 +101,22 @@ describe('a UDP ClusterIP', () => {
     expect(ip4Of(atB)).toMatchObject({ src: A.ip, dst: B.ip, checksumOk: true });
     expect(ports(atB)).toEqual([42000, 5353]);
     expect(l4ChecksumOk(atB)).toBe(true);
+  });
+
+  it('rejects a NodePort (a local address: INPUT) quoting the TTL as sent; a routed frontend with TTL 1 gets time exceeded, as ip_forward answers before FORWARD', () => {
+    const h = withServices([dns([])]);
+    h.rx('up', F.ethernet(UP.mac, UPSTREAM2.mac, 0x0800, F.ipv4({ src: CLIENT, dst: UP.ip, proto: 17 }, F.udp(CLIENT, UP.ip, 42100, 30053, F.bytes(20, 1)))));
+    const [np] = h.take('up');
+    expect(ip4Of(np)).toMatchObject({ src: UP.ip, dst: CLIENT, proto: 1, checksumOk: true });
+    expect(icmpOf(np)).toMatchObject({ type: 3, code: 3 });
+    expect(ip4Of(np, 14 + 20 + 8)).toMatchObject({ src: CLIENT, dst: UP.ip, ttl: 64, checksumOk: true });
+    h.rx('pa', udpFrame({ from: A, toMac: GW.mac, dst: VIP, sport: 42101, dport: 53, ttl: 1 }));
+    const [expired] = h.take('pa');
+    expect(ip4Of(expired)).toMatchObject({ src: GW.ip, dst: A.ip, proto: 1, checksumOk: true });
+    expect(icmpOf(expired)).toMatchObject({ type: 11, code: 0 });
+    expect(ip4Of(expired, 14 + 20 + 8)).toMatchObject({ src: A.ip, dst: VIP, ttl: 1 });
+    expect(h.dp.conntrackHooks!.services.prerouting.rejected).toBe(1);
+    expect(h.dp.ctx.conntrack!.count).toBe(0);
   });
 
   it('flushes the UDP entries of an endpoint removed (the next datagram goes to one that remains) but leaves TCP flows alone', () => {
@@ -154,14 +171,16 @@ describe('reload', () => {
 });
 
 describe('edge cases', () => {
-  it('masquerades a pod reaching itself through its Service (hairpin) to the bridge address, and translates the reply back', () => {
+  it('masquerades a pod reaching itself through its Service (hairpin) to the bridge address with a random port, and translates the reply back', () => {
     const h = withServices([dns([{ ip: A.ip }])]);
     h.rx('pa', query(45000));
     const [hair] = h.take('pa');
     expect(ip4Of(hair)).toMatchObject({ src: GW.ip, dst: A.ip, checksumOk: true });
-    expect(ports(hair)).toEqual([45000, 5353]);
+    // MASQUERADE --random-fully: a port from 1024–65535, not the client's although it is free.
+    const [p, dport] = ports(hair);
+    expect([p !== 45000, p >= 1024 && p <= 65535, dport]).toEqual([true, true, 5353]);
     expect(l4ChecksumOk(hair)).toBe(true);
-    h.rx('pa', udpFrame({ from: A, toMac: GW.mac, dst: GW.ip, sport: 5353, dport: 45000 }));
+    h.rx('pa', udpFrame({ from: A, toMac: GW.mac, dst: GW.ip, sport: 5353, dport: p }));
     const [back] = h.take('pa');
     expect(ip4Of(back)).toMatchObject({ src: VIP, dst: A.ip, checksumOk: true });
     expect(ports(back)).toEqual([53, 45000]);
@@ -189,6 +208,7 @@ describe('edge cases', () => {
     h.rx('up', fromClient(46003));
     const [masq] = h.take('pb');
     expect(ip4Of(masq)).toMatchObject({ src: GW.ip, dst: B.ip, checksumOk: true });
+    expect(ports(masq)[0]).not.toBe(46003);
     expect(l4ChecksumOk(masq)).toBe(true);
   });
 
@@ -206,9 +226,13 @@ describe('edge cases', () => {
   it('masquerades ClusterIP traffic from outside nat.clusterCIDR, not from pods', () => {
     const h = withServices([dns([{ ip: B.ip }])]);
     h.rx('up', F.ethernet(UP.mac, UPSTREAM2.mac, 0x0800, F.ipv4({ src: CLIENT, dst: VIP, proto: 17 }, F.udp(CLIENT, VIP, 48000, 53, F.bytes(20, 1)))));
-    expect(ip4Of(h.take('pb')[0])).toMatchObject({ src: GW.ip, dst: B.ip });
+    const [masq] = h.take('pb');
+    expect(ip4Of(masq)).toMatchObject({ src: GW.ip, dst: B.ip });
+    expect(ports(masq)[0]).not.toBe(48000);
     h.rx('pa', query(48001));
-    expect(ip4Of(h.take('pb')[0])).toMatchObject({ src: A.ip, dst: B.ip });
+    const [pod] = h.take('pb');
+    expect(ip4Of(pod)).toMatchObject({ src: A.ip, dst: B.ip });
+    expect(ports(pod)[0]).toBe(48001);
   });
 
   it('gives a Service flow whose translated tuple a direct flow holds another source port, and translates its replies back', () => {

@@ -3,7 +3,8 @@
  * gets another from the range when not, replies find the right flow, two flows never share
  * a tuple (property test against a model of used ports), a full range fails after trying
  * each port once, a crowded large range stops after 248 tries, ICMP identifiers, --to-ports
- * ranges, and seeded (repeatable) choices.
+ * ranges, seeded (repeatable) choices, and --random-fully (a random port even when the own
+ * one is free, spread over the whole range, unique, bounded like the rest).
  */
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
@@ -111,6 +112,48 @@ describe('NatPortAllocator', () => {
     expect(idb).not.toBe(7);
     expect(ct.track(ICMP, SERVER, NODE, idb, idb, 0, 84)).toBe((b << 1) | 1);
     expect(ct.track(ICMP, SERVER, NODE, 7, 7, 0, 84)).toBe((a << 1) | 1);
+  });
+
+  it('random-fully: a port drawn from the range although the own one is free, spread over it, replies found', () => {
+    const ct = table(4096);
+    const alloc = new NatPortAllocator(new Random(21));
+    const ports: number[] = [];
+    for (let i = 0; i < 2000; i++) {
+      const id = ct.create(TCP, POD_A + i, SERVER, 40000, 443);
+      const p = alloc.snatRandomFully(ct, id, NODE);
+      expect(p).toBeGreaterThanOrEqual(1024);
+      expect(p).toBeLessThanOrEqual(65535);
+      expect(ct.lookup(TCP, SERVER, NODE, 443, p)).toBe((id << 1) | 1);
+      ports.push(p);
+    }
+    // Unique: each reply tuple (SERVER:443 → NODE:p) belongs to one flow.
+    expect(new Set(ports).size).toBe(ports.length);
+    // The own port (free for the first flow) is drawn like any other: about 2000/64512 times at most once.
+    expect(ports.filter((p) => p === 40000).length).toBeLessThanOrEqual(1);
+    // Spread over the range: each eighth of it gets 250 ± 5 standard deviations.
+    const eighths = new Array(8).fill(0);
+    for (const p of ports) eighths[Math.floor(((p - 1024) * 8) / 64512)]++;
+    for (const n of eighths) expect(Math.abs(n - 250)).toBeLessThan(5 * Math.sqrt(250 * (7 / 8)));
+    expect([alloc.kept, alloc.remapped, alloc.randomized, alloc.failed]).toEqual([0, 0, 2000, 0]);
+  });
+
+  it('random-fully: ICMP identifiers from 0–65535; a crowded range stops after 248 tries', () => {
+    const ct = table(70_000);
+    const alloc = new NatPortAllocator(new Random(23));
+    const icmp = ct.track(ICMP, POD_A, SERVER, 7, 7, 8, 84) >> 1;
+    const idn = alloc.snatRandomFully(ct, icmp, NODE);
+    expect(idn).toBeGreaterThanOrEqual(0);
+    expect(idn).toBeLessThanOrEqual(65535);
+    expect(ct.track(ICMP, SERVER, NODE, idn, idn, 0, 84)).toBe((icmp << 1) | 1);
+    // Every port of the range towards SERVER:80 taken (plain snat keeps each own port).
+    let own = 0;
+    for (let p = 1024; p <= 65535; p++) if (alloc.snat(ct, ct.create(UDP, POD_A, SERVER, p, 80), NODE) === p) own++;
+    expect(own).toBe(64512);
+    const id = ct.create(UDP, POD_B, SERVER, 5000, 80);
+    const before = alloc.tries;
+    expect(alloc.snatRandomFully(ct, id, NODE)).toBe(-1);
+    expect(alloc.tries - before).toBe(SNAT_MAX_TRIES);
+    expect(alloc.failed).toBe(1);
   });
 
   it('repeats its choices from the same seed', () => {
