@@ -216,6 +216,8 @@ export interface PortState {
   /** A routed port's own MAC and address/prefix (a bridged port has none of its own). */
   mac: string | null;
   address: string | null;
+  /** Added at run time (`nodeplane port add`, the CNI plugin) rather than by the config. */
+  runtime: boolean;
   /** noBuffer: frames the device had for us, dropped for want of a free frame slot. */
   rx: { bytes: number; packets: number; noBuffer: number };
   tx: { bytes: number; packets: number; dropped: number };
@@ -236,7 +238,9 @@ export function portsState(dp: Dataplane, driverStatus: readonly PortDriverStatu
   const drivers = new Map(driverStatus.map(({ name, ...rest }) => [name, rest]));
   const out: PortState[] = [];
   for (let p = 0; p < ports.count; p++) {
+    if (!ports.inUse(p)) continue;
     const name = ports.names[p];
+    const live = ports.runtime[p] === 1 ? dp.runtimePorts.get(name) : undefined;
     const routed = ports.role[p] === PortRole.ROUTED;
     const ifIndex = routed ? ports.ifOf[p] : -1;
     const hasIf = ifIndex >= 0;
@@ -248,9 +252,10 @@ export function portsState(dp: Dataplane, driverStatus: readonly PortDriverStatu
       master: bridge?.name ?? null,
       up: ports.up[p] === 1,
       linkDowns: ports.linkDowns[p],
-      mtu: hasIf ? ifs.mtu[ifIndex] : (dp.config.ports.find((c) => c.name === name)?.mtu ?? 1500),
+      mtu: hasIf ? ifs.mtu[ifIndex] : (live?.spec.mtu ?? dp.config.ports.find((c) => c.name === name)?.mtu ?? 1500),
       mac: hasIf ? mac(ifs.macHi[ifIndex], ifs.macLo[ifIndex]) : null,
       address: hasIf && ifs.hasAddress(ifIndex) ? `${formatIpv4(ifs.addr[ifIndex])}/${ifs.prefixLen[ifIndex]}` : null,
+      runtime: live !== undefined,
       rx: { bytes: ports.rxBytes[p], packets: ports.rxFrames[p], noBuffer: ports.rxNoBuffer[p] },
       tx: { bytes: ports.txBytes[p], packets: ports.txFrames[p], dropped: ports.txDrops[p] },
     };

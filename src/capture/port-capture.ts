@@ -137,12 +137,13 @@ export class PortCapture implements PortObserver {
   }
 
   onRx(port: number, pool: FramePool, slot: number): void {
-    if (this.ifIds[port] < 0 || this.writer === null) return;
+    // Ports added at run time have numbers beyond the file's interfaces: not captured.
+    if (port >= this.ifIds.length || this.ifIds[port] < 0 || this.writer === null) return;
     this.write(port, pool, slot, this.rxOpts);
   }
 
   onTx(port: number, pool: FramePool, slot: number): void {
-    if (this.ifIds[port] < 0 || this.writer === null) return;
+    if (port >= this.ifIds.length || this.ifIds[port] < 0 || this.writer === null) return;
     this.write(port, pool, slot, this.txOpts);
   }
 

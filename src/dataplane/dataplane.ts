@@ -5,7 +5,8 @@
  * handing over slots they filled themselves (`receiveSlot`: TAP batches), then call `run()`,
  * which sets the time, fires due timers and dispatches the graph until every queue is empty.
  * Transmitted frames reach the drivers through port-output. Live and replay differ only in
- * their ports and their clock.
+ * their ports and their clock. Ports beyond the config's come and go at run time through
+ * `addPort`/`removePort` (runtime-ports.ts), between batches.
  */
 import type { Config } from '../config/load.ts';
 import type { Clock } from '../core/clock.ts';
@@ -24,6 +25,7 @@ import { buildGraph, type Stages } from './build-graph.ts';
 import { compileTopology } from './compile-topology.ts';
 import { ConntrackHooks } from './conntrack-hooks.ts';
 import { checkReload, type ReloadResult } from './reload.ts';
+import { type RuntimePortRemoved, RuntimePorts, type RuntimePortSpec } from './runtime-ports.ts';
 import type { ServiceSource, ServicesApplied } from './services.ts';
 import type { ServiceSpec } from '../tables/service-spec.ts';
 import { type VxlanPeerConfig, VxlanPeers, type VxlanPeersChange } from './vxlan-peers.ts';
@@ -57,6 +59,8 @@ export class Dataplane {
   readonly conntrackHooks: ConntrackHooks | null;
   /** The remote VTEPs of the VXLAN devices (vxlan-peers.ts). */
   readonly vxlanPeers: VxlanPeers;
+  /** Ports added at run time (runtime-ports.ts). */
+  readonly runtimePorts: RuntimePorts;
 
   constructor(config: Config, opts: DataplaneOptions) {
     this.config = config;
@@ -93,6 +97,25 @@ export class Dataplane {
     applyConfig(this.ctx, config, topo, this.conntrackHooks?.services ?? null);
     this.vxlanPeers = new VxlanPeers(this.ctx);
     this.applyStaticPeers(config);
+    this.runtimePorts = new RuntimePorts(this.ctx, stages);
+  }
+
+  /**
+   * Adds a port at run time (a pod's, on a bridge; or an L3 port with an address) and returns
+   * its number; the caller then gives it a driver. Throws RuntimePortError, with nothing
+   * changed, for a request that does not fit the running tables. Call between batches.
+   */
+  addPort(spec: RuntimePortSpec): number {
+    return this.runtimePorts.add(spec);
+  }
+
+  /**
+   * Removes a port added at run time, with what belonged to it: FDB entries learned on it,
+   * neighbours reached through it, conntrack entries of its addresses (runtime-ports.ts). The
+   * caller closes its driver. Throws RuntimePortError for an unknown or config port.
+   */
+  removePort(name: string): RuntimePortRemoved {
+    return this.runtimePorts.remove(name);
   }
 
   /**
@@ -184,6 +207,8 @@ export class Dataplane {
     const result = checkReload(this.config, next);
     if (!result.ok) return result;
     applyConfig(this.ctx, next, compileTopology(next), this.conntrackHooks?.services ?? null);
+    // Ports added at run time are not the config's business: their routes go into the new FIB.
+    this.runtimePorts.reinstall();
     // The new FIB and static neighbours lack the peers' entries: put them back, then apply
     // the config's static peers (a device run by cluster mode keeps the peers it was given).
     this.vxlanPeers.reinstall();

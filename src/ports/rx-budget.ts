@@ -20,7 +20,9 @@
  * the reserve, the port reads into the drain slot instead, and counts what it drops there
  * (`rxNoBuffer`), so the device does not fill up unseen and every port loses alike.
  *
- * `requirement()` is the same arithmetic for `nodeplane check` and the docs.
+ * `requirement()` is the same arithmetic for `nodeplane check` and the docs. Ports added or
+ * removed at run time change the largest flood: `refresh()` works fan-out and reserve out
+ * again (live-ports.ts calls it after each change).
  */
 import type { FramePool } from '../core/frame-pool.ts';
 import type { PortTable } from '../tables/port-table.ts';
@@ -72,8 +74,8 @@ function roundSize(available: number, reserve: number, fanOut: number, batch: nu
 }
 
 export class RxBudget {
-  readonly fanOut: number;
-  readonly reserve: number;
+  fanOut: number;
+  reserve: number;
   /**
    * A slot that is never a frame: reads land here when no slot can be lent, and the frame
    * is dropped and counted. One for all ports, since a read and its drop are one call.
@@ -82,13 +84,19 @@ export class RxBudget {
 
   constructor(
     private readonly pool: FramePool,
-    ports: PortTable,
+    private readonly ports: PortTable,
   ) {
     const slot = pool.alloc();
     if (slot < 0) throw new Error('frame pool exhausted while opening ports');
     this.drainSlot = slot;
     this.fanOut = floodFanOut(ports);
     this.reserve = requirement(pool.capacity - 1, this.fanOut, 1).reserve;
+  }
+
+  /** Works the largest flood and the reserve out again, after ports were added or removed. */
+  refresh(): void {
+    this.fanOut = floodFanOut(this.ports);
+    this.reserve = requirement(this.pool.capacity - 1, this.fanOut, 1).reserve;
   }
 
   /** Slots the next read round may take, at most `batch`; 0 when the pool is down to the reserve. */

@@ -194,6 +194,22 @@ export class Ip4Reassemble extends Stage<'local' | 'prerouting'> {
     return e;
   }
 
+  /**
+   * Drops the datagrams in progress that came in on port `port` or router interface `ifIndex`
+   * (-1: none): a port removed at run time leaves nothing that names its number. Returns how many.
+   */
+  discardFrom(port: number, ifIndex: number): number {
+    const pool = this.pool;
+    let n = 0;
+    for (let e = 0; e < MAX_DATAGRAMS; e++) {
+      const s = this.slot[e];
+      if (s < 0 || (pool.inPort[s] !== port && (ifIndex < 0 || pool.rxIf[s] !== ifIndex))) continue;
+      this.discard(e);
+      n++;
+    }
+    return n;
+  }
+
   private discard(e: number): void {
     this.pool.free(this.slot[e]);
     this.slot[e] = -1;

@@ -5,6 +5,9 @@
  * out:  the port driver's transmit(); slots are freed after it returns (drivers copy or
  *       write synchronously)
  * drop: port down; port without a driver.
+ *
+ * Ports added at run time get their batch array here (`addPort`) before their first frame;
+ * the loop over ports runs to the highest number ever used, which only grows.
  */
 import type { PortObserver, PortTransmitter } from '../core/port-contract.ts';
 import { Stage } from '../core/stage.ts';
@@ -27,12 +30,21 @@ export class PortOutput extends Stage<never> {
 
   constructor(private readonly ctx: Context) {
     super(ctx.pool);
-    const n = ctx.ports.count;
-    for (let p = 0; p < n; p++) {
+    for (let p = 0; p < ctx.ports.count; p++) this.addPort(p);
+  }
+
+  /** Makes room for port `p` (a port added at run time), with no driver yet. Between batches only. */
+  addPort(p: number): void {
+    while (this.perPort.length <= p) {
       this.drivers.push(null);
-      this.perPort.push(new Int32Array(ctx.pool.capacity));
+      this.perPort.push(new Int32Array(this.ctx.pool.capacity));
     }
-    this.perPortCount = new Int32Array(n);
+    this.drivers[p] = null;
+    if (this.perPortCount.length <= p) {
+      const counts = new Int32Array(this.perPort.length);
+      counts.set(this.perPortCount);
+      this.perPortCount = counts;
+    }
   }
 
   protected process(slots: Int32Array, n: number): void {

@@ -4,6 +4,11 @@
  * A bridge with an address (cni0), an L3 port, and later a VXLAN device (flannel.1) are each
  * a router interface with a MAC, an optional IPv4 address/prefix and an MTU. Stages read the
  * typed arrays directly; names exist only for display.
+ *
+ * An L3 port added at run time gets an interface too, and gives it back when removed: its
+ * index is then free (name '', no address, so no lookup or scan finds it) and the next
+ * interface added takes it. The config's interfaces come first and are never removed, so
+ * their indices are the same in every table a reload compiles.
  */
 
 export const enum IfKind {
@@ -31,11 +36,16 @@ export class InterfaceTable {
     return this.names.length;
   }
 
-  /** Adds an interface; `prefixLen` -1 means no address. */
+  /** Adds an interface (at the lowest free index); `prefixLen` -1 means no address. */
   add(name: string, kind: IfKind, macHi: number, macLo: number, addr: number, prefixLen: number, mtu: number, target: number): number {
-    const i = this.names.length;
-    if (i === MAX_INTERFACES) throw new Error(`more than ${MAX_INTERFACES} router interfaces`);
-    this.names.push(name);
+    let i = this.names.indexOf('');
+    if (i < 0) {
+      i = this.names.length;
+      if (i === MAX_INTERFACES) throw new Error(`more than ${MAX_INTERFACES} router interfaces`);
+      this.names.push(name);
+    } else {
+      this.names[i] = name;
+    }
     this.kind[i] = kind;
     this.macHi[i] = macHi;
     this.macLo[i] = macLo;
@@ -46,8 +56,21 @@ export class InterfaceTable {
     return i;
   }
 
+  /** Frees interface `i` (an L3 port removed at run time): no name, no address, no MAC. */
+  remove(i: number): void {
+    this.names[i] = '';
+    this.kind[i] = 0;
+    this.macHi[i] = 0;
+    this.macLo[i] = 0;
+    this.addr[i] = 0;
+    this.prefixLen[i] = -1;
+    this.mtu[i] = 0;
+    this.target[i] = -1;
+    while (this.names.length > 0 && this.names[this.names.length - 1] === '') this.names.pop();
+  }
+
   indexOf(name: string): number {
-    return this.names.indexOf(name);
+    return name === '' ? -1 : this.names.indexOf(name);
   }
 
   hasAddress(i: number): boolean {

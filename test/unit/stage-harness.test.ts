@@ -76,21 +76,30 @@ export class Harness {
     this.clock.set(T0);
     this.dp = new Dataplane(parseConfig(yaml, 'test'), { clock: this.clock, poolSize });
     this.dp.pool.data.fill(0xa5);
-    this.dp.ctx.ports.names.forEach((name, p) => {
-      this.out[name] = [];
-      this.outTs[name] = [];
-      this.dp.setDriver(p, {
-        transmit: (pool, slots, n) => {
-          for (let i = 0; i < n; i++) {
-            this.out[name].push(Buffer.from(pool.view(slots[i])));
-            this.outTs[name].push(this.clock.nowUs());
-          }
-          return n;
-        },
-      });
-    });
+    this.dp.ctx.ports.names.forEach((name) => this.attach(name));
     this.startAvailable = this.dp.pool.available;
     live.push(this);
+  }
+
+  /** Gives port `name` (of the config, or added at run time) a recording sink as its driver. */
+  attach(name: string): void {
+    this.out[name] = [];
+    this.outTs[name] = [];
+    this.dp.setDriver(this.port(name), {
+      transmit: (pool, slots, n) => {
+        for (let i = 0; i < n; i++) {
+          this.out[name].push(Buffer.from(pool.view(slots[i])));
+          this.outTs[name].push(this.clock.nowUs());
+        }
+        return n;
+      },
+    });
+  }
+
+  /** Forgets the sink of a port removed at run time. */
+  detach(name: string): void {
+    delete this.out[name];
+    delete this.outTs[name];
   }
 
   get now(): number {
@@ -130,7 +139,7 @@ export class Harness {
 
   /** Frames sent on `port` since the last take, and forgets them. */
   take(port: string): Buffer[] {
-    this.port(port);
+    if (this.out[port] === undefined) this.port(port);
     const f = this.out[port];
     this.out[port] = [];
     this.outTs[port] = [];
