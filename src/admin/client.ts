@@ -5,8 +5,10 @@
  * `streamLines` reads a streamed answer (the conntrack listing and events: one JSON object
  * a line) as it arrives, pausing the socket while its consumer catches up, so a slow
  * reader slows the server instead of filling memory.
+ * `sendJson` sends a JSON body (`nodeplane port add`).
  * A socket nobody serves (missing file, refused connection, no permission) is the user's
- * situation to fix and becomes a UserError naming the socket; so does an error answer.
+ * situation to fix and becomes an AdminUnreachable (a UserError) naming the socket; an error
+ * answer becomes an AdminRefused (a UserError too) with the status and the server's reason.
  */
 import { request, type IncomingMessage } from 'node:http';
 import { UserError } from '../user-error.ts';
@@ -22,8 +24,28 @@ const UNREACHABLE: Record<string, string> = {
   ECONNRESET: 'connection reset',
 };
 
+/** Nobody answered on the socket (the CNI plugin's "try again later"). */
+export class AdminUnreachable extends UserError {}
+
+/** The server answered with an error: its status and reason (kept private: the error compares as the plain UserError it prints as). */
+export class AdminRefused extends UserError {
+  readonly #status: number | undefined;
+  readonly #reason: string;
+  constructor(message: string, status: number | undefined, reason: string) {
+    super(message);
+    this.#status = status;
+    this.#reason = reason;
+  }
+  get status(): number | undefined {
+    return this.#status;
+  }
+  get reason(): string {
+    return this.#reason;
+  }
+}
+
 function unreachable(socketPath: string, reason: string): UserError {
-  return new UserError(`cannot reach a running nodeplane at ${socketPath}: ${reason} (is \`nodeplane run --admin ${socketPath}\` running?)`);
+  return new AdminUnreachable(`cannot reach a running nodeplane at ${socketPath}: ${reason} (is \`nodeplane run --admin ${socketPath}\` running?)`);
 }
 
 /** GET `/v1/<what>` from the admin server on `socketPath`; the parsed JSON body. */
@@ -44,6 +66,11 @@ export function fetchTrace(socketPath: string, count: number, seconds: number, m
 /** `method path` (a path with its query), the parsed JSON body of a 200 answer. */
 export function requestJson(socketPath: string, method: string, path: string, timeoutMs = TIMEOUT_MS): Promise<unknown> {
   return get(socketPath, path, timeoutMs, method);
+}
+
+/** `method path` with `body` sent as JSON; the parsed JSON body of a 200 answer. */
+export function sendJson(socketPath: string, method: string, path: string, body: unknown, timeoutMs = TIMEOUT_MS): Promise<unknown> {
+  return get(socketPath, path, timeoutMs, method, JSON.stringify(body));
 }
 
 /** Error text of a non-200 answer whose body was `text`. */
@@ -132,9 +159,10 @@ export function streamLines(socketPath: string, path: string, opts: StreamOption
   });
 }
 
-function get(socketPath: string, path: string, timeoutMs: number, method = 'GET'): Promise<unknown> {
+function get(socketPath: string, path: string, timeoutMs: number, method = 'GET', body?: string): Promise<unknown> {
   return new Promise((resolve, reject) => {
-    const req = request({ socketPath, path, method, timeout: timeoutMs }, (res) => {
+    const headers = body === undefined ? {} : { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) };
+    const req = request({ socketPath, path, method, timeout: timeoutMs, headers }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
       res.on('error', (err) => reject(unreachable(socketPath, err.message)));
@@ -149,7 +177,8 @@ function get(socketPath: string, path: string, timeoutMs: number, method = 'GET'
         }
         if (res.statusCode !== 200) {
           const msg = (body as { error?: unknown } | null)?.error;
-          reject(new UserError(`${socketPath}: ${typeof msg === 'string' ? msg : `status ${res.statusCode}`}`));
+          const reason = typeof msg === 'string' ? msg : `status ${res.statusCode}`;
+          reject(new AdminRefused(`${socketPath}: ${reason}`, res.statusCode, reason));
           return;
         }
         resolve(body);
@@ -160,6 +189,6 @@ function get(socketPath: string, path: string, timeoutMs: number, method = 'GET'
       const reason = (err.code && UNREACHABLE[err.code]) ?? err.message;
       reject(unreachable(socketPath, reason));
     });
-    req.end();
+    req.end(body);
   });
 }

@@ -117,7 +117,7 @@ function formatPort(p: PortState): string[] {
   const out = [`${p.index}: ${p.name}: <${flags}> mtu ${p.mtu}${p.master === null ? '' : ` master ${p.master}`} state ${p.up ? 'UP' : 'DOWN'}`];
   if (p.mac !== null) out.push(`    link/ether ${p.mac} brd ff:ff:ff:ff:ff:ff`);
   if (p.address !== null) out.push(`    inet ${p.address}`);
-  if (p.runtime) out.push('    added at run time');
+  if (p.runtime) out.push(`    added at run time${p.owner === undefined ? '' : ` by ${p.owner}`}`);
   out.push(
     ...counterLines('RX', [
       ['bytes', p.rx.bytes],

@@ -11,6 +11,10 @@
  *     dataplane runs without connection tracking, hence without Services
  *   POST /v1/manifests/reload → reads the manifest files again, applies what changed; the
  *     report (files, services, added, removed, updated, errors) — `nodeplane manifests reload`
+ *   POST /v1/ports (a JSON PortAddRequest) → adds a TAP port, optionally plugged into a pod's
+ *     namespace; DELETE /v1/ports/NAME → removes a port added so, and what belonged to it
+ *     (live-ports.ts) — `nodeplane port add|del`, the CNI plugin. 400 for a bad request, 404
+ *     for no such port, 409 for a name in use or a port of the config
  *   anything else → 404 (unknown path) or 405 (not GET), `{"error": "..."}`
  *
  * Snapshots are built when a request arrives, on the event loop between packet batches,
@@ -29,6 +33,8 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import { connect } from 'node:net';
 import type { Dataplane } from '../dataplane/dataplane.ts';
 import type { ManifestReport } from '../dataplane/live-manifests.ts';
+import type { RuntimePortRemoved } from '../dataplane/runtime-ports.ts';
+import { parsePortAddRequest, PortRequestError, type PortAdded, type PortAddRequest } from '../ports/live-ports.ts';
 import {
   fdbState,
   graphState,
@@ -44,6 +50,11 @@ export interface AdminExtras {
   portStatus?: () => readonly PortDriverStatus[];
   /** Reads the manifests again (live runs: LiveManifests.reload). */
   reloadManifests?: () => ManifestReport;
+  /** Adds and removes TAP ports (live runs: LivePorts). */
+  ports?: {
+    add(req: PortAddRequest): Promise<PortAdded>;
+    remove(name: string): RuntimePortRemoved;
+  };
 }
 
 export interface AdminServer {
@@ -53,6 +64,57 @@ export interface AdminServer {
 type Endpoint = (dp: Dataplane, extra: AdminExtras) => unknown;
 
 const MANIFESTS_RELOAD = '/v1/manifests/reload';
+const PORTS = '/v1/ports';
+/** A port request is a few hundred bytes. */
+const MAX_BODY = 64 * 1024;
+
+/** The request's body parsed as JSON (400 when it is not). */
+function readJson(req: IncomingMessage): Promise<unknown> {
+  return new Promise((resolve, reject) => {
+    let text = '';
+    req.setEncoding('utf8');
+    req.on('data', (d: string) => {
+      text += d;
+      if (text.length > MAX_BODY) {
+        reject(new PortRequestError(400, 'request body too large'));
+        req.destroy();
+      }
+    });
+    req.on('end', () => {
+      try {
+        resolve(JSON.parse(text));
+      } catch {
+        reject(new PortRequestError(400, 'the request body is not JSON'));
+      }
+    });
+    req.on('error', reject);
+  });
+}
+
+function handlePorts(extra: AdminExtras, req: IncomingMessage, res: ServerResponse, path: string): void {
+  const ports = extra.ports;
+  const fail = (err: unknown): void => {
+    if (err instanceof PortRequestError) send(res, err.status, { error: err.message });
+    else send(res, 500, { error: `${path}: ${(err as Error).message}` });
+  };
+  if (path === PORTS) {
+    if (ports === undefined) return send(res, 409, { error: 'this dataplane cannot add ports (not a live run)' });
+    readJson(req)
+      .then((body) => ports.add(parsePortAddRequest(body)))
+      .then((r) => send(res, 200, r), fail);
+    return;
+  }
+  if (req.method !== 'DELETE') {
+    res.setHeader('allow', 'DELETE');
+    return send(res, 405, { error: `method ${req.method} not allowed on ${path}: DELETE removes the port` });
+  }
+  if (ports === undefined) return send(res, 409, { error: 'this dataplane cannot remove ports (not a live run)' });
+  try {
+    send(res, 200, ports.remove(decodeURIComponent(path.slice(PORTS.length + 1))));
+  } catch (err) {
+    fail(err);
+  }
+}
 
 const ENDPOINTS: Record<string, Endpoint> = {
   '/v1/fdb': (dp) => fdbState(dp),
@@ -90,6 +152,10 @@ function handle(dp: Dataplane, extra: AdminExtras, req: IncomingMessage, res: Se
     }
     return;
   }
+  if ((path === PORTS && req.method === 'POST') || path.startsWith(`${PORTS}/`)) {
+    handlePorts(extra, req, res, path);
+    return;
+  }
   if (CONNTRACK_PATHS.includes(path)) {
     handleConntrack(dp, req, res, url);
     return;
@@ -107,11 +173,11 @@ function handle(dp: Dataplane, extra: AdminExtras, req: IncomingMessage, res: Se
   }
   const endpoint = Object.hasOwn(ENDPOINTS, path) ? ENDPOINTS[path] : undefined;
   if (endpoint === undefined) {
-    send(res, 404, { error: `no such endpoint: ${path}`, endpoints: [...Object.keys(ENDPOINTS), '/v1/trace', '/v1/services', ...CONNTRACK_PATHS, MANIFESTS_RELOAD] });
+    send(res, 404, { error: `no such endpoint: ${path}`, endpoints: [...Object.keys(ENDPOINTS), '/v1/trace', '/v1/services', ...CONNTRACK_PATHS, MANIFESTS_RELOAD, `${PORTS}/NAME`] });
     return;
   }
   if (req.method !== 'GET' && req.method !== 'HEAD') {
-    res.setHeader('allow', 'GET, HEAD');
+    res.setHeader('allow', path === PORTS ? 'GET, HEAD, POST' : 'GET, HEAD');
     send(res, 405, { error: `method ${req.method} not allowed on ${path}` });
     return;
   }

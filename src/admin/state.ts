@@ -218,6 +218,8 @@ export interface PortState {
   address: string | null;
   /** Added at run time (`nodeplane port add`, the CNI plugin) rather than by the config. */
   runtime: boolean;
+  /** A runtime port's owner, as given when it was added (the CNI plugin: network/container/ifname). */
+  owner?: string;
   /** noBuffer: frames the device had for us, dropped for want of a free frame slot. */
   rx: { bytes: number; packets: number; noBuffer: number };
   tx: { bytes: number; packets: number; dropped: number };
@@ -259,6 +261,7 @@ export function portsState(dp: Dataplane, driverStatus: readonly PortDriverStatu
       rx: { bytes: ports.rxBytes[p], packets: ports.rxFrames[p], noBuffer: ports.rxNoBuffer[p] },
       tx: { bytes: ports.txBytes[p], packets: ports.txFrames[p], dropped: ports.txDrops[p] },
     };
+    if (live?.spec.owner !== undefined) state.owner = live.spec.owner;
     const d = drivers.get(name);
     if (d !== undefined) state.driver = d;
     out.push(state);

@@ -145,6 +145,39 @@ manifests
   .option('--json', 'print the report as JSON')
   .action((opts) => runAction(async () => (await import('./manifests.ts')).manifestsReload(opts)));
 
+const port = program.command('port').description("add or remove ports of a running dataplane (a pod's TAP on a bridge, or an L3 port), through its admin socket");
+
+port
+  .command('add')
+  .description("add a TAP port: on a bridge (a pod's interface) or routed with an address; with --netns, moved into that network namespace as IF, addressed, up, with a default route (what the CNI bridge plugin does with a veth)")
+  .argument('<name>', "the TAP device's name in nodeplane's namespace (at most 15 bytes), the port's name")
+  .option('--bridge <br>', 'a member of this bridge (an L2 port)')
+  .option('--address <cidr>', "an L3 port: the router's address on it, with prefix")
+  .option('--mtu <n>', 'MTU of the device (default 1500)')
+  .option('--mac <mac>', "MAC of the device's kernel side (the pod's interface; default 0a:58 + the --ip address, else random)")
+  .option('--netns <path>', 'move the device into this network namespace (a path: /run/netns/NAME, /proc/PID/ns/net)')
+  .option('--ifname <if>', 'with --netns: its name there (e.g. eth0)')
+  .option('--ip <cidr>', "with --netns: its address there; also the address whose flows and neighbour entries go with the port")
+  .option('--gateway <ip>', "with --netns: the default route's next hop (default: the bridge's address, when --ip is in its subnet)")
+  .option('--route <cidr>', 'with --netns: a further destination routed through the gateway (repeatable)', collect, [])
+  .option('--owner <text>', 'who asked, kept with the port and shown by show ports')
+  .option('--admin <socket>', 'admin unix socket path', '/run/nodeplane.sock')
+  .option('--json', "print the dataplane's answer as JSON")
+  .addHelpText(
+    'after',
+    '\nThe port takes the lowest free port number above the config\'s, up, counters at zero. A reload\n' +
+      '(SIGHUP) leaves ports added here alone; they go when nodeplane stops (their devices with it).',
+  )
+  .action((name, opts) => runAction(async () => (await import('./port.ts')).portAdd(name, opts)));
+
+port
+  .command('del')
+  .description('remove a port added with port add (not one of the config), with what belonged to it: FDB entries learned on it, neighbours reached through it, conntrack entries of its addresses; its device goes too')
+  .argument('<name>', 'the port')
+  .option('--admin <socket>', 'admin unix socket path', '/run/nodeplane.sock')
+  .option('--json', 'print what was flushed as JSON')
+  .action((name, opts) => runAction(async () => (await import('./port.ts')).portDel(name, opts)));
+
 program
   .command('trace')
   .description('follow the next frames of a running dataplane through its stages, hop by hop (with nat or conntrack: each frame\'s conntrack state and the translation applied)')

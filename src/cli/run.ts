@@ -6,7 +6,9 @@
  * timers (ARP retries, ageing) when no traffic does. On SIGHUP it reads the config file
  * (and its manifests) again and applies it live, or — if it is invalid or changes what needs
  * a restart — logs why and keeps running as it was. The manifest files are watched, and read
- * again when they change or `nodeplane manifests reload` asks (live-manifests.ts). On SIGINT/SIGTERM it stops reading, flushes captures,
+ * again when they change or `nodeplane manifests reload` asks (live-manifests.ts). Ports come
+ * and go through the admin socket (`nodeplane port add|del`, the CNI plugin: live-ports.ts);
+ * a reload leaves them alone. On SIGINT/SIGTERM it stops reading, flushes captures,
  * closes the devices and exits 0.
  *
  * In cluster mode (`cluster:` in the config) the node first joins through etcd — waiting for
@@ -21,6 +23,7 @@ import { OFFLOAD_SLOT_SIZE } from '../core/frame-pool.ts';
 import { Dataplane } from '../dataplane/dataplane.ts';
 import { LiveManifests } from '../dataplane/live-manifests.ts';
 import { createLogger } from '../log.ts';
+import { LivePorts } from '../ports/live-ports.ts';
 import { tapAvailable } from '../ports/tap-native.ts';
 import { poolPlan } from '../ports/pool-plan.ts';
 import { RxBudget } from '../ports/rx-budget.ts';
@@ -84,8 +87,11 @@ export async function runCommand(opts: RunOptions): Promise<number> {
   const budget = new RxBudget(dp.pool, dp.ctx.ports);
 
   const ports: TapPort[] = [];
+  // Ports added and removed at run time (`nodeplane port add|del`, the CNI plugin).
+  const livePorts = new LivePorts(dp, { log, budget, vnetHdr: offload });
   const closeAll = (): void => {
     for (const p of ports) p.close();
+    livePorts.closeAll();
   };
   try {
     config.ports.forEach((p, i) => {
@@ -130,8 +136,9 @@ export async function runCommand(opts: RunOptions): Promise<number> {
   let admin: { close(): Promise<void> };
   try {
     admin = await startAdminServer(dp, opts.admin, {
-      portStatus: () => ports.map((p) => ({ name: p.name, downReason: p.downReason, tap: p.stats() })),
+      portStatus: () => [...ports.map((p) => ({ name: p.name, downReason: p.downReason, tap: p.stats() })), ...livePorts.status()],
       reloadManifests: () => manifests.reload(),
+      ports: livePorts,
     });
   } catch (err) {
     closeAll();

@@ -48,6 +48,8 @@ export interface RuntimePortSpec {
   mtu?: number;
   /** Addresses of the host behind the port (a pod's): its flows and neighbour entries go with the port. */
   hostAddresses?: string[];
+  /** Who asked for it (free text: the CNI plugin puts network/container/ifname), shown by `show ports`. */
+  owner?: string;
 }
 
 export interface RuntimePortInfo {

@@ -95,9 +95,12 @@ export class TapPort implements PortTransmitter {
     this.txLengths = tx.lengths;
   }
 
-  /** Creates (or attaches to) the TAP device. Throws the driver's error, which names the problem. */
-  open(mtu: number): void {
-    this.handle = this.driver.open(this.name, { mtu, up: true, vnetHdr: this.vnetHdr });
+  /**
+   * Creates (or attaches to) the TAP device, with `mac` as the kernel side's address when
+   * given. Throws the driver's error, which names the problem.
+   */
+  open(mtu: number, mac?: string): void {
+    this.handle = this.driver.open(this.name, mac === undefined ? { mtu, up: true, vnetHdr: this.vnetHdr } : { mtu, mac, up: true, vnetHdr: this.vnetHdr });
   }
 
   start(): void {
