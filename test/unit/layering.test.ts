@@ -4,7 +4,7 @@
  *
  *   src/*.ts (log.ts, user-error.ts: usable from anywhere)
  *   wire → pcap → core → decode → tables → stages → config → dataplane
- *     → ports, capture, admin, replay, cluster (one layer) → api → lab → cli
+ *     → ports, capture, admin, replay, cluster (one layer) → api → lab → cli, cni
  *
  * Every import is read with the TypeScript parser: `import … from`, `import type`, `export …
  * from`, side-effect imports, `import('…')` calls and `import('…')` types. Package imports
@@ -34,7 +34,7 @@ const LAYERS: readonly (readonly string[])[] = [
   ['ports', 'capture', 'admin', 'replay', 'cluster'],
   ['api'],
   ['lab'],
-  ['cli'],
+  ['cli', 'cni'],
 ];
 
 /** The folder of src/ a path (relative to src/) belongs to: '.' for the files at the top. */
