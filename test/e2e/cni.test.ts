@@ -5,7 +5,7 @@
  * - ADD gives the pod's namespace an eth0 with an address from the range and a default route
  *   through the gateway, and prints a result the specification's shape (interface with its
  *   sandbox, address with interface index and gateway, routes, dns);
- * - the pod pings its gateway and another pod;
+ * - the pod pings its gateway and another pod, and still does after a SIGHUP reload;
  * - CHECK succeeds, and fails once the address is removed by hand, or the default route;
  * - DEL removes the interface and frees the address; a second DEL succeeds;
  * - with no nodeplane on the socket, ADD fails with code 11 ("try again later") and takes
@@ -97,6 +97,16 @@ describe.skipIf(skip)('nodeplane-cni, as a runtime runs it', () => {
       const r = await pod1.run('ping', ['-c', '3', '-i', '0.2', '-W', '2', '-q', dst], { timeoutMs: 20_000 });
       expect(r.stdout, `ping ${dst}`).toMatch(/3 packets transmitted, 3 received/);
     }
+
+    // A SIGHUP reload (same config) leaves the pods' ports alone: they still forward.
+    lab!.nodeplane!.kill('SIGHUP');
+    for (let i = 0; !lab!.nodeplaneStderr.includes('"msg":"config reloaded"'); i++) {
+      if (i === 100) throw new Error(`no reload logged: ${lab!.nodeplaneStderr.slice(-1000)}`);
+      await new Promise((res) => setTimeout(res, 100));
+    }
+    expect(((await fetchState(lab!.adminSocket, 'ports')) as PortsState).ports).toHaveLength(2);
+    const again = await pod1.run('ping', ['-c', '2', '-i', '0.2', '-W', '2', '-q', addr2.split('/')[0]], { timeoutMs: 20_000 });
+    expect(again.stdout, 'ping after the reload').toMatch(/2 packets transmitted, 2 received/);
 
     // CHECK with the ADD's result as prevResult: silent success.
     const check1 = await runPlugin(PLUGIN, 'CHECK', a1, { ...conf, prevResult: r1 });
