@@ -2,9 +2,9 @@
  * End to end: pods come and go while others talk. Two long-lived pods, wired by
  * nodeplane-cni, keep one TCP connection streaming (a Python sender in one, a receiver in the
  * other, each hashing every byte) while fifty pods are added and removed through the plugin,
- * four at a time, each in a namespace of its own: ADD, a ping to the gateway, DEL. The
- * connection never breaks and loses no data (the bytes and their SHA-256 agree at both
- * ends); afterwards no TAP, namespace or address lease of a churned pod is left, and none at
+ * four at a time, each in a namespace of its own: ADD, a ping to the gateway (every fifth
+ * pod), DEL. The connection never breaks and loses no data (the bytes and their SHA-256
+ * agree at both ends); afterwards no TAP, namespace or address lease of a churned pod is left, and none at
  * all once the long-lived pods are deleted too.
  *
  * The plugin runs as an installed one would, compiled to JavaScript (bundled here with
@@ -152,8 +152,11 @@ describe.skipIf(skip)('pods added and removed while two pods stream', () => {
         churned.push(ns.name);
         try {
           const addr = await add(ns, `churn-${i}`);
-          const r = await ns.run('ping', ['-c', '1', '-W', '3', GATEWAY], { timeoutMs: 10_000 });
-          expect(r.stdout, `pod ${i} (${addr}) pings the gateway`).toMatch(/1 packets transmitted, 1 received/);
+          // Every fifth pod shows it is wired (the others save the machine a process or two).
+          if (i % 5 === 0) {
+            const r = await ns.run('ping', ['-c', '1', '-W', '3', GATEWAY], { timeoutMs: 10_000 });
+            expect(r.stdout, `pod ${i} (${addr}) pings the gateway`).toMatch(/1 packets transmitted, 1 received/);
+          }
           await del(ns, `churn-${i}`);
         } finally {
           ns.remove();
