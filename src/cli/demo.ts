@@ -22,7 +22,7 @@ function say(line: string): void {
   process.stdout.write(`${line}\n`);
 }
 
-const NODEPLANE = fileURLToPath(new URL('../../bin/nodeplane.js', import.meta.url));
+const NODEPLANE = fileURLToPath(new URL('../../bin/nodeplane.cjs', import.meta.url));
 
 function need(tool: string, pkg: string): void {
   const r = spawnSync('sh', ['-c', `command -v ${tool}`], { encoding: 'utf8' });

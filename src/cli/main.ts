@@ -195,12 +195,11 @@ program
   .option('--out <dir>', 'where captures go', 'nodeplane-demo')
   .action((opts) => runAction(async () => (await import('./demo.ts')).demoCommand(opts)));
 
-try {
-  await program.parseAsync(process.argv);
-} catch (err) {
+// No top-level await: the packed command is CommonJS (scripts/build-cli.mjs).
+program.parseAsync(process.argv).catch((err: unknown) => {
   if (err instanceof CommanderError) {
     process.exitCode = err.exitCode;
   } else {
     throw err;
   }
-}
+});

@@ -46,7 +46,7 @@ export interface LabOptions {
   startTimeoutMs?: number;
 }
 
-const NODEPLANE = fileURLToPath(new URL('../../bin/nodeplane.js', import.meta.url));
+const NODEPLANE = fileURLToPath(new URL('../../bin/nodeplane.cjs', import.meta.url));
 
 export class Lab {
   readonly node: Netns;

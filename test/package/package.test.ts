@@ -36,9 +36,9 @@ function ok(r: SpawnSyncReturns<string>, what: string): SpawnSyncReturns<string>
   return r;
 }
 
-/** The installed `nodeplane` command. */
+/** The installed `nodeplane` command, as npm linked it from the package's "bin". */
 function nodeplane(args: string[]): SpawnSyncReturns<string> {
-  return sh(process.execPath, [join(project, 'node_modules', 'nodeplane', 'bin', 'nodeplane.js'), ...args]);
+  return sh(process.execPath, [join(project, 'node_modules', '.bin', 'nodeplane'), ...args]);
 }
 
 function caseArgs(name: string): string[] {
@@ -67,7 +67,7 @@ function changedGolden(dir: string): string {
 function packCopy(into: string): string {
   const stage = join(into, 'stage');
   mkdirSync(stage);
-  for (const entry of ['package.json', 'package-lock.json', 'tsconfig.json', 'tsconfig.build.json', 'binding.gyp', 'README.md', 'bin', 'native', 'src']) {
+  for (const entry of ['package.json', 'package-lock.json', 'tsconfig.json', 'tsconfig.build.json', 'binding.gyp', 'README.md', 'bin', 'native', 'scripts', 'src']) {
     cpSync(join(REPO, entry), join(stage, entry), { recursive: true });
   }
   symlinkSync(join(REPO, 'node_modules'), join(stage, 'node_modules'));
@@ -94,7 +94,7 @@ describe('the packed package', () => {
     const pkg = join(project, 'node_modules', 'nodeplane');
     expect(existsSync(join(pkg, 'dist', 'api', 'index.js'))).toBe(true);
     expect(existsSync(join(pkg, 'dist', 'api', 'index.d.ts'))).toBe(true);
-    expect(existsSync(join(pkg, 'dist', 'cli', 'main.js'))).toBe(true);
+    expect(existsSync(join(pkg, 'dist', 'cli', 'main.cjs'))).toBe(true);
     expect(readdirSync(join(pkg, 'prebuilds', 'linux-x64')).some((f) => f.endsWith('.node'))).toBe(true);
     expect(existsSync(join(pkg, 'src'))).toBe(false);
     // Install scripts were off: nothing was compiled, and neither tsx nor typescript came along.
@@ -103,6 +103,19 @@ describe('the packed package', () => {
     expect(existsSync(join(project, 'node_modules', 'typescript'))).toBe(false);
     const help = ok(nodeplane(['replay', '--help']), 'nodeplane replay --help');
     expect(help.stdout).toContain('--expect <dir>');
+  });
+
+  it('decodes a capture with the bundled command line, and reports a missing file without a stack trace', () => {
+    const decoded = ok(nodeplane(['decode', join(FIXTURES, 'ping-gateway', 'pa.pcap')]), 'nodeplane decode');
+    expect(decoded.stdout.split('\n')).toEqual([
+      expect.stringMatching(/^2023-11-14 22:13:20\.000000 .* ARP, Request who-has 10\.244\.1\.1 tell 10\.244\.1\.2$/),
+      expect.stringMatching(/^2023-11-14 22:13:20\.010000 .* IP 10\.244\.1\.2 > 10\.244\.1\.1: ICMP echo request, id 119, seq 1, length 64$/),
+      '',
+    ]);
+    // The command's UserError is main's (one shared file): a message and status 1, no trace.
+    const missing = nodeplane(['decode', join(project, 'missing.pcap')]);
+    expect(missing.status).toBe(1);
+    expect(missing.stderr).toBe(`nodeplane: ${join(project, 'missing.pcap')}: no such file\n`);
   });
 
   it("runs a user's vitest file: a golden case passes, a changed golden file fails naming the frame and field", () => {
