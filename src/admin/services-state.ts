@@ -31,7 +31,7 @@ import {
   SP_REJECT,
   type ServiceTable,
 } from '../tables/service-table.ts';
-import { formatIpv4 } from '../wire/ipv4-address.ts';
+import { formatIpv4, parseIpv4 } from '../wire/ipv4-address.ts';
 
 export interface ServiceEndpointState {
   ip: string;
@@ -113,6 +113,7 @@ export async function servicesState(dp: Dataplane): Promise<ServicesState> {
   const out: ServicePortState[] = [];
   const specs = [...t.specs()].sort((a, b) => (a.namespace === b.namespace ? a.name.localeCompare(b.name) : a.namespace.localeCompare(b.namespace)));
   for (const s of specs) {
+    const nodeOf = new Map(s.endpoints.map((e) => [formatIpv4(parseIpv4(e.ip)), e.nodeName]));
     t.servicePortsOf(s.namespace, s.name).forEach((sp, i) => {
       const p = s.ports[i];
       const fronts = t.spFrontends[sp];
@@ -120,12 +121,14 @@ export async function servicesState(dp: Dataplane): Promise<ServicesState> {
       for (let k = 0; k < fronts.length; k += 3) {
         frontends.push({ address: `${formatIpv4(fronts[k])}:${fronts[k + 1] & 0xffff}`, kind: FRONTEND_KIND_NAMES[fronts[k + 2]], waiting: !t.ownsFrontend(sp, fronts[k], fronts[k + 1]) });
       }
-      const endpoints = [...t.spEndpoints[sp]].map((ep, k): ServiceEndpointState => {
+      const endpoints = [...t.spEndpoints[sp]].map((ep): ServiceEndpointState => {
         const f = t.epFlags[ep];
+        const ip = formatIpv4(t.epAddr[ep]);
         return {
-          ip: formatIpv4(t.epAddr[ep]),
+          ip,
           port: t.epPort[ep],
-          nodeName: s.endpoints[k].nodeName,
+          // Endpoints with ports of their own may serve only some ports: found by address.
+          nodeName: nodeOf.get(ip) ?? '',
           local: (f & EP_LOCAL) !== 0,
           ready: (f & EP_READY) !== 0,
           serving: (f & EP_SERVING) !== 0,

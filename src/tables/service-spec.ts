@@ -14,9 +14,18 @@ export interface ServicePortSpec {
   /** 'TCP' or 'UDP' (the schema refuses SCTP). */
   readonly protocol: string;
   readonly port: number;
-  /** Numeric; a named targetPort is resolved by whoever reads the EndpointSlice. */
+  /** Numeric: the number of every endpoint without `ports` of its own. A named targetPort
+   * is resolved by whoever reads the EndpointSlices (per pod: EndpointSpec.ports). */
   readonly targetPort: number;
   readonly nodePort?: number;
+}
+
+/** A Service port an endpoint serves at a number of its own (an EndpointSlice's port). */
+export interface EndpointPortSpec {
+  /** The Service port's name (absent: the unnamed port). */
+  readonly name?: string;
+  readonly protocol: string;
+  readonly port: number;
 }
 
 export interface EndpointSpec {
@@ -27,6 +36,19 @@ export interface EndpointSpec {
   /** EndpointSlice `conditions.terminating`; defaults to false. */
   readonly terminating?: boolean;
   readonly nodeName: string;
+  /** When present, the endpoint serves only the Service ports listed (by name and protocol),
+   * each at the number given, as kube-proxy reads an EndpointSlice's ports; when absent,
+   * every Service port at its targetPort. */
+  readonly ports?: readonly EndpointPortSpec[];
+}
+
+/** The number `e` serves Service port `p` at, or -1 when it does not serve it. */
+export function endpointPortFor(e: EndpointSpec, p: ServicePortSpec): number {
+  const own = e.ports;
+  if (own === undefined) return p.targetPort;
+  const name = p.name ?? '';
+  for (let i = 0; i < own.length; i++) if ((own[i].name ?? '') === name && own[i].protocol === p.protocol) return own[i].port;
+  return -1;
 }
 
 export interface ServiceSpec {
@@ -68,8 +90,22 @@ function samePort(a: ServicePortSpec, b: ServicePortSpec): boolean {
   return a.name === b.name && a.protocol === b.protocol && a.port === b.port && a.targetPort === b.targetPort && a.nodePort === b.nodePort;
 }
 
+function sameEndpointPorts(a: readonly EndpointPortSpec[] | undefined, b: readonly EndpointPortSpec[] | undefined): boolean {
+  if (a === b) return true;
+  if (a === undefined || b === undefined || a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i].name !== b[i].name || a[i].protocol !== b[i].protocol || a[i].port !== b[i].port) return false;
+  return true;
+}
+
 function sameEndpoint(a: EndpointSpec, b: EndpointSpec): boolean {
-  return a.ip === b.ip && a.ready === b.ready && a.serving === b.serving && a.terminating === b.terminating && a.nodeName === b.nodeName;
+  return (
+    a.ip === b.ip &&
+    a.ready === b.ready &&
+    a.serving === b.serving &&
+    a.terminating === b.terminating &&
+    a.nodeName === b.nodeName &&
+    sameEndpointPorts(a.ports, b.ports)
+  );
 }
 
 /** Whether two specs would program the same rules (field by field; no strings built). */

@@ -14,7 +14,10 @@
  * Services claim one frontend the first keeps it and the other waits; it takes over when the
  * first lets go (`shadowed`).
  *
- * Endpoints: per endpoint id, address, target port, owning service port, generation (bumped
+ * Endpoints: one per (service port, endpoint address) — an endpoint with `ports` of its own
+ * only for the Service ports it lists (EndpointSpec.ports: a named targetPort resolved per
+ * pod) — and per endpoint id, address, target port (the endpoint's own number for this
+ * Service port, else the port's targetPort), owning service port, generation (bumped
  * when an id is reused) and flags: READY, SERVING, TERMINATING, LOCAL (its nodeName is this
  * node's), and the candidate sets it is in. Candidates per service port, as kube-proxy's
  * CategorizeEndpoints makes them: *cluster* = the ready endpoints, or when none is ready the
@@ -41,7 +44,7 @@
 import { parseIpv4 } from '../wire/ipv4-address.ts';
 import { IPPROTO_TCP, IPPROTO_UDP } from './conntrack-store.ts';
 import { KeyIndex } from './key-index.ts';
-import { type ServiceSpec, sameServiceSpec, serviceKey, servicePortName } from './service-spec.ts';
+import { endpointPortFor, type ServiceSpec, sameServiceSpec, serviceKey, servicePortName } from './service-spec.ts';
 
 export const enum FrontendKind {
   CLUSTER_IP = 0,
@@ -308,28 +311,32 @@ export class ServiceTable {
     if (spec.type === 'LoadBalancer' && spec.loadBalancerIP !== undefined) fronts.push(parseIpv4(spec.loadBalancerIP) | 0, pp, FrontendKind.LOAD_BALANCER);
     this.setFrontends(sp, fronts);
 
-    // Endpoints, diffed by address: one that stays keeps its id.
+    // Endpoints, diffed by address: one that stays keeps its id. An endpoint with ports of
+    // its own serves this port only if it lists it, at its own number (kube-proxy groups an
+    // EndpointSlice's endpoints by each port's name and protocol).
     const before = new Map<number, number>();
     for (const ep of this.spEndpoints[sp]) before.set(this.epAddr[ep], ep);
-    const eps = new Int32Array(spec.endpoints.length);
-    spec.endpoints.forEach((e, k) => {
+    const eps: number[] = [];
+    for (const e of spec.endpoints) {
+      const port = endpointPortFor(e, p);
+      if (port < 0) continue;
       const addr = parseIpv4(e.ip) | 0;
       let ep = before.get(addr) ?? -1;
       if (ep >= 0) {
         before.delete(addr);
         // Another target port or protocol is another endpoint to the flows that went to it.
-        if ((this.epPort[ep] !== p.targetPort || protoChanged) && (this.epFlags[ep] & (EP_IN_CLUSTER | EP_IN_LOCAL)) !== 0) this.staleIfUdp(ep, true);
+        if ((this.epPort[ep] !== port || protoChanged) && (this.epFlags[ep] & (EP_IN_CLUSTER | EP_IN_LOCAL)) !== 0) this.staleIfUdp(ep, true);
       } else {
         ep = this.allocEp(sp);
       }
       this.epAddr[ep] = addr;
-      this.epPort[ep] = p.targetPort;
+      this.epPort[ep] = port;
       const serving = e.serving ?? e.ready;
       this.epFlags[ep] = (this.epFlags[ep] & (EP_IN_CLUSTER | EP_IN_LOCAL)) | (e.ready ? EP_READY : 0) | (serving ? EP_SERVING : 0) | (e.terminating === true ? EP_TERMINATING : 0) | (e.nodeName === this.nodeName ? EP_LOCAL : 0);
-      eps[k] = ep;
-    });
+      eps.push(ep);
+    }
     for (const ep of before.values()) this.freeEp(ep, !protoChanged);
-    this.spEndpoints[sp] = eps;
+    this.spEndpoints[sp] = Int32Array.from(eps);
     this.buildChoice(sp, flags);
     const reachable = (this.spFlags[sp] & SP_REJECT) === 0;
     if (proto === IPPROTO_UDP && reachable && !wasReachable) {

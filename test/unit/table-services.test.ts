@@ -174,6 +174,91 @@ describe('service table: applying by diff', () => {
   });
 });
 
+describe('service table: per-endpoint ports (a named targetPort resolved per pod)', () => {
+  const two = [
+    { name: 'dns', protocol: 'UDP', port: 53, targetPort: 5353 },
+    { name: 'metrics', protocol: 'TCP', port: 9153, targetPort: 9153 },
+  ] as const;
+  /** "last address byte:port" of each endpoint of service port `sp`, in spec order. */
+  const served = (t: ServiceTable, sp: number): string[] => [...t.spEndpoints[sp]].map((e) => `${t.epAddr[e] & 255}:${t.epPort[e]}`);
+
+  it('sends each endpoint of a port at its own number, and leaves an endpoint out of the ports it does not list', () => {
+    const t = new ServiceTable('node1', NODE_ADDRS);
+    t.apply([
+      svc({
+        name: 'dns',
+        clusterIP: '10.96.0.53',
+        ports: [...two],
+        endpoints: [
+          ep('10.244.1.2'),
+          ep('10.244.1.3', { ports: [{ name: 'dns', protocol: 'UDP', port: 1053 }, { name: 'metrics', protocol: 'TCP', port: 9253 }] }),
+          // Only the UDP port; a TCP "dns" entry names another Service port (name and protocol).
+          ep('10.244.1.4', { ports: [{ name: 'dns', protocol: 'UDP', port: 2053 }, { name: 'dns', protocol: 'TCP', port: 7 }] }),
+          ep('10.244.1.5', { ports: [] }),
+        ],
+      }),
+    ]);
+    const [udp, tcp] = t.servicePortsOf('default', 'dns');
+    expect(served(t, udp)).toEqual(['2:5353', '3:1053', '4:2053']);
+    expect(served(t, tcp)).toEqual(['2:9153', '3:9253']);
+    expect(candidates(t, udp, 'cluster')).toEqual(['10.244.1.2', '10.244.1.3', '10.244.1.4']);
+    expect(t.endpointCount).toBe(5);
+  });
+
+  it('matches an unnamed Service port by an entry without a name', () => {
+    const t = new ServiceTable('node1', NODE_ADDRS);
+    t.apply([
+      svc({
+        name: 'one',
+        clusterIP: '10.96.0.9',
+        ports: [{ protocol: 'TCP', port: 80, targetPort: 8080 }],
+        endpoints: [ep('10.244.1.2', { ports: [{ protocol: 'TCP', port: 8081 }] }), ep('10.244.1.3', { ports: [{ name: 'http', protocol: 'TCP', port: 8082 }] })],
+      }),
+    ]);
+    expect(served(t, t.servicePortsOf('default', 'one')[0])).toEqual(['2:8081']);
+  });
+
+  it('compares endpoint ports: a changed number reprograms, an equal copy does not, and a UDP endpoint at another number is stale', () => {
+    const t = new ServiceTable('node1', NODE_ADDRS);
+    const dns = (n: number): ServiceSpec =>
+      svc({
+        name: 'dns',
+        clusterIP: '10.96.0.53',
+        ports: [...two],
+        endpoints: [ep('10.244.1.2'), ep('10.244.1.3', { ports: [{ name: 'dns', protocol: 'UDP', port: n }, { name: 'metrics', protocol: 'TCP', port: n }] })],
+      });
+    t.apply([dns(1053)]);
+    t.takeChanges();
+    const [udp, tcp] = t.servicePortsOf('default', 'dns');
+    const ids = [...t.spEndpoints[udp]];
+    const choice = t.spChoice[udp];
+    t.apply([JSON.parse(JSON.stringify(dns(1053))) as ServiceSpec]);
+    expect(t.spChoice[udp]).toBe(choice);
+
+    t.apply([dns(2053)]);
+    // Ids stay (the same addresses); the moved UDP endpoint is stale at its old number, the
+    // one that kept its number is not, and TCP ports are never reported.
+    expect([...t.spEndpoints[udp]]).toEqual(ids);
+    expect(served(t, udp)).toEqual(['2:5353', '3:2053']);
+    expect(served(t, tcp)).toEqual(['2:9153', '3:2053']);
+    expect(t.takeChanges()).toEqual({ staleUdpEndpoints: [{ ep: ids[1], addr: ip('10.244.1.3'), port: 1053 }], revivedUdpFrontends: [] });
+  });
+
+  it('drops an endpoint from a port whose entry it loses, as a removed endpoint (stale when UDP)', () => {
+    const t = new ServiceTable('node1', NODE_ADDRS);
+    const dns = (ports: EndpointSpec['ports']): ServiceSpec => svc({ name: 'dns', clusterIP: '10.96.0.53', ports: [...two], endpoints: [ep('10.244.1.2'), ep('10.244.1.3', { ports })] });
+    t.apply([dns(undefined)]);
+    t.takeChanges();
+    const [udp, tcp] = t.servicePortsOf('default', 'dns');
+    const gone = t.spEndpoints[udp][1];
+    t.apply([dns([{ name: 'metrics', protocol: 'TCP', port: 9153 }])]);
+    expect(served(t, udp)).toEqual(['2:5353']);
+    expect(served(t, tcp)).toEqual(['2:9153', '3:9153']);
+    expect(t.takeChanges().staleUdpEndpoints).toEqual([{ ep: gone, addr: ip('10.244.1.3'), port: 5353 }]);
+    expect(t.endpointCount).toBe(3);
+  });
+});
+
 describe('service affinity', () => {
   it('pins a client per service port until its timeout passes without a new connection', () => {
     const a = new ServiceAffinity(8);
