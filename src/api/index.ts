@@ -3,7 +3,7 @@
  * dataplane offline, compare with golden pcaps, decode captures, read configs. No root, no
  * global state. README "Library API" shows each in use.
  */
-export { replay, type ReplayOptions, type ReplayResult, type FrameInput } from './replay.ts';
+export { replay, type ReplayOptions, type ReplayResult, type ReplayChange, type FrameInput } from './replay.ts';
 export { ReplayedFrame } from './replayed-frame.ts';
 export { expectReplay, expectLiveMatch, ReplayMismatchError, type ExpectOptions } from './expect.ts';
 export { decodeFile, type DecodedRecord } from './decode-file.ts';

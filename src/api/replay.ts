@@ -9,13 +9,17 @@
  * dataplane, virtual clock and ports: nothing is global, no root is needed, and several
  * replays can run in one process, also concurrently — a long run yields to the event loop
  * every few hundred frames, so concurrent replays interleave and none blocks the others.
+ * A config file's manifests give their Services, as `nodeplane replay` reads them; `changes`
+ * reload a config at given times of the run (Services edited between two parts of a replay).
  */
 import { readFile } from 'node:fs/promises';
 import { statsState, type StatsState } from '../admin/state.ts';
-import { loadConfig, type Config } from '../config/load.ts';
+import { type Config, loadConfigParts } from '../config/load.ts';
+import type { ServiceConfig } from '../config/types.ts';
+import { applyManifestServices } from '../dataplane/apply-services.ts';
 import { parseCapture } from '../pcap/reader.ts';
 import { readCaptureInput, settleAfter } from '../replay/from-capture.ts';
-import { captureInputFrames, mergeInputs, ReplayRun, type InputFrame } from '../replay/replay.ts';
+import { captureInputFrames, mergeInputs, ReplayRun, type InputFrame, type ReplayRunChange } from '../replay/replay.ts';
 import { writeGoldenDir } from '../replay/golden.ts';
 import { ReplayedFrame, toReplayedFrames } from './replayed-frame.ts';
 
@@ -35,6 +39,22 @@ export interface ReplayOptions {
   seed?: number;
   /** Keep the hop-by-hop trace of every frame (`replay --trace`) in the result. */
   trace?: boolean;
+  /** Changes to the running node while the frames play (see ReplayChange). */
+  changes?: readonly ReplayChange[];
+}
+
+/**
+ * A config reloaded while the replay runs, as SIGHUP reloads it on a running node: routes,
+ * neighbours, nat, timeouts and Services change by diff (flows to endpoints that stay are
+ * untouched), interfaces and table sizes may not (a refused reload rejects the replay). It
+ * takes effect at `atUs` of the virtual clock: after every input frame before that time and
+ * every timer due by it, before any frame at or after it.
+ */
+export interface ReplayChange {
+  /** When: µs of the virtual clock, the time scale of the inputs. */
+  atUs: number;
+  /** A configuration file (its manifests read again), or a config from loadConfig/parseConfig (without its manifests' Services). */
+  config: string | Config;
 }
 
 export interface ReplayResult {
@@ -50,6 +70,8 @@ export interface ReplayResult {
   trace?: string[];
   /** With `fromCapture`: per port, what the live run transmitted. */
   live?: Record<string, ReplayedFrame[]>;
+  /** With `changes`: what each reload changed (`config reloaded` log's `changes`), in time order. */
+  reloads?: { atUs: number; changes: string[] }[];
   /** Writes DIR/<port>.pcap for every port, as `replay --out DIR` does. */
   writePcaps(dir: string): void;
 }
@@ -73,8 +95,34 @@ function memoryFrames(port: string, list: readonly FrameInput[]): InputFrame[] {
   });
 }
 
+/** A config and, for a file, the Services its manifests give (null: none named). */
+function readConfig(c: string | Config): { config: Config; manifestServices: readonly ServiceConfig[] | null } {
+  if (typeof c !== 'string') return { config: structuredClone(c), manifestServices: null };
+  const loaded = loadConfigParts(c);
+  return { config: loaded.config, manifestServices: loaded.manifestPaths.length > 0 ? loaded.manifests.list() : null };
+}
+
+/** The run's changes: each reload, checked before the run starts, recorded in `reloads`. */
+function reloadChanges(list: readonly ReplayChange[], reloads: { atUs: number; changes: string[] }[]): ReplayRunChange[] {
+  return list.map((c, i) => {
+    if (!Number.isSafeInteger(c.atUs) || c.atUs < 0) throw new RangeError(`changes[${i}].atUs: expected whole microseconds ≥ 0, got ${c.atUs}`);
+    const next = readConfig(c.config);
+    return {
+      atUs: c.atUs,
+      apply: (dp) => {
+        const r = dp.reload(next.config);
+        if (!r.ok) throw new Error(`changes[${i}]: reload refused: ${r.errors.join('; ')}`);
+        // The manifests' Services are a source of their own: a config without manifests leaves none.
+        if (dp.conntrackHooks !== null) applyManifestServices(dp, next.manifestServices ?? []);
+        reloads.push({ atUs: c.atUs, changes: r.changes });
+        return `config reloaded${r.changes.length > 0 ? `: ${r.changes.join(', ')}` : ' (no change)'}`;
+      },
+    };
+  });
+}
+
 export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
-  const config = typeof opts.config === 'string' ? loadConfig(opts.config) : structuredClone(opts.config);
+  const { config, manifestServices } = readConfig(opts.config);
   if (opts.seed !== undefined) {
     if (!Number.isInteger(opts.seed) || opts.seed < 0 || opts.seed > 0xffffffff) throw new RangeError(`seed ${opts.seed}: not an integer in 0..4294967295`);
     config.seed = opts.seed;
@@ -103,7 +151,14 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
     if (opts.settle === undefined) settle = settleAfter(cap);
   }
   const trace: string[] | undefined = opts.trace ? [] : undefined;
-  const run = new ReplayRun(config, mergeInputs(per), { settleSeconds: settle, collect: true, ...(trace ? { trace: (l: string) => trace.push(l) } : {}) });
+  const reloads: { atUs: number; changes: string[] }[] = [];
+  const run = new ReplayRun(config, mergeInputs(per), {
+    settleSeconds: settle,
+    collect: true,
+    ...(trace ? { trace: (l: string) => trace.push(l) } : {}),
+    ...(manifestServices !== null ? { manifestServices } : {}),
+    ...(opts.changes !== undefined ? { changes: reloadChanges(opts.changes, reloads) } : {}),
+  });
   while (!run.step(FRAMES_PER_SLICE)) await new Promise<void>((res) => setImmediate(res));
   const r = run.result(skipped);
   const tx = r.tx!;
@@ -114,6 +169,7 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
     counters: statsState(r.dataplane),
     ...(trace ? { trace } : {}),
     ...(live ? { live } : {}),
+    ...(opts.changes !== undefined ? { reloads } : {}),
     writePcaps: (dir) => writeGoldenDir(tx, dir),
   };
 }

@@ -4,8 +4,9 @@
  * Frames from all inputs are merged by timestamp (ties: the order of the inputs, then their
  * own order) and received on their ports one at a time. The clock is virtual: before each
  * frame, every timer due by its timestamp fires at its own instant; after the last frame the
- * clock runs on for `settleSeconds`. Randomness comes from the config's seed, so the same
- * inputs give byte-identical outputs.
+ * clock runs on for `settleSeconds`. Changes to the running node (a config reloaded, Services
+ * applied) can be scheduled between frames at times of the same clock (`changes`).
+ * Randomness comes from the config's seed, so the same inputs give byte-identical outputs.
  *
  * ReplayRun is the engine, in steps, so a caller can yield between them (the library API runs
  * several replays in one process, also concurrently); `replay()` is the whole run at once,
@@ -81,7 +82,7 @@ export function mergeInputs(inputs: readonly InputFrame[][]): InputFrame[] {
 }
 
 export interface ReplayRunOptions {
-  /** Virtual seconds to run on after the last input frame. */
+  /** Virtual seconds to run on after the last input frame (or change, if later). */
   settleSeconds: number;
   /** Receives the hop-by-hop trace of every frame, one line at a time. */
   trace?: (line: string) => void;
@@ -91,6 +92,19 @@ export interface ReplayRunOptions {
   collect?: boolean;
   /** The Services the config's manifests give (loadConfigParts), applied before the first frame. */
   manifestServices?: readonly ServiceConfig[];
+  /** Changes to the running dataplane between input frames (a reload, Services applied). */
+  changes?: readonly ReplayRunChange[];
+}
+
+/**
+ * Something done to the running dataplane at `atUs` of the virtual clock: after every input
+ * frame before that time and every timer due by it, before any frame at or after it (in the
+ * order given when two share a time). Changes after the last frame run before the settling.
+ */
+export interface ReplayRunChange {
+  atUs: number;
+  /** Does it (between two batches, as a SIGHUP or the admin socket would); returns a line for the trace. */
+  apply(dp: Dataplane): string;
 }
 
 /** One offline run over merged input frames (mergeInputs), advanced by step(). */
@@ -100,8 +114,13 @@ export class ReplayRun {
   private readonly ports: ReplayPort[] = [];
   private readonly frames: readonly InputFrame[];
   private readonly portOf: Int32Array;
+  /** Sets the header of the next trace section (printed with its first event). */
   private readonly trace?: (line: string) => void;
+  /** Writes a trace line at once. */
+  private readonly traceLine?: (line: string) => void;
   private next = 0;
+  private readonly changes: readonly ReplayRunChange[];
+  private nextChange = 0;
   private done = false;
 
   constructor(
@@ -119,7 +138,10 @@ export class ReplayRun {
       if (p < 0) throw new Error(`${f.origin}: no port named ${f.port}`);
       this.portOf[i] = p;
     });
-    if (opts.trace) this.trace = this.attachTracer(opts.trace);
+    if (opts.trace) {
+      this.trace = this.attachTracer(opts.trace);
+      this.traceLine = opts.trace;
+    }
     if (opts.outDir !== undefined) mkdirSync(opts.outDir, { recursive: true });
     const names = dp.ctx.ports.names;
     for (let p = 0; p < names.length; p++) {
@@ -128,7 +150,9 @@ export class ReplayRun {
       this.ports.push(port);
       dp.setDriver(p, port);
     }
-    if (frames.length > 0) this.clock.set(frames[0].tsUs);
+    this.changes = [...(opts.changes ?? [])].sort((a, b) => a.atUs - b.atUs);
+    const first = Math.min(frames.length > 0 ? frames[0].tsUs : Infinity, this.changes.length > 0 ? this.changes[0].atUs : Infinity);
+    if (first !== Infinity) this.clock.set(first);
   }
 
   /** A section header (an input frame, a timer instant) is printed with its first event,
@@ -160,6 +184,20 @@ export class ReplayRun {
     }
   }
 
+  /** Applies the changes due by `untilUs` (all of them: Infinity), each at its own time. */
+  private applyChangesUntil(untilUs: number): void {
+    const dp = this.dataplane;
+    for (; this.nextChange < this.changes.length && this.changes[this.nextChange].atUs <= untilUs; this.nextChange++) {
+      const c = this.changes[this.nextChange];
+      this.runTimersUntil(c.atUs);
+      this.clock.set(Math.max(this.clock.nowUs(), c.atUs));
+      const what = c.apply(dp);
+      this.traceLine?.(`change at ${(this.clock.nowUs() / 1e6).toFixed(6)}: ${what}`);
+      this.trace?.(`after the change at ${(this.clock.nowUs() / 1e6).toFixed(6)}`);
+      dp.run();
+    }
+  }
+
   /** Receives up to `maxFrames` more input frames; at the end, settles and closes. True when finished. */
   step(maxFrames = Infinity): boolean {
     if (this.done) return true;
@@ -167,6 +205,7 @@ export class ReplayRun {
     const end = Math.min(this.frames.length, this.next + maxFrames);
     for (; this.next < end; this.next++) {
       const f = this.frames[this.next];
+      this.applyChangesUntil(f.tsUs);
       this.runTimersUntil(f.tsUs);
       this.clock.set(f.tsUs);
       this.trace?.(`#${this.next + 1} at ${(f.tsUs / 1e6).toFixed(6)} on ${f.port} (${f.origin})`);
@@ -174,6 +213,7 @@ export class ReplayRun {
       dp.run();
     }
     if (this.next < this.frames.length) return false;
+    this.applyChangesUntil(Infinity);
     const endUs = this.clock.nowUs() + Math.round(this.opts.settleSeconds * 1e6);
     this.runTimersUntil(endUs);
     this.clock.set(endUs);

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { decodeFile, expectReplay, loadConfig, replay, ReplayMismatchError, type ReplayResult } from '../../src/api/index.ts';
-import { arp, ethernet, icmpEcho, ipv4 } from '../helpers/frames.ts';
+import { arp, ethernet, icmpEcho, ipv4, udp } from '../helpers/frames.ts';
 import { fixtures } from './replay-helpers.ts';
 
 const LAB = join(fixtures, 'lab.yaml');
@@ -137,6 +137,55 @@ describe('replay(): inputs, results, state', () => {
     });
     // The config object handed in is not changed by a replay's seed.
     expect(config.seed).toBe(loadConfig(LAB).seed);
+  });
+
+  it('changes: a config reloaded at a time of the run applies to frames at or after it, each reload reported', async () => {
+    const lab = readFileSync(LAB, 'utf8');
+    const viaUp = join(tmp, 'via-up.yaml');
+    writeFileSync(viaUp, lab.replace('{ dst: 10.200.0.0/16, via: 10.9.0.2 }', '{ dst: 10.200.0.0/16, via: 192.168.50.1 }'));
+    const arpReq = ethernet('ff:ff:ff:ff:ff:ff', A_MAC, 0x0806, arp(1, A_MAC, '10.244.1.2', '00:00:00:00:00:00', '10.244.1.1'));
+    const ping = (i: number, tsUs: number) => ({ bytes: ethernet(GW_MAC, A_MAC, 0x0800, ipv4({ src: '10.244.1.2', dst: '10.200.0.5', proto: 1, id: i }, icmpEcho(8, 3, i, [i]))), tsUs });
+    // Pings at 1, 2 and 3 ms; the route moves from `slow` to `up` at 2 ms (the ping then included).
+    const r = await replay({ config: LAB, inputs: { pa: [{ bytes: arpReq, tsUs: 0 }, ping(1, 1000), ping(2, 2000), ping(3, 3000)] }, changes: [{ atUs: 2000, config: viaUp }], trace: true });
+    expect(r.ports.slow.map((f) => f.decoded.ip?.id)).toEqual([1]);
+    // Through `up`, the router's address is asked for (by ping 2, at 2 ms; then retried: nobody answers).
+    expect(r.ports.up[0].tsUs).toBe(2000);
+    expect(new Set(r.ports.up.map((f) => f.summary.replace(/^.*: /, '')))).toEqual(new Set(['ARP, Request who-has 192.168.50.1 tell 192.168.50.11']));
+    expect(r.reloads).toEqual([{ atUs: 2000, changes: ['routes: 2 → 2'] }]);
+    expect(r.trace).toContain('change at 0.002000: config reloaded: routes: 2 → 2');
+
+    const badMtu = join(tmp, 'bad-mtu.yaml');
+    writeFileSync(badMtu, lab.replace('mtu: 1000', 'mtu: 1400'));
+    await expect(replay({ config: LAB, inputs: { pa: [arpReq] }, changes: [{ atUs: 5, config: badMtu }] })).rejects.toThrow(/changes\[0\]: reload refused: ports\[slow\]: changed; needs a restart/);
+    await expect(replay({ config: LAB, changes: [{ atUs: -1, config: LAB }] })).rejects.toThrow('changes[0].atUs: expected whole microseconds ≥ 0, got -1');
+  });
+
+  it('a config file\'s manifests give their Services, as nodeplane replay reads them', async () => {
+    const dir = join(tmp, 'manifests');
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(
+      join(dir, 'svc.yaml'),
+      `apiVersion: v1
+kind: Service
+metadata: {name: web, namespace: default}
+spec: {clusterIP: 10.96.0.10, ports: [{name: http, port: 80, protocol: UDP, targetPort: 8080}]}
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: {name: web-1, namespace: default, labels: {kubernetes.io/service-name: web}}
+addressType: IPv4
+ports: [{name: http, port: 8080, protocol: UDP}]
+endpoints: [{addresses: [10.244.1.3], nodeName: node1}]
+`,
+    );
+    const config = join(dir, 'node.yaml');
+    writeFileSync(config, `${readFileSync(LAB, 'utf8')}nat: { clusterCIDR: 10.244.0.0/16 }\nmanifests: [svc.yaml]\n`);
+    const B_MAC = '0a:58:0a:f4:01:03';
+    const arpOf = (mac: string, ip: string) => ethernet('ff:ff:ff:ff:ff:ff', mac, 0x0806, arp(1, mac, ip, '00:00:00:00:00:00', '10.244.1.1'));
+    const toService = ethernet(GW_MAC, A_MAC, 0x0800, ipv4({ src: '10.244.1.2', dst: '10.96.0.10', proto: 17 }, udp('10.244.1.2', '10.96.0.10', 4000, 80, [1, 2, 3])));
+    const r = await replay({ config, inputs: { pa: [arpOf(A_MAC, '10.244.1.2'), toService], pb: [arpOf(B_MAC, '10.244.1.3')] } });
+    const sent = r.ports.pb.filter((f) => f.decoded.udp !== undefined);
+    expect(sent.map((f) => [f.decoded.ip?.dst, f.decoded.udp?.dport, f.decoded.udp?.checksumOk])).toEqual([['10.244.1.3', 8080, true]]);
   });
 
   it('decodeFile reads a pcap as decode --json does, with bytes and times', async () => {

@@ -81,6 +81,13 @@ export interface FramesRun extends Omit<CaseRun, 'input'> {
   trace: string[];
 }
 
+/** The text of captures/replay/lab.yaml with `extraRoutes` (flow-style entries) added to its routes and `extraYaml` appended. */
+export function labConfigText(extraYaml: string, extraRoutes: string[] = []): string {
+  const lab = readFileSync(join(fixtures, 'lab.yaml'), 'utf8');
+  if (extraRoutes.length > 0 && !lab.includes('\nroutes:\n')) throw new Error('lab.yaml has no routes: list to add to');
+  return lab.replace('\nroutes:\n', `\nroutes:\n${extraRoutes.map((r) => `  - ${r}\n`).join('')}`) + extraYaml;
+}
+
 /**
  * Replays frames built in the test: writes one input pcap per port (test/helpers/frames.ts's
  * own pcap writer) into a temporary folder, runs `replay` on the lab node with `extraYaml`
@@ -90,10 +97,7 @@ export interface FramesRun extends Omit<CaseRun, 'input'> {
  * the outputs).
  */
 export function runFrames(extraYaml: string, frames: FrameIn[], settle = 1, inspect?: (outDir: string) => void, extraRoutes: string[] = []): FramesRun {
-  const lab = readFileSync(join(fixtures, 'lab.yaml'), 'utf8');
-  if (extraRoutes.length > 0 && !lab.includes('\nroutes:\n')) throw new Error('lab.yaml has no routes: list to add to');
-  const routed = lab.replace('\nroutes:\n', `\nroutes:\n${extraRoutes.map((r) => `  - ${r}\n`).join('')}`);
-  const loaded = parseConfigParts(routed + extraYaml, 'lab.yaml');
+  const loaded = parseConfigParts(labConfigText(extraYaml, extraRoutes), 'lab.yaml');
   const config = loaded.config;
   const dir = mkdtempSync(join(tmpdir(), 'nodeplane-replay-frames-'));
   try {

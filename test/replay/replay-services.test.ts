@@ -8,15 +8,16 @@
  * the replay trace. The node routes the Service network to the upstream router, as a real
  * node's default route does: a ClusterIP is a forwarded destination until DNAT.
  *
- * (Changes of Services while flows run — an endpoint removed flushing its UDP entries, a
- * Service that gains its first endpoint — need the dataplane between two batches:
- * test/unit/stage-services.test.ts.)
+ * Changes of Services while flows run use the library's replay() with `changes`: the config
+ * reloaded between two parts of the frames, as SIGHUP reloads it (an endpoint removed flushes
+ * its UDP entries). More cases at the dataplane itself: test/unit/stage-services.test.ts.
  */
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { parseConfig, replay } from '../../src/api/index.ts';
 import * as F from '../helpers/frames.ts';
 import { findTool, inCI, tsharkFields } from '../helpers/tshark.ts';
-import { type FrameIn, type FramesRun, type OutFrame, runFrames } from './replay-helpers.ts';
+import { type FrameIn, type FramesRun, labConfigText, type OutFrame, runFrames } from './replay-helpers.ts';
 
 const T0 = 1_700_000_000_000_000;
 const SEC = 1_000_000;
@@ -318,5 +319,63 @@ describe('replay: edge cases', () => {
     expect(ipv4Of(run.out.pc)).toHaveLength(0);
     expect(run.result.dataplane.conntrackHooks!.services.prerouting.rejected).toBe(1);
     expect(serviceNotes(run.trace)).toEqual(['service default/empty:80/TCP: no endpoints, rejected (icmp port unreachable)']);
+  });
+});
+
+describe('replay: Services changed while flows run (replay() with changes)', () => {
+  const dns = (endpoints: Pod[]): string => `
+nat: { clusterCIDR: 10.244.0.0/16 }
+services:
+  - name: dns
+    clusterIP: 10.96.0.50
+    ports: [{ protocol: UDP, port: 53, targetPort: 5353 }]
+    endpoints: [${endpoints.map((p) => `{ ip: ${p.ip} }`).join(', ')}]
+`;
+  const config = (endpoints: Pod[]) => parseConfig(labConfigText(dns(endpoints), SERVICE_ROUTES), 'lab.yaml');
+  const inputs = (frames: FrameIn[]): Record<string, { bytes: Buffer; tsUs: number }[]> => {
+    const by: Record<string, { bytes: Buffer; tsUs: number }[]> = {};
+    for (const f of frames) (by[f.port] ??= []).push({ bytes: f.frame, tsUs: f.tsUs });
+    return by;
+  };
+
+  it('flushes a removed UDP endpoint\'s entries: the next datagram of its flows goes to a remaining endpoint, flows to that one untouched', async () => {
+    const N = 12;
+    const CHANGE = T0 + 1 * SEC;
+    const flows = Array.from({ length: N }, (_, i) => 20000 + i);
+    const frames: FrameIn[] = [
+      ...introductions(),
+      ...flows.map((sport, i) => podUdp(A, T0 + 1000 + i * 100, '10.96.0.50', sport, 53, 1)),
+      // After B is removed: the second datagram of every flow, then C answers each.
+      ...flows.map((sport, i) => podUdp(A, T0 + 2 * SEC + i * 100, '10.96.0.50', sport, 53, 2)),
+      ...flows.map((sport, i) => bridgedUdp(C, A, T0 + 3 * SEC + i * 100, 5353, sport)),
+    ];
+    const r = await replay({ config: config([B, C]), inputs: inputs(frames), trace: true, changes: [{ atUs: CHANGE, config: config([C]) }] });
+    expect(r.reloads).toEqual([{ atUs: CHANGE, changes: ['services: 1 → 1'] }]);
+
+    const udpTo = (port: string, before: boolean): number[] =>
+      r.ports[port]
+        .filter((f) => f.decoded.udp !== undefined && f.tsUs < CHANGE === before)
+        .map((f) => {
+          expect([f.decoded.ip?.src, f.decoded.udp?.dport, f.decoded.udp?.checksumOk]).toEqual([A.ip, 5353, true]);
+          return f.decoded.udp!.sport!;
+        });
+    const onB = udpTo('pb', true);
+    const onC = udpTo('pc', true);
+    // The seeded draws sent flows to both endpoints, every flow to one.
+    expect(onB.length).toBeGreaterThan(0);
+    expect(onC.length).toBeGreaterThan(0);
+    expect([...onB, ...onC].sort()).toEqual(flows);
+
+    // After the change nothing reaches B: its flows' entries were flushed and drawn again.
+    expect(udpTo('pb', false)).toEqual([]);
+    expect(udpTo('pc', false)).toEqual(flows);
+    const after = r.trace!.slice(r.trace!.findIndex((l) => l.startsWith('change at 1700000001.000000: config reloaded')));
+    expect(after.length).toBeGreaterThan(1);
+    // New choices after the change only for B's flows (C's kept their entries), all to C.
+    expect(serviceNotes(after)).toEqual(onB.map(() => expect.stringMatching(/^service default\/dns:53\/UDP -> 10\.244\.1\.4:5353 /)));
+
+    // C's answers come back from the Service address, to every flow.
+    const back = r.ports.pa.filter((f) => f.decoded.udp !== undefined);
+    expect(back.map((f) => [f.decoded.ip?.src, f.decoded.udp?.sport, f.decoded.udp?.dport, f.decoded.udp?.checksumOk])).toEqual(flows.map((sport) => ['10.96.0.50', 53, sport, true]));
   });
 });
