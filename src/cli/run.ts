@@ -3,7 +3,8 @@
  *
  * Opens one TAP per port in the current network namespace, starts captures and the admin
  * socket, then lets the addon's readiness callbacks drive the graph; a 100 ms tick fires
- * timers (ARP retries, ageing) when no traffic does. On SIGHUP it reads the config file
+ * timers (ARP retries, ageing) when no traffic does, and starts work done in steps (a
+ * Service UDP cleanup), which then runs one step per turn of the event loop. On SIGHUP it reads the config file
  * (and its manifests) again and applies it live, or — if it is invalid or changes what needs
  * a restart — logs why and keeps running as it was. The manifest files are watched, and read
  * again when they change or `nodeplane manifests reload` asks (live-manifests.ts). Ports come
@@ -153,7 +154,19 @@ export async function runCommand(opts: RunOptions): Promise<number> {
   manifests.start();
   for (const p of ports) p.start();
   cluster?.attach(dp);
-  const tick = setInterval(() => dp.run(), TICK_MS);
+  // Work done in steps (a Service UDP cleanup walking conntrack) goes on between the ports'
+  // reads, one step per turn of the event loop, until done.
+  let stepping = false;
+  let stopped = false;
+  const background = (): void => {
+    if (stopped) return;
+    dp.run();
+    stepping = dp.hasBackgroundWork();
+    if (stepping) setImmediate(background);
+  };
+  const tick = setInterval(() => {
+    if (!stepping) background();
+  }, TICK_MS);
   log.info(
     {
       node: config.node.name,
@@ -205,6 +218,7 @@ export async function runCommand(opts: RunOptions): Promise<number> {
     });
   });
   clearInterval(tick);
+  stopped = true;
   process.off('SIGHUP', reload);
   manifests.close();
   closeAll();

@@ -12,7 +12,8 @@
  *
  * Fragments are reassembled before prerouting's handlers (prerouting.ts). After each
  * dispatch `afterDispatch` removes the entries whose first packet was dropped before it was
- * confirmed (conntrack-confirm.ts).
+ * confirmed (conntrack-confirm.ts), and takes a step of a pending Service UDP cleanup
+ * (udp-cleanup.ts).
  */
 import type { Context } from '../stages/context.ts';
 import type { Stages } from './build-graph.ts';
@@ -71,8 +72,10 @@ export class ConntrackHooks {
     this.services.setClusterCidr(c);
   }
 
-  /** Between dispatches: drops the entries of packets that never got confirmed. */
+  /** Between dispatches: drops the entries of packets that never got confirmed; one more step of a pending UDP cleanup. */
   afterDispatch(): void {
     this.unconfirmed.sweep();
+    const cleanup = this.services.cleanup;
+    if (cleanup.pending) cleanup.step();
   }
 }

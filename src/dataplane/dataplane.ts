@@ -187,11 +187,20 @@ export class Dataplane {
     if (this.afterBatch !== null) this.afterBatch();
   }
 
-  /** The earliest time a timer wants to run (µs), or Infinity. */
+  /** The earliest time a timer wants to run (µs), or Infinity; now while background work is pending. */
   nextTimerUs(): number {
+    if (this.hasBackgroundWork()) return this.clock.nowUs();
     const ct = this.ctx.conntrack;
     const t = Math.min(this.ctx.neigh.nextDeadline(), this.stages.ip4Reassemble.nextDeadline());
     return ct === null ? t : Math.min(t, ct.nextDeadline());
+  }
+
+  /**
+   * Whether run() has work left that is done in steps (a Service UDP cleanup walking conntrack:
+   * services.ts): call run() again soon, even without frames.
+   */
+  hasBackgroundWork(): boolean {
+    return this.conntrackHooks !== null && this.conntrackHooks.services.cleanup.pending;
   }
 
   /** Marks a port down or up; a port going down forgets what its bridge learned on it. */

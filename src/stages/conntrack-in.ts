@@ -25,6 +25,9 @@
  * A new entry is unconfirmed (conntrack-confirm.ts) until its packet passes POSTROUTING or
  * LOCAL_IN; one whose packet is dropped before is removed after the dispatch.
  *
+ * While a Service's UDP cleanup is walking the table (ct.staleUdp), an entry found that the
+ * walk will flush is flushed here instead, and the packet tracked as a new flow.
+ *
  * Bridged frames come unvalidated: their IPv4 header is checked first as br_netfilter's
  * br_validate_ipv4 does (version, header length, total length, header checksum); a bad one
  * is dropped.
@@ -36,7 +39,7 @@ import { CtState } from '../core/frame-meta.ts';
 import { type HookHandler, ACCEPT } from '../core/hook.ts';
 import type { Tracer } from '../core/trace.ts';
 import type { Context } from './context.ts';
-import { type Conntrack, CT_LIVE, CtVerdict, IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP } from '../tables/conntrack.ts';
+import { type Conntrack, CT_LIVE, CtVerdict, IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, type StaleEntries } from '../tables/conntrack.ts';
 import { TCP_STATE_NAMES } from '../tables/conntrack-tcp.ts';
 import { rd16, rd32i } from '../wire/bytes.ts';
 import { foldChecksum, onesComplementSum } from '../wire/checksum.ts';
@@ -59,6 +62,13 @@ const enum Pass {
 }
 
 export const CT_STATE_NAMES = ['none', 'new', 'established', 'related', 'invalid', 'untracked'];
+
+/** Whether a pending cleanup flushes entry `id`, which it does now (see StaleEntries). */
+function flushedStale(stale: StaleEntries, id: number): boolean {
+  if (!stale.isStale(id)) return false;
+  stale.flushAtLookup(id);
+  return true;
+}
 
 export class ConntrackIn implements HookHandler {
   readonly name = 'conntrack';
@@ -147,13 +157,15 @@ export class ConntrackIn implements HookHandler {
     const states = pool.ctState;
     const refs = this.refs;
     const ct = this.ct;
+    // Null but while a Service's UDP cleanup walks the table (src/dataplane/udp-cleanup.ts).
+    const stale = ct.staleUdp;
     let refused = 0;
     for (let i = 0; i < n; i++) {
       const ref = refs[i];
       if (ref === Pass.DROPPED) continue;
       const slot = slots[i];
       let v = ACCEPT;
-      if (ref >= 0 && (ct.statusOf(ref >> 1) & CT_LIVE) !== 0) {
+      if (ref >= 0 && (ct.statusOf(ref >> 1) & CT_LIVE) !== 0 && (stale === null || !flushedStale(stale, ref >> 1))) {
         const ip = l3s[slot];
         const len = (data[ip + 2] << 8) | data[ip + 3];
         const s = data[ip + 9] === IPPROTO_UDP ? ct.udpPacket(ref, len) : ct.tcpPacket(ref, data[l4s[slot] + 13], len);
@@ -175,7 +187,8 @@ export class ConntrackIn implements HookHandler {
         v = this.invalid(slot);
       } else {
         // A miss, or an entry that died since pass 1 (reopened or evicted by an earlier
-        // packet of this batch): track looks again, and creates the entry.
+        // packet of this batch, or flushed just above as stale): track looks again, and
+        // creates the entry.
         v = this.tracked(slot);
       }
       if (v !== ACCEPT) {

@@ -91,6 +91,17 @@ export interface ConntrackListener {
   onDestroy(id: number): void;
 }
 
+/**
+ * A pending cleanup that has not yet reached every entry it will flush (the UDP cleanup of
+ * Services, src/dataplane/udp-cleanup.ts): conntrack-in asks it about each UDP entry a packet
+ * finds, and a stale one is flushed at once.
+ */
+export interface StaleEntries {
+  isStale(id: number): boolean;
+  /** Destroys stale entry `id` (and counts it). */
+  flushAtLookup(id: number): void;
+}
+
 /** int32 words per entry in `rec`, and where the store's own words sit. */
 export const REC_STRIDE = 12;
 const R_FLAGS = 8;
@@ -119,6 +130,8 @@ export class ConntrackStore {
   /** The table's clock (µs), set by the dataplane before each batch. */
   nowUs = 0;
   listener: ConntrackListener | null = null;
+  /** Set while a cleanup walk is pending (see StaleEntries); null the rest of the time. */
+  staleUdp: StaleEntries | null = null;
   /** Live entries. */
   count = 0;
   /** Ids below this have been used at least once. */
