@@ -26,6 +26,10 @@
  *                               run() until it is done: the longest of those pauses (wall clock
  *                               and CPU time), their median and their sum; medians (ms) of 5
  *                               adds and 4 removes
+ *   services.manifests.parse.10k   a `kubectl get svc,endpointslices -A -o yaml` List of
+ *                               10,000 Services and their slices (kubectl-list.ts) written to a
+ *                               temporary file, read and parsed (parseManifestText), and the
+ *                               same as JSON: median ms of 3 each
  *   services.memory             bytes per Service (one port, no endpoint) and per endpoint,
  *                               from the heap and array buffers before and after 10,000 Services
  *                               with and without 10 endpoints each (after full collections)
@@ -33,13 +37,19 @@
  * TCP Services in the apply rows, so no UDP conntrack flush walks the table (services.ts).
  * The machine is shared: read `perCpuSecond` and the CPU-time ratios first.
  */
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { VirtualClock } from '../src/core/clock.ts';
+import { loadAll } from 'js-yaml';
 import { parseConfig } from '../src/config/load.ts';
+import { parseManifestText } from '../src/config/manifests.ts';
 import { Dataplane } from '../src/dataplane/dataplane.ts';
 import type { ServiceSpec } from '../src/tables/service-spec.ts';
 import { BENCH_CONFIG, podMac } from './dataplane-setup.ts';
+import { kubectlList } from './kubectl-list.ts';
 import { type BenchResult, measure, toResult } from './harness.ts';
 import { BATCH, GATEWAY_MAC, POD1, ROUTED_BYTES, UP_MAC, UP_PORT, UPSTREAM_MAC, cpuRatio, forwarding, makeDataplane, r2, row, send, udpFrame } from './nat.bench.ts';
 
@@ -123,6 +133,41 @@ function bytesFor(n: number, endpoints: number): number {
   sink ^= dp.conntrackHooks!.services.table.endpointCount;
   // The specs themselves are the caller's (config or manifests): measured apart and taken off.
   return after - before;
+}
+
+/**
+ * Reading a kubectl List of `n` Services and their slices from a file, as YAML and as JSON
+ * (`kubectl -o json`): read and parse (parseManifestText), median of 3 each.
+ */
+function manifestParse(n: number): BenchResult {
+  const dir = mkdtempSync(join(tmpdir(), 'nodeplane-bench-manifests-'));
+  try {
+    const yamlText = kubectlList(n);
+    const yamlFile = join(dir, 'cluster.yaml');
+    const jsonFile = join(dir, 'cluster.json');
+    writeFileSync(yamlFile, yamlText);
+    writeFileSync(jsonFile, JSON.stringify(loadAll(yamlText)[0], null, 4));
+    const time = (file: string): number => {
+      const runs: number[] = [];
+      for (let i = 0; i < 3; i++) {
+        const t0 = performance.now();
+        const f = parseManifestText(readFileSync(file, 'utf8'), file);
+        runs.push(performance.now() - t0);
+        if (f.services.length !== n || f.slices.length !== n) throw new Error(`manifests: ${f.services.length} Services and ${f.slices.length} slices read, expected ${n}`);
+      }
+      return Math.round(runs.sort((a, b) => a - b)[1]);
+    };
+    return {
+      bench: 'services.manifests.parse.10k',
+      yamlMs: time(yamlFile),
+      jsonMs: time(jsonFile),
+      yamlMB: r2(statSync(yamlFile).size / 1e6),
+      jsonMB: r2(statSync(jsonFile).size / 1e6),
+      services: n,
+    };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 }
 
 export async function benchServices(): Promise<BenchResult[]> {
@@ -225,6 +270,8 @@ export async function benchServices(): Promise<BenchResult[]> {
     pausesPerWalk: walks[0].steps,
     entries: ct.count,
   });
+
+  results.push(manifestParse(N));
 
   const bare = bytesFor(N, 0);
   const full = bytesFor(N, 10);

@@ -52,12 +52,27 @@ export class Notes {
 
 type PortProtocol = 'TCP' | 'UDP';
 
+/**
+ * `file:line` of an object read without positions (manifests.ts's fast reading): worked out
+ * the first time a message prints it. Template strings and String() give the text.
+ */
+export class LazyWhere {
+  private text: string | null = null;
+
+  constructor(private readonly find: () => string) {}
+
+  toString(): string {
+    this.text ??= this.find();
+    return this.text;
+  }
+}
+
 /** A Service on its own: everything but the endpoints and resolved port numbers. */
 export interface ServiceEntry {
   /** namespace/name */
   key: string;
   /** `file:line`, for messages. */
-  at: string;
+  at: string | LazyWhere;
   service: Omit<ServiceConfig, 'ports' | 'endpoints'>;
   ports: { name?: string; protocol: PortProtocol; port: number; targetPort: number | string; nodePort?: number }[];
 }
@@ -68,7 +83,8 @@ export interface SliceEntry {
   key: string;
   /** namespace/name of its Service */
   serviceKey: string;
-  at: string;
+  /** `file:line`, for messages. */
+  at: string | LazyWhere;
   /** `name/protocol` (name '' when unnamed) → the number its endpoints listen on. */
   ports: Map<string, number>;
   endpoints: Omit<EndpointConfig, 'ports'>[];
@@ -81,7 +97,7 @@ const firstIPv4 = (addrs: readonly (string | undefined)[]): string | undefined =
   addrs.find((a): a is string => a !== undefined && a !== '' && a !== 'None' && !isIPv6Text(a));
 
 /** A Service's entry, or null (with a note) when there is nothing for nodeplane to translate. */
-export function serviceEntry(obj: ServiceObject, at: string, notes: Notes): ServiceEntry | null {
+export function serviceEntry(obj: ServiceObject, at: string | LazyWhere, notes: Notes): ServiceEntry | null {
   const namespace = obj.metadata.namespace ?? 'default';
   const key = `${namespace}/${obj.metadata.name}`;
   const spec = obj.spec;
@@ -141,7 +157,7 @@ export function serviceEntry(obj: ServiceObject, at: string, notes: Notes): Serv
 }
 
 /** A slice's entry, or null (with a note) when kube-proxy would not read it. */
-export function sliceEntry(obj: EndpointSliceObject, at: string, notes: Notes): SliceEntry | null {
+export function sliceEntry(obj: EndpointSliceObject, at: string | LazyWhere, notes: Notes): SliceEntry | null {
   const namespace = obj.metadata.namespace ?? 'default';
   const key = `${namespace}/${obj.metadata.name}`;
   if (obj.addressType !== 'IPv4') {

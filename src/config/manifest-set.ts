@@ -16,7 +16,7 @@
  * or NodePort taken), is refused with its errors and keeps its last good contents; the other
  * files of the same update still apply.
  */
-import { joinService, type ServiceEntry, type SliceEntry } from './manifest-map.ts';
+import { joinService, type LazyWhere, type ServiceEntry, type SliceEntry } from './manifest-map.ts';
 import { currentManifestFiles, listManifestFiles, readManifestFile } from './manifest-files.ts';
 import { ManifestError, type ManifestFile, parseManifestText } from './manifests.ts';
 import type { ServiceConfig } from './types.ts';
@@ -60,7 +60,7 @@ export class ManifestSet {
   private readonly clashed = new Map<string, ManifestFile>();
   private readonly services = new Map<string, ServiceEntry>();
   private readonly slicesOf = new Map<string, Map<string, SliceEntry>>();
-  private readonly sliceAt = new Map<string, string>();
+  private readonly sliceAt = new Map<string, string | LazyWhere>();
   /** ClusterIP, and NodePort `port/protocol`, → the namespace/name of the Service holding it. */
   private readonly ipOwner = new Map<string, string>();
   private readonly nodePortOwner = new Map<string, string>();
@@ -225,17 +225,18 @@ export class ManifestSet {
     const ips = new Map<string, string>();
     const nodePorts = new Map<string, string>();
     for (const e of f.services) {
-      const what = `${e.at}: Service ${e.key}: `;
-      if (this.services.has(e.key) || this.ownLabel.has(e.key)) out.push(`${what}already defined by ${this.describe(e.key)}`);
+      // A function, so that `e.at` (LazyWhere: maybe a slow reading) is printed only for a message.
+      const what = (): string => `${e.at}: Service ${e.key}: `;
+      if (this.services.has(e.key) || this.ownLabel.has(e.key)) out.push(`${what()}already defined by ${this.describe(e.key)}`);
       const ip = e.service.clusterIP;
       const ipOwner = this.ipOwner.get(ip) ?? ips.get(ip);
-      if (ipOwner !== undefined) out.push(`${what}spec.clusterIP: ${ip} is already the address of ${this.describe(ipOwner)}`);
+      if (ipOwner !== undefined) out.push(`${what()}spec.clusterIP: ${ip} is already the address of ${this.describe(ipOwner)}`);
       ips.set(ip, e.key);
       for (const p of e.ports) {
         if (p.nodePort === undefined) continue;
         const np = `${p.nodePort}/${p.protocol}`;
         const npOwner = this.nodePortOwner.get(np) ?? nodePorts.get(np);
-        if (npOwner !== undefined && npOwner !== e.key) out.push(`${what}spec.ports: nodePort ${np} is already used by ${this.describe(npOwner)}`);
+        if (npOwner !== undefined && npOwner !== e.key) out.push(`${what()}spec.ports: nodePort ${np} is already used by ${this.describe(npOwner)}`);
         nodePorts.set(np, e.key);
       }
     }

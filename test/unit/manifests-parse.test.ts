@@ -1,10 +1,11 @@
 // Kubernetes manifests to ServiceConfig: kubectl's List output, each Service type, named
 // targetPorts through EndpointSlices, endpoint conditions, what is left out, and every
-// error naming file, line and field.
+// error naming file, line and field; the fast reading (no positions) against the one with.
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
+import { parse } from 'yaml';
 import { joinService } from '../../src/config/manifest-map.ts';
-import { ManifestError, parseManifestText } from '../../src/config/manifests.ts';
+import { ManifestError, type ManifestFile, parseManifestText, readManifestFast, readManifestWithPositions } from '../../src/config/manifests.ts';
 import type { ServiceConfig } from '../../src/config/types.ts';
 
 const FIXTURE = 'test/unit/fixtures/manifests/cluster.yaml';
@@ -206,5 +207,37 @@ describe('manifest files', () => {
     const s = servicesOf(`${svc('a', '10.96.0.1')}---\n${slice('a-1', true)}---\n${slice('a-2', false)}`);
     // No nodeName: on no node, never local (kube-proxy compares it with its own).
     expect(s.get('default/a')!.endpoints).toEqual([{ ip: '10.244.0.9', ready: true, serving: true, terminating: false, nodeName: '' }]);
+  });
+});
+
+describe('the fast reading and the one with positions', () => {
+  /** A file's entries with their `at` as text (a fast reading's are found on demand). */
+  const plain = (f: ManifestFile): unknown => ({
+    services: f.services.map((e) => ({ ...e, at: String(e.at) })),
+    slices: f.slices.map((e) => ({ ...e, at: String(e.at) })),
+    notes: f.notes,
+  });
+  const fixture = readFileSync(FIXTURE, 'utf8');
+  const multi = `${fixture}---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\n---\n# a comment\n---\n${fixture.replace(/name: /g, 'name: x')}`;
+
+  it('give the same entries, notes and lines for YAML (one List, several documents) and JSON', () => {
+    const json = JSON.stringify(parse(fixture), null, 2);
+    for (const [text, file] of [[fixture, FIXTURE], [multi, 'multi.yaml'], [json, 'cluster.json']]) {
+      const fast = readManifestFast(text, file);
+      expect(fast, file).not.toBeNull();
+      expect(plain(fast!), file).toEqual(plain(readManifestWithPositions(text, file)));
+    }
+  });
+
+  it('leave anchors, syntax errors, duplicate keys and every invalid object to the reading with positions', () => {
+    expect(readManifestFast('apiVersion: v1\nkind: List\nitems: &i []\nmore: *i\n', 'a.yaml')).toBeNull();
+    expect(readManifestFast('kind: [Service\n', 'b.yaml')).toBeNull();
+    expect(readManifestFast('a: 1\na: 2\n', 'c.yaml')).toBeNull();
+    expect(readManifestFast('apiVersion: v1\nkind: Service\nmetadata: {name: x}\nspec:\n  ports: [{port: 80}]\n', 'd.yaml')).toBeNull();
+    // And then every message still has its line, as parseManifestText gives it.
+    expect(errorsOf('apiVersion: v1\nkind: Service\nmetadata: {name: x}\nspec:\n  clusterIP: 10.96.0.1\n  ports: [{port: 80}, {port: 81}]\n')).toEqual([
+      'bad.yaml:6: Service default/x: spec.ports[0].name: required when a Service has more than one port',
+      'bad.yaml:6: Service default/x: spec.ports[1].name: required when a Service has more than one port',
+    ]);
   });
 });
