@@ -136,17 +136,29 @@ function formatPort(p: PortState): string[] {
 
 export function formatPorts(s: PortsState): string {
   const { slots, slotBytes, free } = s.pool;
-  return lines([...s.ports.flatMap(formatPort), `frame pool: ${slots} slots of ${slotBytes / 1024} KiB, ${free} free`]);
+  const out = [...s.ports.flatMap(formatPort), `frame pool: ${slots} slots of ${slotBytes / 1024} KiB, ${free} free`];
+  const c = s.capture;
+  if (c !== undefined) {
+    const f = c.filter === null ? '' : `, filter "${c.filter.expression}" matched ${c.filter.matched} of ${c.filter.matched + c.filter.unmatched}`;
+    out.push(`capture: ${c.packets} records, ${c.ringDrops} dropped (ring full), ${c.drops} dropped frames recorded${f}`);
+  }
+  return lines(out);
 }
 
-/** Stage counters as `replay --stats` prints them, zero drop reasons left out. */
+/**
+ * Stage counters as `replay --stats` prints them: packets, each stage's event counters, and
+ * drops by reason id with the reason's text; zero drops and events left out.
+ */
 export function formatStats(s: StatsState): string {
   const width = Math.max(0, ...s.stages.map((st) => st.name.length));
   const out: string[] = [];
   for (const st of s.stages) {
     out.push(`${st.name.padEnd(width)}  ${String(st.packets).padStart(12)} packets`);
-    for (const [reason, n] of Object.entries(st.drops)) {
-      if (n > 0) out.push(`${''.padEnd(width)}  ${String(n).padStart(12)} dropped: ${reason}`);
+    for (const [name, n] of Object.entries(st.events ?? {})) {
+      if (n > 0) out.push(`${''.padEnd(width)}  ${String(n).padStart(12)} ${name}`);
+    }
+    for (const [id, n] of Object.entries(st.drops)) {
+      if (n > 0) out.push(`${''.padEnd(width)}  ${String(n).padStart(12)} dropped ${id}: ${st.reasons?.[id] ?? ''}`);
     }
   }
   const { fdb, neigh } = s.tables;

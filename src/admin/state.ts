@@ -227,15 +227,29 @@ export interface PortState {
   driver?: Record<string, unknown>;
 }
 
+/** The pcapng capture's counters, when one runs. */
+export interface CaptureStatus {
+  /** Records written. */
+  packets: number;
+  /** Frames not written because the writer's ring was full (forwarding never waits). */
+  ringDrops: number;
+  /** Dropped frames recorded on the `drop` interface. */
+  drops: number;
+  /** The capture filter, if any, and the frames it matched and did not. */
+  filter: { expression: string; matched: number; unmatched: number } | null;
+}
+
 export interface PortsState {
   ports: PortState[];
+  /** The pcapng capture, when `run` has one. */
+  capture?: CaptureStatus;
   /** Frames any port received that found no free slot or did not fit one. */
   rxOverruns: number;
   /** The frame pool every port receives into: slots, bytes per slot, slots free now. */
   pool: { slots: number; slotBytes: number; free: number };
 }
 
-export function portsState(dp: Dataplane, driverStatus: readonly PortDriverStatus[] = []): PortsState {
+export function portsState(dp: Dataplane, driverStatus: readonly PortDriverStatus[] = [], capture: CaptureStatus | null = null): PortsState {
   const { ports, ifs } = dp.ctx;
   const drivers = new Map(driverStatus.map(({ name, ...rest }) => [name, rest]));
   const out: PortState[] = [];
@@ -267,7 +281,9 @@ export function portsState(dp: Dataplane, driverStatus: readonly PortDriverStatu
     out.push(state);
   }
   const pool = dp.pool;
-  return { ports: out, rxOverruns: dp.rxOverruns, pool: { slots: pool.capacity, slotBytes: pool.slotSize, free: pool.available } };
+  const state: PortsState = { ports: out, rxOverruns: dp.rxOverruns, pool: { slots: pool.capacity, slotBytes: pool.slotSize, free: pool.available } };
+  if (capture !== null) state.capture = capture;
+  return state;
 }
 
 // ---- stats ----
@@ -275,8 +291,12 @@ export function portsState(dp: Dataplane, driverStatus: readonly PortDriverStatu
 export interface StageStats {
   name: string;
   packets: number;
-  /** Every drop reason the stage declares, zero counts included. */
+  /** Every drop reason the stage declares by its id, zero counts included. */
   drops: Record<string, number>;
+  /** The text of each drop reason id. */
+  reasons: Record<string, string>;
+  /** The stage's own event counters (ICMP errors sent, ARP requests, ...), by name. */
+  events: Record<string, number>;
 }
 
 export interface StatsState {
@@ -294,8 +314,12 @@ export interface StatsState {
 export function statsState(dp: Dataplane): StatsState {
   const stages = dp.graph.stages.map((s) => {
     const drops: Record<string, number> = {};
-    s.dropReasons.forEach((reason, i) => (drops[reason] = s.drops[i]));
-    return { name: s.name, packets: s.packets, drops };
+    const reasons: Record<string, string> = {};
+    s.dropReasons.forEach((reason, i) => {
+      drops[reason.id] = s.drops[i];
+      reasons[reason.id] = reason.text;
+    });
+    return { name: s.name, packets: s.packets, drops, reasons, events: s.eventCounts() };
   });
   const { fdb, neigh } = dp.ctx;
   return {

@@ -11,13 +11,15 @@
  * freed, traced as dropped for ROUND_LIMIT_REASON at the stage it waited in, and counted in
  * `roundLimitDrops` (`show stats`) — so no frame is ever left in a queue unseen.
  */
+import { ROUND_LIMIT } from './drop-reason.ts';
+import type { DropObserver } from './port-contract.ts';
 import type { Stage } from './stage.ts';
 import type { Tracer } from './trace.ts';
 
 /** Dispatch rounds before the frames still queued are dropped. */
 export const MAX_ROUNDS = 64;
 /** Why frames left queued after MAX_ROUNDS were dropped. */
-export const ROUND_LIMIT_REASON = 'dispatch round limit reached (a path that loops)';
+export const ROUND_LIMIT_REASON = ROUND_LIMIT;
 
 export class Graph {
   readonly stages: Stage[] = [];
@@ -53,6 +55,11 @@ export class Graph {
   /** Starts (or with null, stops) tracing every stage. */
   setTracer(tracer: Tracer | null): void {
     for (const s of this.stages) s.setTracer(tracer);
+  }
+
+  /** Starts (or with null, stops) showing every stage's dropped frames to `observer`. */
+  setDropObserver(observer: DropObserver | null): void {
+    for (const s of this.stages) s.dropObserver = observer;
   }
 
   /**

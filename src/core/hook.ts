@@ -13,8 +13,8 @@
  *   ACCEPT  pass the frame on (the handler may have rewritten it in place);
  *   STOLEN  the handler has taken the frame (queued it, freed it, or will enqueue it into
  *           this hook again later, say once a datagram is whole) and answers for it;
- *   r >= 0  drop it for the handler's reason r: counted under this stage as
- *           "<handler>: <reason>" and traced like any drop.
+ *   r >= 0  drop it for the handler's reason r: counted under this stage by the reason's
+ *           id (its text prefixed "<handler>: ") and traced like any drop.
  *
  * A handler may return how many frames it did not accept; when it says 0, the stage skips
  * sorting the batch after it (the common case, a few ns a frame per handler).
@@ -22,6 +22,7 @@
  * With no handler registered the hook moves its batch straight on in one loop, which is all
  * a disabled feature costs.
  */
+import { checkDropReasons, type DropReason } from './drop-reason.ts';
 import type { FramePool } from './frame-pool.ts';
 import { Stage } from './stage.ts';
 import type { Tracer } from './trace.ts';
@@ -31,12 +32,12 @@ export const STOLEN = -2;
 
 /** What a feature (conntrack, NAT) implements to run at a hook: netfilter's nf_hook_ops. */
 export interface HookHandler {
-  /** Short name, prefixed to its drop reasons. */
+  /** Short name, prefixed to the text of its drop reasons. */
   readonly name: string;
   /** Lower runs first (netfilter's NF_IP_PRI_* values suit). */
   readonly priority: number;
   /** Why this handler drops frames (index = the verdict it answers). */
-  readonly dropReasons: readonly string[];
+  readonly dropReasons: readonly DropReason[];
   /**
    * Decides for each of the `n` frames in `slots` (read only): `verdicts[i]` is ACCEPT
    * unless the handler writes STOLEN or a drop reason. `tracer` is the hook's (null unless
@@ -47,13 +48,13 @@ export interface HookHandler {
 }
 
 export abstract class HookStage<N extends string> extends Stage<N> {
-  dropReasons: readonly string[] = [];
+  dropReasons: readonly DropReason[] = [];
   /** Registered handlers in the order they run. */
   private running: HookHandler[] = [];
-  /** Each running handler's first drop reason code. */
-  private runningBase: number[] = [];
-  /** Every handler ever registered, with its first reason code (reasons are never reused). */
-  private readonly reasonBase = new Map<HookHandler, number>();
+  /** Each running handler's reason codes: its verdict v is counted under the stage's code [v]. */
+  private runningCodes: Int32Array[] = [];
+  /** Every handler ever registered, with its reason codes (codes are never reused). */
+  private readonly codes = new Map<HookHandler, Int32Array>();
   private readonly verdicts: Int32Array;
 
   constructor(pool: FramePool) {
@@ -69,24 +70,36 @@ export abstract class HookStage<N extends string> extends Stage<N> {
   /** Adds a handler (after those of equal priority already there). */
   register(h: HookHandler): void {
     if (this.running.includes(h)) throw new Error(`hook ${this.name}: handler ${h.name} is registered already`);
-    if (!this.reasonBase.has(h)) {
-      // Its reasons go after every reason seen so far, so existing counters keep their codes.
-      this.reasonBase.set(h, this.dropReasons.length);
-      this.dropReasons = [...this.dropReasons, ...h.dropReasons.map((r) => `${h.name}: ${r}`)];
-      const drops = new Float64Array(this.dropReasons.length);
+    if (!this.codes.has(h)) {
+      // A reason id the hook counts already (two NAT manips' entry gone in flight) shares its
+      // code; new ids go after every reason seen so far, so existing counters keep their codes.
+      checkDropReasons(h.dropReasons, `hook ${this.name}, handler ${h.name}`);
+      const list = [...this.dropReasons];
+      const codes = new Int32Array(h.dropReasons.length);
+      h.dropReasons.forEach((r, v) => {
+        let code = list.findIndex((x) => x.id === r.id);
+        if (code < 0) {
+          code = list.length;
+          list.push({ id: r.id, text: `${h.name}: ${r.text}` });
+        }
+        codes[v] = code;
+      });
+      this.codes.set(h, codes);
+      this.dropReasons = list;
+      const drops = new Float64Array(list.length);
       if (this.drops !== undefined) drops.set(this.drops);
       this.drops = drops;
     }
     let at = this.running.length;
     while (at > 0 && this.running[at - 1].priority > h.priority) at--;
     this.running = [...this.running.slice(0, at), h, ...this.running.slice(at)];
-    this.runningBase = this.running.map((r) => this.reasonBase.get(r)!);
+    this.runningCodes = this.running.map((r) => this.codes.get(r)!);
   }
 
   /** Removes a handler; its drop counters stay. */
   unregister(h: HookHandler): void {
     this.running = this.running.filter((r) => r !== h);
-    this.runningBase = this.running.map((r) => this.reasonBase.get(r)!);
+    this.runningCodes = this.running.map((r) => this.codes.get(r)!);
   }
 
   /**
@@ -104,12 +117,12 @@ export abstract class HookStage<N extends string> extends Stage<N> {
       const refused = running[h].process(slots, m, verdicts, this.tracer);
       dirty = refused !== 0;
       if (!dirty) continue;
-      const base = this.runningBase[h];
+      const codes = this.runningCodes[h];
       let k = 0;
       for (let i = 0; i < m; i++) {
         const v = verdicts[i];
         if (v === ACCEPT) slots[k++] = slots[i];
-        else if (v >= 0) this.drop(slots[i], base + v);
+        else if (v >= 0) this.drop(slots[i], codes[v]);
       }
       m = k;
     }

@@ -4,6 +4,7 @@
  * them. port-output calls the first; the dataplane and port-output call the second. Both
  * take the pool and slot numbers, never copies, so the packet path allocates nothing.
  */
+import type { DropReason } from './drop-reason.ts';
 import type { FramePool } from './frame-pool.ts';
 
 /** What a port driver implements. */
@@ -12,8 +13,22 @@ export interface PortTransmitter {
   transmit(pool: FramePool, slots: Int32Array, n: number): number;
 }
 
-/** Observes frames a port receives or transmits (capture taps). */
+/**
+ * Observes frames a port receives or transmits (capture taps). The frames shown since the
+ * last `flush` are intact until it is called (the dataplane calls it before a dispatch, for
+ * what ports received, and port-output before a driver sends, for what it transmits), so an
+ * observer may note slots and read them all at once there.
+ */
 export interface PortObserver {
   onRx(port: number, pool: FramePool, slot: number): void;
   onTx(port: number, pool: FramePool, slot: number): void;
+  flush(pool: FramePool): void;
+}
+
+/**
+ * Observes frames a stage drops, as they are when dropped, before their slot is freed
+ * (`--capture-drops`). Set on every stage by `Graph.setDropObserver`.
+ */
+export interface DropObserver {
+  onDrop(stage: string, reason: DropReason, pool: FramePool, slot: number): void;
 }

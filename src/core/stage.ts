@@ -5,9 +5,13 @@
  * far as one batch; `process` decides per frame and moves each slot onward with `to(next, slot)`
  * or frees it with `drop(slot, reason)`. Next stages are named in `nextNames` and connected by
  * the graph builder, so a reader sees the topology in one place. Each stage counts the frames
- * it processed and its drops by reason; nothing here allocates per frame.
+ * it processed and its drops by reason (drop-reason.ts: a stable id and a text each), plus
+ * whatever events it names in `events` (ICMP errors sent, ARP requests, ...); nothing here
+ * allocates per frame.
  */
+import { checkDropReasons, type DropReason } from './drop-reason.ts';
 import type { FramePool } from './frame-pool.ts';
+import type { DropObserver } from './port-contract.ts';
 import type { Tracer } from './trace.ts';
 
 /**
@@ -28,12 +32,26 @@ export class Inbox {
   }
 }
 
+/** What `Stage.counters` reports. */
+export interface StageCounters {
+  packets: number;
+  /** Non-zero drops by reason id. */
+  drops: Record<string, number>;
+  /** The stage's event counters by name. */
+  events: Record<string, number>;
+}
+
 export abstract class Stage<N extends string = string> {
   abstract readonly name: string;
   /** Names of the stages this one feeds, connected by the graph builder. */
   abstract readonly nextNames: readonly N[];
   /** Why frames are dropped here, as shown by `show stats` (index = reason code). */
-  abstract readonly dropReasons: readonly string[];
+  abstract readonly dropReasons: readonly DropReason[];
+  /**
+   * Names of this stage's own numeric event counters (fields of the stage, e.g. `ttlExpired`),
+   * shown by `show stats` beside its drops.
+   */
+  readonly events: readonly string[] = [];
 
   /** Frames processed. */
   packets = 0;
@@ -43,6 +61,8 @@ export abstract class Stage<N extends string = string> {
 
   /** Set while tracing (see trace.ts); null otherwise. */
   tracer: Tracer | null = null;
+  /** Set while dropped frames are captured (`--capture-drops`); null otherwise. */
+  dropObserver: DropObserver | null = null;
 
   /** Frames queued for this stage. */
   readonly inbox: Inbox;
@@ -64,6 +84,7 @@ export abstract class Stage<N extends string = string> {
 
   /** Called once by the graph builder after `dropReasons` is known. */
   initCounters(): void {
+    checkDropReasons(this.dropReasons, `stage ${this.name}`);
     this.drops = new Float64Array(this.dropReasons.length);
   }
 
@@ -123,6 +144,7 @@ export abstract class Stage<N extends string = string> {
 
   protected drop(slot: number, reason: number): void {
     if (this.tracer !== null) this.tracer.dropped(this.name, this.dropReasons[reason], slot);
+    if (this.dropObserver !== null) this.dropObserver.onDrop(this.name, this.dropReasons[reason], this.pool, slot);
     this.drops[reason]++;
     this.pool.free(slot);
   }
@@ -137,11 +159,12 @@ export abstract class Stage<N extends string = string> {
    * Frees every frame still queued here, tracing each as dropped for `reason` (the graph's
    * round limit: see graph.ts, which counts them). Returns how many there were.
    */
-  discardQueued(reason: string): number {
+  discardQueued(reason: DropReason): number {
     const n = this.queued;
     for (let i = 0; i < n; i++) {
       const slot = this.queue[i];
       if (this.tracer !== null) this.tracer.dropped(this.name, reason, slot);
+      if (this.dropObserver !== null) this.dropObserver.onDrop(this.name, reason, this.pool, slot);
       this.pool.free(slot);
     }
     this.queued = 0;
@@ -153,10 +176,23 @@ export abstract class Stage<N extends string = string> {
     this.drops[reason]++;
   }
 
-  counters(): { packets: number; drops: Record<string, number> } {
+  /** Packets, non-zero drops by reason id, and the named event counters. */
+  counters(): StageCounters {
     const drops: Record<string, number> = {};
-    for (let i = 0; i < this.dropReasons.length; i++) if (this.drops[i] > 0) drops[this.dropReasons[i]] = this.drops[i];
-    return { packets: this.packets, drops };
+    for (let i = 0; i < this.dropReasons.length; i++) if (this.drops[i] > 0) drops[this.dropReasons[i].id] = this.drops[i];
+    return { packets: this.packets, drops, events: this.eventCounts() };
+  }
+
+  /** The counters named in `events`, by name. */
+  eventCounts(): Record<string, number> {
+    const out: Record<string, number> = {};
+    const self = this as unknown as Record<string, unknown>;
+    for (const name of this.events) {
+      const v = self[name];
+      if (typeof v !== 'number') throw new Error(`stage ${this.name}: event counter '${name}' is not a number field`);
+      out[name] = v;
+    }
+    return out;
   }
 
   resetCounters(): void {

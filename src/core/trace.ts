@@ -8,6 +8,7 @@
  * for replay (`nodeplane replay --trace`), `nodeplane trace` and debugging. This is the
  * mechanism only; its text form, which allocates freely, is decode/text-tracer.ts.
  */
+import type { DropReason } from './drop-reason.ts';
 
 export interface Tracer {
   /** A port received the frame in `slot`. */
@@ -17,7 +18,7 @@ export interface Tracer {
   /** Stage `from` passed the frame on to stage `to`. */
   step(from: string, to: string, slot: number): void;
   /** Stage `at` dropped the frame, for `reason`. */
-  dropped(at: string, reason: string, slot: number): void;
+  dropped(at: string, reason: DropReason, slot: number): void;
   /** Stage `at` absorbed the frame (an ARP packet that ends here, say). */
   consumed(at: string, slot: number): void;
   /** Stage `at` says something about the frame (queued, say). */

@@ -12,7 +12,8 @@ import type { Config } from '../config/load.ts';
 import type { Clock } from '../core/clock.ts';
 import { FramePool } from '../core/frame-pool.ts';
 import type { Graph } from '../core/graph.ts';
-import type { PortObserver, PortTransmitter } from '../core/port-contract.ts';
+import type { StageCounters } from '../core/stage.ts';
+import type { DropObserver, PortObserver, PortTransmitter } from '../core/port-contract.ts';
 import { Random } from '../core/random.ts';
 import { TokenBucket } from '../core/token-bucket.ts';
 import type { Context } from '../stages/context.ts';
@@ -146,6 +147,11 @@ export class Dataplane {
     this.stages.portOutput.observer = observer;
   }
 
+  /** Shows every frame a stage drops to `observer` (or with null, stops). */
+  setDropObserver(observer: DropObserver | null): void {
+    this.graph.setDropObserver(observer);
+  }
+
   /** Copies a received frame into a slot and queues it; false if it could not be taken. */
   receive(port: number, bytes: Buffer): boolean {
     const slot = this.ctx.pool.fill(bytes, port);
@@ -182,6 +188,8 @@ export class Dataplane {
       ct.nowUs = now;
       ct.expire(now, CONNTRACK_EXPIRY_BUDGET);
     }
+    const observer = this.stages.portOutput.observer;
+    if (observer !== null) observer.flush(this.ctx.pool);
     this.graph.dispatch();
     if (this.conntrackHooks !== null) this.conntrackHooks.afterDispatch();
     if (this.afterBatch !== null) this.afterBatch();
@@ -244,8 +252,8 @@ export class Dataplane {
   }
 
   /** Counters of every stage, keyed by stage name. */
-  stageCounters(): Record<string, { packets: number; drops: Record<string, number> }> {
-    const out: Record<string, { packets: number; drops: Record<string, number> }> = {};
+  stageCounters(): Record<string, StageCounters> {
+    const out: Record<string, StageCounters> = {};
     for (const s of this.graph.stages) out[s.name] = s.counters();
     return out;
   }

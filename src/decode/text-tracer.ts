@@ -4,6 +4,7 @@
  * it, slot numbers tying a frame's hops together. Allocates freely: it runs only while
  * someone traces.
  */
+import type { DropReason } from '../core/drop-reason.ts';
 import type { FramePool } from '../core/frame-pool.ts';
 import type { Tracer } from '../core/trace.ts';
 import { decodeFrame } from './decode-frame.ts';
@@ -73,8 +74,8 @@ export class TextTracer implements Tracer {
     this.write(`  s${slot}   ${from} → ${to}`);
   }
 
-  dropped(at: string, reason: string, slot: number): void {
-    if (!this.ignored.has(slot)) this.write(`  s${slot}   ${at}: dropped (${reason})`);
+  dropped(at: string, reason: DropReason, slot: number): void {
+    if (!this.ignored.has(slot)) this.write(`  s${slot}   ${at}: dropped ${reason.id} (${reason.text})`);
   }
 
   consumed(at: string, slot: number): void {

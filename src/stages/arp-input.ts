@@ -15,6 +15,7 @@
  * (PERMANENT) entries are never changed. Sender 0.0.0.0 (a duplicate-address probe) is
  * answered but not learned.
  */
+import { dropReasons } from '../core/drop-reason.ts';
 import { macHiAt, macLoAt, rd16, rd32 } from '../wire/bytes.ts';
 import { ARP_LEN, ArpOp, writeArpHiLo } from '../wire/arp.ts';
 import { EtherType, writeEthernetHiLo } from '../wire/ethernet.ts';
@@ -39,7 +40,12 @@ const TPA = 24;
 export class ArpInput extends Stage<'reply' | 'neighbour'> {
   readonly name = 'arp-input';
   readonly nextNames = ['reply', 'neighbour'] as const;
-  readonly dropReasons = ['malformed arp', 'arp on an interface without an address', 'invalid sender (multicast mac or martian address)'];
+  readonly dropReasons = dropReasons([
+    ['arp.malformed', 'malformed arp'],
+    ['arp.no-address', 'arp on an interface without an address'],
+    ['arp.invalid-sender', 'invalid sender (multicast mac or martian address)'],
+  ]);
+  override readonly events = ['requestsAnswered', 'entriesLearned'];
   requestsAnswered = 0;
   entriesLearned = 0;
 

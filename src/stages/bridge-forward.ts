@@ -20,6 +20,7 @@
  * re-learn at once). Forwarding: known unicast to its port; unknown unicast, broadcast and
  * multicast flooded to every other member port that is up, never back out of the ingress.
  */
+import { dropReasons } from '../core/drop-reason.ts';
 import { macHiAt, macLoAt } from '../wire/bytes.ts';
 import { NO_PORT } from '../core/frame-pool.ts';
 import { Stage } from '../core/stage.ts';
@@ -36,13 +37,14 @@ const enum Drop {
 export class BridgeForward extends Stage<'tx' | 'ip4' | 'router'> {
   readonly name = 'bridge-forward';
   readonly nextNames = ['tx', 'ip4', 'router'] as const;
-  readonly dropReasons = [
-    'invalid source mac (multicast or zero)',
-    'destination is behind the ingress port',
-    'no port to forward to',
-    'no free slot for a flood copy',
-    'link-local group address (01:80:c2:00:00:0x) is not forwarded',
-  ];
+  readonly dropReasons = dropReasons([
+    ['bridge.invalid-source', 'invalid source mac (multicast or zero)'],
+    ['bridge.no-reflect', 'destination is behind the ingress port'],
+    ['bridge.no-destination', 'no port to forward to'],
+    ['bridge.no-slot', 'no free slot for a flood copy'],
+    ['bridge.link-local', 'link-local group address (01:80:c2:00:00:0x) is not forwarded'],
+  ]);
+  override readonly events = ['flooded'];
   /** Frames flooded (broadcast, multicast, unknown unicast). */
   flooded = 0;
 

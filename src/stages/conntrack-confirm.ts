@@ -18,6 +18,7 @@
  * Should more entries be created in one dispatch than the list holds (four per pool slot),
  * the rest are simply kept, as confirmed ones are, until their timeout (counted `overflow`).
  */
+import type { DropReason } from '../core/drop-reason.ts';
 import { CtState } from '../core/frame-meta.ts';
 import type { HookHandler } from '../core/hook.ts';
 import type { FramePool } from '../core/frame-pool.ts';
@@ -81,7 +82,7 @@ export class ConntrackConfirm implements HookHandler {
   readonly name = 'conntrack-confirm';
   // Linux's NF_IP_PRI_CONNTRACK_CONFIRM: INT_MAX.
   readonly priority = 0x7fffffff;
-  readonly dropReasons: readonly string[] = [];
+  readonly dropReasons: readonly DropReason[] = [];
 
   constructor(
     private readonly pool: FramePool,

@@ -35,6 +35,7 @@
  * drop: a new flow when the table is full and nothing may be evicted (Linux's "table full,
  *       dropping packet"); a bridged frame with a bad IPv4 header.
  */
+import { dropReasons } from '../core/drop-reason.ts';
 import { CtState } from '../core/frame-meta.ts';
 import { type HookHandler, ACCEPT } from '../core/hook.ts';
 import type { Tracer } from '../core/trace.ts';
@@ -73,7 +74,10 @@ function flushedStale(stale: StaleEntries, id: number): boolean {
 export class ConntrackIn implements HookHandler {
   readonly name = 'conntrack';
   readonly priority = -200;
-  readonly dropReasons = ['table full, new flow dropped', 'bridged ipv4 header invalid (br_validate_ipv4)'];
+  readonly dropReasons = dropReasons([
+    ['conntrack.table-full', 'table full, new flow dropped'],
+    ['conntrack.bad-bridged-header', 'bridged ipv4 header invalid (br_validate_ipv4)'],
+  ]);
   private readonly ct: Conntrack;
   /** Pass 1's answer per batch position (see Pass). */
   private readonly refs: Int32Array;

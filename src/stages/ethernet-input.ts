@@ -7,6 +7,7 @@
  * drop: runt frames; unicast frames on an L3 port addressed to another MAC (Linux's
  *       PACKET_OTHERHOST); frames on a port that is down.
  */
+import { dropReasons } from '../core/drop-reason.ts';
 import { macHiAt, macLoAt } from '../wire/bytes.ts';
 import { Stage } from '../core/stage.ts';
 import { PortRole } from '../tables/port-table.ts';
@@ -21,7 +22,11 @@ const enum Drop {
 export class EthernetInput extends Stage<'bridge' | 'l3'> {
   readonly name = 'ethernet-input';
   readonly nextNames = ['bridge', 'l3'] as const;
-  readonly dropReasons = ['runt frame (shorter than an ethernet header)', 'unicast for another host on an L3 port', 'port down'];
+  readonly dropReasons = dropReasons([
+    ['eth.runt', 'runt frame (shorter than an ethernet header)'],
+    ['eth.other-host', 'unicast for another host on an L3 port'],
+    ['port.rx-down', 'port down'],
+  ]);
 
   constructor(private readonly ctx: Context) {
     super(ctx.pool);

@@ -11,6 +11,7 @@
  *
  * drop: forwarded packets with ctstate INVALID.
  */
+import { dropReasons } from '../core/drop-reason.ts';
 import { CtState, NO_PORT } from '../core/frame-meta.ts';
 import type { FramePool } from '../core/frame-pool.ts';
 import type { HookHandler } from '../core/hook.ts';
@@ -18,7 +19,9 @@ import type { HookHandler } from '../core/hook.ts';
 export class ForwardInvalid implements HookHandler {
   readonly name = 'filter';
   readonly priority = 0;
-  readonly dropReasons = ['forwarded packet with ctstate INVALID'];
+  readonly dropReasons = dropReasons([
+    ['conntrack.invalid', 'forwarded packet with ctstate INVALID'],
+  ]);
   /** Frames dropped. */
   dropped = 0;
 

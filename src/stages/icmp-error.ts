@@ -5,7 +5,8 @@
  * in:   offending packets, icmpError = type << 24 | code << 16 | next-hop MTU
  * out:  output — the error as a new IPv4 packet to the sender, through the LOCAL_OUT hook and
  *                ip4-output like every packet the router originates
- * drop: every input frame (the error replaces it); reasons say when no error is sent.
+ * drop: every input frame: when an error replaces it, under the reason the error answers
+ *       (ip4.ttl-expired, ip4.frag-needed, ip4.*-unreachable); otherwise why none was sent.
  *
  * Never about an ICMP error, a fragment other than the first, a packet sent to a broadcast or
  * multicast address (IPv4 or link layer), or from an address that cannot be answered
@@ -16,6 +17,7 @@
  * error), or the original destination when that was us. The quote is the original IP header
  * and as much payload as keeps the error within 576 bytes, as Linux does.
  */
+import { dropReasons } from '../core/drop-reason.ts';
 import { rd16, rd32 } from '../wire/bytes.ts';
 import { Stage } from '../core/stage.ts';
 import { RouteKind } from '../tables/fib.ts';
@@ -25,6 +27,12 @@ import type { Context } from './context.ts';
 
 const enum Drop {
   SENT,
+  TTL_EXPIRED,
+  FRAG_NEEDED,
+  NET_UNREACHABLE,
+  HOST_UNREACHABLE,
+  PROTO_UNREACHABLE,
+  PORT_UNREACHABLE,
   ABOUT_ICMP_ERROR,
   NOT_FIRST_FRAGMENT,
   BROADCAST,
@@ -37,16 +45,23 @@ const enum Drop {
 export class IcmpError extends Stage<'output'> {
   readonly name = 'icmp-error';
   readonly nextNames = ['output'] as const;
-  readonly dropReasons = [
-    'replaced by an icmp error',
-    'no error about an icmp error',
-    'no error about a non-first fragment',
-    'no error about a broadcast or multicast packet',
-    'no error to an unanswerable source',
-    'icmp error rate limited',
-    'no route back to the sender',
-    'no free slot for an icmp error',
-  ];
+  readonly dropReasons = dropReasons([
+    ['icmp-error.sent', 'replaced by an icmp error'],
+    ['ip4.ttl-expired', 'ttl expired in transit (replaced by icmp time exceeded)'],
+    ['ip4.frag-needed', 'larger than the mtu with DF set (replaced by icmp fragmentation needed)'],
+    ['ip4.net-unreachable', 'no route to the destination (replaced by icmp net unreachable)'],
+    ['ip4.host-unreachable', 'neighbour resolution failed (replaced by icmp host unreachable)'],
+    ['ip4.proto-unreachable', 'protocol not served by the router (replaced by icmp protocol unreachable)'],
+    ['ip4.port-unreachable', 'udp to the router (replaced by icmp port unreachable)'],
+    ['icmp-error.about-icmp-error', 'no error about an icmp error'],
+    ['icmp-error.not-first-fragment', 'no error about a non-first fragment'],
+    ['icmp-error.broadcast', 'no error about a broadcast or multicast packet'],
+    ['icmp-error.bad-source', 'no error to an unanswerable source'],
+    ['icmp-error.rate-limited', 'icmp error rate limited'],
+    ['icmp-error.no-route-back', 'no route back to the sender'],
+    ['icmp-error.no-slot', 'no free slot for an icmp error'],
+  ]);
+  override readonly events = ['sent'];
   sent = 0;
 
   constructor(private readonly ctx: Context) {
@@ -108,6 +123,20 @@ export class IcmpError extends Stage<'output'> {
     if (this.tracer !== null) this.tracer.derived(this.name, slot, out);
     this.sent++;
     this.to(this.next.output, out);
-    return Drop.SENT;
+    return sentReason(err);
   }
+}
+
+/** The drop reason of a packet an error of type/code `err` replaced. */
+function sentReason(err: number): number {
+  const type = err >>> 24;
+  const code = (err >>> 16) & 0xff;
+  if (type === 11 && code === 0) return Drop.TTL_EXPIRED;
+  if (type !== 3) return Drop.SENT;
+  if (code === 4) return Drop.FRAG_NEEDED;
+  if (code === 0) return Drop.NET_UNREACHABLE;
+  if (code === 1) return Drop.HOST_UNREACHABLE;
+  if (code === 2) return Drop.PROTO_UNREACHABLE;
+  if (code === 3) return Drop.PORT_UNREACHABLE;
+  return Drop.SENT;
 }

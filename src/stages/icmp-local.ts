@@ -12,6 +12,7 @@
  * clear, a fresh IP identification, options echoed (Record Route kept, the rest dropped). Timestamps are milliseconds since midnight UTC
  * (RFC 792), from the dataplane clock.
  */
+import { dropReasons } from '../core/drop-reason.ts';
 import { rd16, rd32 } from '../wire/bytes.ts';
 import { NO_PORT } from '../core/frame-pool.ts';
 import { Stage } from '../core/stage.ts';
@@ -33,12 +34,13 @@ const MS_PER_DAY = 86_400_000;
 export class IcmpLocal extends Stage<'output'> {
   readonly name = 'icmp-local';
   readonly nextNames = ['output'] as const;
-  readonly dropReasons = [
-    'truncated icmp message',
-    'bad icmp checksum',
-    'echo or timestamp request to a broadcast address (ignored)',
-    'icmp other than echo or timestamp request (absorbed)',
-  ];
+  readonly dropReasons = dropReasons([
+    ['icmp.truncated', 'truncated icmp message'],
+    ['icmp.bad-checksum', 'bad icmp checksum'],
+    ['icmp.broadcast-request', 'echo or timestamp request to a broadcast address (ignored)'],
+    ['icmp.absorbed', 'icmp other than echo or timestamp request (absorbed)'],
+  ]);
+  override readonly events = ['echoReplies', 'timestampReplies'];
   echoReplies = 0;
   timestampReplies = 0;
 

@@ -8,6 +8,7 @@
  *       segment — a TCP super-frame for a VXLAN device: tcp-segment cuts it first
  * drop: an interface of no known kind.
  */
+import { dropReasons } from '../core/drop-reason.ts';
 import { NO_PORT } from '../core/frame-pool.ts';
 import { Stage } from '../core/stage.ts';
 import { IfKind } from '../tables/interface-table.ts';
@@ -20,7 +21,9 @@ const enum Drop {
 export class InterfaceOutput extends Stage<'bridge' | 'tx' | 'vxlan' | 'segment'> {
   readonly name = 'interface-output';
   readonly nextNames = ['bridge', 'tx', 'vxlan', 'segment'] as const;
-  readonly dropReasons = ['interface kind has no output'];
+  readonly dropReasons = dropReasons([
+    ['interface.no-output', 'interface kind has no output'],
+  ]);
 
   constructor(private readonly ctx: Context) {
     super(ctx.pool);

@@ -15,6 +15,7 @@
  * A TCP super-frame from an offloading TAP (gsoType set) is measured by the segments it will
  * become — IP header + TCP header + gsoSize — as Linux's skb_gso_validate_network_len does.
  */
+import { dropReasons } from '../core/drop-reason.ts';
 import { rd16 } from '../wire/bytes.ts';
 import { Stage } from '../core/stage.ts';
 import { updateChecksum16 } from '../wire/checksum.ts';
@@ -31,7 +32,10 @@ export const ICMP_FRAG_NEEDED = (3 << 24) | (4 << 16);
 export class Ip4Forward extends Stage<'postrouting' | 'error'> {
   readonly name = 'ip4-forward';
   readonly nextNames = ['postrouting', 'error'] as const;
-  readonly dropReasons = ['offload super-frame larger than the mtu without DF'];
+  readonly dropReasons = dropReasons([
+    ['ip4.super-frame-over-mtu', 'offload super-frame larger than the mtu without DF'],
+  ]);
+  override readonly events = ['ttlExpired', 'fragNeeded'];
   ttlExpired = 0;
   fragNeeded = 0;
 

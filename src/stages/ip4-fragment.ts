@@ -11,6 +11,7 @@
  * every fragment whole (RFC 791 copies only those with the copy flag; the Linux stack's
  * routers rarely see options at all).
  */
+import { dropReasons } from '../core/drop-reason.ts';
 import { rd16 } from '../wire/bytes.ts';
 import { Derivation } from '../core/frame-meta.ts';
 import { Stage } from '../core/stage.ts';
@@ -25,7 +26,11 @@ const enum Drop {
 export class Ip4Fragment extends Stage<'neighbour'> {
   readonly name = 'ip4-fragment';
   readonly nextNames = ['neighbour'] as const;
-  readonly dropReasons = ['no free slot for a fragment', 'egress mtu too small for the header'];
+  readonly dropReasons = dropReasons([
+    ['ip4.fragment-no-slot', 'no free slot for a fragment'],
+    ['ip4.mtu-below-header', 'egress mtu too small for the header'],
+  ]);
+  override readonly events = ['fragmentsMade'];
   fragmentsMade = 0;
   private readonly ip = new Ipv4View();
 

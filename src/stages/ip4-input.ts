@@ -12,6 +12,7 @@
  * rewritten there is the one routed). Ethernet padding after the IP total length is trimmed,
  * so later stages see the datagram's true length.
  */
+import { dropReasons } from '../core/drop-reason.ts';
 import { rd16 } from '../wire/bytes.ts';
 import { Stage } from '../core/stage.ts';
 import { foldChecksum, onesComplementSum } from '../wire/checksum.ts';
@@ -31,16 +32,16 @@ const enum Drop {
 export class Ip4Input extends Stage<'prerouting'> {
   readonly name = 'ip4-input';
   readonly nextNames = ['prerouting'] as const;
-  readonly dropReasons = [
-    'truncated ipv4 header',
-    'bad ipv4 version',
-    'bad ipv4 header length',
-    'bad ipv4 total length',
-    'bad ipv4 header checksum',
-    'martian source address',
-    'multicast destination (not routed)',
-    'martian destination address',
-  ];
+  readonly dropReasons = dropReasons([
+    ['ip4.truncated', 'truncated ipv4 header'],
+    ['ip4.bad-version', 'bad ipv4 version'],
+    ['ip4.bad-header-length', 'bad ipv4 header length'],
+    ['ip4.bad-total-length', 'bad ipv4 total length'],
+    ['ip4.bad-checksum', 'bad ipv4 header checksum'],
+    ['ip4.martian-source', 'martian source address'],
+    ['ip4.multicast', 'multicast destination (not routed)'],
+    ['ip4.martian-destination', 'martian destination address'],
+  ]);
 
   constructor(private readonly ctx: Context) {
     super(ctx.pool);

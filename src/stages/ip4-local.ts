@@ -11,6 +11,7 @@
  *               (3/2), as a host without such a socket answers
  * drop: UDP and other protocols to a broadcast address (no answer, as Linux gives none).
  */
+import { dropReasons } from '../core/drop-reason.ts';
 import { rd16, rd32i } from '../wire/bytes.ts';
 import { Stage } from '../core/stage.ts';
 import type { Context } from './context.ts';
@@ -25,7 +26,9 @@ export const ICMP_PROTO_UNREACHABLE = (3 << 24) | (2 << 16);
 export class Ip4Local extends Stage<'reassemble' | 'vxlan' | 'icmp' | 'tcp' | 'error'> {
   readonly name = 'ip4-local';
   readonly nextNames = ['reassemble', 'vxlan', 'icmp', 'tcp', 'error'] as const;
-  readonly dropReasons = ['udp or other protocol to a broadcast address (no listener)'];
+  readonly dropReasons = dropReasons([
+    ['ip4.broadcast-no-listener', 'udp or other protocol to a broadcast address (no listener)'],
+  ]);
 
   constructor(private readonly ctx: Context) {
     super(ctx.pool);

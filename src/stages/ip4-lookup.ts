@@ -14,6 +14,7 @@
  * Record Route on arrival of a packet for us: the address it was sent to, as
  * ip_options_compile writes it.
  */
+import { dropReasons } from '../core/drop-reason.ts';
 import { rd32 } from '../wire/bytes.ts';
 import { Stage } from '../core/stage.ts';
 import { RouteKind } from '../tables/fib.ts';
@@ -30,7 +31,10 @@ export const ICMP_NET_UNREACHABLE = (3 << 24) | (0 << 16);
 export class Ip4Lookup extends Stage<'local' | 'forward' | 'error'> {
   readonly name = 'ip4-lookup';
   readonly nextNames = ['local', 'forward', 'error'] as const;
-  readonly dropReasons = ['martian source address', 'link-layer broadcast carrying unicast for another host'];
+  readonly dropReasons = dropReasons([
+    ['ip4.martian-source', 'martian source address'],
+    ['ip4.l2-broadcast-unicast', 'link-layer broadcast carrying unicast for another host'],
+  ]);
 
   constructor(private readonly ctx: Context) {
     super(ctx.pool);

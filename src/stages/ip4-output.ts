@@ -8,6 +8,7 @@
  *                     egress MTU with DF clear, a reply to a reassembled request say)
  * drop: no route to the destination; a destination that is our own address.
  */
+import { dropReasons } from '../core/drop-reason.ts';
 import { rd32i } from '../wire/bytes.ts';
 import { recordRouteInHeader } from '../wire/ipv4-options.ts';
 import { Stage } from '../core/stage.ts';
@@ -22,7 +23,10 @@ const enum Drop {
 export class Ip4Output extends Stage<'postrouting'> {
   readonly name = 'ip4-output';
   readonly nextNames = ['postrouting'] as const;
-  readonly dropReasons = ['no route for a locally originated packet', 'locally originated packet to a local address'];
+  readonly dropReasons = dropReasons([
+    ['ip4.local-no-route', 'no route for a locally originated packet'],
+    ['ip4.local-to-local', 'locally originated packet to a local address'],
+  ]);
 
   constructor(private readonly ctx: Context) {
     super(ctx.pool);

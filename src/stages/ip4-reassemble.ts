@@ -17,6 +17,7 @@
  * slot of its own: the first fragment's header, then each fragment's payload at its offset,
  * with one bit per 8-byte block received. Rare path: it scans its few entries linearly.
  */
+import { dropReasons } from '../core/drop-reason.ts';
 import { rd16, rd32 } from '../wire/bytes.ts';
 import { IPV4_FLAG_DF, Ipv4View } from '../wire/ipv4.ts';
 import { Derivation } from '../core/frame-meta.ts';
@@ -40,14 +41,15 @@ const TIMEOUT_US = 30_000_000;
 export class Ip4Reassemble extends Stage<'local' | 'prerouting'> {
   readonly name = 'ip4-reassemble';
   readonly nextNames = ['local', 'prerouting'] as const;
-  readonly dropReasons = [
-    'fragment taken into its datagram',
-    'overlapping fragments (datagram dropped)',
-    'reassembled datagram larger than a slot',
-    'too many datagrams being reassembled',
-    'reassembly timed out (30 s)',
-    'no free slot for reassembly',
-  ];
+  readonly dropReasons = dropReasons([
+    ['ip4.fragment-queued', 'fragment taken into its datagram'],
+    ['ip4.fragment-overlap', 'overlapping fragments (datagram dropped)'],
+    ['ip4.reassembly-too-large', 'reassembled datagram larger than a slot'],
+    ['ip4.reassembly-too-many', 'too many datagrams being reassembled'],
+    ['ip4.reassembly-timeout', 'reassembly timed out (30 s)'],
+    ['ip4.reassembly-no-slot', 'no free slot for reassembly'],
+  ]);
+  override readonly events = ['reassembled'];
   reassembled = 0;
 
   private readonly slot = new Int32Array(MAX_DATAGRAMS).fill(-1);

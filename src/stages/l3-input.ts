@@ -6,6 +6,7 @@
  * drop: VLAN-tagged frames (router interfaces are untagged), IPv6 (never routed: SPEC §2),
  *       other EtherTypes.
  */
+import { dropReasons } from '../core/drop-reason.ts';
 import { rd16 } from '../wire/bytes.ts';
 import { Stage } from '../core/stage.ts';
 import type { Context } from './context.ts';
@@ -19,7 +20,11 @@ const enum Drop {
 export class L3Input extends Stage<'arp' | 'ip4'> {
   readonly name = 'l3-input';
   readonly nextNames = ['arp', 'ip4'] as const;
-  readonly dropReasons = ['vlan-tagged frame at a router interface', 'ipv6 is not routed', 'unsupported ethertype'];
+  readonly dropReasons = dropReasons([
+    ['l3.vlan-tagged', 'vlan-tagged frame at a router interface'],
+    ['ip6.not-routed', 'ipv6 is not routed'],
+    ['l3.unsupported-ethertype', 'unsupported ethertype'],
+  ]);
 
   constructor(private readonly ctx: Context) {
     super(ctx.pool);

@@ -17,6 +17,7 @@
  * drop: a flow for which no free source port was found (Linux's NF_DROP when
  *       get_unique_tuple fails), counted by the allocator as `failed`.
  */
+import { dropReasons } from '../core/drop-reason.ts';
 import { ACCEPT } from '../core/hook.ts';
 import type { FramePool } from '../core/frame-pool.ts';
 import type { Context } from './context.ts';
@@ -27,7 +28,9 @@ import { rd32i } from '../wire/bytes.ts';
 import type { NatPolicy } from './nat-manip.ts';
 
 export class Masquerade implements NatPolicy {
-  readonly dropReasons = ['masquerade: no free source port'];
+  readonly dropReasons = dropReasons([
+    ['nat.no-port', 'masquerade: no free source port'],
+  ]);
   /** nat.clusterCIDR as network and mask (int32); `on` false when the config has no `nat`. */
   private net = 0;
   private mask = 0;

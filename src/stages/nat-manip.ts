@@ -40,6 +40,7 @@
  *       that needs a null binding and finds no free port; what the policy drops
  *       (masquerade: no free source port).
  */
+import type { DropReason } from '../core/drop-reason.ts';
 import { CtState } from '../core/frame-meta.ts';
 import type { FramePool } from '../core/frame-pool.ts';
 import { ACCEPT, type HookHandler, STOLEN } from '../core/hook.ts';
@@ -55,12 +56,13 @@ import { NatSide, refreshIcmpChecksum, rewriteAddress, rewriteL4End, rewritePort
  * Drop reason 0 of both manips: the packet's entry died between conntrack-in and here, evicted
  * by a later new flow of the same batch when the table was full (only unassured entries are).
  */
-const GONE = 'conntrack entry evicted while the packet was in flight';
+const GONE: DropReason = { id: 'nat.entry-gone', text: 'conntrack entry evicted while the packet was in flight' };
+const NO_NULL_BINDING: DropReason = { id: 'nat.no-unique-port', text: 'no free port to make the flow unique (null binding)' };
 
 /** Decides the NAT binding of a new flow at one manip point. */
 export interface NatPolicy {
   /** Why it drops packets (index = what `decide` answers). */
-  readonly dropReasons: readonly string[];
+  readonly dropReasons: readonly DropReason[];
   /**
    * The first packets of entry `id` (ctstate NEW, original direction, no binding of this
    * manip yet) are in `slot`: bind the entry (bindSnat/bindDnat) or leave it. Returns ACCEPT,
@@ -115,7 +117,7 @@ function endText(pool: FramePool, slot: number, side: NatSide): string {
 abstract class NatManip implements HookHandler {
   abstract readonly name: string;
   abstract readonly priority: number;
-  readonly dropReasons: readonly string[];
+  readonly dropReasons: readonly DropReason[];
   protected readonly ct: Conntrack;
   protected readonly pool: FramePool;
   /** The status bit a packet of the original direction, then of the reply, needs for this manip to apply. */
@@ -128,7 +130,7 @@ abstract class NatManip implements HookHandler {
     protected readonly at: string,
     private readonly side: NatSide,
     /** Own drop reasons first; the policy's follow them. */
-    private readonly ownReasons: readonly string[],
+    private readonly ownReasons: readonly DropReason[],
     protected readonly policy: NatPolicy | null,
   ) {
     if (ctx.conntrack === null) throw new Error('nat: connection tracking is off');
@@ -286,7 +288,7 @@ export class NatSrc extends NatManip {
     snat: NatPolicy | null,
     private readonly allocator: NatPortAllocator,
   ) {
-    super(ctx, at, NatSide.SOURCE, [GONE, 'no free port to make the flow unique (null binding)'], snat);
+    super(ctx, at, NatSide.SOURCE, [GONE, NO_NULL_BINDING], snat);
   }
 
   /** The policy's decision, then a null binding when the reply tuple is still taken. */

@@ -15,6 +15,7 @@
  * in Linux, and the packets keep flowing meanwhile. For `arp.failedMs` after a failure, new
  * packets to that neighbour get host unreachable at once; after it, they start over.
  */
+import { dropReasons } from '../core/drop-reason.ts';
 import { ARP_LEN, ArpOp, writeArpHiLo } from '../wire/arp.ts';
 import { ETH_HLEN, EtherType, writeEthernetHiLo } from '../wire/ethernet.ts';
 import { NO_PORT } from '../core/frame-pool.ts';
@@ -34,7 +35,12 @@ export const ICMP_HOST_UNREACHABLE = (3 << 24) | (1 << 16);
 export class NeighbourOutput extends Stage<'output' | 'arp' | 'error'> {
   readonly name = 'neighbour-output';
   readonly nextNames = ['output', 'arp', 'error'] as const;
-  readonly dropReasons = ['neighbour table full', 'waiting packet pushed out of a full arp queue', 'no free slot for an arp request'];
+  readonly dropReasons = dropReasons([
+    ['neigh.table-full', 'neighbour table full'],
+    ['neigh.queue-overflow', 'waiting packet pushed out of a full arp queue'],
+    ['neigh.no-slot', 'no free slot for an arp request'],
+  ]);
+  override readonly events = ['requestsSent', 'resolutionsFailed'];
   requestsSent = 0;
   resolutionsFailed = 0;
 

@@ -9,6 +9,7 @@
  * Ports added at run time get their batch array here (`addPort`) before their first frame;
  * the loop over ports runs to the highest number ever used, which only grows.
  */
+import { dropReasons } from '../core/drop-reason.ts';
 import type { PortObserver, PortTransmitter } from '../core/port-contract.ts';
 import { Stage } from '../core/stage.ts';
 import type { Context } from './context.ts';
@@ -22,7 +23,11 @@ const enum Drop {
 export class PortOutput extends Stage<never> {
   readonly name = 'port-output';
   readonly nextNames = [] as const;
-  readonly dropReasons = ['port down', 'port has no driver', 'driver could not send (queue full)'];
+  readonly dropReasons = dropReasons([
+    ['port.tx-down', 'port down'],
+    ['port.no-driver', 'port has no driver'],
+    ['port.tx-queue-full', 'driver could not send (queue full)'],
+  ]);
   readonly drivers: (PortTransmitter | null)[] = [];
   observer: PortObserver | null = null;
   private perPort: Int32Array[] = [];
@@ -77,6 +82,7 @@ export class PortOutput extends Stage<never> {
         if (observer !== null) observer.onTx(p, pool, batch[j]);
         if (tracer !== null) tracer.sent(p, batch[j]);
       }
+      if (observer !== null) observer.flush(pool);
       const sent = driver.transmit(pool, batch, k);
       ports.txFrames[p] += sent;
       ports.txBytes[p] += bytes;

@@ -12,6 +12,7 @@
  * one without, seq 0, ack = its seq + its length (SYN and FIN count one each), flags RST+ACK.
  * The IPv4 header is Linux's: addresses swapped, TOS kept, TTL 64, DF set, no options.
  */
+import { dropReasons } from '../core/drop-reason.ts';
 import { rd16, rd32 } from '../wire/bytes.ts';
 import { NO_PORT } from '../core/frame-pool.ts';
 import { Stage } from '../core/stage.ts';
@@ -35,7 +36,13 @@ const ACK = 0x10;
 export class TcpReset extends Stage<'output'> {
   readonly name = 'tcp-reset';
   readonly nextNames = ['output'] as const;
-  readonly dropReasons = ['tcp reset to the router (not answered)', 'tcp to a broadcast address', 'truncated tcp header', 'bad tcp checksum'];
+  readonly dropReasons = dropReasons([
+    ['tcp.reset-to-router', 'tcp reset to the router (not answered)'],
+    ['tcp.broadcast', 'tcp to a broadcast address'],
+    ['tcp.truncated', 'truncated tcp header'],
+    ['tcp.bad-checksum', 'bad tcp checksum'],
+  ]);
+  override readonly events = ['resetsSent'];
   resetsSent = 0;
   private readonly tcp = new TcpView();
 

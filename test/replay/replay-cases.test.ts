@@ -130,11 +130,11 @@ describe('replay: bad input', () => {
     const run = runCase('malformed');
     const replies = run.out.pa.filter((f) => f.icmp?.type === 0);
     expect(replies.map((f) => f.icmp?.seq)).toEqual([4]);
-    expect(run.counters['ethernet-input'].drops).toEqual({ 'runt frame (shorter than an ethernet header)': 1 });
+    expect(run.counters['ethernet-input'].drops).toEqual({ 'eth.runt': 1 });
     expect(run.counters['ip4-input'].drops).toEqual({
-      'bad ipv4 header checksum': 1,
-      'bad ipv4 version': 1,
-      'bad ipv4 total length': 1,
+      'ip4.bad-checksum': 1,
+      'ip4.bad-version': 1,
+      'ip4.bad-total-length': 1,
     });
   });
 });

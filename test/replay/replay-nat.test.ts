@@ -212,7 +212,7 @@ describe('replay: conntrack timeouts on the virtual clock', () => {
   it('drops an ACK that starts nothing when it would be forwarded (ctstate INVALID)', () => {
     const run = runFrames(NAT, [...introductions(), podTcp(A, T0 + 1000, 41000, F.TCP_ACK, 5, 7)]);
     expect(ipv4Of(run.out.up)).toHaveLength(0);
-    expect(run.counters.postrouting.drops).toEqual({ 'filter: forwarded packet with ctstate INVALID': 1 });
+    expect(run.counters.postrouting.drops).toEqual({ 'conntrack.invalid': 1 });
     expect(ctNotes(run.trace, T0 + 1000)).toEqual(['ct invalid']);
     expect(run.result.dataplane.ctx.conntrack!.count).toBe(0);
   });
@@ -243,7 +243,7 @@ describe('replay: a full table', () => {
     const run = runFrames(NAT + 'conntrack: { max: 4 }\n', frames);
     const ct = run.result.dataplane.ctx.conntrack!;
     expect([ct.earlyDrop, ct.drop]).toEqual([1, 1]);
-    expect(run.counters.prerouting.drops).toEqual({ 'conntrack: table full, new flow dropped': 1 });
+    expect(run.counters.prerouting.drops).toEqual({ 'conntrack.table-full': 1 });
     const outPorts = ipv4Of(run.out.up).filter((f) => f.udp).map((f) => f.udp!.sport);
     expect(outPorts).toEqual([50001, 50001, 50002, 50002, 50003, 50004, 50004]);
     const tcpOut = ipv4Of(run.out.up).filter((f) => f.tcp);

@@ -51,9 +51,9 @@ describe('replay --trace', () => {
 
   it('names the reason of every drop', () => {
     const text = traceOf('malformed', ['pa']).join('\n');
-    expect(text).toContain('ethernet-input: dropped (runt frame (shorter than an ethernet header))');
-    expect(text).toContain('ip4-input: dropped (bad ipv4 header checksum)');
-    expect(text).toContain('ip4-input: dropped (bad ipv4 version)');
-    expect(text).toContain('ip4-input: dropped (bad ipv4 total length)');
+    expect(text).toContain('ethernet-input: dropped eth.runt (runt frame (shorter than an ethernet header))');
+    expect(text).toContain('ip4-input: dropped ip4.bad-checksum (bad ipv4 header checksum)');
+    expect(text).toContain('ip4-input: dropped ip4.bad-version (bad ipv4 version)');
+    expect(text).toContain('ip4-input: dropped ip4.bad-total-length (bad ipv4 total length)');
   });
 });

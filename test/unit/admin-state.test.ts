@@ -211,12 +211,12 @@ describe('stats', () => {
   it('lists every stage and the drop reasons of the malformed case', () => {
     const s = statsState(replayed('malformed'));
     const eth = s.stages.find((st) => st.name === 'ethernet-input')!;
-    expect(eth.drops['runt frame (shorter than an ethernet header)']).toBe(1);
+    expect(eth.drops['eth.runt']).toBe(1);
     // JSON keeps every declared reason, zeros included.
     expect(s.stages.find((st) => st.name === 'port-output')!.drops).toEqual({
-      'port down': 0,
-      'port has no driver': 0,
-      'driver could not send (queue full)': 0,
+      'port.tx-down': 0,
+      'port.no-driver': 0,
+      'port.tx-queue-full': 0,
     });
     const lines = textLines('stats', s);
     const w = Math.max(...s.stages.map((st) => st.name.length));
@@ -225,14 +225,17 @@ describe('stats', () => {
     expect(at).toBeGreaterThanOrEqual(0);
     expect(lines.slice(at + 1, at + 4).sort()).toEqual(
       [
-        `${pad}             1 dropped: bad ipv4 version`,
-        `${pad}             1 dropped: bad ipv4 total length`,
-        `${pad}             1 dropped: bad ipv4 header checksum`,
+        `${pad}             1 dropped ip4.bad-version: bad ipv4 version`,
+        `${pad}             1 dropped ip4.bad-total-length: bad ipv4 total length`,
+        `${pad}             1 dropped ip4.bad-checksum: bad ipv4 header checksum`,
       ].sort(),
     );
     expect(lines).toContain(`${'ethernet-input'.padEnd(w)}             6 packets`);
-    expect(lines).toContain(`${pad}             1 dropped: runt frame (shorter than an ethernet header)`);
-    expect(lines.filter((l) => l.includes('dropped:'))).toHaveLength(4);
+    expect(lines).toContain(`${pad}             1 dropped eth.runt: runt frame (shorter than an ethernet header)`);
+    expect(lines.filter((l) => l.includes(' dropped '))).toHaveLength(4);
+    // The stages' event counters are shown beside their drops.
+    expect(s.stages.find((st) => st.name === 'ip4-forward')!.events).toEqual({ ttlExpired: 0, fragNeeded: 0 });
+    expect(s.stages.find((st) => st.name === 'ip4-input')!.reasons['ip4.bad-version']).toBe('bad ipv4 version');
     expect(lines.slice(-3)).toEqual([
       'rx overruns: 0',
       'fdb: 1 entries, 1 learned, 0 moved, 0 not learned (table full)',

@@ -143,7 +143,7 @@ describe('conntrack under a SYN flood', () => {
     const seconds = (performance.now() - t0) / 1000;
     const rssGrowth = rssPeak - rss0;
     // SYNs whose new entry a later SYN of the same batch evicted before they were routed.
-    const gone = dp.stageCounters().prerouting.drops['dnat: conntrack entry evicted while the packet was in flight'] ?? 0;
+    const gone = dp.stageCounters().prerouting.drops['nat.entry-gone'] ?? 0;
     console.log(
       `syn flood: ${SYNS} SYNs in ${seconds.toFixed(1)} s (${Math.round(SYNS / seconds)} /s), table ${ct.count}/${MAX} (peak ${maxCount}), ` +
         `early drops ${ct.earlyDrop}, new flows dropped ${ct.drop}, SYNs evicted in flight ${gone}, SYNs forwarded ${count[port('pb')]}, RSS +${(rssGrowth / 2 ** 20).toFixed(1)} MiB (peak ${(rssPeak / 2 ** 20).toFixed(0)} MiB)`,

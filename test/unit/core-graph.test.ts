@@ -3,6 +3,7 @@
  * a dispatch drains every queue, verify() refuses an unconnected output, and a path that
  * loops is cut at the round limit with every frame it held dropped, counted and traced.
  */
+import { dropReasons } from '../../src/core/drop-reason.ts';
 import { describe, expect, it } from 'vitest';
 import { FramePool } from '../../src/core/frame-pool.ts';
 import { Graph, MAX_ROUNDS, ROUND_LIMIT_REASON } from '../../src/core/graph.ts';
@@ -15,7 +16,7 @@ import { A, B, BCAST, GW, Harness, introduce, pingFrame, udpFrame, arpFrame } fr
 
 class Pass extends Stage<'out'> {
   readonly nextNames = ['out'] as const;
-  readonly dropReasons = ['odd slot'];
+  readonly dropReasons = dropReasons([['test.odd-slot', 'odd slot']]);
   constructor(
     readonly name: string,
     pool: FramePool,
@@ -72,7 +73,7 @@ function dropRecorder(): { tracer: Tracer; drops: string[] } {
   const none = (): void => {};
   return {
     drops,
-    tracer: { received: none, derived: none, step: none, consumed: none, note: none, sent: none, dropped: (at, reason, slot) => drops.push(`${at} s${slot}: ${reason}`) },
+    tracer: { received: none, derived: none, step: none, consumed: none, note: none, sent: none, dropped: (at, reason, slot) => drops.push(`${at} s${slot}: ${reason.id}`) },
   };
 }
 
@@ -121,10 +122,10 @@ describe('Graph', () => {
     expect(g.dispatch()).toBe(15);
     expect(g.stages.every((s) => s.queued === 0)).toBe(true);
     expect(sink.seen).toEqual([0, 2, 4, 6, 8]);
-    expect(a.counters()).toEqual({ packets: 10, drops: { 'odd slot': 5 } });
+    expect(a.counters()).toEqual({ packets: 10, drops: { 'test.odd-slot': 5 }, events: {} });
     expect(pool.available).toBe(16);
     a.resetCounters();
-    expect(a.counters()).toEqual({ packets: 0, drops: {} });
+    expect(a.counters()).toEqual({ packets: 0, drops: {}, events: {} });
   });
 
   it('a stage that feeds itself is cut at the round limit: every frame dropped, counted, traced, the pool whole', () => {
@@ -148,7 +149,7 @@ describe('Graph', () => {
     expect(g.stages.map((s) => s.queued)).toEqual([0, 0]);
     expect(pool.available).toBe(16);
     expect(sink.seen).toEqual([]);
-    expect(drops).toEqual(looping.map((s) => `loop s${s}: ${ROUND_LIMIT_REASON}`));
+    expect(drops).toEqual(looping.map((s) => `loop s${s}: ${ROUND_LIMIT_REASON.id}`));
 
     // The next dispatch is an ordinary one: frames that loop a few times arrive, nothing is cut.
     g.setTracer(null);
@@ -187,7 +188,7 @@ describe('Graph', () => {
     expect(g.roundLimitDrops).toBe(3);
     expect(sink.seen).toEqual([quick]);
     expect(drops).toHaveLength(3);
-    expect(drops.every((d) => /^[ab] s\d+: /.test(d) && d.endsWith(ROUND_LIMIT_REASON))).toBe(true);
+    expect(drops.every((d) => /^[ab] s\d+: /.test(d) && d.endsWith(ROUND_LIMIT_REASON.id))).toBe(true);
     expect(g.stages.every((s) => s.queued === 0)).toBe(true);
     expect(pool.available).toBe(8);
   });

@@ -79,7 +79,7 @@ function fuzz(offload: boolean) {
     noBuffer += p.rxNoBuffer[i];
     sent += p.txFrames[i];
   }
-  return { dp, idle, queued, read, noBuffer, sent, warned, floodDrops: dp.stageCounters()['bridge-forward'].drops['no free slot for a flood copy'] ?? 0 };
+  return { dp, idle, queued, read, noBuffer, sent, warned, floodDrops: dp.stageCounters()['bridge-forward'].drops['bridge.no-slot'] ?? 0 };
 }
 
 describe('dataplane fuzz, 250 ports on TAP ports', () => {

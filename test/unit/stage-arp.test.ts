@@ -91,7 +91,7 @@ describe('arp-input: answering', () => {
     h.rx('pa', arpFrame({ ethDst: BCAST, ethSrc: A.mac, op: 1, sha: '01:00:5e:00:00:01', spa: A.ip, tpa: GW.ip }));
     h.rx('pa', arpFrame({ ethDst: BCAST, ethSrc: A.mac, op: 1, sha: A.mac, spa: '127.0.0.1', tpa: GW.ip }));
     expect(h.take('pa')).toEqual([]);
-    expect(h.drops('arp-input')).toEqual({ 'malformed arp': 2, 'invalid sender (multicast mac or martian address)': 2 });
+    expect(h.drops('arp-input')).toEqual({ 'arp.malformed': 2, 'arp.invalid-sender': 2 });
   });
 });
 

@@ -33,7 +33,7 @@ describe('bridge-forward', () => {
     expect(out.up).toEqual([]);
     expect(out.slow).toEqual([]);
     // The router's copy reached l3-input (and was dropped there as an unknown EtherType).
-    expect(h.counters('l3-input')).toEqual({ packets: 1, drops: { 'unsupported ethertype': 1 } });
+    expect(h.counters('l3-input')).toEqual({ packets: 1, drops: { 'l3.unsupported-ethertype': 1 }, events: {} });
     expect(h.drops('bridge-forward')).toEqual({});
   });
 
@@ -72,7 +72,7 @@ describe('bridge-forward', () => {
     // A second station behind pa (a pod's own bridge, say) sends to A.
     h.rx('pa', l2({ mac: '0a:58:0a:f4:01:99' }, A.mac));
     expect(sent(h)).toEqual({ pa: [], pb: [], pc: [], up: [], slow: [] });
-    expect(h.drops('bridge-forward')).toEqual({ 'destination is behind the ingress port': 1 });
+    expect(h.drops('bridge-forward')).toEqual({ 'bridge.no-reflect': 1 });
   });
 
   it('drops a frame with a multicast or all-zero source MAC and learns nothing from it', () => {
@@ -80,7 +80,7 @@ describe('bridge-forward', () => {
     h.rx('pa', l2({ mac: MCAST }, BCAST));
     h.rx('pa', l2({ mac: '00:00:00:00:00:00' }, BCAST));
     expect(sent(h)).toEqual({ pa: [], pb: [], pc: [], up: [], slow: [] });
-    expect(h.drops('bridge-forward')).toEqual({ 'invalid source mac (multicast or zero)': 2 });
+    expect(h.drops('bridge-forward')).toEqual({ 'bridge.invalid-source': 2 });
     expect(h.dp.ctx.fdb.size).toBe(0);
   });
 
@@ -147,7 +147,7 @@ describe('bridge-forward', () => {
     const out = sent(h);
     expect(out.pb).toEqual([]);
     expect(out.pc).toHaveLength(2);
-    expect(h.drops('ethernet-input')).toEqual({ 'port down': 1 });
+    expect(h.drops('ethernet-input')).toEqual({ 'port.rx-down': 1 });
     expect(h.drops('port-output')).toEqual({});
     h.dp.setPortUp(h.port('pb'), true);
     h.rx('pa', l2(A, BCAST));
@@ -159,7 +159,7 @@ describe('bridge-forward', () => {
     const h = new Harness(yaml);
     h.rx('pa', l2(A, B.mac));
     expect(h.take('pa')).toEqual([]);
-    expect(h.drops('bridge-forward')).toEqual({ 'no port to forward to': 1 });
+    expect(h.drops('bridge-forward')).toEqual({ 'bridge.no-destination': 1 });
   });
 
   it('bridges IPv6 between pods while the router drops its copy as not routed', () => {
@@ -168,7 +168,7 @@ describe('bridge-forward', () => {
     h.rx('pa', v6);
     expect(h.take('pb')).toEqual([v6]);
     expect(h.take('pc')).toEqual([v6]);
-    expect(h.drops('l3-input')).toEqual({ 'ipv6 is not routed': 1 });
+    expect(h.drops('l3-input')).toEqual({ 'ip6.not-routed': 1 });
     // Unicast IPv6 from pod to pod is forwarded; unicast IPv6 to the gateway MAC is dropped.
     h.rx('pb', l2(B, BCAST));
     h.clear();
@@ -176,7 +176,7 @@ describe('bridge-forward', () => {
     h.rx('pa', uni);
     expect(h.take('pb')).toHaveLength(1);
     h.rx('pa', F.ethernet(GW.mac, A.mac, 0x86dd, [...v6.subarray(14)]));
-    expect(h.drops('l3-input')).toEqual({ 'ipv6 is not routed': 2, 'unsupported ethertype': 1 });
+    expect(h.drops('l3-input')).toEqual({ 'ip6.not-routed': 2, 'l3.unsupported-ethertype': 1 });
     expect(sent(h)).toEqual({ pa: [], pb: [], pc: [], up: [], slow: [] });
   });
 
@@ -268,7 +268,7 @@ ${Array.from({ length: 8 }, (_, i) => `  - { name: q${i}, bridge: br0 }`).join('
     expect(h.take('pb')).toEqual([]);
     expect(h.take('pc')).toEqual([f]);
     expect(h.counters('l3-input').packets).toBe(1);
-    expect(h.drops('bridge-forward')).toEqual({ 'no free slot for a flood copy': 1 });
+    expect(h.drops('bridge-forward')).toEqual({ 'bridge.no-slot': 1 });
   });
 });
 

@@ -5,6 +5,7 @@
  * pod-to-pod traffic while connection tracking is on. A test handler registered at a hook
  * records what passes and may rewrite, drop or take frames, as conntrack and NAT will.
  */
+import { dropReasons } from '../../src/core/drop-reason.ts';
 import { describe, expect, it } from 'vitest';
 import { ACCEPT, type HookHandler, type HookStage, STOLEN } from '../../src/core/hook.ts';
 import { NO_PORT } from '../../src/core/frame-pool.ts';
@@ -27,7 +28,10 @@ interface Seen {
 
 /** A hook handler for tests: records each frame, then answers what `verdict` says. */
 class TestHandler implements HookHandler {
-  readonly dropReasons = ['told to drop', 'second reason'];
+  readonly dropReasons = dropReasons([
+    ['test.told-to-drop', 'told to drop'],
+    ['test.second-reason', 'second reason'],
+  ]);
   readonly seen: Seen[] = [];
   calls = 0;
 
@@ -72,7 +76,7 @@ describe('hook stages: the mechanism', () => {
     introduce(h, A);
     h.rx('pa', udpFrame({ from: A, toMac: GW.mac, dst: '203.0.113.5' }));
     expect(h.take('up')).toHaveLength(1);
-    for (const name of ['prerouting', 'postrouting']) expect(h.counters(name)).toEqual({ packets: 1, drops: {} });
+    for (const name of ['prerouting', 'postrouting']) expect(h.counters(name)).toEqual({ packets: 1, drops: {}, events: {} });
     expect(h.counters('output').packets).toBe(0);
   });
 
@@ -110,14 +114,14 @@ describe('hook stages: the mechanism', () => {
       udpFrame({ from: A, toMac: GW.mac, dst: '203.0.113.7' }),
     ]);
     expect(h.take('up').map((f) => ip4Of(f).dst)).toEqual(['203.0.113.5', '203.0.113.7']);
-    expect(h.drops('prerouting')).toEqual({ 'judge: second reason': 1 });
+    expect(h.drops('prerouting')).toEqual({ 'test.second-reason': 1 });
     expect(after.seen.map((s) => s.dst)).toEqual(['203.0.113.5', '203.0.113.7']);
-    expect(lines.some((l) => l.includes('prerouting: dropped (judge: second reason)'))).toBe(true);
+    expect(lines.some((l) => l.includes('prerouting: dropped test.second-reason (judge: second reason)'))).toBe(true);
     // Unregistered, it stops judging; what it counted stays.
     pre.unregister(judge);
     h.rx('pa', udpFrame({ from: A, toMac: GW.mac, dst: '203.0.113.6' }));
     expect(h.take('up')).toHaveLength(1);
-    expect(h.drops('prerouting')).toEqual({ 'judge: second reason': 1 });
+    expect(h.drops('prerouting')).toEqual({ 'test.second-reason': 1 });
     h.dp.graph.setTracer(null);
   });
 
@@ -144,7 +148,7 @@ describe('hook stages: the mechanism', () => {
   it('trusts a handler that says how many frames it refused: 0 passes the batch as it is', () => {
     const h = new Harness();
     const counted = {
-      name: 'counted', priority: 0, dropReasons: ['odd'],
+      name: 'counted', priority: 0, dropReasons: dropReasons([['test.odd', 'odd']]),
       // Refuses every other frame and says how many.
       process(slots: Int32Array, n: number, verdicts: Int32Array): number {
         let refused = 0;
@@ -162,7 +166,7 @@ describe('hook stages: the mechanism', () => {
     h.rxBatch('pa', [0, 1, 2, 3].map((k) => udpFrame({ from: A, toMac: GW.mac, dst: '203.0.113.5', sport: 1000 + k })));
     expect(h.take('up').map((f) => f.readUInt16BE(34))).toEqual([1001, 1003]);
     expect(after.seen).toHaveLength(2);
-    expect(h.drops('postrouting')).toEqual({ 'counted: odd': 2 });
+    expect(h.drops('postrouting')).toEqual({ 'test.odd': 2 });
   });
 });
 
@@ -192,7 +196,7 @@ describe('prerouting', () => {
     h.rx('pa', udpFrame({ from: A, toMac: GW.mac, dst: '203.0.113.5', badChecksum: true }));
     h.rx('pa', udpFrame({ from: A, toMac: GW.mac, dst: '203.0.113.5', mf: true }));
     h.rx('pa', udpFrame({ from: A, toMac: GW.mac, dst: '203.0.113.5', fragOffset: 800 }));
-    expect(h.drops('ip4-input')).toEqual({ 'bad ipv4 header checksum': 1 });
+    expect(h.drops('ip4-input')).toEqual({ 'ip4.bad-checksum': 1 });
     // The UDP source port 40000 = 0x9c40 starts the L4 header; a later fragment has none.
     expect(rec.seen.map((s) => s.l4Byte)).toEqual([0x9c, -1]);
     h.clear();
@@ -338,7 +342,7 @@ describe('bridge-ip4: the bridge\'s IPv4 hook (br_netfilter)', () => {
     h.rx('pc', udpFrame({ from: C, toMac: A.mac, dst: A.ip }));
     const got = h.take('pa');
     expect(got.map((f) => ip4Of(f))).toMatchObject([{ src: '10.96.0.10', dst: A.ip, checksumOk: true }]);
-    expect(h.drops('bridge-ip4')).toEqual({ 'unnat: told to drop': 1 });
+    expect(h.drops('bridge-ip4')).toEqual({ 'test.told-to-drop': 1 });
   });
 
   it('gives each flood copy it sees bytes of its own: a rewrite of one copy leaves the others as they were', () => {

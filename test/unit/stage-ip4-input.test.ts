@@ -24,13 +24,13 @@ describe('ip4-input: header checks', () => {
   const good = (): Buffer => udpFrame({ from: A, toMac: GW.mac, dst: '203.0.113.5', dataLen: 0 });
 
   const cases: [string, () => Buffer, string][] = [
-    ['fewer than 20 bytes of header', () => good().subarray(0, 14 + 19), 'truncated ipv4 header'],
-    ['version 6 in an IPv4 EtherType', () => edit(good(), (f) => (f[14] = 0x65)), 'bad ipv4 version'],
-    ['IHL 4 (16 bytes)', () => edit(good(), (f) => (f[14] = 0x44)), 'bad ipv4 header length'],
-    ['IHL 15 beyond the end of the frame', () => edit(good(), (f) => (f[14] = 0x4f), 28), 'bad ipv4 header length'],
-    ['total length below the header length', () => edit(good(), (f) => f.writeUInt16BE(19, 16)), 'bad ipv4 total length'],
-    ['total length beyond the frame', () => edit(good(), (f) => f.writeUInt16BE(29, 16)), 'bad ipv4 total length'],
-    ['a bad header checksum', () => udpFrame({ from: A, toMac: GW.mac, dst: '203.0.113.5', badChecksum: true }), 'bad ipv4 header checksum'],
+    ['fewer than 20 bytes of header', () => good().subarray(0, 14 + 19), 'ip4.truncated'],
+    ['version 6 in an IPv4 EtherType', () => edit(good(), (f) => (f[14] = 0x65)), 'ip4.bad-version'],
+    ['IHL 4 (16 bytes)', () => edit(good(), (f) => (f[14] = 0x44)), 'ip4.bad-header-length'],
+    ['IHL 15 beyond the end of the frame', () => edit(good(), (f) => (f[14] = 0x4f), 28), 'ip4.bad-header-length'],
+    ['total length below the header length', () => edit(good(), (f) => f.writeUInt16BE(19, 16)), 'ip4.bad-total-length'],
+    ['total length beyond the frame', () => edit(good(), (f) => f.writeUInt16BE(29, 16)), 'ip4.bad-total-length'],
+    ['a bad header checksum', () => udpFrame({ from: A, toMac: GW.mac, dst: '203.0.113.5', badChecksum: true }), 'ip4.bad-checksum'],
   ];
 
   for (const [what, frame, reason] of cases) {
@@ -83,7 +83,7 @@ describe('ip4-input: what is not routed', () => {
       const h = new Harness();
       h.rx('pa', udpFrame({ from: { mac: A.mac, ip: src }, toMac: GW.mac, dst: '203.0.113.5' }));
       expect(everything(h)).toEqual([]);
-      expect(h.drops('ip4-input')).toEqual({ 'martian source address': 1 });
+      expect(h.drops('ip4-input')).toEqual({ 'ip4.martian-source': 1 });
     });
   }
 
@@ -94,7 +94,7 @@ describe('ip4-input: what is not routed', () => {
     h.rx('pa', udpFrame({ from: A, toMac: '01:00:5e:01:02:03', dst: '239.1.2.3' }));
     expect(h.take('up')).toEqual([]);
     expect(h.take('pa')).toEqual([]);
-    expect(h.drops('ip4-input')).toEqual({ 'multicast destination (not routed)': 2 });
+    expect(h.drops('ip4-input')).toEqual({ 'ip4.multicast': 2 });
     // The multicast frame is still bridged to the other pods.
     expect(h.take('pb')).toHaveLength(1);
   });
@@ -105,20 +105,20 @@ describe('ip4-input: what is not routed', () => {
     h.rx('pa', udpFrame({ from: A, toMac: BCAST, dst: '203.0.113.5' }));
     expect(h.take('up')).toEqual([]);
     expect(h.take('pa')).toEqual([]);
-    expect(h.drops('ip4-lookup')).toEqual({ 'link-layer broadcast carrying unicast for another host': 1 });
+    expect(h.drops('ip4-lookup')).toEqual({ 'ip4.l2-broadcast-unicast': 1 });
   });
 
   it('drops IPv6 at an L3 port as not routed', () => {
     const h = new Harness();
     h.rx('up', F.ethernet(UP.mac, UPSTREAM.mac, 0x86dd, [0x60, 0, 0, 0, 0, 0, 59, 64, ...new Array(32).fill(0)]));
-    expect(h.drops('l3-input')).toEqual({ 'ipv6 is not routed': 1 });
+    expect(h.drops('l3-input')).toEqual({ 'ip6.not-routed': 1 });
     expect(everything(h)).toEqual([]);
   });
 
   it('drops a unicast frame for another MAC on an L3 port', () => {
     const h = new Harness();
     h.rx('up', udpFrame({ from: UPSTREAM, toMac: '02:00:00:00:50:99', dst: A.ip }));
-    expect(h.drops('ethernet-input')).toEqual({ 'unicast for another host on an L3 port': 1 });
+    expect(h.drops('ethernet-input')).toEqual({ 'eth.other-host': 1 });
     expect(everything(h)).toEqual([]);
   });
 
@@ -126,7 +126,7 @@ describe('ip4-input: what is not routed', () => {
     const h = new Harness();
     const inner = udpFrame({ from: A, toMac: GW.mac, dst: '203.0.113.5' });
     h.rx('pa', Buffer.concat([inner.subarray(0, 12), Buffer.from([0x81, 0, 0, 5]), inner.subarray(12)]));
-    expect(h.drops('l3-input')).toEqual({ 'vlan-tagged frame at a router interface': 1 });
+    expect(h.drops('l3-input')).toEqual({ 'l3.vlan-tagged': 1 });
   });
 
   it('answers a destination without a route with ICMP net unreachable (3/0)', () => {

@@ -7,6 +7,7 @@
  * null bindings and a DNAT policy at the place the Services issue will fill, and trace notes.
  * Frames are built by test/helpers/frames.ts; every checksum is verified independently.
  */
+import { dropReasons } from '../../src/core/drop-reason.ts';
 import { describe, expect, it } from 'vitest';
 import { ACCEPT } from '../../src/core/hook.ts';
 import { TextTracer } from '../../src/decode/text-tracer.ts';
@@ -171,7 +172,7 @@ describe('ctstate and the INVALID drop', () => {
     // An ACK of no flow (another port): INVALID, and forwarded, so dropped.
     h.rx('pa', tcpFrame(A, GW.mac, SERVER, 41001, 443, F.TCP_ACK, 1, 1));
     expect(h.take('up')).toHaveLength(0);
-    expect(h.drops('postrouting')).toEqual({ 'filter: forwarded packet with ctstate INVALID': 1 });
+    expect(h.drops('postrouting')).toEqual({ 'conntrack.invalid': 1 });
     expect(ct.count).toBe(1);
   });
 
@@ -189,7 +190,7 @@ describe('ctstate and the INVALID drop', () => {
     introduce(h, B);
     h.rx('pa', tcpFrame(A, B.mac, B.ip, 41000, 80, F.TCP_ACK, 1, 1));
     expect(h.take('pb')).toHaveLength(0);
-    expect(h.drops('bridge-ip4')).toEqual({ 'filter: forwarded packet with ctstate INVALID': 1 });
+    expect(h.drops('bridge-ip4')).toEqual({ 'conntrack.invalid': 1 });
     h.rx('pa', tcpFrame(A, B.mac, B.ip, 41000, 80, F.TCP_SYN, 1));
     expect(h.take('pb')).toHaveLength(1);
   });
@@ -199,7 +200,7 @@ describe('ctstate and the INVALID drop', () => {
     introduce(h, B);
     h.rx('pa', udpFrame({ from: A, toMac: B.mac, dst: B.ip, badChecksum: true }));
     expect(h.take('pb')).toHaveLength(0);
-    expect(h.drops('bridge-ip4')).toEqual({ 'conntrack: bridged ipv4 header invalid (br_validate_ipv4)': 1 });
+    expect(h.drops('bridge-ip4')).toEqual({ 'conntrack.bad-bridged-header': 1 });
   });
 
   it('tracks only with connection tracking on: without nat or conntrack no hook has a handler', () => {
@@ -314,7 +315,7 @@ describe('ICMP errors related to translated flows', () => {
     const stray = F.ipv4({ src: A.ip, dst: SERVER, proto: 17 }, F.udp(A.ip, SERVER, 1234, 53, []));
     h.rx('up', F.ethernet(UP.mac, UPSTREAM2_MAC, 0x0800, F.ipv4({ src: SERVER, dst: A.ip, proto: 1 }, F.icmpError(3, 3, stray))));
     expect(h.take('pa')).toHaveLength(0);
-    expect(h.drops('postrouting')).toEqual({ 'filter: forwarded packet with ctstate INVALID': 1 });
+    expect(h.drops('postrouting')).toEqual({ 'conntrack.invalid': 1 });
   });
 });
 
@@ -339,7 +340,7 @@ describe('fragments', () => {
     const frame = Buffer.concat([Buffer.alloc(14), whole]);
     expect(ports(frame)).toEqual([40000, 7]);
     expect(l4ChecksumOk(frame)).toBe(true);
-    expect(h.counters('ip4-reassemble').drops).toEqual({ 'fragment taken into its datagram': 2 });
+    expect(h.counters('ip4-reassemble').drops).toEqual({ 'ip4.fragment-queued': 2 });
     expect(entries(h)).toEqual([`17 ${A.ip}:40000>10.200.1.1:7 10.200.1.1:7>${SLOW.ip}:40000`]);
   });
 
@@ -427,7 +428,7 @@ describe('DNAT at the place the Services issue fills, and null bindings', () => 
   function withDnat(h: Harness): void {
     const ct = ctOf(h);
     const policy: NatPolicy = {
-      dropReasons: ['no endpoint'],
+      dropReasons: dropReasons([['test.no-endpoint', 'no endpoint']]),
       decide: (slot, id) => {
         const data = h.dp.pool.data;
         const ip = h.dp.pool.l3[slot];
@@ -498,7 +499,7 @@ describe('trace', () => {
       'prerouting: ct established (entry 0, reply; expires in 30 s)',
       'prerouting: dnat 192.168.50.11:40000 -> 10.244.1.2:40000',
       'prerouting: ct invalid',
-      'postrouting: dropped (filter: forwarded packet with ctstate INVALID)',
+      'postrouting: dropped conntrack.invalid (filter: forwarded packet with ctstate INVALID)',
     ]);
   });
 });
@@ -516,7 +517,7 @@ describe('a full table evicting entries of packets still in flight', () => {
     expect(out).toHaveLength(4);
     for (const f of out) expect(ip4Of(f).src).toBe(UP.ip);
     // Dropped at the first NAT handler they reach: the destination manip at prerouting.
-    expect(h.drops('prerouting')).toEqual({ 'dnat: conntrack entry evicted while the packet was in flight': 2 });
+    expect(h.drops('prerouting')).toEqual({ 'nat.entry-gone': 2 });
     // No tuple of a dead entry is left in the index: two per live entry.
     expect(ct.count).toBe(4);
     expect(ct.index.size).toBe(2 * ct.count);

@@ -24,7 +24,7 @@ describe('neighbour-output: resolving', () => {
     introduce(h, A);
     for (let i = 1; i <= 5; i++) h.rx('pa', toPeer(i));
     expect(h.take('slow').filter((f) => isArp(f, 1))).toHaveLength(1);
-    expect(h.drops('neighbour-output')).toEqual({ 'waiting packet pushed out of a full arp queue': 2 });
+    expect(h.drops('neighbour-output')).toEqual({ 'neigh.queue-overflow': 2 });
     peerReplies(h, h.now + 100 * MS);
     expect(h.take('slow').map((f) => ip4Of(f).id)).toEqual([3, 4, 5]);
   });
@@ -33,7 +33,7 @@ describe('neighbour-output: resolving', () => {
     const h = new Harness(LAB + 'arp: { queueLen: 1 }\n');
     introduce(h, A);
     for (let i = 1; i <= 3; i++) h.rx('pa', toPeer(i));
-    expect(h.drops('neighbour-output')).toEqual({ 'waiting packet pushed out of a full arp queue': 2 });
+    expect(h.drops('neighbour-output')).toEqual({ 'neigh.queue-overflow': 2 });
     expect(h.take('slow').filter((f) => isArp(f, 1))).toHaveLength(1);
     peerReplies(h, h.now + 100 * MS);
     expect(h.take('slow').map((f) => ip4Of(f).id)).toEqual([3]);

@@ -114,7 +114,7 @@ describe('offload super-frames', () => {
     const { dp, out, rxSuper, leakCheck } = setup();
     rxSuper('pa', GW.mac, '10.200.1.1', 14_480, false);
     expect(out.slow).toEqual([]);
-    expect(dp.stageCounters()['ip4-forward'].drops).toEqual({ 'offload super-frame larger than the mtu without DF': 1 });
+    expect(dp.stageCounters()['ip4-forward'].drops).toEqual({ 'ip4.super-frame-over-mtu': 1 });
     leakCheck();
   });
 

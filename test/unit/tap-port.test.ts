@@ -198,6 +198,7 @@ describe('TapPort: virtio-net header (offload)', () => {
     dp.setObserver({
       onRx: (_p, pool, s) => seen.push([pool.len[s], pool.vnetFlags[s], pool.gsoType[s], pool.gsoHdrLen[s], pool.gsoSize[s], pool.csumStart[s], pool.csumOffset[s]]),
       onTx: () => undefined,
+      flush: () => undefined,
     });
     const frame = tcpSuper(30_000);
     const hdr = { flags: 1, gsoType: 1, hdrLen: 54, gsoSize: 1448, csumStart: 34, csumOffset: 16 };
