@@ -42,6 +42,7 @@ import {
   portsState,
   routesState,
   statsState,
+  type CaptureStatus,
   type PortDriverStatus,
 } from './state.ts';
 
@@ -55,6 +56,8 @@ export interface AdminExtras {
     add(req: PortAddRequest): Promise<PortAdded>;
     remove(name: string): RuntimePortRemoved;
   };
+  /** What the captures report (records written, ring drops), for `show ports`. */
+  captureStatus?: () => CaptureStatus | null;
 }
 
 export interface AdminServer {
@@ -120,7 +123,7 @@ const ENDPOINTS: Record<string, Endpoint> = {
   '/v1/fdb': (dp) => fdbState(dp),
   '/v1/neigh': (dp) => neighState(dp),
   '/v1/routes': (dp) => routesState(dp),
-  '/v1/ports': (dp, extra) => portsState(dp, extra.portStatus?.()),
+  '/v1/ports': (dp, extra) => portsState(dp, extra.portStatus?.(), extra.captureStatus?.() ?? null),
   '/v1/stats': (dp) => statsState(dp),
   '/v1/graph': (dp) => graphState(dp),
 };

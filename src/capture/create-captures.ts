@@ -8,6 +8,8 @@
  *   stdoutPort   classic pcap of one port or 'all' to stdout (live-capture.ts)
  *   fifo         the same to a FIFO (streams once a reader opens it) or a regular file
  *   snaplen      bytes kept per frame, for every capture (default 262144)
+ *   filter       tcpdump filter syntax, for every capture, compiled by libpcap (bpf-filter.ts)
+ *   drops        the pcapng gets an interface `drop` with every dropped frame (needs dir)
  *
  * Timestamps come from the dataplane's clock when the tee sees the frame (received: as the
  * port hands it in; transmitted: as port-output sends it), so a replayed run records virtual
@@ -23,6 +25,7 @@ import type { FramePool } from '../core/frame-pool.ts';
 import type { Dataplane } from '../dataplane/dataplane.ts';
 import type { PortObserver } from '../core/port-contract.ts';
 import type { CaptureLog } from './frame-scratch.ts';
+import { BpfFilter } from './bpf-filter.ts';
 import { LiveCapture, liveToPath, liveToStdout } from './live-capture.ts';
 import { PortCapture } from './port-capture.ts';
 
@@ -34,6 +37,10 @@ export interface CaptureOptions {
   maxFiles?: number;
   stdoutPort?: string;
   fifo?: { path: string; port: string };
+  /** tcpdump filter syntax; empty or absent: every frame. */
+  filter?: string;
+  /** Record dropped frames on a `drop` interface of the pcapng (needs `dir`). */
+  drops?: boolean;
   log?: CaptureLog;
   /** Time in the pcapng file names; default now. */
   startTime?: Date;
@@ -47,6 +54,8 @@ export interface Captures {
   flush(): void;
   /** Closes every capture; live streams get up to 2 s to drain to a slow reader. */
   close(): void;
+  /** The pcapng capture's counters (`show ports`), or null without one. */
+  status(): { packets: number; ringDrops: number; drops: number; filter: { expression: string; matched: number; unmatched: number } | null } | null;
   /** The parts, for status output and tests. */
   pcapng: PortCapture | null;
   live: LiveCapture[];
@@ -63,9 +72,13 @@ class FanOut implements PortObserver {
     const l = this.list;
     for (let i = 0; i < l.length; i++) l[i]!.onTx(port, pool, slot);
   }
+  flush(pool: FramePool): void {
+    const l = this.list;
+    for (let i = 0; i < l.length; i++) l[i]!.flush(pool);
+  }
 }
 
-const NOTHING: PortObserver = { onRx() {}, onTx() {} };
+const NOTHING: PortObserver = { onRx() {}, onTx() {}, flush() {} };
 
 export function createCaptures(dp: Dataplane, opts: CaptureOptions): Captures {
   const names = dp.ctx.ports.names;
@@ -91,6 +104,9 @@ export function createCaptures(dp: Dataplane, opts: CaptureOptions): Captures {
   const ports = opts.ports?.map((n) => portOf('capture.ports', n, false) as number);
   const stdoutPort = opts.stdoutPort === undefined ? undefined : portOf('--capture-stdout', opts.stdoutPort, true);
   const fifoPort = opts.fifo === undefined ? undefined : portOf('--capture-fifo', opts.fifo.port, true);
+  if (opts.drops && opts.dir === undefined) throw new UserError('--capture-drops needs a capture directory (--capture DIR or capture.dir)');
+  const filter = opts.filter ? new BpfFilter(opts.filter, snaplen) : null;
+  const capacity = dp.pool.capacity;
   if (stdoutPort !== undefined && isatty(1)) {
     throw new UserError('--capture-stdout: stdout is a terminal; pipe it, e.g. | wireshark -k -i -');
   }
@@ -100,6 +116,7 @@ export function createCaptures(dp: Dataplane, opts: CaptureOptions): Captures {
   const live: LiveCapture[] = [];
   let pcapng: PortCapture | null = null;
   const closeAll = (): void => {
+    dp.setDropObserver(null);
     pcapng?.close();
     for (const l of live) l.close();
   };
@@ -115,13 +132,17 @@ export function createCaptures(dp: Dataplane, opts: CaptureOptions): Captures {
         maxFiles: opts.maxFiles,
         clock,
         startTime: opts.startTime,
+        filter,
+        drops: opts.drops,
+        capacity,
         log: opts.log,
       });
       observers.push(pcapng);
+      if (opts.drops) dp.setDropObserver(pcapng);
     }
-    if (stdoutPort !== undefined) live.push(liveToStdout({ port: stdoutPort, snaplen, clock, log: opts.log }));
+    if (stdoutPort !== undefined) live.push(liveToStdout({ port: stdoutPort, snaplen, clock, filter, capacity, log: opts.log }));
     if (opts.fifo !== undefined && fifoPort !== undefined) {
-      live.push(liveToPath(opts.fifo.path, { port: fifoPort, snaplen, clock, log: opts.log }));
+      live.push(liveToPath(opts.fifo.path, { port: fifoPort, snaplen, clock, filter, capacity, log: opts.log }));
     }
   } catch (e) {
     closeAll();
@@ -136,6 +157,15 @@ export function createCaptures(dp: Dataplane, opts: CaptureOptions): Captures {
     files: () => pcapng?.files() ?? [],
     flush() {},
     close: closeAll,
+    status: () =>
+      pcapng === null
+        ? null
+        : {
+            packets: pcapng.packets,
+            ringDrops: pcapng.ringDrops,
+            drops: pcapng.dropsRecorded,
+            filter: filter === null ? null : { expression: filter.expression, matched: filter.accepted, unmatched: filter.rejected },
+          },
     pcapng,
     live,
   };

@@ -26,7 +26,9 @@ import type { FramePool } from '../core/frame-pool.ts';
 import { PcapWriter } from '../pcap/pcap-writer.ts';
 import { type CaptureSink, type FdSinkStats, fdSink, fileSink } from '../pcap/sink.ts';
 import type { PortObserver } from '../core/port-contract.ts';
+import type { BpfFilter } from './bpf-filter.ts';
 import { type CaptureLog, FrameScratch, splitUs } from './frame-scratch.ts';
+import { PendingFrames } from './pending-frames.ts';
 
 export interface LiveCaptureOptions {
   /** A port number, or 'all'. */
@@ -37,6 +39,10 @@ export interface LiveCaptureOptions {
   clock: { nowUs(): number };
   /** Where the stream goes, for log lines ("stdout", a path). */
   label: string;
+  /** Records only frames this filter matches (tcpdump syntax, compiled by libpcap). */
+  filter?: BpfFilter | null;
+  /** Frames pending at most between two flushes: the pool's capacity. */
+  capacity?: number;
   log?: CaptureLog;
 }
 
@@ -59,11 +65,13 @@ export class LiveCapture implements PortObserver {
   private sink: CaptureSink | null = null;
   private sinkStats: FdSinkStats | undefined;
   private settle!: (open: boolean) => void;
+  private readonly pending: PendingFrames;
   private onClose: (() => void) | undefined;
 
   constructor(private readonly opts: LiveCaptureOptions) {
     this.port = opts.port === 'all' ? -1 : opts.port;
     this.snaplen = opts.snaplen ?? 262144;
+    this.pending = new PendingFrames(opts.capacity ?? 65536);
     this.ready = new Promise((resolve) => (this.settle = resolve));
   }
 
@@ -107,24 +115,34 @@ export class LiveCapture implements PortObserver {
     this.onClose = fn;
   }
 
-  onRx(port: number, pool: FramePool, slot: number): void {
+  onRx(port: number, _pool: FramePool, slot: number): void {
     if (this.port >= 0 && port !== this.port) return;
-    this.write(pool, slot);
+    this.pending.add(port, slot, 0);
   }
 
-  onTx(port: number, pool: FramePool, slot: number): void {
+  onTx(port: number, _pool: FramePool, slot: number): void {
     if (this.port >= 0 && port !== this.port) return;
-    this.write(pool, slot);
+    this.pending.add(port, slot, 1);
+  }
+
+  /** Writes the frames shown since the last flush that the filter matches. */
+  flush(pool: FramePool): void {
+    const p = this.pending;
+    const n = p.n;
+    if (n === 0) return;
+    p.n = 0;
+    if (this.writer === null) {
+      this.missed += n;
+      return;
+    }
+    p.select(pool, this.opts.filter ?? null, n);
+    splitUs(this.opts.clock.nowUs(), this.ts);
+    for (let i = 0; i < n && this.writer !== null; i++) if (p.verdicts[i] === 1) this.write(pool, p.slots[i]);
   }
 
   private write(pool: FramePool, slot: number): void {
-    const w = this.writer;
-    if (w === null) {
-      this.missed++;
-      return;
-    }
+    const w = this.writer!;
     const data = this.scratch.take(pool, slot, this.snaplen);
-    splitUs(this.opts.clock.nowUs(), this.ts);
     try {
       w.writeRecord(this.ts.sec, this.ts.nsec, data, pool.len[slot]);
     } catch (e) {

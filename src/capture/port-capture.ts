@@ -23,18 +23,34 @@
  * (tcpdump -W), so at most W files exist. Every file starts with the SHB and all IDBs, so each
  * is readable alone. The CLI's `--capture-max-mb N` means N × 1,000,000 bytes, as tcpdump -C.
  *
- * Cost per packet: one copy into a reused scratch buffer (frame-scratch.ts), the writer's
- * block assembly in its own reused buffer, and one write(2) per block through fileSink, which
- * is what keeps a killed process's file readable. A failing write (disk full) stops this
- * capture with one log line; the dataplane carries on.
+ * Off the packet path: frames shown are noted (pending-frames.ts) and recorded when the
+ * dataplane flushes them, a batch at a time: the filter (`filter`, tcpdump syntax, run by
+ * libpcap over the batch) picks them, the first `snaplen` bytes of each are laid out as an
+ * EPB into a shared ring, and a worker thread writes the ring to the file in large writes
+ * (capture-ring.ts), pages of whole blocks, so a killed process's file is still readable. A
+ * record that finds the ring full is not written and counted (`ringDrops`); forwarding never
+ * waits for the disk. A failing write (disk full) stops this capture with one log line; the
+ * dataplane carries on.
+ *
+ * Drops (`drops`): an extra interface named `drop` on which every frame a stage drops is
+ * recorded as it was when dropped, with an opt_comment naming the stage and the reason
+ * (`ip4-forward: ip4.ttl-expired (ttl expired ...)`; Wireshark's frame.comment).
+ *
+ * With offload on, frames are recorded as they cross the ports: TCP super-frames of up to
+ * 64 KiB, as tcpdump on a veth shows GSO packets. A block larger than a page cannot be kept
+ * within one, so under SIGKILL only such a last block can be cut.
  */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
+import type { DropReason } from '../core/drop-reason.ts';
 import type { FramePool } from '../core/frame-pool.ts';
 import { PcapngWriter, type PcapngPacketOptions } from '../pcap/pcapng-writer.ts';
-import { fileSink, type CaptureSink } from '../pcap/sink.ts';
-import type { PortObserver } from '../core/port-contract.ts';
+import type { CaptureSink } from '../pcap/sink.ts';
+import type { DropObserver, PortObserver } from '../core/port-contract.ts';
+import type { BpfFilter } from './bpf-filter.ts';
+import { CaptureRing } from './capture-ring.ts';
 import { type CaptureLog, FrameScratch, splitUs } from './frame-scratch.ts';
+import { PendingFrames } from './pending-frames.ts';
 
 export interface PortCaptureOptions {
   /** Directory the files go in (must exist). */
@@ -55,8 +71,16 @@ export interface PortCaptureOptions {
   startTime?: Date;
   /** File name prefix; default "nodeplane". */
   prefix?: string;
-  /** Opens a file; default fileSink. */
+  /** Opens a file synchronously (tests); default: files written by a ring's worker thread. */
   openSink?: (path: string) => CaptureSink;
+  /** Ring bytes for the worker (default capture-ring.ts's). */
+  ringBytes?: number;
+  /** Records only frames this filter matches (tcpdump syntax, compiled by libpcap). */
+  filter?: BpfFilter | null;
+  /** Adds the `drop` interface: every dropped frame, with its stage and reason as comment. */
+  drops?: boolean;
+  /** Frames pending at most between two flushes: the pool's capacity. */
+  capacity?: number;
   log?: CaptureLog;
 }
 
@@ -86,9 +110,13 @@ class CountingSink implements CaptureSink {
   }
 }
 
-export class PortCapture implements PortObserver {
+export class PortCapture implements PortObserver, DropObserver {
   /** Packets written, over all files. */
   packets = 0;
+  /** Frames not written because the ring was full (never blocks forwarding). */
+  ringDrops = 0;
+  /** Dropped frames recorded on the `drop` interface. */
+  dropsRecorded = 0;
   /** Files started so far (rotations + 1). */
   fileCount = 0;
   /** Set when a write failed and the capture stopped. */
@@ -107,6 +135,14 @@ export class PortCapture implements PortObserver {
   private writer: PcapngWriter | null = null;
   private sink: CountingSink | null = null;
   private packetsInFile = 0;
+  private readonly ring: CaptureRing | null;
+  private readonly pending: PendingFrames;
+  private readonly filter: BpfFilter | null;
+  /** The `drop` interface's id in the current file, or -1. */
+  private dropIf = -1;
+  private readonly dropOpts: PcapngPacketOptions = { origLen: 0, comment: '' };
+  /** Drop comments by stage and reason id, made once each. */
+  private readonly comments = new Map<string, string>();
 
   constructor(private readonly opts: PortCaptureOptions) {
     const n = opts.portNames.length;
@@ -126,7 +162,11 @@ export class PortCapture implements PortObserver {
     }
     if (w !== undefined && m === undefined) throw new RangeError('capture: maxFiles needs maxFileBytes');
     this.ifIds = new Int32Array(n).fill(-1);
-    this.open = opts.openSink ?? fileSink;
+    this.filter = opts.filter ?? null;
+    this.pending = new PendingFrames(opts.capacity ?? 65536);
+    this.ring = opts.openSink ? null : new CaptureRing(opts.ringBytes, (err) => this.fail(new Error(err)));
+    const ring = this.ring;
+    this.open = opts.openSink ?? ((path) => ring!.open(path));
     this.base = this.pickBase(opts.startTime ?? new Date());
     this.startFile();
   }
@@ -136,15 +176,46 @@ export class PortCapture implements PortObserver {
     return [...this.written];
   }
 
-  onRx(port: number, pool: FramePool, slot: number): void {
+  onRx(port: number, _pool: FramePool, slot: number): void {
     // Ports added at run time have numbers beyond the file's interfaces: not captured.
     if (port >= this.ifIds.length || this.ifIds[port] < 0 || this.writer === null) return;
-    this.write(port, pool, slot, this.rxOpts);
+    this.pending.add(port, slot, 0);
   }
 
-  onTx(port: number, pool: FramePool, slot: number): void {
+  onTx(port: number, _pool: FramePool, slot: number): void {
     if (port >= this.ifIds.length || this.ifIds[port] < 0 || this.writer === null) return;
-    this.write(port, pool, slot, this.txOpts);
+    this.pending.add(port, slot, 1);
+  }
+
+  /** Records the frames shown since the last flush (still intact now), filtered as a batch. */
+  flush(pool: FramePool): void {
+    const p = this.pending;
+    const n = p.n;
+    if (n === 0) return;
+    p.n = 0;
+    if (this.writer === null) return;
+    p.select(pool, this.filter, n);
+    splitUs(this.opts.clock.nowUs(), this.ts);
+    const verdicts = p.verdicts;
+    for (let i = 0; i < n; i++) {
+      if (verdicts[i] === 0) continue;
+      this.write(this.ifIds[p.ports[i]], pool, p.slots[i], p.out[i] === 1 ? this.txOpts : this.rxOpts);
+    }
+  }
+
+  /** A stage dropped the frame in `slot`: recorded on `drop` with its stage and reason. */
+  onDrop(stage: string, reason: DropReason, pool: FramePool, slot: number): void {
+    if (this.dropIf < 0 || this.writer === null) return;
+    if (this.filter !== null && !this.filter.matches(pool, slot)) return;
+    const key = `${stage}\0${reason.id}`;
+    let comment = this.comments.get(key);
+    if (comment === undefined) {
+      comment = `${stage}: ${reason.id} (${reason.text})`;
+      this.comments.set(key, comment);
+    }
+    this.dropOpts.comment = comment;
+    splitUs(this.opts.clock.nowUs(), this.ts);
+    if (this.write(this.dropIf, pool, slot, this.dropOpts)) this.dropsRecorded++;
   }
 
   /** Closes the current file; later frames are ignored. */
@@ -153,24 +224,34 @@ export class PortCapture implements PortObserver {
     this.writer = null;
     this.sink = null;
     this.ifIds.fill(-1);
+    this.dropIf = -1;
     s?.close();
+    this.ring?.close();
   }
 
-  private write(port: number, pool: FramePool, slot: number, o: PcapngPacketOptions): void {
+  /** Writes one record (timestamp in this.ts); false when it was not written. */
+  private write(ifId: number, pool: FramePool, slot: number, o: PcapngPacketOptions): boolean {
+    const len = pool.len[slot];
+    const caplen = len > this.snaplen ? this.snaplen : len;
+    if (this.ring !== null && !this.ring.fits(epbSize(caplen) + (o.comment === undefined ? 0 : 4 + o.comment.length * 3), 2)) {
+      this.ringDrops++;
+      return false;
+    }
     const data = this.scratch.take(pool, slot, this.snaplen);
-    o.origLen = pool.len[slot];
-    splitUs(this.opts.clock.nowUs(), this.ts);
+    o.origLen = len;
     try {
       const max = this.opts.maxFileBytes;
       if (max !== undefined && this.packetsInFile > 0 && this.sink!.bytes + epbSize(data.length) > max) {
         this.sink!.close();
         this.startFile();
       }
-      this.writer!.writePacket(this.ifIds[port], this.ts.sec, this.ts.nsec, data, o);
+      this.writer!.writePacket(ifId, this.ts.sec, this.ts.nsec, data, o);
       this.packets++;
       this.packetsInFile++;
+      return true;
     } catch (e) {
       this.fail(e as Error);
+      return false;
     }
   }
 
@@ -213,6 +294,7 @@ export class PortCapture implements PortObserver {
     for (const p of this.captured) {
       this.ifIds[p] = this.writer.addInterface({ name: this.opts.portNames[p]!, snaplen: this.snaplen });
     }
+    if (this.opts.drops) this.dropIf = this.writer.addInterface({ name: 'drop', snaplen: this.snaplen, description: 'frames the dataplane dropped, reason as comment' });
     // The section header and every interface in one write, now: the file is readable from the start.
     this.writer.flush();
     this.packetsInFile = 0;

@@ -50,8 +50,11 @@ program
   .option('--capture-fifo-port <port>', 'port for --capture-fifo, or all', 'all')
   .option('--capture-max-mb <n>', 'rotate a capture file when it reaches N MB (like tcpdump -C)')
   .option('--capture-files <n>', 'keep at most N rotated files per capture (like tcpdump -W)')
+  .option('--snaplen <n>', 'bytes kept of each captured frame (like tcpdump -s; overrides capture.snaplen)')
+  .option('--capture-filter <expr>', "record only frames this tcpdump filter matches, e.g. 'icmp or arp' (compiled by libpcap)")
+  .option('--capture-drops', "record every dropped frame on an interface 'drop' of the pcapng, stage and reason as its comment")
   .option('--admin <socket>', 'admin unix socket path', '/run/nodeplane.sock')
-  .option('--no-offload', 'plain 1500-byte frames on the TAPs, no TCP segmentation offload (always so while capturing)')
+  .option('--no-offload', 'plain 1500-byte frames on the TAPs, no TCP segmentation offload (captures then show them; with offload, super-frames)')
   .option('--log-level <level>', 'pino log level', 'info')
   .action((opts) => runAction(async () => (await import('./run.ts')).runCommand(opts)));
 

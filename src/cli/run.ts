@@ -39,6 +39,9 @@ export interface RunOptions {
   captureFifoPort?: string;
   captureMaxMb?: string;
   captureFiles?: string;
+  snaplen?: string;
+  captureFilter?: string;
+  captureDrops?: boolean;
   admin: string;
   logLevel: string;
   /** commander's --no-offload. */
@@ -79,10 +82,12 @@ export async function runCommand(opts: RunOptions): Promise<number> {
   }
   const captureDir = opts.capture ?? config.capture.dir;
   const capturing = Boolean(captureDir || opts.captureStdout || opts.captureFifo);
-  // TCP segmentation offload on the TAPs, unless captures are on: captures then show frames
-  // as a 1500-byte-MTU wire carries them, and every pcapng record stays small enough to be
-  // written whole even if the process is killed.
-  const offload = opts.offload && !capturing;
+  const snaplen = positiveInt('--snaplen', opts.snaplen) ?? config.capture.snaplen;
+  const captureFilter = opts.captureFilter ?? config.capture.filter;
+  const captureDrops = opts.captureDrops === true || config.capture.drops;
+  // TCP segmentation offload on the TAPs unless --no-offload. Captures record what crosses
+  // the ports: with offload, TCP super-frames, as tcpdump on a veth shows GSO packets.
+  const offload = opts.offload;
   const dp = new Dataplane(config, offload ? { clock: new SystemClock(), poolSize: config.pool.offloadSlots, slotSize: OFFLOAD_SLOT_SIZE } : { clock: new SystemClock() });
   // Every port receives into the one pool, a read round at a time (see rx-budget.ts).
   const budget = new RxBudget(dp.pool, dp.ctx.ports);
@@ -109,14 +114,16 @@ export async function runCommand(opts: RunOptions): Promise<number> {
     throw err;
   }
 
-  let captures: { files(): string[]; flush(): void; close(): void } | null = null;
+  let captures: import('../capture/create-captures.ts').Captures | null = null;
   if (capturing) {
     const { createCaptures } = await import('../capture/create-captures.ts');
     try {
       const c = createCaptures(dp, {
         dir: captureDir,
         ports: config.capture.ports,
-        snaplen: config.capture.snaplen,
+        snaplen,
+        filter: captureFilter,
+        drops: captureDrops,
         maxFileMB,
         maxFiles,
         stdoutPort: opts.captureStdout,
@@ -140,6 +147,7 @@ export async function runCommand(opts: RunOptions): Promise<number> {
       portStatus: () => [...ports.map((p) => ({ name: p.name, downReason: p.downReason, tap: p.stats() })), ...livePorts.status()],
       reloadManifests: () => manifests.reload(),
       ports: livePorts,
+      captureStatus: () => captures?.status() ?? null,
     });
   } catch (err) {
     closeAll();

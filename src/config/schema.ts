@@ -373,6 +373,10 @@ const capture = z.strictObject({
   snaplen: int(64, 262144).default(262144),
   /** Ports to record; all when absent. */
   ports: z.array(ifName).optional(),
+  /** tcpdump filter syntax, compiled by libpcap when the run starts; empty: every frame. */
+  filter: z.string().default(''),
+  /** Records dropped frames on an interface named "drop", stage and reason as comment. */
+  drops: z.boolean().default(false),
 });
 
 const arp = z.strictObject({

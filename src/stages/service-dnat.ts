@@ -47,6 +47,7 @@
  *
  * drop: no local endpoint for a Local policy; no free tuple for the flow (see above).
  */
+import { dropReasons } from '../core/drop-reason.ts';
 import { ACCEPT, STOLEN } from '../core/hook.ts';
 import type { FramePool } from '../core/frame-pool.ts';
 import type { Random } from '../core/random.ts';
@@ -71,7 +72,10 @@ const enum Drop {
 const PORT_UNREACHABLE = ((3 << 24) | (3 << 16)) >>> 0;
 
 export class ServiceDnat implements NatPolicy {
-  readonly dropReasons = ['service: no local endpoint (traffic policy Local)', 'service: no free tuple to the endpoint (held by another flow)'];
+  readonly dropReasons = dropReasons([
+    ['service.no-local-endpoint', 'service: no local endpoint (traffic policy Local)'],
+    ['service.no-free-tuple', 'service: no free tuple to the endpoint (held by another flow)'],
+  ]);
   private readonly ct: Conntrack;
   private readonly pool: FramePool;
   private readonly random: Random;

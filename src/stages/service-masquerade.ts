@@ -15,6 +15,7 @@
  *
  * drop: no free source port (the reason Masquerade counts, shared).
  */
+import type { DropReason } from '../core/drop-reason.ts';
 import { ACCEPT } from '../core/hook.ts';
 import type { FramePool } from '../core/frame-pool.ts';
 import type { Conntrack } from '../tables/conntrack.ts';
@@ -26,7 +27,7 @@ import type { Masquerade } from './masquerade.ts';
 import type { NatPolicy } from './nat-manip.ts';
 
 export class ServiceMasquerade implements NatPolicy {
-  readonly dropReasons: readonly string[];
+  readonly dropReasons: readonly DropReason[];
   private readonly ct: Conntrack;
   private readonly pool: FramePool;
   private readonly ifs: InterfaceTable;

@@ -1,0 +1,148 @@
+// nodeplane_pcap: tcpdump's filter language, compiled and run by libpcap.
+//
+// compile(expr, snaplen) compiles a filter for Ethernet frames with pcap_compile on a
+// "dead" handle (no device is opened) and returns the BPF program as a Buffer of
+// struct bpf_insn. filterBatch(...) runs such a program over a batch of frames that live in
+// one pool buffer, with libpcap's own bpf_filter interpreter, one call per batch so that a
+// batch costs one crossing between JavaScript and C. No policy lives here.
+
+#ifndef NAPI_VERSION
+#define NAPI_VERSION 8
+#endif
+#include <node_api.h>
+
+#include <pcap/pcap.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define CHECK(call)                                                   \
+  do {                                                                \
+    if ((call) != napi_ok) {                                          \
+      napi_throw_error(env, NULL, "nodeplane_pcap: N-API call failed"); \
+      return NULL;                                                    \
+    }                                                                 \
+  } while (0)
+
+static void* typed_array_data(napi_env env, napi_value v, size_t elem, size_t* count) {
+  napi_typedarray_type type;
+  size_t length;
+  void* data;
+  napi_value ab;
+  size_t offset;
+  if (napi_get_typedarray_info(env, v, &type, &length, &data, &ab, &offset) != napi_ok) return NULL;
+  size_t size = (type == napi_int32_array || type == napi_uint32_array) ? 4 : 1;
+  if (size != elem) return NULL;
+  *count = length;
+  return data;
+}
+
+// compile(expr: string, snaplen: number): Buffer (struct bpf_insn[])
+static napi_value js_compile(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 2) {
+    napi_throw_type_error(env, NULL, "compile(expr, snaplen)");
+    return NULL;
+  }
+  size_t len;
+  CHECK(napi_get_value_string_utf8(env, argv[0], NULL, 0, &len));
+  char* expr = malloc(len + 1);
+  if (expr == NULL) {
+    napi_throw_error(env, NULL, "out of memory");
+    return NULL;
+  }
+  napi_get_value_string_utf8(env, argv[0], expr, len + 1, &len);
+  int32_t snaplen = 262144;
+  napi_get_value_int32(env, argv[1], &snaplen);
+  pcap_t* p = pcap_open_dead(DLT_EN10MB, snaplen);
+  if (p == NULL) {
+    free(expr);
+    napi_throw_error(env, NULL, "pcap_open_dead failed");
+    return NULL;
+  }
+  struct bpf_program prog;
+  if (pcap_compile(p, &prog, expr, 1, PCAP_NETMASK_UNKNOWN) != 0) {
+    char msg[PCAP_ERRBUF_SIZE + 64];
+    snprintf(msg, sizeof msg, "%s", pcap_geterr(p));
+    pcap_close(p);
+    free(expr);
+    napi_value err, code, text;
+    napi_create_string_utf8(env, msg, NAPI_AUTO_LENGTH, &text);
+    napi_create_string_utf8(env, "EFILTER", NAPI_AUTO_LENGTH, &code);
+    napi_create_error(env, code, text, &err);
+    napi_throw(env, err);
+    return NULL;
+  }
+  free(expr);
+  size_t bytes = prog.bf_len * sizeof(struct bpf_insn);
+  void* out;
+  napi_value buf;
+  napi_status st = napi_create_buffer_copy(env, bytes, prog.bf_insns, &out, &buf);
+  pcap_freecode(&prog);
+  pcap_close(p);
+  if (st != napi_ok) {
+    napi_throw_error(env, NULL, "cannot allocate the program");
+    return NULL;
+  }
+  return buf;
+}
+
+// filterBatch(prog, data, start, len, slots, n, verdicts): accepted count.
+// verdicts[i] = 1 when the frame in slots[i] (bytes data[start[s] .. start[s]+len[s])) matches.
+static napi_value js_filter_batch(napi_env env, napi_callback_info info) {
+  size_t argc = 7;
+  napi_value argv[7];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 7) {
+    napi_throw_type_error(env, NULL, "filterBatch(prog, data, start, len, slots, n, verdicts)");
+    return NULL;
+  }
+  void* prog;
+  size_t prog_len;
+  uint8_t* data;
+  size_t data_len;
+  CHECK(napi_get_buffer_info(env, argv[0], &prog, &prog_len));
+  CHECK(napi_get_buffer_info(env, argv[1], (void**)&data, &data_len));
+  size_t n_start = 0, n_len = 0, n_slots = 0, n_verdicts = 0;
+  const int32_t* start = typed_array_data(env, argv[2], 4, &n_start);
+  const int32_t* lens = typed_array_data(env, argv[3], 4, &n_len);
+  const int32_t* slots = typed_array_data(env, argv[4], 4, &n_slots);
+  uint8_t* verdicts = typed_array_data(env, argv[6], 1, &n_verdicts);
+  int32_t n = 0;
+  napi_get_value_int32(env, argv[5], &n);
+  if (!start || !lens || !slots || !verdicts || n < 0 || (size_t)n > n_slots || (size_t)n > n_verdicts ||
+      prog_len % sizeof(struct bpf_insn) != 0 || prog_len == 0) {
+    napi_throw_range_error(env, NULL, "filterBatch: bad arguments");
+    return NULL;
+  }
+  const struct bpf_insn* insns = prog;
+  int32_t accepted = 0;
+  for (int32_t i = 0; i < n; i++) {
+    int32_t s = slots[i];
+    uint8_t ok = 0;
+    if (s >= 0 && (size_t)s < n_start && (size_t)s < n_len) {
+      int64_t off = start[s], l = lens[s];
+      if (off >= 0 && l >= 0 && (uint64_t)(off + l) <= data_len) {
+        ok = bpf_filter(insns, data + off, (u_int)l, (u_int)l) != 0;
+      }
+    }
+    verdicts[i] = ok;
+    accepted += ok;
+  }
+  napi_value r;
+  CHECK(napi_create_int32(env, accepted, &r));
+  return r;
+}
+
+static napi_value init(napi_env env, napi_value exports) {
+  napi_property_descriptor props[] = {
+      {"compile", NULL, js_compile, NULL, NULL, NULL, napi_default, NULL},
+      {"filterBatch", NULL, js_filter_batch, NULL, NULL, NULL, napi_default, NULL},
+  };
+  napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
+  return exports;
+}
+
+NAPI_MODULE(NODE_GYP_MODULE_NAME, init)
