@@ -120,11 +120,11 @@ export class Lab {
   }
 
   /**
-   * Stops nodeplane and starts it again in the same namespaces, with `config` (the running
-   * one when absent). Its TAP devices went with it, so every host gets a fresh eth0,
+   * Stops nodeplane and starts it again in the same namespaces, with `config` and `runArgs`
+   * (the running ones when absent). Its TAP devices went with it, so every host gets a fresh eth0,
    * configured as at the start.
    */
-  async restart(config?: string): Promise<void> {
+  async restart(config?: string, runArgs?: string[]): Promise<void> {
     const code = await this.stopNodeplane('SIGTERM');
     if (code !== 0) throw new Error(`nodeplane exited with ${code} on SIGTERM: ${this.nodeplaneStderr.trim()}`);
     // A TAP is deleted when its last file descriptor closes; wait until each host's is gone.
@@ -136,6 +136,7 @@ export class Lab {
       }
     }
     if (config !== undefined) this.config = config;
+    if (runArgs !== undefined) this.opts.runArgs = runArgs;
     this.nodeplaneStderr = '';
     await this.startNodeplane();
     for (const p of this.opts.pods) this.plug(p);
