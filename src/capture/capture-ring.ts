@@ -8,7 +8,7 @@
  * OPEN (a path: close the current file, create this one), CLOSE (close it), WRAP (go back to
  * offset 0: a unit never straddles the ring's end). Head and tail are byte offsets in an
  * Int32Array of shared control words, moved with Atomics; the producer wakes the worker once
- * a quarter of the ring is waiting, and the worker also looks every 10 ms.
+ * 256 KiB are waiting, and the worker also writes what waits 20 ms after its last write.
  *
  * Whole or nothing under SIGKILL: `RingFile` reports its file position, so PcapngWriter's
  * pageAligned layout (pcapng-writer.ts) is decided on the packet thread as if writing
@@ -31,6 +31,10 @@ const TAIL = 1;
 const WAKE = 2;
 const FAILED = 3;
 const CONTROL_WORDS = 4;
+
+/** The worker writes once this much is waiting, or MAX_DELAY_MS after its last write. */
+const BATCH_BYTES = 256 * 1024;
+const MAX_DELAY_MS = 20;
 
 /** Default ring size: 32 MiB, a quarter of a second of 1 Gbit/s of capture. */
 export const DEFAULT_RING_BYTES = 32 * 1024 * 1024;
@@ -70,13 +74,18 @@ function flushIov() {
   iov = [];
   iovBytes = 0;
 }
+let lastWrite = Date.now();
 for (;;) {
+  const wake = Atomics.load(ctl, ${WAKE});
   const head = Atomics.load(ctl, ${HEAD});
   let tail = Atomics.load(ctl, ${TAIL});
-  if (head === tail) {
-    Atomics.wait(ctl, ${WAKE}, Atomics.load(ctl, ${WAKE}), 10);
-    continue;
+  const pending = head >= tail ? head - tail : size - tail + head;
+  // Large writes: wait for ${BATCH_BYTES >> 10} KiB or ${MAX_DELAY_MS} ms, unless woken (a file opened or closed, a full quarter).
+  const waited = Date.now() - lastWrite;
+  if (pending === 0 || (pending < ${BATCH_BYTES} && waited < ${MAX_DELAY_MS})) {
+    if (Atomics.wait(ctl, ${WAKE}, wake, pending === 0 ? ${MAX_DELAY_MS} : ${MAX_DELAY_MS} - waited) !== 'ok' || pending === 0) continue;
   }
+  lastWrite = Date.now();
   let stop = false;
   while (tail !== head) {
     const word = bytes[tail] | (bytes[tail + 1] << 8) | (bytes[tail + 2] << 16) | (bytes[tail + 3] << 24);
@@ -171,14 +180,15 @@ export class CaptureRing {
       h = 0;
     }
     this.buf.writeUInt32LE(((kind << 28) | len) >>> 0, h);
-    this.buf.set(src.subarray(off, off + len), h + 4);
+    if (src instanceof Buffer) src.copy(this.buf, h + 4, off, off + len);
+    else this.buf.set(src.subarray(off, off + len), h + 4);
     h += need;
     if (h >= this.size) h = 0;
     this.head = h;
     Atomics.store(this.ctl, HEAD, h);
     this.bytes += len;
     this.sinceWake += need;
-    if (this.sinceWake >= this.size >> 2 || kind !== DATA) this.wake();
+    if (this.sinceWake >= BATCH_BYTES || kind !== DATA) this.wake();
     return true;
   }
 

@@ -49,7 +49,7 @@ import type { CaptureSink } from '../pcap/sink.ts';
 import type { DropObserver, PortObserver } from '../core/port-contract.ts';
 import type { BpfFilter } from './bpf-filter.ts';
 import { CaptureRing } from './capture-ring.ts';
-import { type CaptureLog, FrameScratch, splitUs } from './frame-scratch.ts';
+import { type CaptureLog, splitUs } from './frame-scratch.ts';
 import { PendingFrames } from './pending-frames.ts';
 
 export interface PortCaptureOptions {
@@ -126,7 +126,6 @@ export class PortCapture implements PortObserver, DropObserver {
   private readonly captured: number[];
   private readonly snaplen: number;
   private readonly base: string;
-  private readonly scratch = new FrameScratch();
   private readonly ts = { sec: 0, nsec: 0 };
   private readonly rxOpts: PcapngPacketOptions = { direction: 'in', origLen: 0 };
   private readonly txOpts: PcapngPacketOptions = { direction: 'out', origLen: 0 };
@@ -237,15 +236,14 @@ export class PortCapture implements PortObserver, DropObserver {
       this.ringDrops++;
       return false;
     }
-    const data = this.scratch.take(pool, slot, this.snaplen);
     o.origLen = len;
     try {
       const max = this.opts.maxFileBytes;
-      if (max !== undefined && this.packetsInFile > 0 && this.sink!.bytes + epbSize(data.length) > max) {
+      if (max !== undefined && this.packetsInFile > 0 && this.sink!.bytes + epbSize(caplen) > max) {
         this.sink!.close();
         this.startFile();
       }
-      this.writer!.writePacket(ifId, this.ts.sec, this.ts.nsec, data, o);
+      this.writer!.writePacketFrom(ifId, this.ts.sec, this.ts.nsec, pool.data, pool.start[slot], caplen, o);
       this.packets++;
       this.packetsInFile++;
       return true;

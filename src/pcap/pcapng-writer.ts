@@ -101,9 +101,9 @@ class BlockBuilder {
     this.len += 4;
   }
 
-  /** Raw bytes, zero-padded to 32 bits. */
-  bytes(src: Buffer, n: number = src.length): void {
-    src.copy(this.buf, this.len, 0, n);
+  /** Raw bytes (n of them from `from`), zero-padded to 32 bits. */
+  bytes(src: Buffer, n: number = src.length, from = 0): void {
+    src.copy(this.buf, this.len, from, from + n);
     const padded = pad4(n);
     this.buf.fill(0, this.len + n, this.len + padded);
     this.len += padded;
@@ -213,6 +213,11 @@ export class PcapngWriter {
 
   /** Writes one Enhanced Packet Block. Frames longer than the interface's snaplen are cut. */
   writePacket(ifId: number, tsSec: number, tsNsec: number, data: Buffer, opts: PcapngPacketOptions = {}): void {
+    this.writePacketFrom(ifId, tsSec, tsNsec, data, 0, data.length, opts);
+  }
+
+  /** writePacket for the `length` bytes of `src` at `start` (a frame in a pool: no copy first). */
+  writePacketFrom(ifId: number, tsSec: number, tsNsec: number, src: Buffer, start: number, length: number, opts: PcapngPacketOptions = {}): void {
     const iface = this.ifaces[ifId];
     if (!iface) throw new RangeError(`pcapng interface ${ifId} was never added`);
     if (!Number.isInteger(tsSec) || tsSec < 0 || tsSec >= 2 ** 32) {
@@ -221,8 +226,8 @@ export class PcapngWriter {
     if (!Number.isInteger(tsNsec) || tsNsec < 0 || tsNsec > 999_999_999) {
       throw new RangeError(`pcapng timestamp nanoseconds out of range: ${tsNsec}`);
     }
-    const caplen = iface.snaplen === 0 ? data.length : Math.min(data.length, iface.snaplen);
-    const origLen = opts.origLen ?? data.length;
+    const caplen = iface.snaplen === 0 ? length : Math.min(length, iface.snaplen);
+    const origLen = opts.origLen ?? length;
     if (!Number.isInteger(origLen) || origLen < caplen || origLen > 0xffffffff) {
       throw new RangeError(`pcapng origLen ${origLen} is invalid for ${caplen} captured bytes`);
     }
@@ -239,7 +244,7 @@ export class PcapngWriter {
     b.u32(t.lo);
     b.u32(caplen);
     b.u32(origLen);
-    b.bytes(data, caplen);
+    b.bytes(src, caplen, start);
     if (comment) b.option(OptionCode.COMMENT, comment);
     if (dir) {
       this.flagBytes.writeUInt32LE(dir === 'in' ? PacketDirection.INBOUND : PacketDirection.OUTBOUND, 0);
