@@ -42,6 +42,8 @@ export interface RunOptions {
   snaplen?: string;
   captureFilter?: string;
   captureDrops?: boolean;
+  /** Prometheus metrics at ADDR:PORT (loopback when only a port is given). */
+  metrics?: string;
   admin: string;
   logLevel: string;
   /** commander's --no-offload. */
@@ -157,6 +159,25 @@ export async function runCommand(opts: RunOptions): Promise<number> {
     throw new UserError(`admin socket ${opts.admin}: ${e.message}`);
   }
 
+  let metrics: { close(): Promise<void>; address: string } | null = null;
+  if (opts.metrics !== undefined) {
+    const { dataplaneRegistry, parseListen, startMetricsServer } = await import('../admin/metrics.ts');
+    try {
+      const { host, port } = parseListen(opts.metrics);
+      const register = dataplaneRegistry(dp, {
+        portStatus: () => ports.map((p) => ({ name: p.name, tap: p.stats() })),
+        captureRingDrops: () => captures?.status()?.ringDrops ?? null,
+      });
+      metrics = await startMetricsServer(register, host, port);
+    } catch (err) {
+      closeAll();
+      captures?.close();
+      await admin.close();
+      await cluster?.close();
+      throw new UserError(`metrics: ${(err as Error).message}`);
+    }
+  }
+
   const plan = poolPlan(config).find((m) => m.offload === offload);
   if (plan?.warning) log.warn({ pool: plan.key, slots: plan.slots, needed: plan.minimumSlots + 1 }, plan.warning);
   manifests.start();
@@ -182,6 +203,7 @@ export async function runCommand(opts: RunOptions): Promise<number> {
       offload,
       pool: { slots: dp.pool.capacity, slotBytes: dp.pool.slotSize, reserve: budget.reserve, floodFanOut: budget.fanOut },
       admin: opts.admin,
+      metrics: metrics?.address,
       captures: captures?.files() ?? [],
       ...(loaded.manifestPaths.length > 0 ? { manifests: loaded.manifestPaths, manifestServices: loaded.manifests.manifestServices } : {}),
     },
@@ -233,6 +255,7 @@ export async function runCommand(opts: RunOptions): Promise<number> {
   captures?.flush();
   captures?.close();
   await admin.close();
+  await metrics?.close();
   await cluster?.close();
   log.info({ captures: captures?.files() ?? [] }, 'stopped');
   return exitCode;

@@ -94,7 +94,7 @@ describe.skipIf(skip)('captures on the lab', () => {
   beforeAll(async () => {
     if (problem) throw new Error(`end-to-end prerequisites missing: ${problem}`);
     dir = mkdtempSync(join(tmpdir(), 'nodeplane-cap-'));
-    lab = await Lab.start({ config: DEMO_CONFIG, pods: DEMO_PODS, dir, runArgs: ['--no-offload'] });
+    lab = await Lab.start({ config: DEMO_CONFIG, pods: DEMO_PODS, dir, runArgs: ['--no-offload'], startTimeoutMs: 60_000 });
   }, 60_000);
 
   afterAll(() => {
