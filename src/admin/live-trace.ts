@@ -7,6 +7,7 @@
 import type { Tracer } from '../core/trace.ts';
 import type { Dataplane } from '../dataplane/dataplane.ts';
 import { frameSummary, TextTracer } from '../decode/text-tracer.ts';
+import { BpfFilter, filtersAvailable } from '../capture/bpf-filter.ts';
 
 export interface LiveTraceResult {
   /** Frames received while tracing. */
@@ -22,8 +23,9 @@ export const MAX_TRACE_SECONDS = 300;
 let active = false;
 
 /**
- * Follows the next `count` received frames (only those whose one-line summary contains
- * `match`, when given) for at most `seconds`.
+ * Follows the next `count` received frames for at most `seconds`; with `match`, only those
+ * that tcpdump filter matches (compiled by libpcap), or, when libpcap cannot compile it
+ * (`ICMP`, say), those whose one-line summary contains it as text.
  */
 export function traceLive(dp: Dataplane, count: number, seconds: number, match: string | null = null): Promise<LiveTraceResult> {
   if (active) return Promise.reject(new Error('a trace is already running'));
@@ -31,7 +33,16 @@ export function traceLive(dp: Dataplane, count: number, seconds: number, match: 
   if (!(seconds > 0 && seconds <= MAX_TRACE_SECONDS)) return Promise.reject(new Error(`seconds must be in (0, ${MAX_TRACE_SECONDS}]`));
   active = true;
   const lines: string[] = [];
-  const text = new TextTracer(dp.pool, dp.ctx.ports.names, frameSummary, (l) => lines.push(l), match);
+  let matcher: string | ((slot: number) => boolean) | null = match;
+  if (match !== null && filtersAvailable()) {
+    try {
+      const filter = new BpfFilter(match);
+      matcher = (slot) => filter.matches(dp.pool, slot);
+    } catch {
+      // not a filter expression: matched as text
+    }
+  }
+  const text = new TextTracer(dp.pool, dp.ctx.ports.names, frameSummary, (l) => lines.push(l), matcher);
   let frames = 0;
   return new Promise((resolve) => {
     let timer: NodeJS.Timeout | undefined;

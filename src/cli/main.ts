@@ -188,7 +188,7 @@ program
   .option('--admin <socket>', 'admin unix socket path', '/run/nodeplane.sock')
   .option('--count <n>', 'frames to follow', '10')
   .option('--seconds <s>', 'give up after this long', '10')
-  .option('--match <text>', "follow only frames whose one-line decode contains this (e.g. '10.244.2.2', 'ICMP')")
+  .option('--match <expr>', "follow only frames this tcpdump filter matches (e.g. 'icmp and host 10.244.2.2'); an expression libpcap cannot compile is matched as text in the one-line decode (e.g. 'ICMP')")
   .option('--json', 'print JSON')
   .action((opts) => runAction(async () => (await import('./trace.ts')).traceCommand(opts)));
 

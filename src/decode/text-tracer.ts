@@ -17,8 +17,9 @@ export function frameSummary(frame: Buffer): string {
 
 /**
  * Formats trace events as lines; slot numbers tie a frame's hops together. With `match`,
- * only received frames whose one-line summary contains that text are followed (with every
- * frame made from them); the others are passed over silently.
+ * only received frames whose one-line summary contains that text (or, given a function, that
+ * it accepts: a libpcap filter, say) are followed (with every frame made from them); the
+ * others are passed over silently.
  */
 export class TextTracer implements Tracer {
   private readonly seen = new Set<number>();
@@ -31,7 +32,7 @@ export class TextTracer implements Tracer {
     private readonly portNames: readonly string[],
     private readonly describe: (frame: Buffer) => string,
     private readonly write: (line: string) => void,
-    private readonly match: string | null = null,
+    private readonly match: string | ((slot: number) => boolean) | null = null,
   ) {}
 
   /** Forgets which slots were seen: call between independent inputs. */
@@ -42,8 +43,13 @@ export class TextTracer implements Tracer {
 
   /** Whether the last `received` frame is followed. */
   received(port: number, slot: number): boolean {
+    const m = this.match;
+    if (typeof m === 'function' && !m(slot)) {
+      this.ignored.add(slot);
+      return false;
+    }
     const text = this.describe(this.pool.view(slot));
-    if (this.match !== null && !text.includes(this.match)) {
+    if (typeof m === 'string' && !text.includes(m)) {
       this.ignored.add(slot);
       return false;
     }

@@ -78,11 +78,34 @@ describe('live trace through the admin socket', () => {
     expect(text).toMatch(/tx pa: .*ICMP echo reply/);
   });
 
-  it('gives up after the time limit and says how many frames it saw; one trace at a time', async () => {
-    const { sock, tracing } = await running();
-    const first = fetchTrace(sock, 5, 0.3) as Promise<LiveTraceResult>;
+  it('with a tcpdump filter as match, follows what libpcap matches', async () => {
+    const { dp, sock, tracing } = await running();
+    const result = fetchTrace(sock, 1, 5, 'icmp[icmptype] == icmp-echo and src host 10.244.1.2') as Promise<LiveTraceResult>;
+    await tracing();
+    dp.receive(0, F.ethernet('ff:ff:ff:ff:ff:ff', A.mac, 0x0806, F.arp(1, A.mac, A.ip, '00:00:00:00:00:00', '10.244.1.1')));
+    dp.receive(0, F.ethernet(GW, A.mac, 0x0800, F.ipv4({ src: A.ip, dst: '10.244.1.1', proto: 17 }, F.udp(A.ip, '10.244.1.1', 1, 2, F.bytes(8)))));
+    dp.receive(0, F.ethernet(GW, A.mac, 0x0800, F.ipv4({ src: A.ip, dst: '10.244.1.1', proto: 1 }, F.icmpEcho(8, 1, 7, F.bytes(8)))));
+    dp.run();
+    const r = await result;
+    expect(r.frames).toBe(1);
+    const text = r.lines.join('\n');
+    expect(text).not.toMatch(/ARP|UDP/);
+    expect(text).toMatch(/rx pa: .*ICMP echo request.*seq 7/);
+  });
+
+  it('one trace at a time', async () => {
+    const { dp, sock, tracing } = await running();
+    // Long enough never to time out here: the first trace ends when its frame arrives.
+    const first = fetchTrace(sock, 1, 120) as Promise<LiveTraceResult>;
     await tracing();
     await expect(fetchTrace(sock, 1, 1)).rejects.toThrow(/a trace is already running/);
-    expect(await first).toEqual({ frames: 0, complete: false, lines: [] });
+    dp.receive(0, F.ethernet('ff:ff:ff:ff:ff:ff', A.mac, 0x0806, F.arp(1, A.mac, A.ip, '00:00:00:00:00:00', '10.244.1.1')));
+    dp.run();
+    expect(await first).toMatchObject({ frames: 1, complete: true });
+  });
+
+  it('gives up after the time limit and says how many frames it saw', async () => {
+    const { sock } = await running();
+    expect(await (fetchTrace(sock, 5, 0.3) as Promise<LiveTraceResult>)).toEqual({ frames: 0, complete: false, lines: [] });
   });
 });
