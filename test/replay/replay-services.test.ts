@@ -286,7 +286,7 @@ describe('replay: from outside the cluster', () => {
     }
     expect(ipv4Of(run.out.slow)).toHaveLength(0);
     expect(ipv4Of(run.out.up)).toHaveLength(0);
-    expect(run.counters.prerouting.drops['dnat: service: no local endpoint (traffic policy Local)']).toBe(1);
+    expect(run.counters.prerouting.drops['service.no-local-endpoint']).toBe(1);
   });
 });
 

@@ -199,7 +199,7 @@ describe('edge cases', () => {
     h.dp.applyServices([dns([{ ip: REMOTE, nodeName: 'node2' }], { externalTrafficPolicy: 'Local' })]);
     h.rx('up', fromClient(46001));
     expect(h.take('up')).toHaveLength(0);
-    expect(h.drops('prerouting')).toMatchObject({ 'dnat: service: no local endpoint (traffic policy Local)': 1 });
+    expect(h.drops('prerouting')).toMatchObject({ 'service.no-local-endpoint': 1 });
     // ClusterIP traffic of a pod still reaches the remote endpoint (internal policy Cluster).
     h.rx('pa', query(46002));
     expect(ip4Of(h.take('up')[0])).toMatchObject({ src: A.ip, dst: REMOTE });
@@ -220,7 +220,7 @@ describe('edge cases', () => {
     h.dp.applyServices([dns([{ ip: REMOTE, nodeName: 'node2' }], { internalTrafficPolicy: 'Local' })]);
     h.rx('pa', query(47100));
     expect(h.take('up')).toHaveLength(0);
-    expect(h.drops('prerouting')).toMatchObject({ 'dnat: service: no local endpoint (traffic policy Local)': 1 });
+    expect(h.drops('prerouting')).toMatchObject({ 'service.no-local-endpoint': 1 });
   });
 
   it('masquerades ClusterIP traffic from outside nat.clusterCIDR, not from pods', () => {
