@@ -27,7 +27,7 @@ describe('config schema', () => {
     expect(c.nat).toEqual({ clusterCIDR: '10.244.0.0/16' });
     expect(c.conntrack.max).toBe(262144);
     expect(c.vxlan[0]).toMatchObject({ name: 'flannel.1', vni: 1, port: 8472, mtu: 1450, local: '192.168.50.11' });
-    expect(c.capture).toEqual({ dir: 'captures/out', snaplen: 262144 });
+    expect(c.capture).toEqual({ dir: 'captures/out', snaplen: 262144, filter: '', drops: false });
   });
 
   it('fills every default of a minimal config', () => {
@@ -64,7 +64,7 @@ describe('config schema', () => {
     expect(d.conntrack.timeouts.tcpEstablished).toBe(86400); // kube-proxy's, not Linux's 5 days
     expect(d.conntrack.timeouts.tcpCloseWait).toBe(3600);
     expect(d.conntrackEnabled).toBe(true); // it has a service
-    expect(d.capture).toEqual({ snaplen: 262144 });
+    expect(d.capture).toEqual({ snaplen: 262144, filter: '', drops: false });
     expect(d.arp).toEqual({ retries: 3, retryIntervalMs: 1000, queueLen: 3, reachableMs: 30000, staleMs: 60000, failedMs: 1000, maxEntries: 1024 });
     expect(d.fdb).toEqual({ maxEntries: 4096 });
     expect(d.icmp).toEqual({ ratePerSec: 1000, burst: 50, perHostIntervalMs: 1000, perHostBurst: 6 });
