@@ -157,10 +157,15 @@ describe.skipIf(skip)('captures on the lab', () => {
     expect(r.stdout).toMatch(/Time to live exceeded/);
     // The pods' IPv6 stacks solicit routers once their eth0 is up (after DAD): wait for one.
     await waitState<StatsState>(lab!, 'stats', (s) => drops(s, 'l3-input', 'ip6.not-routed') > 0 && drops(s, 'icmp-error', 'ip4.ttl-expired') > 0, 20_000);
+    const file = join(caps, readdirSync(caps).find((f) => f.endsWith('.pcapng'))!);
+    // Other IPv6 (MLD reports) may come first: wait until a router solicitation is on file
+    // (the ring's worker writes within 20 ms).
+    for (let i = 0; i < 100 && tshark(file, ['-Y', 'icmpv6.type == 133', '-T', 'fields', '-e', 'frame.number']).length === 0; i++) {
+      await new Promise((res) => setTimeout(res, 200));
+    }
     const ports = (await fetchState(lab!.adminSocket, 'ports')) as PortsState;
     expect(ports.capture?.drops).toBeGreaterThan(0);
     await lab!.stopNodeplane('SIGTERM');
-    const file = join(caps, readdirSync(caps).find((f) => f.endsWith('.pcapng'))!);
     const rows = tshark(file, ['-Y', 'frame.comment', '-T', 'fields', '-e', 'frame.interface_name', '-e', 'frame.comment', '-e', 'icmpv6.type', '-e', 'ip.ttl']);
     expect(rows.length).toBeGreaterThan(0);
     expect(rows.every(([ifName]) => ifName === 'drop')).toBe(true);
