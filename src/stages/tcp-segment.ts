@@ -17,6 +17,7 @@
  * sent (and freed) the segments made so far.
  */
 import { Derivation } from '../core/frame-meta.ts';
+import { dropReasons } from '../core/drop-reason.ts';
 import { Stage } from '../core/stage.ts';
 import { rd16, rd32i, wr16, wr32 } from '../wire/bytes.ts';
 import { internetChecksum, pseudoHeaderSum } from '../wire/checksum.ts';
@@ -36,7 +37,10 @@ const TCP_CWR = 0x80;
 export class TcpSegment extends Stage<'segment'> {
   readonly name = 'tcp-segment';
   readonly nextNames = ['segment'] as const;
-  readonly dropReasons = ['no free slot for a segment', 'super-frame is not tcp over ipv4'];
+  readonly dropReasons = dropReasons([
+    ['tcp.segment-no-slot', 'no free slot for a segment'],
+    ['tcp.segment-not-tcp4', 'super-frame is not tcp over ipv4'],
+  ]);
   segmentsMade = 0;
 
   constructor(private readonly ctx: Context) {

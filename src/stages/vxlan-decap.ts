@@ -27,6 +27,7 @@
  * the stages it enters. A frame whose L4 checksum the sending kernel left to complete keeps
  * that state, its offsets moved with the frame start.
  */
+import { dropReasons } from '../core/drop-reason.ts';
 import { Stage } from '../core/stage.ts';
 import { macHiAt, macLoAt, rd16, rd32, rd32i } from '../wire/bytes.ts';
 import { updateChecksum16 } from '../wire/checksum.ts';
@@ -50,17 +51,17 @@ const MIN_UDP_PAYLOAD = 30;
 export class VxlanDecap extends Stage<'ip4' | 'l3'> {
   readonly name = 'vxlan-decap';
   readonly nextNames = ['ip4', 'l3'] as const;
-  readonly dropReasons = [
-    'too short for vxlan and an inner ethernet header',
-    'udp length does not fit the datagram',
-    'malformed vxlan header (I flag clear, or reserved bits set)',
-    'vni of no vxlan device at this address and port',
-    'source is not a known vtep of the device',
-    'inner frame for another host',
-    'inner source mac is the device\'s own (loop)',
-    'offload super-frame',
-    'outer ce on an inner packet that is not ecn-capable',
-  ];
+  readonly dropReasons = dropReasons([
+    ['vxlan.truncated', 'too short for vxlan and an inner ethernet header'],
+    ['vxlan.bad-udp-length', 'udp length does not fit the datagram'],
+    ['vxlan.malformed', 'malformed vxlan header (I flag clear, or reserved bits set)'],
+    ['vxlan.wrong-vni', 'vni of no vxlan device at this address and port'],
+    ['vxlan.unknown-vtep', 'source is not a known vtep of the device'],
+    ['vxlan.other-host', 'inner frame for another host'],
+    ['vxlan.loop', 'inner source mac is the device\'s own (loop)'],
+    ['vxlan.super-frame', 'offload super-frame'],
+    ['vxlan.ecn-ce-not-ect', 'outer ce on an inner packet that is not ecn-capable'],
+  ]);
 
   constructor(private readonly ctx: Context) {
     super(ctx.pool);

@@ -35,6 +35,7 @@
  */
 import { NO_PORT } from '../core/frame-pool.ts';
 import type { HookStage } from '../core/hook.ts';
+import { dropReasons } from '../core/drop-reason.ts';
 import { Stage } from '../core/stage.ts';
 import { RouteKind } from '../tables/fib.ts';
 import { IfKind } from '../tables/interface-table.ts';
@@ -83,7 +84,10 @@ export class VxlanEncap extends Stage<'output' | 'tx'> {
   readonly nextNames = ['output', 'tx'] as const;
   /** The hooks the outer packet passes (LOCAL_OUT, POSTROUTING): `tx` is taken only while both are empty. */
   private hooks: HookStage<string>[] = [];
-  readonly dropReasons = ['no vxlan fdb entry for the inner destination mac', 'no headroom for the outer headers'];
+  readonly dropReasons = dropReasons([
+    ['vxlan.no-fdb-entry', 'no vxlan fdb entry for the inner destination mac'],
+    ['vxlan.no-headroom', 'no headroom for the outer headers'],
+  ]);
 
   constructor(private readonly ctx: Context) {
     super(ctx.pool);

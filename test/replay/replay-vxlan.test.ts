@@ -110,9 +110,9 @@ describe('replay: vxlan overlay', () => {
     expect(toPodB[0].ip).toMatchObject({ src: POD2, dst: B.ip, ttl: 62, checksumOk: true });
     expect(toPodB[0].bytes.subarray(34).equals(Buffer.from(toB.slice(20)))).toBe(true);
     expect(run.counters['vxlan-decap'].drops).toEqual({
-      'vni of no vxlan device at this address and port': 1,
-      'source is not a known vtep of the device': 1,
-      'malformed vxlan header (I flag clear, or reserved bits set)': 2,
+      'vxlan.wrong-vni': 1,
+      'vxlan.unknown-vtep': 1,
+      'vxlan.malformed': 2,
     });
   });
 

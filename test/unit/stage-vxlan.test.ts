@@ -96,7 +96,7 @@ describe('vxlan-encap', () => {
     const h = lab();
     h.rx('pa', udpFrame({ from: A, toMac: GW.mac, dst: '10.244.9.7' }));
     expect(h.take('up')).toEqual([]);
-    expect(h.drops('vxlan-encap')).toEqual({ 'no vxlan fdb entry for the inner destination mac': 1 });
+    expect(h.drops('vxlan-encap')).toEqual({ 'vxlan.no-fdb-entry': 1 });
   });
 
   it('sends ICMP fragmentation needed with MTU 1450 for a DF packet over the overlay MTU, and forwards one that fits', () => {
@@ -178,12 +178,12 @@ describe('vxlan-decap', () => {
     expect(h.take('pa')).toEqual([]);
     expect(h.take('up')).toEqual([]);
     expect(h.drops('vxlan-decap')).toEqual({
-      'vni of no vxlan device at this address and port': 1,
-      'source is not a known vtep of the device': 1,
-      'malformed vxlan header (I flag clear, or reserved bits set)': 4,
-      'inner frame for another host': 1,
-      "inner source mac is the device's own (loop)": 1,
-      'too short for vxlan and an inner ethernet header': 1,
+      'vxlan.wrong-vni': 1,
+      'vxlan.unknown-vtep': 1,
+      'vxlan.malformed': 4,
+      'vxlan.other-host': 1,
+      'vxlan.loop': 1,
+      'vxlan.truncated': 1,
     });
   });
 
@@ -219,7 +219,7 @@ describe('vxlan-decap', () => {
         expect(ip4Of(got[0])).toMatchObject({ tos: want, checksumOk: true });
       }
     }
-    expect(h.drops('vxlan-decap')).toEqual({ 'outer ce on an inner packet that is not ecn-capable': 1 });
+    expect(h.drops('vxlan-decap')).toEqual({ 'vxlan.ecn-ce-not-ect': 1 });
   });
 
   it('treats UDP to another port as UDP to the router: port unreachable', () => {
