@@ -1,25 +1,71 @@
-// nodeplane_pcap: tcpdump's filter language, compiled and run by libpcap.
+// tcpdump's filter language, compiled and run by libpcap (part of the nodeplane addon).
 //
-// compile(expr, snaplen) compiles a filter for Ethernet frames with pcap_compile on a
+// filterCompile(expr, snaplen) compiles a filter for Ethernet frames with pcap_compile on a
 // "dead" handle (no device is opened) and returns the BPF program as a Buffer of
 // struct bpf_insn. filterBatch(...) runs such a program over a batch of frames that live in
 // one pool buffer, with libpcap's own bpf_filter interpreter, one call per batch so that a
 // batch costs one crossing between JavaScript and C. No policy lives here.
+//
+// libpcap is opened with dlopen on first use rather than linked: the addon (TAP devices
+// included) then loads on a machine without libpcap, and only filters say what is missing.
+// Its headers (Debian libpcap-dev) are needed to build. filterLoad() returns null once
+// libpcap is loaded, or the reason it cannot be.
 
 #ifndef NAPI_VERSION
 #define NAPI_VERSION 8
 #endif
 #include <node_api.h>
 
+#include <dlfcn.h>
 #include <pcap/pcap.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "pcap-filter.h"
+
+// The libpcap functions the filters use, resolved once.
+static struct {
+  int tried;
+  char error[256];
+  pcap_t* (*open_dead)(int, int);
+  int (*compile)(pcap_t*, struct bpf_program*, const char*, int, bpf_u_int32);
+  void (*freecode)(struct bpf_program*);
+  char* (*geterr)(pcap_t*);
+  void (*close)(pcap_t*);
+  u_int (*filter)(const struct bpf_insn*, const u_char*, u_int, u_int);
+} lib;
+
+// Loads libpcap (its runtime soname first, as Debian's libpcap0.8 installs it); NULL when
+// every function is there, else the reason.
+static const char* load_libpcap(void) {
+  if (lib.tried) return lib.error[0] ? lib.error : NULL;
+  lib.tried = 1;
+  static const char* const names[] = {"libpcap.so.0.8", "libpcap.so.1", "libpcap.so"};
+  void* h = NULL;
+  for (size_t i = 0; i < sizeof names / sizeof names[0] && h == NULL; i++) h = dlopen(names[i], RTLD_NOW | RTLD_LOCAL);
+  if (h == NULL) {
+    snprintf(lib.error, sizeof lib.error, "libpcap is not installed (%s)", dlerror());
+    return lib.error;
+  }
+  *(void**)&lib.open_dead = dlsym(h, "pcap_open_dead");
+  *(void**)&lib.compile = dlsym(h, "pcap_compile");
+  *(void**)&lib.freecode = dlsym(h, "pcap_freecode");
+  *(void**)&lib.geterr = dlsym(h, "pcap_geterr");
+  *(void**)&lib.close = dlsym(h, "pcap_close");
+  *(void**)&lib.filter = dlsym(h, "bpf_filter");
+  if (!lib.open_dead || !lib.compile || !lib.freecode || !lib.geterr || !lib.close || !lib.filter) {
+    snprintf(lib.error, sizeof lib.error, "libpcap lacks a function nodeplane needs");
+    return lib.error;
+  }
+  return NULL;
+}
 
 #define CHECK(call)                                                   \
   do {                                                                \
     if ((call) != napi_ok) {                                          \
-      napi_throw_error(env, NULL, "nodeplane_pcap: N-API call failed"); \
+      napi_throw_error(env, NULL, "nodeplane: N-API call failed"); \
       return NULL;                                                    \
     }                                                                 \
   } while (0)
@@ -37,13 +83,27 @@ static void* typed_array_data(napi_env env, napi_value v, size_t elem, size_t* c
   return data;
 }
 
-// compile(expr: string, snaplen: number): Buffer (struct bpf_insn[])
+// filterLoad(): null when libpcap is loaded, else the reason (string).
+static napi_value js_filter_load(napi_env env, napi_callback_info info) {
+  const char* why = load_libpcap();
+  napi_value r;
+  if (why == NULL) CHECK(napi_get_null(env, &r));
+  else CHECK(napi_create_string_utf8(env, why, NAPI_AUTO_LENGTH, &r));
+  return r;
+}
+
+// filterCompile(expr: string, snaplen: number): Buffer (struct bpf_insn[])
 static napi_value js_compile(napi_env env, napi_callback_info info) {
+  const char* why = load_libpcap();
+  if (why != NULL) {
+    napi_throw_error(env, "ENOLIBPCAP", why);
+    return NULL;
+  }
   size_t argc = 2;
   napi_value argv[2];
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   if (argc < 2) {
-    napi_throw_type_error(env, NULL, "compile(expr, snaplen)");
+    napi_throw_type_error(env, NULL, "filterCompile(expr, snaplen)");
     return NULL;
   }
   size_t len;
@@ -56,17 +116,17 @@ static napi_value js_compile(napi_env env, napi_callback_info info) {
   napi_get_value_string_utf8(env, argv[0], expr, len + 1, &len);
   int32_t snaplen = 262144;
   napi_get_value_int32(env, argv[1], &snaplen);
-  pcap_t* p = pcap_open_dead(DLT_EN10MB, snaplen);
+  pcap_t* p = lib.open_dead(DLT_EN10MB, snaplen);
   if (p == NULL) {
     free(expr);
     napi_throw_error(env, NULL, "pcap_open_dead failed");
     return NULL;
   }
   struct bpf_program prog;
-  if (pcap_compile(p, &prog, expr, 1, PCAP_NETMASK_UNKNOWN) != 0) {
+  if (lib.compile(p, &prog, expr, 1, PCAP_NETMASK_UNKNOWN) != 0) {
     char msg[PCAP_ERRBUF_SIZE + 64];
-    snprintf(msg, sizeof msg, "%s", pcap_geterr(p));
-    pcap_close(p);
+    snprintf(msg, sizeof msg, "%s", lib.geterr(p));
+    lib.close(p);
     free(expr);
     napi_value err, code, text;
     napi_create_string_utf8(env, msg, NAPI_AUTO_LENGTH, &text);
@@ -80,8 +140,8 @@ static napi_value js_compile(napi_env env, napi_callback_info info) {
   void* out;
   napi_value buf;
   napi_status st = napi_create_buffer_copy(env, bytes, prog.bf_insns, &out, &buf);
-  pcap_freecode(&prog);
-  pcap_close(p);
+  lib.freecode(&prog);
+  lib.close(p);
   if (st != napi_ok) {
     napi_throw_error(env, NULL, "cannot allocate the program");
     return NULL;
@@ -112,6 +172,10 @@ static napi_value js_filter_batch(napi_env env, napi_callback_info info) {
   uint8_t* verdicts = typed_array_data(env, argv[6], 1, &n_verdicts);
   int32_t n = 0;
   napi_get_value_int32(env, argv[5], &n);
+  if (lib.filter == NULL) {
+    napi_throw_error(env, NULL, "filterBatch: no filter was compiled");
+    return NULL;
+  }
   if (!start || !lens || !slots || !verdicts || n < 0 || (size_t)n > n_slots || (size_t)n > n_verdicts ||
       prog_len % sizeof(struct bpf_insn) != 0 || prog_len == 0) {
     napi_throw_range_error(env, NULL, "filterBatch: bad arguments");
@@ -125,7 +189,7 @@ static napi_value js_filter_batch(napi_env env, napi_callback_info info) {
     if (s >= 0 && (size_t)s < n_start && (size_t)s < n_len) {
       int64_t off = start[s], l = lens[s];
       if (off >= 0 && l >= 0 && (uint64_t)(off + l) <= data_len) {
-        ok = bpf_filter(insns, data + off, (u_int)l, (u_int)l) != 0;
+        ok = lib.filter(insns, data + off, (u_int)l, (u_int)l) != 0;
       }
     }
     verdicts[i] = ok;
@@ -136,13 +200,11 @@ static napi_value js_filter_batch(napi_env env, napi_callback_info info) {
   return r;
 }
 
-static napi_value init(napi_env env, napi_value exports) {
+napi_status pcap_filter_register(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
-      {"compile", NULL, js_compile, NULL, NULL, NULL, napi_default, NULL},
+      {"filterLoad", NULL, js_filter_load, NULL, NULL, NULL, napi_default, NULL},
+      {"filterCompile", NULL, js_compile, NULL, NULL, NULL, napi_default, NULL},
       {"filterBatch", NULL, js_filter_batch, NULL, NULL, NULL, napi_default, NULL},
   };
-  napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
-  return exports;
+  return napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
 }
-
-NAPI_MODULE(NODE_GYP_MODULE_NAME, init)

@@ -1,4 +1,4 @@
-// nodeplane_tap: a thin, batched syscall shim for Linux TAP devices.
+// The nodeplane addon's TAP half: a thin, batched syscall shim for Linux TAP devices.
 //
 // It opens and configures a TAP device, tells JavaScript when it is readable (libuv
 // poll), reads batches of frames into memory JavaScript owns when asked to, and writes
@@ -25,6 +25,8 @@
 #include <net/if_arp.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+
+#include "pcap-filter.h"
 
 #define MAX_SLOT_CAPACITY (1 << 20)
 #define MAX_BATCH (1 << 16)
@@ -735,5 +737,6 @@ NAPI_MODULE_INIT() {
   };
   if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok)
     return NULL;
+  if (pcap_filter_register(env, exports) != napi_ok) return NULL;
   return exports;
 }

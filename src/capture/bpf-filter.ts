@@ -1,45 +1,42 @@
 /**
  * BpfFilter: tcpdump's filter language (`icmp or arp`, `tcp port 8080 and host 10.244.1.3`)
  * for captures and `trace --match`, compiled by libpcap's pcap_compile and run by its
- * bpf_filter over whole batches of frames in the pool (native/pcap-filter.c, the
- * nodeplane_pcap addon): one call into C per batch, never a hand-written parser.
+ * bpf_filter over whole batches of frames in the pool (native/pcap-filter.c, in the
+ * nodeplane addon, which opens libpcap with dlopen): one call into C per batch, never a
+ * hand-written parser.
  *
  * A filter sees every frame whole (the snaplen cuts what is written, not what is matched),
  * as Ethernet (DLT_EN10MB). An expression libpcap refuses is a UserError with libpcap's
  * message, as tcpdump prints it.
  */
-import { existsSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import { fileURLToPath } from 'node:url';
 import type { FramePool } from '../core/frame-pool.ts';
+import { nativeAddon } from '../ports/native-addon.ts';
 import { UserError } from '../user-error.ts';
 
 interface NativePcap {
-  compile(expr: string, snaplen: number): Buffer;
+  filterLoad(): string | null;
+  filterCompile(expr: string, snaplen: number): Buffer;
   filterBatch(prog: Buffer, data: Buffer, start: Int32Array, len: Int32Array, slots: Int32Array, n: number, verdicts: Uint8Array): number;
 }
 
-const ADDON_RELATIVE = '../../build/Release/nodeplane_pcap.node';
-let native: NativePcap | undefined;
-
-function addon(): NativePcap {
-  if (native) return native;
-  const path = fileURLToPath(new URL(ADDON_RELATIVE, import.meta.url));
-  if (!existsSync(path)) {
-    throw new UserError(`capture filters need the nodeplane_pcap addon (${path} is missing): install libpcap-dev and run \`npm ci\``);
-  }
-  native = createRequire(import.meta.url)(path) as NativePcap;
-  return native;
+/** The addon with libpcap loaded, or the reason filters cannot run here. */
+function load(): { native: NativePcap } | { error: string } {
+  const r = nativeAddon();
+  if ('error' in r) return { error: r.error };
+  const native = r.addon as NativePcap;
+  const why = native.filterLoad();
+  return why === null ? { native } : { error: `${why}: install libpcap (Debian: apt-get install libpcap0.8)` };
 }
 
-/** Whether filters can be compiled here (the addon is built). */
+function addon(): NativePcap {
+  const r = load();
+  if ('error' in r) throw new UserError(`capture filters need libpcap: ${r.error}`);
+  return r.native;
+}
+
+/** Whether filters can be compiled here (the addon loads and finds libpcap). */
 export function filtersAvailable(): boolean {
-  try {
-    addon();
-    return true;
-  } catch {
-    return false;
-  }
+  return 'native' in load();
 }
 
 export class BpfFilter {
@@ -58,7 +55,7 @@ export class BpfFilter {
   ) {
     this.native = addon();
     try {
-      this.prog = this.native.compile(expression, snaplen);
+      this.prog = this.native.filterCompile(expression, snaplen);
     } catch (e) {
       throw new UserError(`capture filter "${expression}": ${(e as Error).message}`);
     }

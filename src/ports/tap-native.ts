@@ -1,12 +1,11 @@
-// TypeScript face of the nodeplane_tap addon (native/tap.c): open and configure a Linux
-// TAP device, read frames in batches into memory JavaScript owns, write batches.
-// The addon is loaded lazily so that importing this module never fails; tapAvailable()
-// says whether it can be used.
-import { createRequire } from 'node:module';
+// TypeScript face of the TAP half of the nodeplane addon (native/tap.c): open and configure
+// a Linux TAP device, read frames in batches into memory JavaScript owns, write batches.
+// The addon is loaded lazily (native-addon.ts) so that importing this module never fails;
+// tapAvailable() says whether it can be used.
 import { existsSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import { constants as osConstants } from 'node:os';
 import { isMulticastMac, parseMac, writeMac } from '../wire/mac.ts';
+import { nativeAddon } from './native-addon.ts';
 
 export interface TapHandle {
   readonly fd: number;
@@ -59,41 +58,22 @@ interface NativeTap {
 const IFNAMSIZ = 16;
 const DEFAULT_TX_QUEUE_LEN = 1000;
 const TUN_PATH = '/dev/net/tun';
-/** The package root: build/Release (a build from source) and prebuilds/ (shipped) live there. */
-const PACKAGE_ROOT_RELATIVE = '../..';
 
-let native: NativeTap | undefined;
 let loadError: string | undefined;
 
-/**
- * Loads the addon through node-gyp-build: a build from source in build/Release when there is
- * one (a checkout, or an install that compiled), else the prebuilt binary shipped in
- * prebuilds/linux-x64/ (N-API, so any Node version of this ABI family loads it).
- */
+/** The addon (native-addon.ts), or undefined with the reason in loadError. */
 function tryLoad(): NativeTap | undefined {
-  if (native || loadError) return native;
-  const root = fileURLToPath(new URL(PACKAGE_ROOT_RELATIVE, import.meta.url));
-  if (process.platform !== 'linux') {
-    loadError = `TAP devices need Linux (this is ${process.platform})`;
+  const r = nativeAddon();
+  if ('error' in r) {
+    loadError = r.error;
     return undefined;
   }
-  const require = createRequire(import.meta.url);
-  try {
-    const load = require('node-gyp-build') as (dir: string) => unknown;
-    native = load(root) as NativeTap;
-  } catch (err) {
-    const message = (err as Error).message;
-    loadError = /No native build was found/.test(message)
-      ? `the nodeplane_tap addon is not built and no prebuilt one fits this machine (looked in ${root}build/Release and ${root}prebuilds): ` +
-        'run `npx node-gyp rebuild` in the package (needs python3, make and a C compiler)'
-      : `cannot load the nodeplane_tap addon (from ${root}): ${message}`;
-  }
-  return native;
+  return r.addon as NativeTap;
 }
 
 function addon(): NativeTap {
   const n = tryLoad();
-  if (!n) throw tapError('ENOADDON', loadError ?? 'the nodeplane_tap addon is unavailable');
+  if (!n) throw tapError('ENOADDON', loadError ?? 'the nodeplane addon is unavailable');
   return n;
 }
 

@@ -64,7 +64,7 @@ function records(file: string): { ifName: string; comment: string | undefined; p
 
 const available = filtersAvailable();
 const describeFilters = available || inCI() ? describe : describe.skip;
-if (!available && !inCI()) console.log('capture filter tests skipped: the nodeplane_pcap addon is not built (libpcap-dev)');
+if (!available && !inCI()) console.log('capture filter tests skipped: libpcap cannot be loaded by the addon');
 
 describeFilters('capture filters (libpcap)', () => {
   it('compiles tcpdump syntax and matches a batch in one call; refuses what libpcap refuses', () => {
