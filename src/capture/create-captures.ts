@@ -41,6 +41,8 @@ export interface CaptureOptions {
   filter?: string;
   /** Record dropped frames on a `drop` interface of the pcapng (needs `dir`). */
   drops?: boolean;
+  /** The ports use TCP segmentation offload (said in the pcapng's port interfaces). */
+  offload?: boolean;
   log?: CaptureLog;
   /** Time in the pcapng file names; default now. */
   startTime?: Date;
@@ -134,6 +136,7 @@ export function createCaptures(dp: Dataplane, opts: CaptureOptions): Captures {
         startTime: opts.startTime,
         filter,
         drops: opts.drops,
+        offload: opts.offload,
         capacity,
         log: opts.log,
       });

@@ -79,10 +79,18 @@ export interface PortCaptureOptions {
   filter?: BpfFilter | null;
   /** Adds the `drop` interface: every dropped frame, with its stage and reason as comment. */
   drops?: boolean;
+  /**
+   * The ports use TCP segmentation offload: each port's interface then says so in its
+   * if_description (OFFLOAD_DESCRIPTION), which replay --from-capture reads to refuse it.
+   */
+  offload?: boolean;
   /** Frames pending at most between two flushes: the pool's capacity. */
   capacity?: number;
   log?: CaptureLog;
 }
+
+/** A port interface's if_description when the ports use offload (replay refuses such files). */
+export const OFFLOAD_DESCRIPTION = 'TCP segmentation offload on: TCP super-frames recorded whole, as they cross the port';
 
 /** EPB size for caplen bytes with an epb_flags option: 28 fixed + data + 8 flags + 4 end + 4. */
 function epbSize(caplen: number): number {
@@ -290,7 +298,11 @@ export class PortCapture implements PortObserver, DropObserver {
     // Page-aligned blocks: a SIGKILL can then cut no record in half (see PcapngWriter).
     this.writer = new PcapngWriter(this.sink, { pageAligned: true });
     for (const p of this.captured) {
-      this.ifIds[p] = this.writer.addInterface({ name: this.opts.portNames[p]!, snaplen: this.snaplen });
+      this.ifIds[p] = this.writer.addInterface({
+        name: this.opts.portNames[p]!,
+        snaplen: this.snaplen,
+        description: this.opts.offload ? OFFLOAD_DESCRIPTION : undefined,
+      });
     }
     if (this.opts.drops) this.dropIf = this.writer.addInterface({ name: 'drop', snaplen: this.snaplen, description: 'frames the dataplane dropped, reason as comment' });
     // The section header and every interface in one write, now: the file is readable from the start.

@@ -126,6 +126,7 @@ export async function runCommand(opts: RunOptions): Promise<number> {
         snaplen,
         filter: captureFilter,
         drops: captureDrops,
+        offload,
         maxFileMB,
         maxFiles,
         stdoutPort: opts.captureStdout,

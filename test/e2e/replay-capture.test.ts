@@ -27,7 +27,8 @@ describe.skipIf(skip)('a live capture replayed offline', () => {
   beforeAll(async () => {
     if (problem) throw new Error(`end-to-end prerequisites missing: ${problem}`);
     dir = mkdtempSync(join(tmpdir(), 'nodeplane-e2e-replay-'));
-    lab = await Lab.start({ config: DEMO_CONFIG, pods: DEMO_PODS, dir, capture: true });
+    // Without offload: a capture of super-frames cannot be replayed (README).
+    lab = await Lab.start({ config: DEMO_CONFIG, pods: DEMO_PODS, dir, capture: true, runArgs: ['--no-offload'] });
     const run = async (port: string, cmd: string, args: string[]): Promise<void> => {
       const r = await lab!.pod(port).run(cmd, args, { timeoutMs: 20_000 });
       if (r.code !== 0) throw new Error(`${cmd} ${args.join(' ')} in ${port}: ${r.stdout}${r.stderr}`);
