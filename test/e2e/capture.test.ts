@@ -2,9 +2,8 @@
  * End to end: captures on the demo lab (src/capture). A libpcap filter records exactly what
  * tcpdump with the same filter sees on the pod's side of the port; `--capture-drops` puts the
  * pods' IPv6 router solicitations (never routed) and a TTL-expired ping on the `drop`
- * interface with their reasons, as tshark reads them in frame.comment; and capturing costs
- * little throughput: iperf3 pod to pod without offload, uncaptured, captured whole and with
- * `--snaplen 128`, in three interleaved rounds, best of three each.
+ * interface with their reasons, as tshark reads them in frame.comment. (What capturing costs:
+ * capture-throughput.test.ts.)
  */
 import { type ChildProcess, spawnSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
@@ -56,9 +55,13 @@ function frameKeys(file: string, display: string): string[] {
     .sort();
 }
 
-/** Starts tcpdump on the pod's eth0 with `filter`; resolves once it listens. */
+/**
+ * Starts tcpdump on the pod's eth0 with `filter`; resolves once it listens. Immediate mode:
+ * otherwise libpcap hands packets over a ring block at a time (on a 1 s timeout), and the
+ * frames of a block not yet handed over when SIGINT stops tcpdump are never written.
+ */
 async function tcpdump(lab: Lab, pod: string, filter: string, file: string): Promise<ChildProcess> {
-  const child = lab.pod(pod).spawn('timeout', ['60', 'tcpdump', '-i', 'eth0', '-U', '-w', file, filter], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = lab.pod(pod).spawn('timeout', ['60', 'tcpdump', '-i', 'eth0', '--immediate-mode', '-U', '-w', file, filter], { stdio: ['ignore', 'ignore', 'pipe'] });
   let err = '';
   child.stderr!.setEncoding('utf8').on('data', (d: string) => (err += d));
   for (let i = 0; i < 200 && !err.includes('listening on'); i++) await new Promise((r) => setTimeout(r, 50));
