@@ -117,12 +117,12 @@ export class LiveCapture implements PortObserver {
 
   onRx(port: number, _pool: FramePool, slot: number): void {
     if (this.port >= 0 && port !== this.port) return;
-    this.pending.add(port, slot, 0);
+    this.pending.add(port, slot, 1);
   }
 
   onTx(port: number, _pool: FramePool, slot: number): void {
     if (this.port >= 0 && port !== this.port) return;
-    this.pending.add(port, slot, 1);
+    this.pending.add(port, slot, 2);
   }
 
   /** Writes the frames shown since the last flush that the filter matches. */

@@ -12,7 +12,7 @@ export class PendingFrames {
   n = 0;
   readonly slots: Int32Array;
   readonly ports: Int32Array;
-  /** 1 for transmitted, 0 for received. */
+  /** The direction each was seen in, as the capture codes it (pcapng epb_flags: 1 in, 2 out). */
   readonly out: Uint8Array;
   readonly verdicts: Uint8Array;
 

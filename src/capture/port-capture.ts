@@ -25,12 +25,13 @@
  *
  * Off the packet path: frames shown are noted (pending-frames.ts) and recorded when the
  * dataplane flushes them, a batch at a time: the filter (`filter`, tcpdump syntax, run by
- * libpcap over the batch) picks them, the first `snaplen` bytes of each are laid out as an
- * EPB into a shared ring, and a worker thread writes the ring to the file in large writes
- * (capture-ring.ts), pages of whole blocks, so a killed process's file is still readable. A
- * record that finds the ring full is not written and counted (`ringDrops`); forwarding never
- * waits for the disk. A failing write (disk full) stops this capture with one log line; the
- * dataplane carries on.
+ * libpcap in one call over the batch; no call at all without a filter) picks them, and the
+ * first `snaplen` bytes of each are laid out as an EPB straight into a shared ring, one copy
+ * per record and one ring unit per batch (pcapng-epb.ts). A worker thread writes the ring to
+ * the file in large writes (capture-ring.ts), pages of whole blocks, so a killed process's
+ * file is still readable. Records that find the ring full are not written and counted
+ * (`ringDrops`); forwarding never waits for the disk. A failing write (disk full) stops this
+ * capture with one log line; the dataplane carries on.
  *
  * Drops (`drops`): an extra interface named `drop` on which every frame a stage drops is
  * recorded as it was when dropped, with an opt_comment naming the stage and the reason
@@ -44,12 +45,13 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { DropReason } from '../core/drop-reason.ts';
 import type { FramePool } from '../core/frame-pool.ts';
-import { PcapngWriter, type PcapngPacketOptions } from '../pcap/pcapng-writer.ts';
+import { EPB_INBOUND, EPB_OUTBOUND, EpbLayout, epbBytes, pagePadding } from '../pcap/pcapng-epb.ts';
+import { PcapngWriter } from '../pcap/pcapng-writer.ts';
 import type { CaptureSink } from '../pcap/sink.ts';
 import type { DropObserver, PortObserver } from '../core/port-contract.ts';
 import type { BpfFilter } from './bpf-filter.ts';
 import { CaptureRing } from './capture-ring.ts';
-import { type CaptureLog, splitUs } from './frame-scratch.ts';
+import type { CaptureLog } from './frame-scratch.ts';
 import { PendingFrames } from './pending-frames.ts';
 
 export interface PortCaptureOptions {
@@ -92,17 +94,38 @@ export interface PortCaptureOptions {
 /** A port interface's if_description when the ports use offload (replay refuses such files). */
 export const OFFLOAD_DESCRIPTION = 'TCP segmentation offload on: TCP super-frames recorded whole, as they cross the port';
 
-/** EPB size for caplen bytes with an epb_flags option: 28 fixed + data + 8 flags + 4 end + 4. */
-function epbSize(caplen: number): number {
-  return 44 + ((caplen + 3) & ~3);
-}
-
 /** `YYYYMMDDTHHMMSSZ` in UTC. */
 export function captureStamp(d: Date): string {
   return d.toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');
 }
 
-/** Counts the bytes a writer hands to the file. */
+/** Where a batch's blocks are laid out: the ring's memory in place, or a buffer a sink takes. */
+interface BlockArea {
+  readonly layout: EpbLayout;
+  /** After `reserve`: the end of the room found. */
+  readonly room: number;
+  /** Room for at least `min` bytes from the offset returned; -1 when there is none. */
+  reserve(min: number): number;
+  /** The `len` bytes laid out from `off` go to the file. */
+  commit(off: number, len: number): void;
+}
+
+/** A scratch buffer handed to a synchronous sink, one write per batch (tests' openSink). */
+class SinkArea implements BlockArea {
+  layout = new EpbLayout(Buffer.alloc(65536));
+  room = 0;
+  sink: CaptureSink | null = null;
+  reserve(min: number): number {
+    if (this.layout.buf.length < min) this.layout = new EpbLayout(Buffer.alloc(min * 2));
+    this.room = this.layout.buf.length;
+    return 0;
+  }
+  commit(off: number, len: number): void {
+    this.sink!.write(this.layout.buf.subarray(off, off + len));
+  }
+}
+
+/** Counts the bytes a header writer hands to the file. */
 class CountingSink implements CaptureSink {
   bytes = 0;
   constructor(private readonly inner: CaptureSink) {}
@@ -134,22 +157,24 @@ export class PortCapture implements PortObserver, DropObserver {
   private readonly captured: number[];
   private readonly snaplen: number;
   private readonly base: string;
-  private readonly ts = { sec: 0, nsec: 0 };
-  private readonly rxOpts: PcapngPacketOptions = { direction: 'in', origLen: 0 };
-  private readonly txOpts: PcapngPacketOptions = { direction: 'out', origLen: 0 };
-  private readonly open: (path: string) => CaptureSink;
   private readonly written: string[] = [];
-  private writer: PcapngWriter | null = null;
+  /** The current file's sink (headers; the blocks too with openSink), or null once closed. */
   private sink: CountingSink | null = null;
+  /** Bytes of the current file so far: where the next block lands. */
+  private pos = 0;
   private packetsInFile = 0;
   private readonly ring: CaptureRing | null;
+  private readonly sinkArea: SinkArea | null;
+  private readonly area: BlockArea;
   private readonly pending: PendingFrames;
   private readonly filter: BpfFilter | null;
+  private readonly pads = new Int32Array(2);
   /** The `drop` interface's id in the current file, or -1. */
   private dropIf = -1;
-  private readonly dropOpts: PcapngPacketOptions = { origLen: 0, comment: '' };
-  /** Drop comments by stage and reason id, made once each. */
-  private readonly comments = new Map<string, string>();
+  /** Drop comments by reason and stage, encoded once each. */
+  private readonly comments = new Map<DropReason, Map<string, Buffer>>();
+  private readonly one = new Int32Array(1);
+  private readonly oneDir = new Uint8Array(1);
 
   constructor(private readonly opts: PortCaptureOptions) {
     const n = opts.portNames.length;
@@ -172,8 +197,8 @@ export class PortCapture implements PortObserver, DropObserver {
     this.filter = opts.filter ?? null;
     this.pending = new PendingFrames(opts.capacity ?? 65536);
     this.ring = opts.openSink ? null : new CaptureRing(opts.ringBytes, (err) => this.fail(new Error(err)));
-    const ring = this.ring;
-    this.open = opts.openSink ?? ((path) => ring!.open(path));
+    this.sinkArea = opts.openSink ? new SinkArea() : null;
+    this.area = this.ring ?? this.sinkArea!;
     this.base = this.pickBase(opts.startTime ?? new Date());
     this.startFile();
   }
@@ -185,13 +210,13 @@ export class PortCapture implements PortObserver, DropObserver {
 
   onRx(port: number, _pool: FramePool, slot: number): void {
     // Ports added at run time have numbers beyond the file's interfaces: not captured.
-    if (port >= this.ifIds.length || this.ifIds[port] < 0 || this.writer === null) return;
-    this.pending.add(port, slot, 0);
+    if (port >= this.ifIds.length || this.ifIds[port] < 0) return;
+    this.pending.add(port, slot, EPB_INBOUND);
   }
 
   onTx(port: number, _pool: FramePool, slot: number): void {
-    if (port >= this.ifIds.length || this.ifIds[port] < 0 || this.writer === null) return;
-    this.pending.add(port, slot, 1);
+    if (port >= this.ifIds.length || this.ifIds[port] < 0) return;
+    this.pending.add(port, slot, EPB_OUTBOUND);
   }
 
   /** Records the frames shown since the last flush (still intact now), filtered as a batch. */
@@ -200,35 +225,28 @@ export class PortCapture implements PortObserver, DropObserver {
     const n = p.n;
     if (n === 0) return;
     p.n = 0;
-    if (this.writer === null) return;
-    p.select(pool, this.filter, n);
-    splitUs(this.opts.clock.nowUs(), this.ts);
-    const verdicts = p.verdicts;
-    for (let i = 0; i < n; i++) {
-      if (verdicts[i] === 0) continue;
-      this.write(this.ifIds[p.ports[i]], pool, p.slots[i], p.out[i] === 1 ? this.txOpts : this.rxOpts);
-    }
+    if (this.sink === null) return;
+    if (this.filter !== null && this.filter.matchBatch(pool, p.slots, n, p.verdicts) === 0) return;
+    this.record(pool, p.slots, p.ports, p.out, this.filter === null ? null : p.verdicts, n, null);
   }
 
   /** A stage dropped the frame in `slot`: recorded on `drop` with its stage and reason. */
   onDrop(stage: string, reason: DropReason, pool: FramePool, slot: number): void {
-    if (this.dropIf < 0 || this.writer === null) return;
+    if (this.dropIf < 0 || this.sink === null) return;
     if (this.filter !== null && !this.filter.matches(pool, slot)) return;
-    const key = `${stage}\0${reason.id}`;
-    let comment = this.comments.get(key);
-    if (comment === undefined) {
-      comment = `${stage}: ${reason.id} (${reason.text})`;
-      this.comments.set(key, comment);
-    }
-    this.dropOpts.comment = comment;
-    splitUs(this.opts.clock.nowUs(), this.ts);
-    if (this.write(this.dropIf, pool, slot, this.dropOpts)) this.dropsRecorded++;
+    let byStage = this.comments.get(reason);
+    if (byStage === undefined) this.comments.set(reason, (byStage = new Map()));
+    let comment = byStage.get(stage);
+    if (comment === undefined) byStage.set(stage, (comment = Buffer.from(`${stage}: ${reason.id} (${reason.text})`, 'utf8')));
+    this.one[0] = slot;
+    const before = this.packets;
+    this.record(pool, this.one, null, this.oneDir, null, 1, comment);
+    if (this.packets > before) this.dropsRecorded++;
   }
 
   /** Closes the current file; later frames are ignored. */
   close(): void {
     const s = this.sink;
-    this.writer = null;
     this.sink = null;
     this.ifIds.fill(-1);
     this.dropIf = -1;
@@ -236,29 +254,81 @@ export class PortCapture implements PortObserver, DropObserver {
     this.ring?.close();
   }
 
-  /** Writes one record (timestamp in this.ts); false when it was not written. */
-  private write(ifId: number, pool: FramePool, slot: number, o: PcapngPacketOptions): boolean {
-    const len = pool.len[slot];
-    const caplen = len > this.snaplen ? this.snaplen : len;
-    if (this.ring !== null && !this.ring.fits(epbSize(caplen) + (o.comment === undefined ? 0 : 4 + o.comment.length * 3), 2)) {
-      this.ringDrops++;
-      return false;
-    }
-    o.origLen = len;
+  /**
+   * Lays out the records of slots[0..n) (those with verdicts[i] = 1 when verdicts are given)
+   * into the block area, a unit at a time, page by page, rotating files as they fill. `ports`
+   * null with a comment: the `drop` interface, no direction.
+   */
+  private record(pool: FramePool, slots: Int32Array, ports: Int32Array | null, dirs: Uint8Array, verdicts: Uint8Array | null, n: number, comment: Buffer | null): void {
+    const t = Math.floor(this.opts.clock.nowUs());
+    const hi = Math.floor(t / 4294967296);
+    const lo = t >>> 0;
+    const area = this.area;
+    const max = this.opts.maxFileBytes;
+    const snaplen = this.snaplen;
+    const data = pool.data;
+    const clen = comment === null ? 0 : comment.length;
+    let layout = area.layout;
+    let start = -1;
+    let at = 0;
+    let room = 0;
+    let laid = 0; // records in the unit being laid out, counted once it is handed over
     try {
-      const max = this.opts.maxFileBytes;
-      if (max !== undefined && this.packetsInFile > 0 && this.sink!.bytes + epbSize(caplen) > max) {
-        this.sink!.close();
-        this.startFile();
+      for (let i = 0; i < n; i++) {
+        if (verdicts !== null && verdicts[i] === 0) continue;
+        const slot = slots[i];
+        const len = pool.len[slot];
+        const caplen = len > snaplen ? snaplen : len;
+        const dir = dirs[i];
+        const size = epbBytes(caplen, dir !== 0, clen);
+        if (max !== undefined && this.packetsInFile > 0 && this.pos + size > max) {
+          if (start >= 0) this.commit(start, at, laid);
+          start = -1;
+          laid = 0;
+          this.sink!.close();
+          this.startFile();
+        }
+        const ifId = ports === null ? this.dropIf : this.ifIds[ports[i]];
+        const pads = pagePadding(this.pos, size, this.pads);
+        const padBytes = pads === 0 ? 0 : pads === 1 ? this.pads[0] : this.pads[0] + this.pads[1];
+        if (start < 0 || at + padBytes + size > room) {
+          if (start >= 0) this.commit(start, at, laid);
+          laid = 0;
+          start = at = area.reserve(padBytes + size);
+          if (start < 0) {
+            this.ringDrops += this.remaining(verdicts, i, n);
+            return;
+          }
+          room = area.room;
+          layout = area.layout;
+        }
+        for (let k = 0; k < pads; k++) {
+          layout.pad(at, this.pads[k]);
+          at += this.pads[k];
+        }
+        at += layout.epb(at, ifId, hi, lo, data, pool.start[slot], caplen, len, dir, comment);
+        this.pos += padBytes + size;
+        this.packetsInFile++;
+        laid++;
       }
-      this.writer!.writePacketFrom(ifId, this.ts.sec, this.ts.nsec, pool.data, pool.start[slot], caplen, o);
-      this.packets++;
-      this.packetsInFile++;
-      return true;
+      if (start >= 0) this.commit(start, at, laid);
     } catch (e) {
       this.fail(e as Error);
-      return false;
     }
+  }
+
+  /** Hands the unit laid out from `start` to `end` to the file; `laid` records in it. */
+  private commit(start: number, end: number, laid: number): void {
+    this.area.commit(start, end - start);
+    this.packets += laid;
+  }
+
+  /** Records from i on that would have been written. */
+  private remaining(verdicts: Uint8Array | null, i: number, n: number): number {
+    if (verdicts === null) return n - i;
+    let k = 0;
+    for (let j = i; j < n; j++) k += verdicts[j];
+    return k;
   }
 
   private fail(e: Error): void {
@@ -293,20 +363,23 @@ export class PortCapture implements PortObserver, DropObserver {
     this.fileCount++;
     const i = this.written.indexOf(path);
     if (i >= 0) this.written.splice(i, 1);
-    this.sink = new CountingSink(this.open(path));
+    const file = this.opts.openSink ? this.opts.openSink(path) : this.ring!.open(path);
+    if (this.sinkArea !== null) this.sinkArea.sink = file;
+    this.sink = new CountingSink(file);
     this.written.push(path);
     // Page-aligned blocks: a SIGKILL can then cut no record in half (see PcapngWriter).
-    this.writer = new PcapngWriter(this.sink, { pageAligned: true });
+    const writer = new PcapngWriter(this.sink, { pageAligned: true });
     for (const p of this.captured) {
-      this.ifIds[p] = this.writer.addInterface({
+      this.ifIds[p] = writer.addInterface({
         name: this.opts.portNames[p]!,
         snaplen: this.snaplen,
         description: this.opts.offload ? OFFLOAD_DESCRIPTION : undefined,
       });
     }
-    if (this.opts.drops) this.dropIf = this.writer.addInterface({ name: 'drop', snaplen: this.snaplen, description: 'frames the dataplane dropped, reason as comment' });
+    if (this.opts.drops) this.dropIf = writer.addInterface({ name: 'drop', snaplen: this.snaplen, description: 'frames the dataplane dropped, reason as comment' });
     // The section header and every interface in one write, now: the file is readable from the start.
-    this.writer.flush();
+    writer.flush();
+    this.pos = this.sink.bytes;
     this.packetsInFile = 0;
   }
 }

@@ -37,6 +37,7 @@
  *   the constructor, so a writer set up in one synchronous turn has its header on disk at once.
  */
 import { MAX_PACKET_SIZE } from './pcap-format.ts';
+import { FILE_PAGE_SIZE, MIN_PAD, PAD_BLOCK_TYPE, pagePadding } from './pcapng-epb.ts';
 import { BlockType, BYTE_ORDER_MAGIC, OptionCode, pad4 } from './pcapng-format.ts';
 import { LinkType, PacketDirection } from './record.ts';
 import type { CaptureSink } from './sink.ts';
@@ -54,12 +55,7 @@ export interface PcapngWriterOptions {
   pageAligned?: boolean;
 }
 
-/** File page size the kernel copies writes in (x86-64 and arm64 with 4 KiB pages). */
-export const FILE_PAGE_SIZE = 4096;
-/** Block type of the padding that pageAligned writes: pcapng's local-use range, never copied. */
-export const PAD_BLOCK_TYPE = 0x80000bad;
-/** Smallest padding block: type, total length, total length; empty body. */
-const MIN_PAD = 12;
+export { FILE_PAGE_SIZE, PAD_BLOCK_TYPE } from './pcapng-epb.ts';
 
 export interface PcapngInterfaceOptions {
   name: string;
@@ -130,11 +126,6 @@ function optionSize(n: number): number {
   return 4 + pad4(n);
 }
 
-/** True when n bytes fill `room` exactly or leave enough of it for a padding block. */
-function fitsIn(n: number, room: number): boolean {
-  return n === room || n + MIN_PAD <= room;
-}
-
 interface WriterInterface {
   snaplen: number;
   scale: TickScale;
@@ -157,6 +148,7 @@ export class PcapngWriter {
   /** pageAligned: an error from the constructor's deferred header write, thrown at the next call. */
   private deferredError: unknown = undefined;
   private padBuf: Buffer | undefined;
+  private readonly pads = new Int32Array(2);
 
   constructor(
     private readonly sink: CaptureSink,
@@ -291,27 +283,10 @@ export class PcapngWriter {
     this.written += unit.length;
   }
 
-  /** pageAligned: writes the padding, if any, that the next n-byte write needs. */
+  /** pageAligned: writes the padding, if any, that the next n-byte write needs (pagePadding). */
   private placeInPage(n: number): void {
-    const pos = this.sink.position ?? this.written;
-    // A pcapng file must start with its SHB: nothing goes in front of it. Blocks are multiples
-    // of 4 bytes, so a sink at an odd offset was not written by us: leave it alone.
-    if (pos === 0 || pos % 4 !== 0) return;
-    let gap = FILE_PAGE_SIZE - (pos % FILE_PAGE_SIZE);
-    if (gap < MIN_PAD) {
-      // Only after a block that could not be protected (or a sink that started mid-page): this
-      // padding crosses the boundary itself, but leaves a usable gap again.
-      this.pad(MIN_PAD);
-      gap += FILE_PAGE_SIZE - MIN_PAD;
-    }
-    if (fitsIn(n, gap)) return;
-    if (fitsIn(n, FILE_PAGE_SIZE)) {
-      this.pad(gap);
-      return;
-    }
-    // Cannot lie within one page: write it as it is, but not so that it leaves a gap of 4 or 8.
-    const after = (((gap - n) % FILE_PAGE_SIZE) + FILE_PAGE_SIZE) % FILE_PAGE_SIZE;
-    if (after > 0 && after < MIN_PAD) this.pad(MIN_PAD);
+    const pads = pagePadding(this.sink.position ?? this.written, n, this.pads);
+    for (let i = 0; i < pads; i++) this.pad(this.pads[i]!);
   }
 
   /** Writes one padding block of `size` bytes (a multiple of 4, at least MIN_PAD). */
