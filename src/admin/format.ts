@@ -20,7 +20,8 @@
  *   ports      ip -s link: a header line, the routed port's link/ether and inet lines, then
  *              RX and TX counters in ip's columns (only those the dataplane counts; RX
  *              `nobuf`: dropped for want of a free frame slot), then what the port driver
- *              reports, if anything; last, the frame pool's size and free slots.
+ *              reports, if anything; then the frame pool's size and free slots; last, the
+ *              capture's counters and each live capture stream's (records, dropped).
  *   stats      every stage's packets, its drops by reason (non-zero reasons only), then the
  *              receive overruns and table refusals.
  *   graph      one edge a line: `stage -next-> stage`.
@@ -141,6 +142,10 @@ export function formatPorts(s: PortsState): string {
   if (c !== undefined) {
     const f = c.filter === null ? '' : `, filter "${c.filter.expression}" matched ${c.filter.matched} of ${c.filter.matched + c.filter.unmatched}`;
     out.push(`capture: ${c.packets} records, ${c.ringDrops} dropped (ring full), ${c.drops} dropped frames recorded${f}`);
+  }
+  for (const st of s.streams ?? []) {
+    const f = st.filter === null ? '' : `, filter "${st.filter}"`;
+    out.push(`capture stream of ${st.port}: ${st.packets} records, ${st.dropped} dropped (slow reader), snaplen ${st.snaplen}${f}`);
   }
   return lines(out);
 }

@@ -6,6 +6,8 @@
  *     → 200, application/json, the object state.ts builds
  *   /v1/conntrack, /v1/conntrack/stats, /v1/conntrack/events → conntrack-endpoints.ts
  *     (listing and events streamed, one JSON object a line; DELETE flushes)
+ *   GET /v1/capture?port=NAME|drops=1[&snaplen=N][&filter=EXPR] → a live pcapng stream of one
+ *     port's frames or of the dropped ones, until the client goes away (capture-endpoint.ts)
  *   GET /v1/services   each Service port, its frontends and endpoints with their connections
  *     (services-state.ts: the conntrack walk that counts them runs in chunks); 409 when the
  *     dataplane runs without connection tracking, hence without Services
@@ -24,6 +26,8 @@
  * a socket some live server still answers on is refused, and so is a path that is not a
  * socket. Closing the server removes the file.
  */
+import type { CaptureTaps } from '../capture/capture-taps.ts';
+import { CAPTURE_PATH, CaptureStreams } from './capture-endpoint.ts';
 import { CONNTRACK_PATHS, handleConntrack } from './conntrack-endpoints.ts';
 import { traceLive } from './live-trace.ts';
 import { NO_SERVICES, servicesState } from './services-state.ts';
@@ -58,13 +62,15 @@ export interface AdminExtras {
   };
   /** What the captures report (records written, ring drops), for `show ports`. */
   captureStatus?: () => CaptureStatus | null;
+  /** Where live capture streams attach (`/v1/capture`); without it they are refused. */
+  taps?: CaptureTaps;
 }
 
 export interface AdminServer {
   close(): Promise<void>;
 }
 
-type Endpoint = (dp: Dataplane, extra: AdminExtras) => unknown;
+type Endpoint = (dp: Dataplane, extra: AdminExtras, streams: CaptureStreams) => unknown;
 
 const MANIFESTS_RELOAD = '/v1/manifests/reload';
 const PORTS = '/v1/ports';
@@ -123,14 +129,18 @@ const ENDPOINTS: Record<string, Endpoint> = {
   '/v1/fdb': (dp) => fdbState(dp),
   '/v1/neigh': (dp) => neighState(dp),
   '/v1/routes': (dp) => routesState(dp),
-  '/v1/ports': (dp, extra) => portsState(dp, extra.portStatus?.(), extra.captureStatus?.() ?? null),
+  '/v1/ports': (dp, extra, streams) => portsState(dp, extra.portStatus?.(), extra.captureStatus?.() ?? null, streams.status()),
   '/v1/stats': (dp) => statsState(dp),
   '/v1/graph': (dp) => graphState(dp),
 };
 
-function handle(dp: Dataplane, extra: AdminExtras, req: IncomingMessage, res: ServerResponse): void {
+function handle(dp: Dataplane, extra: AdminExtras, streams: CaptureStreams, req: IncomingMessage, res: ServerResponse): void {
   const url = new URL(req.url ?? '/', 'http://nodeplane');
   const path = url.pathname;
+  if (path === CAPTURE_PATH) {
+    streams.handle(dp, extra.taps, req, res, url);
+    return;
+  }
   if (path === '/v1/trace' && (req.method === 'GET' || req.method === 'HEAD')) {
     const count = Number(url.searchParams.get('count') ?? '10');
     const seconds = Number(url.searchParams.get('seconds') ?? '10');
@@ -176,7 +186,7 @@ function handle(dp: Dataplane, extra: AdminExtras, req: IncomingMessage, res: Se
   }
   const endpoint = Object.hasOwn(ENDPOINTS, path) ? ENDPOINTS[path] : undefined;
   if (endpoint === undefined) {
-    send(res, 404, { error: `no such endpoint: ${path}`, endpoints: [...Object.keys(ENDPOINTS), '/v1/trace', '/v1/services', ...CONNTRACK_PATHS, MANIFESTS_RELOAD, `${PORTS}/NAME`] });
+    send(res, 404, { error: `no such endpoint: ${path}`, endpoints: [...Object.keys(ENDPOINTS), '/v1/trace', CAPTURE_PATH, '/v1/services', ...CONNTRACK_PATHS, MANIFESTS_RELOAD, `${PORTS}/NAME`] });
     return;
   }
   if (req.method !== 'GET' && req.method !== 'HEAD') {
@@ -186,7 +196,7 @@ function handle(dp: Dataplane, extra: AdminExtras, req: IncomingMessage, res: Se
   }
   let body: unknown;
   try {
-    body = endpoint(dp, extra);
+    body = endpoint(dp, extra, streams);
   } catch (err) {
     send(res, 500, { error: `${path}: ${(err as Error).message}` });
     return;
@@ -223,7 +233,8 @@ async function prepare(path: string): Promise<void> {
 /** Serves `dp`'s state on the unix socket `socketPath` until `close()`. */
 export async function startAdminServer(dp: Dataplane, socketPath: string, extra: AdminExtras = {}): Promise<AdminServer> {
   await prepare(socketPath);
-  const server = createServer((req, res) => handle(dp, extra, req, res));
+  const streams = new CaptureStreams();
+  const server = createServer((req, res) => handle(dp, extra, streams, req, res));
   // No keep-alive: `show` makes one request; idle connections must not hold up close().
   server.keepAliveTimeout = 0;
   await new Promise<void>((resolve, reject) => {

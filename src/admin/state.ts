@@ -11,6 +11,7 @@
  * MAC; neighbours by interface, address; routes main table first, then the local table,
  * each by destination.
  */
+import type { CaptureStreamStatus } from './capture-endpoint.ts';
 import type { Dataplane } from '../dataplane/dataplane.ts';
 import { RouteKind, ROUTE_KIND_NAMES } from '../tables/fib.ts';
 import { NEIGH_STATE_NAMES, NeighState } from '../tables/neighbour-table.ts';
@@ -243,13 +244,20 @@ export interface PortsState {
   ports: PortState[];
   /** The pcapng capture, when `run` has one. */
   capture?: CaptureStatus;
+  /** Live capture streams open on the admin socket (`nodeplane extcap`), when any. */
+  streams?: CaptureStreamStatus[];
   /** Frames any port received that found no free slot or did not fit one. */
   rxOverruns: number;
   /** The frame pool every port receives into: slots, bytes per slot, slots free now. */
   pool: { slots: number; slotBytes: number; free: number };
 }
 
-export function portsState(dp: Dataplane, driverStatus: readonly PortDriverStatus[] = [], capture: CaptureStatus | null = null): PortsState {
+export function portsState(
+  dp: Dataplane,
+  driverStatus: readonly PortDriverStatus[] = [],
+  capture: CaptureStatus | null = null,
+  streams: readonly CaptureStreamStatus[] = [],
+): PortsState {
   const { ports, ifs } = dp.ctx;
   const drivers = new Map(driverStatus.map(({ name, ...rest }) => [name, rest]));
   const out: PortState[] = [];
@@ -283,6 +291,7 @@ export function portsState(dp: Dataplane, driverStatus: readonly PortDriverStatu
   const pool = dp.pool;
   const state: PortsState = { ports: out, rxOverruns: dp.rxOverruns, pool: { slots: pool.capacity, slotBytes: pool.slotSize, free: pool.available } };
   if (capture !== null) state.capture = capture;
+  if (streams.length > 0) state.streams = [...streams];
   return state;
 }
 

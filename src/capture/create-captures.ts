@@ -1,6 +1,6 @@
 /**
- * createCaptures: builds the captures `nodeplane run` asks for and one observer that feeds
- * them all (the dataplane has a single observer slot).
+ * createCaptures: builds the captures `nodeplane run` asks for and attaches them to the
+ * dataplane through its CaptureTaps (capture-taps.ts; one of its own when none is given).
  *
  *   dir          pcapng of every port, or of `ports` (port-capture.ts), rotated with
  *                maxFileMB (× 1,000,000 bytes, as tcpdump -C) and maxFiles (tcpdump -W);
@@ -13,19 +13,18 @@
  *
  * Timestamps come from the dataplane's clock when the tee sees the frame (received: as the
  * port hands it in; transmitted: as port-output sends it), so a replayed run records virtual
- * time. Each capture is its own observer behind one fan-out; with a single capture the
- * dataplane gets that capture directly.
+ * time. Each capture is its own observer; `close()` detaches them all.
  * Mistakes (unknown port, maxFiles without maxFileMB, a directory that cannot be written,
  * binary to a terminal) throw a UserError naming the problem.
  */
 import { mkdirSync } from 'node:fs';
 import { isatty } from 'node:tty';
 import { UserError } from '../user-error.ts';
-import type { FramePool } from '../core/frame-pool.ts';
 import type { Dataplane } from '../dataplane/dataplane.ts';
 import type { PortObserver } from '../core/port-contract.ts';
 import type { CaptureLog } from './frame-scratch.ts';
 import { BpfFilter } from './bpf-filter.ts';
+import { CaptureTaps, PortFanOut } from './capture-taps.ts';
 import { LiveCapture, liveToPath, liveToStdout } from './live-capture.ts';
 import { PortCapture } from './port-capture.ts';
 
@@ -49,6 +48,7 @@ export interface CaptureOptions {
 }
 
 export interface Captures {
+  /** Every capture's port observer in one (already attached through the taps). */
   observer: PortObserver;
   /** pcapng files that exist now, oldest first. */
   files(): string[];
@@ -63,26 +63,9 @@ export interface Captures {
   live: LiveCapture[];
 }
 
-/** Sends every event to each observer in turn. */
-class FanOut implements PortObserver {
-  constructor(private readonly list: readonly PortObserver[]) {}
-  onRx(port: number, pool: FramePool, slot: number): void {
-    const l = this.list;
-    for (let i = 0; i < l.length; i++) l[i]!.onRx(port, pool, slot);
-  }
-  onTx(port: number, pool: FramePool, slot: number): void {
-    const l = this.list;
-    for (let i = 0; i < l.length; i++) l[i]!.onTx(port, pool, slot);
-  }
-  flush(pool: FramePool): void {
-    const l = this.list;
-    for (let i = 0; i < l.length; i++) l[i]!.flush(pool);
-  }
-}
-
 const NOTHING: PortObserver = { onRx() {}, onTx() {}, flush() {} };
 
-export function createCaptures(dp: Dataplane, opts: CaptureOptions): Captures {
+export function createCaptures(dp: Dataplane, opts: CaptureOptions, taps: CaptureTaps = new CaptureTaps(dp)): Captures {
   const names = dp.ctx.ports.names;
   const portOf = (what: string, name: string, allowAll: boolean): number | 'all' => {
     if (allowAll && name === 'all') return 'all';
@@ -118,7 +101,8 @@ export function createCaptures(dp: Dataplane, opts: CaptureOptions): Captures {
   const live: LiveCapture[] = [];
   let pcapng: PortCapture | null = null;
   const closeAll = (): void => {
-    dp.setDropObserver(null);
+    for (const o of observers) taps.removePorts(o);
+    if (pcapng !== null) taps.removeDrops(pcapng);
     pcapng?.close();
     for (const l of live) l.close();
   };
@@ -141,7 +125,6 @@ export function createCaptures(dp: Dataplane, opts: CaptureOptions): Captures {
         log: opts.log,
       });
       observers.push(pcapng);
-      if (opts.drops) dp.setDropObserver(pcapng);
     }
     if (stdoutPort !== undefined) live.push(liveToStdout({ port: stdoutPort, snaplen, clock, filter, capacity, log: opts.log }));
     if (opts.fifo !== undefined && fifoPort !== undefined) {
@@ -154,9 +137,11 @@ export function createCaptures(dp: Dataplane, opts: CaptureOptions): Captures {
     throw e;
   }
   observers.push(...live);
+  for (const o of observers) taps.addPorts(o);
+  if (pcapng !== null && opts.drops) taps.addDrops(pcapng);
 
   return {
-    observer: observers.length === 0 ? NOTHING : observers.length === 1 ? observers[0]! : new FanOut(observers),
+    observer: observers.length === 0 ? NOTHING : observers.length === 1 ? observers[0]! : new PortFanOut(observers),
     files: () => pcapng?.files() ?? [],
     flush() {},
     close: closeAll,

@@ -51,6 +51,7 @@ import type { CaptureSink } from '../pcap/sink.ts';
 import type { DropObserver, PortObserver } from '../core/port-contract.ts';
 import type { BpfFilter } from './bpf-filter.ts';
 import { CaptureRing } from './capture-ring.ts';
+import { DropComments } from './drop-comments.ts';
 import type { CaptureLog } from './frame-scratch.ts';
 import { PendingFrames } from './pending-frames.ts';
 
@@ -171,8 +172,7 @@ export class PortCapture implements PortObserver, DropObserver {
   private readonly pads = new Int32Array(2);
   /** The `drop` interface's id in the current file, or -1. */
   private dropIf = -1;
-  /** Drop comments by reason and stage, encoded once each. */
-  private readonly comments = new Map<DropReason, Map<string, Buffer>>();
+  private readonly comments = new DropComments();
   private readonly one = new Int32Array(1);
   private readonly oneDir = new Uint8Array(1);
 
@@ -234,10 +234,7 @@ export class PortCapture implements PortObserver, DropObserver {
   onDrop(stage: string, reason: DropReason, pool: FramePool, slot: number): void {
     if (this.dropIf < 0 || this.sink === null) return;
     if (this.filter !== null && !this.filter.matches(pool, slot)) return;
-    let byStage = this.comments.get(reason);
-    if (byStage === undefined) this.comments.set(reason, (byStage = new Map()));
-    let comment = byStage.get(stage);
-    if (comment === undefined) byStage.set(stage, (comment = Buffer.from(`${stage}: ${reason.id} (${reason.text})`, 'utf8')));
+    const comment = this.comments.of(stage, reason);
     this.one[0] = slot;
     const before = this.packets;
     this.record(pool, this.one, null, this.oneDir, null, 1, comment);

@@ -17,6 +17,7 @@
  * addresses come from the lease (cluster/cluster-node.ts); the watch then changes the vxlan
  * peers live. A lease lost for good (another node took the subnet) stops the node with exit 1.
  */
+import { CaptureTaps } from '../capture/capture-taps.ts';
 import { ClusterNode } from '../cluster/cluster-node.ts';
 import { ConfigError, type LoadedConfig, loadConfigParts } from '../config/load.ts';
 import { SystemClock } from '../core/clock.ts';
@@ -116,6 +117,8 @@ export async function runCommand(opts: RunOptions): Promise<number> {
     throw err;
   }
 
+  // The run's captures, and the admin socket's live streams (nodeplane extcap), attach here.
+  const taps = new CaptureTaps(dp);
   let captures: import('../capture/create-captures.ts').Captures | null = null;
   if (capturing) {
     const { createCaptures } = await import('../capture/create-captures.ts');
@@ -132,8 +135,7 @@ export async function runCommand(opts: RunOptions): Promise<number> {
         stdoutPort: opts.captureStdout,
         fifo: opts.captureFifo ? { path: opts.captureFifo, port: opts.captureFifoPort ?? 'all' } : undefined,
         log,
-      });
-      dp.setObserver(c.observer);
+      }, taps);
       captures = c;
     } catch (err) {
       closeAll();
@@ -151,6 +153,7 @@ export async function runCommand(opts: RunOptions): Promise<number> {
       reloadManifests: () => manifests.reload(),
       ports: livePorts,
       captureStatus: () => captures?.status() ?? null,
+      taps,
     });
   } catch (err) {
     closeAll();
