@@ -192,6 +192,32 @@ program
   .option('--json', 'print JSON')
   .action((opts) => runAction(async () => (await import('./trace.ts')).traceCommand(opts)));
 
+const extcap = program
+  .command('extcap')
+  .description("Wireshark's extcap interface to a running nodeplane: lists its ports (and drop) and captures from them live (Wireshark runs it; install it with nodeplane extcap install)")
+  .option('--admin <socket>', 'admin unix socket path', '/run/nodeplane.sock')
+  .option('--extcap-interfaces', 'list the interfaces: nodeplane-<port> for each port, and nodeplane-drop')
+  .option('--extcap-version <version>', "Wireshark's version (accepted, not used)")
+  .option('--extcap-interface <name>', 'the interface the other options are about')
+  .option('--extcap-dlts', 'list its link types (Ethernet)')
+  .option('--extcap-config', 'list its options (admin socket, snapshot length, filter)')
+  .option('--extcap-capture-filter <expr>', "Wireshark's capture filter (tcpdump syntax); alone, checks it")
+  .option('--capture', 'stream pcapng from the running nodeplane into --fifo until stopped')
+  .option('--fifo <path>', 'the FIFO Wireshark reads')
+  .option('--snaplen <n>', 'bytes kept of each frame (1..262144)')
+  .option('--filter <expr>', 'tcpdump filter run by nodeplane (with --extcap-capture-filter, both apply)')
+  .allowUnknownOption()
+  .action((opts) => runAction(async () => (await import('./extcap.ts')).extcapCommand(opts)));
+
+extcap
+  .command('install')
+  .description("install a launcher for the extcap into Wireshark's personal extcap folder (tshark -G folders), or --dir")
+  .option('--dir <dir>', 'the folder to install into')
+  .addHelpText('after', "\nThe launcher's admin socket is extcap's --admin (nodeplane extcap install --admin SOCKET;\ndefault /run/nodeplane.sock); Wireshark's options for an interface can give another.")
+  .action((opts: { dir?: string }) =>
+    runAction(async () => (await import('./extcap.ts')).extcapInstall({ dir: opts.dir, admin: (extcap.opts() as { admin: string }).admin })),
+  );
+
 program
   .command('demo')
   .description('build a lab of pods in network namespaces, run nodeplane between them, send traffic, clean up (root)')
