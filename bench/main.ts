@@ -6,7 +6,8 @@
  *
  * Groups, in order: checksum, decode, lpm4, conntrack, admin (reading a conntrack table of
  * 1,000,000 entries through the admin socket while forwarding), dataplane, nat, services
- * (ClusterIP DNAT, applying Services at 10,000), vxlan, flood, learning and e2e.
+ * (ClusterIP DNAT, applying Services at 10,000), vxlan, flood, learning, capture (CPU per
+ * record of the file capture, on the packet thread and the others) and e2e.
  * Those from dataplane on are loaded only when their files exist; e2e reports `skipped` rows when it
  * cannot run (no root, no namespaces).
  *
@@ -62,6 +63,7 @@ const GROUPS: Group[] = [
   optional('vxlan', './vxlan.bench.ts', 'benchVxlan'),
   optional('flood', './flood.bench.ts', 'benchFlood'),
   optional('learning', './learning.bench.ts', 'benchLearning'),
+  optional('capture', './capture.bench.ts', 'benchCapture'),
   optional('e2e', './e2e.bench.ts', 'benchE2e'),
 ].filter((g): g is Group => g !== null);
 

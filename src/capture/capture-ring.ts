@@ -27,8 +27,11 @@ import { MessageChannel, type MessagePort, receiveMessageOnPort, Worker } from '
 import { EpbLayout } from '../pcap/pcapng-epb.ts';
 import type { CaptureSink } from '../pcap/sink.ts';
 
-/** Bytes per chunk: the largest write, and the largest unit a `reserve` can find. */
-export const CHUNK_BYTES = 256 * 1024;
+/**
+ * Bytes per chunk: the largest write, and the largest unit a `reserve` can find. Large, because
+ * handing a chunk over (postMessage, there and back) costs tens of µs whatever its size.
+ */
+export const CHUNK_BYTES = 1024 * 1024;
 /** A chunk is sent once the next batch does not fit in it, or MAX_DELAY_MS after its first batch. */
 const MAX_DELAY_MS = 20;
 

@@ -108,7 +108,7 @@ describe('CaptureRing', () => {
       written += batch;
     }
     expect(Date.now() - t0).toBeLessThan(1000);
-    // Two chunks hold 32 batches; the 33rd finds no room.
+    // Two chunks hold 128 batches; the next finds no room.
     expect(written).toBe(2 * CHUNK_BYTES);
     expect(ring.reserve(batch)).toBe(-1);
     const fd = openSync(fifo, constants.O_RDONLY | constants.O_NONBLOCK);
