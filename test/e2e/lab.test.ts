@@ -194,7 +194,15 @@ describe.skipIf(skip)('lab: failures while traffic flows', () => {
   it('SIGKILL during capture leaves pcapng files that tshark reads', async () => {
     const { lab } = env();
     const flowing = lab.pod('pa').run('ping', ['-c', '30', '-i', '0.05', '-W', '1', '10.244.1.3'], { timeoutMs: 20_000 });
-    await new Promise((res) => setTimeout(res, 700));
+    // Kill while the ping runs, once the capture has records (not after a guessed time): a
+    // ping is four records (pa in, pb out, pb in, pa out), handed to the writer within 20 ms.
+    const start = ((await fetchState(lab.adminSocket, 'ports')) as { capture: { packets: number } }).capture.packets;
+    for (let i = 0; i < 200; i++) {
+      const s = (await fetchState(lab.adminSocket, 'ports')) as { capture: { packets: number } };
+      if (s.capture.packets >= start + 40) break;
+      await new Promise((res) => setTimeout(res, 20));
+    }
+    await new Promise((res) => setTimeout(res, 50));
     await lab.stopNodeplane('SIGKILL');
     await flowing;
     const files = readdirSync(lab.captureDir).filter((f) => f.endsWith('.pcapng'));
