@@ -15,7 +15,8 @@
  * Each stream is a CaptureStream attached through the run's CaptureTaps while its response is
  * open; a reader that falls behind by more than the stream's limit loses whole batches,
  * counted (`show ports` lists every open stream with its counts), and never slows
- * forwarding. Closing the server (nodeplane stopping) ends the streams.
+ * forwarding. Closing the server (nodeplane stopping) ends the streams, and removing a port
+ * (`nodeplane port del`) ends the port's.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { BpfFilter } from '../capture/bpf-filter.ts';
@@ -94,11 +95,17 @@ export class CaptureStreams {
       capacity: dp.pool.capacity,
       write: (bytes) => void res.write(bytes),
       queued: () => res.writableLength,
+      // A port removed at run time ends its streams (its number may go to another port).
+      stillOurs: port === 'drop' ? undefined : () => dp.ctx.ports.names[port] === name,
+      ended: () => res.end(),
     });
     this.open.set(stream, { port: name, filter: filter === null ? null : expression, snaplen });
     if (port === 'drop') taps.addDrops(stream);
     else taps.addPorts(stream);
+    // A port removed while nothing crosses it: noticed within half a second.
+    const watch = port === 'drop' ? undefined : setInterval(() => dp.ctx.ports.names[port] !== name && res.end(), 500).unref();
     res.on('close', () => {
+      clearInterval(watch);
       stream.close();
       if (port === 'drop') taps.removeDrops(stream);
       else taps.removePorts(stream);

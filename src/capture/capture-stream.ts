@@ -47,6 +47,13 @@ export interface CaptureStreamOptions {
   /** Bytes handed over that the reader has not taken yet. */
   queued: () => number;
   maxQueued?: number;
+  /**
+   * Whether the port is still the one streamed (a port removed at run time leaves its number
+   * to the next one added); asked once per batch. When it is not, the stream stops and
+   * `ended` is called.
+   */
+  stillOurs?: () => boolean;
+  ended?: () => void;
 }
 
 export class CaptureStream implements PortObserver, DropObserver {
@@ -91,6 +98,11 @@ export class CaptureStream implements PortObserver, DropObserver {
     if (n === 0) return;
     p.n = 0;
     if (this.closed) return;
+    if (this.opts.stillOurs !== undefined && !this.opts.stillOurs()) {
+      this.close();
+      this.opts.ended?.();
+      return;
+    }
     const filter = this.opts.filter;
     const k = filter === null ? n : filter.matchBatch(pool, p.slots, n, p.verdicts);
     if (k === 0) return;

@@ -209,7 +209,7 @@ function shellQuote(s: string): string {
 
 /** The launcher script: this Node, this package's command, the admin socket as default. */
 export function launcherScript(admin: string): string {
-  const bin = fileURLToPath(new URL('../../bin/nodeplane.js', import.meta.url));
+  const bin = fileURLToPath(new URL('../../bin/nodeplane.cjs', import.meta.url));
   return [
     '#!/bin/sh',
     "# nodeplane's Wireshark extcap, written by `nodeplane extcap install`: lists a running",

@@ -134,6 +134,23 @@ describe('GET /v1/capture', () => {
   });
 });
 
+describe('a port added at run time', () => {
+  it('can be streamed, and its stream ends when the port is removed (idle: within half a second)', async () => {
+    const port = dp.addPort({ name: 'pod9', bridge: 'cni0' });
+    dp.setDriver(port, { transmit: (_pool, _slots, n) => n });
+    const frame = Buffer.from(ping[0]!);
+    const { status, body } = await collect('/v1/capture?port=pod9', () => {
+      dp.receive(port, frame);
+      dp.run();
+      dp.removePort('pod9');
+    }, () => false);
+    expect(status).toBe(200); // ended by the server, not by us
+    const recs = records(body);
+    expect(recs.length).toBeGreaterThanOrEqual(1);
+    expect(recs[0]!.data.equals(frame)).toBe(true);
+  });
+});
+
 describe('CaptureStream', () => {
   it('drops whole batches, counted, while its reader is behind, and carries on when it catches up', () => {
     const pool = new FramePool(16);
