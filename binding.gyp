@@ -2,12 +2,12 @@
   "targets": [
     {
       "target_name": "nodeplane",
-      "sources": ["native/tap.c", "native/pcap-filter.c"],
+      "sources": ["native/tap.c", "native/pcap-filter.c", "native/copy-ranges.c"],
       "defines": ["NAPI_VERSION=8"],
       "cflags": ["-std=gnu11", "-O2", "-Wall", "-Wextra", "-Wno-unused-parameter"],
       "libraries": ["-ldl"],
       "conditions": [
-        ["OS!='linux'", { "type": "none", "sources!": ["native/tap.c", "native/pcap-filter.c"] }]
+        ["OS!='linux'", { "type": "none", "sources!": ["native/tap.c", "native/pcap-filter.c", "native/copy-ranges.c"] }]
       ]
     }
   ]

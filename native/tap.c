@@ -26,6 +26,7 @@
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 
+#include "copy-ranges.h"
 #include "pcap-filter.h"
 
 #define MAX_SLOT_CAPACITY (1 << 20)
@@ -738,5 +739,6 @@ NAPI_MODULE_INIT() {
   if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok)
     return NULL;
   if (pcap_filter_register(env, exports) != napi_ok) return NULL;
+  if (copy_ranges_register(env, exports) != napi_ok) return NULL;
   return exports;
 }

@@ -1,109 +1,144 @@
 /**
  * CaptureRing: capture files written off the packet path. The packet thread lays pcapng
- * blocks straight into a chunk of memory, a batch of frames at a time; full chunks go to a
- * worker thread, which writes each to the file in one large write(2) and hands it back. The
- * chunks (CHUNK_BYTES each, as many as the ring's size holds) circulate between the two threads:
- * forwarding never waits for a disk, and a batch that finds no chunk free is not written, its
- * records counted by the caller (`ringDrops`, shown by `show ports`).
+ * blocks straight into a ring of shared memory, a batch of frames at a time; a worker thread
+ * writes them to their files in large writev(2) calls. Forwarding never waits for a disk: a
+ * batch that finds no room is not written, its records counted by the caller (`ringDrops`,
+ * shown by `show ports`).
  *
- * Why chunks that move rather than one SharedArrayBuffer both threads see: V8 copies into and
- * fills shared memory with relaxed atomic stores, several times slower than the memcpy it
- * uses for ordinary memory, and the copy of every frame is most of what a capture costs the
- * packet thread. An ArrayBuffer transferred with postMessage changes hands without a copy.
+ * Units in the ring are [u32 kind << 28 | length][bytes, padded to 4]: DATA (file bytes),
+ * OPEN (a path: close the current file, create this one), CLOSE (close it), WRAP (go back to
+ * offset 0: a unit never straddles the ring's end). The producer reserves room (`reserve`),
+ * lays a batch's records out in place (`layout`), then `commit`s them; batches go on into the
+ * same DATA unit until it holds UNIT_BYTES or MAX_DELAY_MS have passed, and only then is the
+ * unit's header written and the head moved: the worker sees whole units, each written with
+ * one write(2) (many small writes, or a writev of many pieces, cost the kernel several times
+ * more per byte). Head and tail are byte offsets in shared control words, moved with Atomics.
  *
- * The producer `reserve`s room in the current chunk, lays records out in place (`layout`, an
- * EpbLayout over the chunk), then `commit`s them. A chunk is sent once the next batch does
- * not fit in it, or MAX_DELAY_MS after its first batch, so the worker wakes for large writes
- * only. Files are opened and closed by messages in the same stream, in order. Chunks come back
- * on a MessagePort the producer reads synchronously (receiveMessageOnPort) when it needs one,
- * so the event loop plays no part and `close()` can wait for the last write before returning.
+ * Costs on the packet thread, measured (docs/benchmarks.md): one copy of each record's bytes,
+ * made by the addon's copyRanges in one call per batch, because V8 copies into shared memory
+ * with relaxed atomic stores, several times slower than memcpy (without the addon, V8 copies);
+ * and no signal to the worker per batch: it looks every POLL_MS by itself and is woken only
+ * for a file to open or close, or when the ring is half full. (Chunks of ordinary memory
+ * handed over by postMessage were tried: tens of µs a message on a busy machine.)
  *
  * Whole or nothing under SIGKILL: the caller lays blocks out at the file positions they will
  * have (pagePadding, pcapng-epb.ts), so every 4096-byte page of the file holds only whole
- * blocks, and a write cut at a page boundary leaves whole blocks only. Chunks not yet written
- * when the process is killed are lost whole.
+ * blocks, and a write cut at a page boundary leaves whole blocks only. Units still in the
+ * ring when the process is killed are lost whole.
  */
-import { MessageChannel, type MessagePort, receiveMessageOnPort, Worker } from 'node:worker_threads';
-import { EpbLayout } from '../pcap/pcapng-epb.ts';
+import { Worker } from 'node:worker_threads';
+import { type CopyRanges, EpbLayout } from '../pcap/pcapng-epb.ts';
 import type { CaptureSink } from '../pcap/sink.ts';
+import { nativeAddon } from '../ports/native-addon.ts';
 
-/**
- * Bytes per chunk: the largest write, and the largest unit a `reserve` can find. Large, because
- * handing a chunk over (postMessage, there and back) costs tens of µs whatever its size.
- */
-export const CHUNK_BYTES = 1024 * 1024;
-/** A chunk is sent once the next batch does not fit in it, or MAX_DELAY_MS after its first batch. */
+const DATA = 0;
+const OPEN = 1;
+const CLOSE = 2;
+const WRAP = 3;
+const LEN_MASK = 0x0fffffff;
+
+/** Control words. */
+const HEAD = 0;
+const TAIL = 1;
+const WAKE = 2;
+const CONTROL_WORDS = 3;
+
+/** The worker looks for work this often when nobody wakes it. */
+const POLL_MS = 10;
+/** A DATA unit is handed over once it holds this much, or MAX_DELAY_MS after its first batch. */
+const UNIT_BYTES = 512 * 1024;
 const MAX_DELAY_MS = 20;
 
 /** Default ring size: 32 MiB, a quarter of a second of 1 Gbit/s of capture. */
 export const DEFAULT_RING_BYTES = 32 * 1024 * 1024;
 
-/** Control word: messages the worker has finished with (it notifies on every change). */
-const DONE = 0;
-
-interface ReturnMessage {
-  free?: ArrayBuffer;
-  error?: string;
-}
-
 // The worker, as plain JavaScript (an eval'd CommonJS worker needs no loader).
 const WORKER_SOURCE = `
 const { workerData, parentPort } = require('node:worker_threads');
 const fs = require('node:fs');
-const { port, control } = workerData;
+const { ring, control } = workerData;
+const words = new Int32Array(ring);
 const ctl = new Int32Array(control);
+const size = ring.byteLength;
 let fd = -1;
 let failed = false;
+const bytes = Buffer.from(ring);
 function fail(e) {
-  if (!failed) port.postMessage({ error: e.message });
+  if (!failed) parentPort.postMessage({ error: e.message });
   failed = true;
   if (fd >= 0) { try { fs.closeSync(fd); } catch {} }
   fd = -1;
 }
-parentPort.on('message', (m) => {
-  if (m.data !== undefined) {
-    if (fd >= 0) {
-      try {
-        const bytes = new Uint8Array(m.data, 0, m.len);
-        for (let off = 0; off < m.len; ) off += fs.writeSync(fd, bytes, off, m.len - off);
-      } catch (e) { fail(e); }
-    }
-    port.postMessage({ free: m.data }, [m.data]);
-  } else if (m.open !== undefined) {
-    if (fd >= 0) fs.closeSync(fd);
-    fd = -1;
-    if (!failed) {
-      try { fd = fs.openSync(m.open, 'w'); } catch (e) { fail(e); }
-    }
-  } else if (m.close) {
-    if (fd >= 0) fs.closeSync(fd);
-    fd = -1;
+let tail = 0;
+for (;;) {
+  const wake = Atomics.load(ctl, ${WAKE});
+  const head = Atomics.load(ctl, ${HEAD});
+  if (head === tail) {
+    Atomics.wait(ctl, ${WAKE}, wake, ${POLL_MS});
+    continue;
   }
-  Atomics.add(ctl, ${DONE}, 1);
-  Atomics.notify(ctl, ${DONE});
-});
+  let stop = false;
+  while (tail !== head && !stop) {
+    const word = words[tail >> 2];
+    const kind = word >>> 28;
+    const len = word & ${LEN_MASK};
+    if (kind === ${WRAP}) { tail = 0; continue; }
+    if (kind === ${DATA}) {
+      if (fd >= 0) {
+        try {
+          for (let off = 0; off < len; ) off += fs.writeSync(fd, bytes, tail + 4 + off, len - off);
+        } catch (e) { fail(e); }
+      }
+    } else {
+      if (fd >= 0) { try { fs.closeSync(fd); } catch {} fd = -1; }
+      if (kind === ${OPEN} && !failed) {
+        try { fd = fs.openSync(bytes.toString('utf8', tail + 4, tail + 4 + len), 'w'); } catch (e) { fail(e); }
+      } else if (kind === ${CLOSE}) stop = true;
+    }
+    tail = tail + 4 + ((len + 3) & ~3);
+    if (tail >= size) tail = 0;
+    Atomics.store(ctl, ${TAIL}, tail);
+  }
+  Atomics.notify(ctl, ${TAIL});
+  if (stop) break;
+}
 `;
+
+/** The addon's copyRanges, or the same in JavaScript when the addon is not there. */
+function copier(): CopyRanges {
+  const r = nativeAddon();
+  const native = 'addon' in r ? (r.addon as { copyRanges?: CopyRanges }).copyRanges : undefined;
+  if (native !== undefined) return native;
+  return (dst, src, ops, n) => {
+    const d = Buffer.from(dst.buffer, dst.byteOffset, dst.length);
+    const s = Buffer.from(src.buffer, src.byteOffset, src.length);
+    for (let i = 0; i < n * 3; i += 3) {
+      if (ops[i + 1]! < 0) d.fill(0, ops[i]!, ops[i]! + ops[i + 2]!);
+      else s.copy(d, ops[i]!, ops[i + 1]!, ops[i + 1]! + ops[i + 2]!);
+    }
+  };
+}
 
 export class CaptureRing {
   /** Bytes handed to the worker. */
   bytes = 0;
   /** Set when the worker could not open or write a file (the capture then stops). */
   error: string | undefined;
-  /** Lays blocks out in the current chunk, at offsets `reserve` returns. */
-  layout: EpbLayout;
-  /** After `reserve`: the end of the room it found. */
+  /** Lays blocks out in the ring's memory, at offsets `reserve` returns. */
+  readonly layout: EpbLayout;
+  /** After `reserve`: the end (exclusive) of the room it found. */
   room = 0;
-  private readonly worker: Worker;
-  private readonly port: MessagePort;
+  private readonly buf: Buffer;
+  private readonly words: Int32Array;
   private readonly ctl: Int32Array;
-  private readonly maxChunks: number;
-  private readonly free: ArrayBuffer[] = [];
-  private chunks = 0;
-  /** The chunk being filled (layout's memory), or null. */
-  private cur: ArrayBuffer | null = null;
-  private fill = 0;
-  /** Messages posted to the worker. */
-  private sent = 0;
+  private readonly size: number;
+  private readonly worker: Worker;
+  /** Where the next byte goes: the open unit's end, or the head. */
+  private pos = 0;
+  /** The open DATA unit's header offset, or -1. */
+  private unit = -1;
+  /** The open unit's last byte + 1 (pos, but for a last piece whose length is not a multiple of 4). */
+  private end = 0;
   private timer: NodeJS.Timeout | null = null;
   private timerArmed = false;
   private closed = false;
@@ -112,140 +147,138 @@ export class CaptureRing {
     size = DEFAULT_RING_BYTES,
     private readonly onError?: (message: string) => void,
   ) {
-    this.maxChunks = Math.max(2, Math.floor(size / CHUNK_BYTES));
-    const control = new SharedArrayBuffer(4);
+    this.size = size & ~4095;
+    if (this.size < 65536) throw new RangeError(`capture ring of ${size} bytes is too small`);
+    const ring = new SharedArrayBuffer(this.size);
+    const control = new SharedArrayBuffer(CONTROL_WORDS * 4);
+    this.buf = Buffer.from(ring);
+    this.words = new Int32Array(ring);
+    this.layout = new EpbLayout(this.buf, copier());
     this.ctl = new Int32Array(control);
-    const { port1, port2 } = new MessageChannel();
-    this.port = port1;
-    this.worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { port: port2, control }, transferList: [port2] });
+    this.worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { ring, control } });
+    this.worker.on('message', (m: { error?: string }) => {
+      if (m.error !== undefined && this.error === undefined) {
+        this.error = m.error;
+        this.onError?.(m.error);
+      }
+    });
     this.worker.unref();
-    this.layout = new EpbLayout(Buffer.alloc(4));
   }
 
-  /** Bytes laid out or queued and not yet written back by the worker. */
+  /** Bytes laid out and not yet written by the worker. */
   used(): number {
-    this.collect();
-    return (this.chunks - this.free.length) * CHUNK_BYTES;
+    const tail = Atomics.load(this.ctl, TAIL);
+    return this.pos >= tail ? this.pos - tail : this.size - tail + this.pos;
   }
 
   /**
-   * Room for at least `min` bytes (at most CHUNK_BYTES): returns the offset in `layout.buf`
-   * they start at (sets `room`, the end of the room, which may be larger), or -1 when every
-   * chunk is with the worker (or the capture failed). Nothing is sent until `commit`.
+   * Room for at least `min` bytes: returns the offset they start at (sets `room`, the end of
+   * the room, which may be larger), or -1 when the ring is that full (or the capture failed).
+   * What is laid out there reaches the worker after `commit`, when its unit is handed over.
    */
   reserve(min: number): number {
-    if (this.closed || this.error !== undefined || min > CHUNK_BYTES) return -1;
-    if (this.cur !== null && this.fill + min <= CHUNK_BYTES) {
-      this.room = CHUNK_BYTES;
-      return this.fill;
+    if (this.closed || this.error !== undefined) return -1;
+    const tail = Atomics.load(this.ctl, TAIL);
+    if (this.unit >= 0) {
+      const room = this.roomAt(this.pos, tail);
+      if (room >= min) {
+        this.room = this.pos + room;
+        return this.pos;
+      }
+      this.handOver();
     }
-    if (this.cur !== null) this.send();
-    const chunk = this.take();
-    if (chunk === null) return -1;
-    this.cur = chunk;
-    this.fill = 0;
-    this.layout = new EpbLayout(Buffer.from(chunk));
-    this.room = CHUNK_BYTES;
-    return 0;
+    const room = this.roomAt(this.pos, tail);
+    if (room >= 4 + min) {
+      this.unit = this.pos;
+      this.pos = this.end = this.unit + 4;
+      this.room = this.unit + room;
+      return this.pos;
+    }
+    if (this.pos >= tail && tail - 4 >= 4 + min) {
+      this.words[this.pos >> 2] = WRAP << 28;
+      this.unit = 0;
+      this.pos = this.end = 4;
+      this.room = tail - 4;
+      return 4;
+    }
+    return -1;
   }
 
-  /** The `len` bytes laid out from `off` (a `reserve`d offset) are ready for the file. */
+  /** The `len` bytes laid out from `off` (within a `reserve`d room) are done. */
   commit(off: number, len: number): void {
-    this.fill = off + len;
-    this.bytes += len;
-    if (!this.timerArmed) {
+    this.layout.flushCopies();
+    this.end = off + len;
+    this.pos = off + ((len + 3) & ~3);
+    if (this.pos - this.unit - 4 >= UNIT_BYTES) this.handOver();
+    else if (!this.timerArmed) {
       this.timerArmed = true;
-      if (this.timer === null) this.timer = setTimeout(() => this.timeUp(), MAX_DELAY_MS).unref();
+      if (this.timer === null) this.timer = setTimeout(() => this.handOver(), MAX_DELAY_MS).unref();
       else this.timer.refresh();
     }
   }
 
-  /** Queues a copy of `bytes`, waiting for a chunk if need be (file headers, not packets). */
-  put(bytes: Buffer): boolean {
+  /** Queues a copy of `bytes`, waiting for room if need be (file headers and paths, not packets). */
+  put(bytes: Buffer, kind = DATA): boolean {
+    if (kind !== DATA) this.handOver();
     let off = this.reserve(bytes.length);
-    for (let i = 0; off < 0 && i < 100 && !this.closed && this.error === undefined && bytes.length <= CHUNK_BYTES; i++) {
-      this.waitForWorker(50);
+    for (let i = 0; off < 0 && i < 100 && !this.closed && this.error === undefined; i++) {
+      this.wait();
       off = this.reserve(bytes.length);
     }
     if (off < 0) return false;
-    bytes.copy(this.layout.buf, off);
+    bytes.copy(this.buf, off);
     this.commit(off, bytes.length);
+    if (kind !== DATA) this.handOver(kind);
     return true;
   }
 
-  /** Starts a new file: what is committed from now on goes to it. Returns a sink for its first blocks. */
+  /** Contiguous bytes free at `p`, the tail being at `tail`. */
+  private roomAt(p: number, tail: number): number {
+    // A full ring must not look empty: with the tail at 0, stop 4 short of the end.
+    if (p >= tail) return (tail === 0 ? this.size - 4 : this.size) - p;
+    return tail - 4 - p;
+  }
+
+  /** Writes the open unit's header (as `kind`) and moves the head past it: the worker's now. */
+  private handOver(kind = DATA): void {
+    this.timerArmed = false;
+    if (this.unit < 0) return;
+    const len = this.end - this.unit - 4;
+    this.words[this.unit >> 2] = (kind << 28) | len;
+    this.unit = -1;
+    if (this.pos >= this.size) this.pos = 0;
+    Atomics.store(this.ctl, HEAD, this.pos);
+    this.bytes += len;
+    // The worker looks every POLL_MS anyway: woken only when it matters.
+    if (kind !== DATA || this.used() > this.size >> 1) this.wake();
+  }
+
+  /** Starts a new file: later DATA goes to it. Returns a sink for its first blocks. */
   open(path: string): RingFile {
-    this.send();
-    this.post({ open: path });
+    this.put(Buffer.from(path, 'utf8'), OPEN);
     return new RingFile(this);
   }
 
-  /** Writes everything committed, closes the file and ends the worker (waits up to `ms`). */
+  /** Writes everything queued, closes the file and ends the worker (waits up to `ms`). */
   close(ms = 5000): void {
     if (this.closed) return;
-    this.send();
-    this.post({ close: true });
+    this.put(Buffer.alloc(0), CLOSE);
     this.closed = true;
     if (this.timer !== null) clearTimeout(this.timer);
     const deadline = Date.now() + ms;
-    while (Atomics.load(this.ctl, DONE) !== this.sent && Date.now() < deadline) this.waitForWorker(deadline - Date.now());
-    this.collect();
-    this.port.close();
+    while (Atomics.load(this.ctl, TAIL) !== this.pos && Date.now() < deadline && this.error === undefined) this.wait();
     void this.worker.terminate();
   }
 
-  /** Sends the current chunk, if anything is in it. */
-  private send(): void {
-    const chunk = this.cur;
-    if (chunk === null || this.fill === 0) return;
-    this.cur = null;
-    this.timerArmed = false;
-    this.post({ data: chunk, len: this.fill }, [chunk]);
-    this.fill = 0;
+  private wake(): void {
+    Atomics.add(this.ctl, WAKE, 1);
+    Atomics.notify(this.ctl, WAKE);
   }
 
-  private timeUp(): void {
-    this.timerArmed = false;
-    if (this.closed) return;
-    this.send();
-    this.collect();
-  }
-
-  private post(message: object, transfer: ArrayBuffer[] = []): void {
-    this.sent++;
-    this.worker.postMessage(message, transfer);
-  }
-
-  /** A free chunk: one the worker gave back, or a new one while the ring has room; else null. */
-  private take(): ArrayBuffer | null {
-    if (this.free.length === 0) this.collect();
-    const chunk = this.free.pop();
-    if (chunk !== undefined) return chunk;
-    if (this.chunks === this.maxChunks) return null;
-    this.chunks++;
-    return new ArrayBuffer(CHUNK_BYTES);
-  }
-
-  /** Takes what the worker sent back: free chunks, a failure. */
-  private collect(): void {
-    for (;;) {
-      const m = receiveMessageOnPort(this.port) as { message: ReturnMessage } | undefined;
-      if (m === undefined) return;
-      if (m.message.free !== undefined) this.free.push(m.message.free);
-      const error = m.message.error;
-      if (error !== undefined && this.error === undefined) {
-        this.error = error;
-        // Not from inside a caller laying out a batch: the callback closes the capture.
-        queueMicrotask(() => this.onError?.(error));
-      }
-    }
-  }
-
-  /** Blocks until the worker finishes a message (at most `ms`): only for headers and close(). */
-  private waitForWorker(ms: number): void {
-    const done = Atomics.load(this.ctl, DONE);
-    if (done !== this.sent) Atomics.wait(this.ctl, DONE, done, Math.max(1, ms));
-    this.collect();
+  /** Blocks until the worker moves its tail (at most 50 ms): only for headers and close(). */
+  private wait(): void {
+    this.wake();
+    Atomics.wait(this.ctl, TAIL, Atomics.load(this.ctl, TAIL), 50);
   }
 }
 
@@ -257,6 +290,6 @@ export class RingFile implements CaptureSink {
     if (this.ring.put(bytes)) this.position += bytes.length;
   }
   close(): void {
-    // The next open (rotation) or the ring's close closes the file in the worker.
+    // The next OPEN (rotation) or the ring's CLOSE closes the file in the worker.
   }
 }

@@ -6,7 +6,10 @@
  * `EpbLayout` writes into one Buffer through an Int32Array over the same memory, at offsets
  * that are multiples of 4 (every pcapng block is): the fixed words, the first `caplen` bytes of
  * the frame copied once from the pool, zero padding to 32 bits, then epb_flags (the
- * direction) and/or an opt_comment, opt_endofopt, and the total length. Timestamps are in
+ * direction) and/or an opt_comment, opt_endofopt, and the total length. Given a `CopyRanges`
+ * (the addon's copyRanges), the bytes are not copied one block at a time: their ranges are
+ * noted and copied all at once by `flushCopies()`, in one call (a capture's shared memory,
+ * which V8 copies into slowly). Timestamps are in
  * microseconds (the interfaces' default if_tsresol), hi and lo words set once per batch.
  * Little-endian, as PcapngWriter writes the section header: on a big-endian host the words are
  * swapped.
@@ -74,15 +77,71 @@ export function epbBytes(caplen: number, flags: boolean, commentLen: number): nu
   return 32 + ((caplen + 3) & ~3) + (options > 0 ? options + 4 : 0);
 }
 
+/**
+ * Copies ranges into `dst`: for each i < n, ops[3i] is an offset in dst, ops[3i+1] an offset
+ * in src or -1 (zero the range), ops[3i+2] a length.
+ */
+export type CopyRanges = (dst: Uint8Array, src: Uint8Array, ops: Int32Array, n: number) => void;
+
+/** Ranges noted before a flushCopies(). */
+const MAX_OPS = 512;
+const NO_SOURCE = Buffer.alloc(0);
+
 /** Writes EPBs and padding blocks into one Buffer (see the header). */
 export class EpbLayout {
   readonly buf: Buffer;
   private readonly w: Int32Array;
+  private readonly ops: Int32Array | null;
+  private nops = 0;
+  private opsSrc: Buffer = NO_SOURCE;
 
-  constructor(buf: Buffer) {
+  constructor(
+    buf: Buffer,
+    private readonly copyRanges: CopyRanges | null = null,
+  ) {
     if (buf.byteOffset % 4 !== 0) throw new RangeError('EpbLayout: the buffer must start at a multiple of 4');
     this.buf = buf;
     this.w = new Int32Array(buf.buffer, buf.byteOffset, buf.length >> 2);
+    this.ops = copyRanges === null ? null : new Int32Array(MAX_OPS * 3);
+  }
+
+  /** Copies the ranges noted so far (with a CopyRanges; nothing to do without). */
+  flushCopies(): void {
+    if (this.nops === 0) return;
+    this.copyRanges!(this.buf, this.opsSrc, this.ops!, this.nops);
+    this.nops = 0;
+  }
+
+  /** len bytes of src from start to dst: at once, or noted. */
+  private copy(src: Buffer, start: number, dst: number, len: number): void {
+    const ops = this.ops;
+    if (ops === null) {
+      src.copy(this.buf, dst, start, start + len);
+      return;
+    }
+    if (src !== this.opsSrc) {
+      this.flushCopies();
+      this.opsSrc = src;
+    }
+    if (this.nops === MAX_OPS) this.flushCopies();
+    const k = this.nops++ * 3;
+    ops[k] = dst;
+    ops[k + 1] = start;
+    ops[k + 2] = len;
+  }
+
+  /** len zero bytes at dst (a multiple of 4): at once, or noted. */
+  private zero(dst: number, len: number): void {
+    const ops = this.ops;
+    if (ops === null) {
+      this.w.fill(0, dst >> 2, (dst + len) >> 2);
+      return;
+    }
+    if (this.nops === MAX_OPS) this.flushCopies();
+    const k = this.nops++ * 3;
+    ops[k] = dst;
+    ops[k + 1] = -1;
+    ops[k + 2] = len;
   }
 
   private word(off: number, v: number): void {
@@ -102,14 +161,14 @@ export class EpbLayout {
     this.word(off + 16, tsLo);
     this.word(off + 20, caplen);
     this.word(off + 24, origLen);
-    src.copy(this.buf, off + 28, start, start + caplen);
+    this.copy(src, start, off + 28, caplen);
     let at = off + 28 + caplen;
     // Zero the pad bytes of the last word (the frame's bytes end anywhere in it).
     while (at < off + 28 + body) this.buf[at++] = 0;
     if (comment !== null) {
       const clen = comment.length;
       this.word(at, OptionCode.COMMENT | (clen << 16));
-      comment.copy(this.buf, at + 4);
+      this.copy(comment, 0, at + 4, clen);
       at += 4 + clen;
       const end = off + 28 + body + 4 + ((clen + 3) & ~3);
       while (at < end) this.buf[at++] = 0;
@@ -133,7 +192,7 @@ export class EpbLayout {
   pad(off: number, size: number): void {
     this.word(off, PAD_BLOCK_TYPE);
     this.word(off + 4, size);
-    this.w.fill(0, (off + 8) >> 2, (off + size - 4) >> 2);
+    this.zero(off + 8, size - 12);
     this.word(off + size - 4, size);
   }
 }

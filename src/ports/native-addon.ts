@@ -1,8 +1,8 @@
 /**
- * The nodeplane addon (native/, one binary): TAP devices (tap.c, used through tap-native.ts)
- * and libpcap's filter compiler and interpreter (pcap-filter.c, used through
- * capture/bpf-filter.ts). One binary because node-gyp-build and prebuildify ship one per
- * package.
+ * The nodeplane addon (native/, one binary): TAP devices (tap.c, used through tap-native.ts),
+ * libpcap's filter compiler and interpreter (pcap-filter.c, used through
+ * capture/bpf-filter.ts), and copyRanges (copy-ranges.c, capture/capture-ring.ts). One binary
+ * because node-gyp-build and prebuildify ship one per package.
  *
  * Loaded lazily through node-gyp-build: a build from source in build/Release when there is
  * one (a checkout, or an install that compiled), else the prebuilt binary shipped in

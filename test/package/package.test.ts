@@ -95,15 +95,15 @@ describe('the packed package', () => {
     expect(existsSync(join(pkg, 'dist', 'api', 'index.js'))).toBe(true);
     expect(existsSync(join(pkg, 'dist', 'api', 'index.d.ts'))).toBe(true);
     expect(existsSync(join(pkg, 'dist', 'cli', 'main.cjs'))).toBe(true);
-    // One binary with both halves of the addon: TAP devices, and libpcap's filters (which find
-    // libpcap at run time; this machine has it).
+    // One binary with every part of the addon: TAP devices, libpcap's filters (which find
+    // libpcap at run time; this machine has it), the capture ring's copyRanges.
     const prebuilt = readdirSync(join(pkg, 'prebuilds', 'linux-x64')).filter((f) => f.endsWith('.node'));
     expect(prebuilt).toHaveLength(1);
     const addon = ok(
-      sh(process.execPath, ['-e', `const a = require(${JSON.stringify(join(pkg, 'prebuilds', 'linux-x64', prebuilt[0]!))}); console.log(typeof a.open, typeof a.filterCompile, a.filterLoad())`]),
+      sh(process.execPath, ['-e', `const a = require(${JSON.stringify(join(pkg, 'prebuilds', 'linux-x64', prebuilt[0]!))}); console.log(typeof a.open, typeof a.filterCompile, typeof a.copyRanges, a.filterLoad())`]),
       'loading the prebuilt addon',
     );
-    expect(addon.stdout.trim()).toBe('function function null');
+    expect(addon.stdout.trim()).toBe('function function function null');
     expect(existsSync(join(pkg, 'src'))).toBe(false);
     // Install scripts were off: nothing was compiled, and neither tsx nor typescript came along.
     expect(existsSync(join(pkg, 'build'))).toBe(false);
