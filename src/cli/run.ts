@@ -96,19 +96,23 @@ export async function runCommand(opts: RunOptions): Promise<number> {
   const budget = new RxBudget(dp.pool, dp.ctx.ports);
 
   const ports: TapPort[] = [];
+  // With a VXLAN device, UDP-tunnel GSO too where the kernel has it (6.17+): a pod's TCP
+  // super-frame then crosses the overlay whole. Used only while every port has it.
+  const tunnelGso = offload && config.vxlan.length > 0;
   // Ports added and removed at run time (`nodeplane port add|del`, the CNI plugin).
-  const livePorts = new LivePorts(dp, { log, budget, vnetHdr: offload });
+  const livePorts = new LivePorts(dp, { log, budget, vnetHdr: offload, tunnelGso });
   const closeAll = (): void => {
     for (const p of ports) p.close();
     livePorts.closeAll();
   };
   try {
     config.ports.forEach((p, i) => {
-      const port = new TapPort(dp, i, p.name, { log, budget, vnetHdr: offload });
+      const port = new TapPort(dp, i, p.name, { log, budget, vnetHdr: offload, tunnelGso });
       port.open(p.mtu);
       ports.push(port);
       dp.setDriver(i, port);
     });
+    dp.setUdpTunnelGso(tunnelGso && ports.length > 0 && ports.every((p) => p.tunnelGso));
   } catch (err) {
     closeAll();
     await cluster?.close();
@@ -149,7 +153,7 @@ export async function runCommand(opts: RunOptions): Promise<number> {
   let admin: { close(): Promise<void> };
   try {
     admin = await startAdminServer(dp, opts.admin, {
-      portStatus: () => [...ports.map((p) => ({ name: p.name, downReason: p.downReason, tap: p.stats() })), ...livePorts.status()],
+      portStatus: () => [...ports.map((p) => ({ name: p.name, offload: p.offload, downReason: p.downReason, tap: p.stats() })), ...livePorts.status()],
       reloadManifests: () => manifests.reload(),
       ports: livePorts,
       captureStatus: () => captures?.status() ?? null,
@@ -205,6 +209,7 @@ export async function runCommand(opts: RunOptions): Promise<number> {
       node: config.node.name,
       ports: config.ports.map((p) => p.name),
       offload,
+      ...(tunnelGso ? { udpTunnelGso: dp.ctx.udpTunnelGso } : {}),
       pool: { slots: dp.pool.capacity, slotBytes: dp.pool.slotSize, reserve: budget.reserve, floodFanOut: budget.fanOut },
       admin: opts.admin,
       metrics: metrics?.address,

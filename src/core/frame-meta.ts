@@ -98,7 +98,7 @@ export const FRAME_META = [
   { name: 'vnetFlags', kind: 'uint8', reset: 0, clone: Carry.COPY, fragment: Carry.RESET, reassemble: Carry.RESET,
     doc: 'virtio-net flags (1: the L4 checksum is still to be completed)' },
   { name: 'gsoType', kind: 'uint8', reset: 0, clone: Carry.COPY, fragment: Carry.RESET, reassemble: Carry.RESET,
-    doc: 'virtio-net GSO type (0 a plain frame, 1 a TCPv4 super-frame to be segmented)' },
+    doc: 'virtio-net GSO type (0 a plain frame, 1 a TCPv4 super-frame to be segmented; | 0x20 inside a UDP tunnel over IPv4)' },
   { name: 'gsoSize', kind: 'uint16', reset: 0, clone: Carry.COPY, fragment: Carry.RESET, reassemble: Carry.RESET,
     doc: 'segment size of a super-frame' },
   { name: 'gsoHdrLen', kind: 'uint16', reset: 0, clone: Carry.COPY, fragment: Carry.RESET, reassemble: Carry.RESET,
@@ -107,6 +107,10 @@ export const FRAME_META = [
     doc: 'where the checksum to complete starts, from the frame start' },
   { name: 'csumOffset', kind: 'uint16', reset: 0, clone: Carry.COPY, fragment: Carry.RESET, reassemble: Carry.RESET,
     doc: 'where in that range the checksum is stored' },
+  { name: 'outerThOffset', kind: 'uint16', reset: 0, clone: Carry.COPY, fragment: Carry.RESET, reassemble: Carry.RESET,
+    doc: 'UDP-tunnel super-frame: where the outer UDP header starts, from the frame start (0 otherwise)' },
+  { name: 'innerNhOffset', kind: 'uint16', reset: 0, clone: Carry.COPY, fragment: Carry.RESET, reassemble: Carry.RESET,
+    doc: 'UDP-tunnel super-frame: where the inner IP header starts, from the frame start (0 otherwise)' },
 ] as const satisfies readonly MetaField[];
 
 type ArrayOf<K extends MetaKind> = K extends 'int32'

@@ -59,6 +59,8 @@ export class FramePool implements FrameMeta {
   declare readonly gsoHdrLen: Uint16Array;
   declare readonly csumStart: Uint16Array;
   declare readonly csumOffset: Uint16Array;
+  declare readonly outerThOffset: Uint16Array;
+  declare readonly innerNhOffset: Uint16Array;
 
   /** The slot whose bytes this frame uses (a shared copy), or -1: its own. */
   readonly owner: Int32Array;
@@ -93,6 +95,8 @@ export class FramePool implements FrameMeta {
     this.gsoHdrLen = meta.gsoHdrLen;
     this.csumStart = meta.csumStart;
     this.csumOffset = meta.csumOffset;
+    this.outerThOffset = meta.outerThOffset;
+    this.innerNhOffset = meta.innerNhOffset;
     this.owner = new Int32Array(capacity).fill(-1);
     this.sharers = new Int32Array(capacity);
     this.freeStack = new Int32Array(capacity);

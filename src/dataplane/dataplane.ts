@@ -84,6 +84,7 @@ export class Dataplane {
       conntrack: null,
       vxlan: topo.vxlan,
       flowHashSeed: 0,
+      udpTunnelGso: false,
     };
     this.ctx.flowHashSeed = this.ctx.random.nextU32() | 0;
     if (config.conntrackEnabled) {
@@ -141,6 +142,14 @@ export class Dataplane {
 
   setDriver(port: number, driver: PortTransmitter | null): void {
     this.stages.portOutput.drivers[port] = driver;
+  }
+
+  /**
+   * Whether every port's device takes UDP-tunnel super-frames (the TAPs said so when they were
+   * opened): a TCP super-frame bound for a VXLAN device then leaves encapsulated whole.
+   */
+  setUdpTunnelGso(on: boolean): void {
+    this.ctx.udpTunnelGso = on;
   }
 
   setObserver(observer: PortObserver | null): void {

@@ -66,6 +66,8 @@ export interface LivePortsOptions {
   budget: RxBudget;
   /** Open TAPs with a virtio-net header (as the config's ports were). */
   vnetHdr: boolean;
+  /** And ask for UDP-tunnel GSO (as the config's ports were); a port without it turns the dataplane's use of it off. */
+  tunnelGso?: boolean;
   driver?: TapDriver;
   /** Moves a TAP into a namespace (tests replace it). */
   plug?: (tap: string, spec: PodNetnsSpec) => Promise<void>;
@@ -136,12 +138,17 @@ export class LivePorts {
     }
     const mtu = req.mtu ?? 1500;
     const mac = req.mac ?? (podAddr !== null ? formatMac(derivedMac(podAddr)) : randomMac());
-    const tap = new TapPort(dp, p, req.name, { log: this.opts.log, budget: this.opts.budget, vnetHdr: this.opts.vnetHdr, driver: this.opts.driver });
+    const tap = new TapPort(dp, p, req.name, { log: this.opts.log, budget: this.opts.budget, vnetHdr: this.opts.vnetHdr, tunnelGso: this.opts.tunnelGso, driver: this.opts.driver });
     try {
       tap.open(mtu, mac);
     } catch (err) {
       dp.removePort(req.name);
       throw new PortRequestError(500, `port ${req.name}: ${(err as Error).message}`);
+    }
+    // Tunnel super-frames may leave by any port: all of them take them, or none is sent.
+    if (dp.ctx.udpTunnelGso && !tap.tunnelGso) {
+      dp.setUdpTunnelGso(false);
+      this.opts.log.warn({ port: req.name }, 'port opened without UDP-tunnel GSO: super-frames for the overlay are segmented from now on');
     }
     this.taps.set(req.name, tap);
     dp.setDriver(p, tap);
@@ -185,8 +192,8 @@ export class LivePorts {
   }
 
   /** What `show ports` adds from the drivers, for the ports added here. */
-  status(): Array<{ name: string; downReason: string; tap: TapStats | null }> {
-    return [...this.taps.values()].map((t) => ({ name: t.name, downReason: t.downReason, tap: t.stats() }));
+  status(): Array<{ name: string; offload: string; downReason: string; tap: TapStats | null }> {
+    return [...this.taps.values()].map((t) => ({ name: t.name, offload: t.offload, downReason: t.downReason, tap: t.stats() }));
   }
 
   /** Closes every TAP added here (nodeplane is stopping). */

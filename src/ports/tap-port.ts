@@ -13,17 +13,30 @@
  * round. If the device disappears (its namespace deleted, say) the addon reports it once; the
  * port is marked down and the others go on.
  *
- * With offload (`vnetHdr`), each frame travels behind a 10-byte virtio-net header: the port
- * reads it into the slot's headroom, keeps what it says (checksum to complete, TCP super-frame
- * and its segment size) in the pool's metadata, and writes it back in front of the frame on
- * the way out, so a 64 KiB TCP super-frame crosses the dataplane once instead of as 45
- * frames, and the receiving kernel segments it — as a kernel bridge does between veths.
+ * With offload (`vnetHdr`), each frame travels behind a virtio-net header: the port reads it
+ * into the slot's headroom, keeps what it says (checksum to complete, TCP super-frame and its
+ * segment size) in the pool's metadata, and writes it back in front of the frame on the way
+ * out, so a 64 KiB TCP super-frame crosses the dataplane once instead of as 45 frames, and the
+ * receiving kernel segments it — as a kernel bridge does between veths. With `tunnelGso` the
+ * port asks for UDP-tunnel GSO too; where the kernel has it (6.17+) the header is the 24-byte
+ * tunnel form and a VXLAN packet carrying a TCP super-frame crosses whole, its outer UDP and
+ * inner IP offsets kept in the metadata beside the rest (`tunnelGso` says what was granted).
  *
  * The device is reached through a TapDriver (the addon, or a fake in tests).
  */
 import { HEADROOM, type FramePool } from '../core/frame-pool.ts';
-import { VIRTIO_CSUM_OFFSET, VIRTIO_CSUM_START, VIRTIO_GSO_SIZE, VIRTIO_GSO_TYPE, VIRTIO_HDR_LEN, VIRTIO_NET_HDR_LEN } from '../wire/virtio-net.ts';
-import { rd16le, wr16le } from '../wire/bytes.ts';
+import {
+  VIRTIO_CSUM_OFFSET,
+  VIRTIO_CSUM_START,
+  VIRTIO_GSO_SIZE,
+  VIRTIO_GSO_TYPE,
+  VIRTIO_HDR_LEN,
+  VIRTIO_INNER_NH_OFFSET,
+  VIRTIO_NET_HDR_TUNNEL_LEN,
+  VIRTIO_OUTER_TH_OFFSET,
+  writeVirtioNetHdr,
+} from '../wire/virtio-net.ts';
+import { rd16le } from '../wire/bytes.ts';
 import type { Dataplane } from '../dataplane/dataplane.ts';
 import type { Logger } from '../log.ts';
 import type { PortTransmitter } from '../core/port-contract.ts';
@@ -42,6 +55,8 @@ export interface TapPortOptions {
   batch?: number;
   /** Open with IFF_VNET_HDR and TCP segmentation offload. */
   vnetHdr?: boolean;
+  /** With vnetHdr: ask for UDP-tunnel GSO too (granted by Linux 6.17+; see `tunnelGso`). */
+  tunnelGso?: boolean;
   driver?: TapDriver;
 }
 
@@ -72,6 +87,9 @@ export class TapPort implements PortTransmitter {
   private readonly batch: number;
   /** Open with IFF_VNET_HDR and TCP segmentation offload. */
   readonly vnetHdr: boolean;
+  private readonly askTunnelGso: boolean;
+  /** Bytes of virtio-net header the device was opened with: 0, 10, or 24 (UDP-tunnel GSO). */
+  private hdrLen = 0;
   txErrors = 0;
   downReason = '';
   private noBufferLogged = false;
@@ -87,6 +105,7 @@ export class TapPort implements PortTransmitter {
     this.driver = opts.driver ?? nativeTapDriver;
     this.batch = opts.batch ?? DEFAULT_RX_BATCH;
     this.vnetHdr = opts.vnetHdr ?? false;
+    this.askTunnelGso = this.vnetHdr && (opts.tunnelGso ?? false);
     this.lent = new Int32Array(this.batch);
     this.offsets = new Int32Array(this.batch);
     this.lengths = new Int32Array(this.batch);
@@ -100,15 +119,27 @@ export class TapPort implements PortTransmitter {
    * given. Throws the driver's error, which names the problem.
    */
   open(mtu: number, mac?: string): void {
-    this.handle = this.driver.open(this.name, mac === undefined ? { mtu, up: true, vnetHdr: this.vnetHdr } : { mtu, mac, up: true, vnetHdr: this.vnetHdr });
+    const opts = { mtu, up: true, vnetHdr: this.vnetHdr, tunnelGso: this.askTunnelGso };
+    const h = this.driver.open(this.name, mac === undefined ? opts : { ...opts, mac });
+    this.handle = h;
+    this.hdrLen = this.vnetHdr ? h.vnetHdrLen : 0;
+  }
+
+  /** Whether the device takes (and gives) UDP-tunnel super-frames: opened with the 24-byte header. */
+  get tunnelGso(): boolean {
+    return this.hdrLen === VIRTIO_NET_HDR_TUNNEL_LEN;
+  }
+
+  /** What the device carries, for `show ports`: plain frames, TCP super-frames, or those and UDP-tunnel ones. */
+  get offload(): 'none' | 'tcp' | 'tcp+udp-tunnel' {
+    return this.hdrLen === 0 ? 'none' : this.tunnelGso ? 'tcp+udp-tunnel' : 'tcp';
   }
 
   start(): void {
     const h = this.handle;
     if (!h) throw new Error(`port ${this.name} is not open`);
     const pool = this.dp.pool;
-    const hdr = this.vnetHdr ? VIRTIO_NET_HDR_LEN : 0;
-    this.driver.startReading(h, pool.data, this.offsets, this.lengths, pool.maxFrame + hdr, (status) => this.onReadable(status));
+    this.driver.startReading(h, pool.data, this.offsets, this.lengths, pool.maxFrame + this.hdrLen, (status) => this.onReadable(status));
   }
 
   private onReadable(status: number): void {
@@ -124,7 +155,7 @@ export class TapPort implements PortTransmitter {
     const offsets = this.offsets;
     const slotSize = pool.slotSize;
     // With a virtio-net header, read it into the headroom just in front of the frame.
-    const at = HEADROOM - (this.vnetHdr ? VIRTIO_NET_HDR_LEN : 0);
+    const at = HEADROOM - this.hdrLen;
     for (let round = 0; round < MAX_ROUNDS; round++) {
       const k = this.budget.roundSize(this.batch);
       if (k === 0) {
@@ -154,19 +185,23 @@ export class TapPort implements PortTransmitter {
     const data = pool.data;
     const lent = this.lent;
     const lengths = this.lengths;
-    const vnet = this.vnetHdr;
+    const hdrLen = this.hdrLen;
     for (let i = 0; i < n; i++) {
       const slot = lent[i];
       pool.reset(slot);
-      if (vnet) {
-        const h = pool.start[slot] - VIRTIO_NET_HDR_LEN;
-        pool.len[slot] = lengths[i] - VIRTIO_NET_HDR_LEN;
+      if (hdrLen !== 0) {
+        const h = pool.start[slot] - hdrLen;
+        pool.len[slot] = lengths[i] - hdrLen;
         pool.vnetFlags[slot] = data[h];
         pool.gsoType[slot] = data[h + VIRTIO_GSO_TYPE];
         pool.gsoHdrLen[slot] = rd16le(data, h + VIRTIO_HDR_LEN);
         pool.gsoSize[slot] = rd16le(data, h + VIRTIO_GSO_SIZE);
         pool.csumStart[slot] = rd16le(data, h + VIRTIO_CSUM_START);
         pool.csumOffset[slot] = rd16le(data, h + VIRTIO_CSUM_OFFSET);
+        if (hdrLen === VIRTIO_NET_HDR_TUNNEL_LEN) {
+          pool.outerThOffset[slot] = rd16le(data, h + VIRTIO_OUTER_TH_OFFSET);
+          pool.innerNhOffset[slot] = rd16le(data, h + VIRTIO_INNER_NH_OFFSET);
+        }
       } else {
         pool.len[slot] = lengths[i];
       }
@@ -177,7 +212,7 @@ export class TapPort implements PortTransmitter {
   /** No slot to lend: reads what the device holds into the drain slot, and counts it as dropped. */
   private drain(h: TapHandle): void {
     const pool = this.dp.pool;
-    const offset = pool.slotSize * this.budget.drainSlot + HEADROOM - (this.vnetHdr ? VIRTIO_NET_HDR_LEN : 0);
+    const offset = pool.slotSize * this.budget.drainSlot + HEADROOM - this.hdrLen;
     this.offsets.fill(offset);
     const n = this.driver.readBatch(h, this.batch);
     if (n < 0) {
@@ -205,19 +240,15 @@ export class TapPort implements PortTransmitter {
   transmit(pool: FramePool, slots: Int32Array, n: number): number {
     const h = this.handle;
     if (h === null) return 0;
-    if (this.vnetHdr) {
+    const hdrLen = this.hdrLen;
+    if (hdrLen !== 0) {
       const data = pool.data;
       for (let i = 0; i < n; i++) {
         const s = slots[i];
-        const h = pool.start[s] - VIRTIO_NET_HDR_LEN;
-        data[h] = pool.vnetFlags[s];
-        data[h + VIRTIO_GSO_TYPE] = pool.gsoType[s];
-        wr16le(data, h + VIRTIO_HDR_LEN, pool.gsoHdrLen[s]);
-        wr16le(data, h + VIRTIO_GSO_SIZE, pool.gsoSize[s]);
-        wr16le(data, h + VIRTIO_CSUM_START, pool.csumStart[s]);
-        wr16le(data, h + VIRTIO_CSUM_OFFSET, pool.csumOffset[s]);
+        const h = pool.start[s] - hdrLen;
+        writeVirtioNetHdr(data, h, hdrLen, pool.vnetFlags[s], pool.gsoType[s], pool.gsoHdrLen[s], pool.gsoSize[s], pool.csumStart[s], pool.csumOffset[s], pool.outerThOffset[s], pool.innerNhOffset[s]);
         this.txOffsets[i] = h;
-        this.txLengths[i] = pool.len[s] + VIRTIO_NET_HDR_LEN;
+        this.txLengths[i] = pool.len[s] + hdrLen;
       }
     } else {
       for (let i = 0; i < n; i++) {

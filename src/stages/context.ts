@@ -41,4 +41,10 @@ export interface Context {
   vxlan: VxlanTable;
   /** Seed of the hash that picks an encapsulated flow's UDP source port (Linux's hashrnd). */
   flowHashSeed: number;
+  /**
+   * Every port takes UDP-tunnel super-frames (TAPs opened with TUN_F_UDP_TUNNEL_GSO): a TCP
+   * super-frame routed to a VXLAN device is encapsulated whole and left to the receiving
+   * kernel to segment, instead of being cut into segments here first.
+   */
+  udpTunnelGso: boolean;
 }

@@ -4,15 +4,21 @@
  * in:   frames with txIf set, originated or routed by the router (inPort = NO_PORT)
  * out:  bridge  — the interface is a bridge's (cni0): the bridge picks the member port
  *       tx      — the interface is an L3 port (outPort set)
- *       vxlan   — the interface is a VXLAN device (flannel.1): vxlan-encap wraps the frame
- *       segment — a TCP super-frame for a VXLAN device: tcp-segment cuts it first
+ *       vxlan   — the interface is a VXLAN device (flannel.1): vxlan-encap wraps the frame;
+ *                 a TCPv4 super-frame too when the ports take UDP-tunnel super-frames
+ *                 (ctx.udpTunnelGso) and the outer packet stays within 64 KiB
+ *       segment — any other super-frame for a VXLAN device: tcp-segment cuts it first
  * drop: an interface of no known kind.
  */
 import { dropReasons } from '../core/drop-reason.ts';
 import { NO_PORT } from '../core/frame-pool.ts';
 import { Stage } from '../core/stage.ts';
 import { IfKind } from '../tables/interface-table.ts';
+import { VIRTIO_NET_HDR_F_NEEDS_CSUM, VirtioGso } from '../wire/virtio-net.ts';
 import type { Context } from './context.ts';
+
+/** Largest inner frame whose outer IPv4 packet (+ IPv4, UDP, VXLAN: 36 bytes) fits 64 KiB. */
+const MAX_TUNNELLED_FRAME = 65535 - 36;
 
 const enum Drop {
   NO_OUTPUT_FOR_KIND,
@@ -42,7 +48,12 @@ export class InterfaceOutput extends Stage<'bridge' | 'tx' | 'vxlan' | 'segment'
         pool.outPort[slot] = ifs.target[ifIndex];
         this.to(this.next.tx, slot);
       } else if (kind === IfKind.VXLAN) {
-        this.to(pool.gsoType[slot] === 0 ? this.next.vxlan : this.next.segment, slot);
+        const gso = pool.gsoType[slot];
+        // A tunnel super-frame must carry its inner checksum to complete (virtio_net_hdr_tnl_to_skb).
+        const whole =
+          gso === 0 ||
+          (this.ctx.udpTunnelGso && (gso & ~VirtioGso.ECN) === VirtioGso.TCPV4 && (pool.vnetFlags[slot] & VIRTIO_NET_HDR_F_NEEDS_CSUM) !== 0 && pool.len[slot] <= MAX_TUNNELLED_FRAME);
+        this.to(whole ? this.next.vxlan : this.next.segment, slot);
       } else {
         this.drop(slot, Drop.NO_OUTPUT_FOR_KIND);
       }

@@ -13,13 +13,15 @@
  *
  * A Record Route option gets the egress interface's address (other options pass untouched).
  * A TCP super-frame from an offloading TAP (gsoType set) is measured by the segments it will
- * become — IP header + TCP header + gsoSize — as Linux's skb_gso_validate_network_len does.
+ * become — IP header + TCP header + gsoSize — as Linux's skb_gso_validate_network_len does;
+ * a UDP-tunnel super-frame up to the end of its inner TCP header (its checksum start).
  */
 import { dropReasons } from '../core/drop-reason.ts';
 import { rd16 } from '../wire/bytes.ts';
 import { Stage } from '../core/stage.ts';
 import { updateChecksum16 } from '../wire/checksum.ts';
 import { recordRouteInHeader } from '../wire/ipv4-options.ts';
+import { VIRTIO_GSO_UDP_TUNNEL } from '../wire/virtio-net.ts';
 import type { Context } from './context.ts';
 
 const enum Drop {
@@ -57,9 +59,10 @@ export class Ip4Forward extends Stage<'postrouting' | 'error'> {
         continue;
       }
       let total = rd16(data, ip + 2);
-      if (pool.gsoType[slot] !== 0) {
-        const hlen = (data[ip] & 15) << 2;
-        total = hlen + ((data[ip + hlen + 12] >>> 4) << 2) + pool.gsoSize[slot];
+      const gso = pool.gsoType[slot];
+      if (gso !== 0) {
+        const th = (gso & VIRTIO_GSO_UDP_TUNNEL) !== 0 ? pool.start[slot] + pool.csumStart[slot] : ip + ((data[ip] & 15) << 2);
+        total = th + ((data[th + 12] >>> 4) << 2) - ip + pool.gsoSize[slot];
       }
       const mtu = ifs.mtu[pool.txIf[slot]];
       if (total > mtu) {

@@ -51,6 +51,7 @@ import type { NatPortAllocator } from '../tables/nat-port-allocator.ts';
 import { rd16, rd32i } from '../wire/bytes.ts';
 import { formatIpv4 } from '../wire/ipv4-address.ts';
 import { NatSide, refreshIcmpChecksum, rewriteAddress, rewriteL4End, rewritePort, rewriteQuotedAddress, rewriteQuotedPort } from '../wire/nat-rewrite.ts';
+import { VIRTIO_NET_HDR_F_NEEDS_CSUM, VIRTIO_NET_HDR_F_UDP_TUNNEL_CSUM } from '../wire/virtio-net.ts';
 
 /**
  * Drop reason 0 of both manips: the packet's entry died between conntrack-in and here, evicted
@@ -77,13 +78,24 @@ function portAt(data: Buffer, l4: number, proto: number, side: NatSide): number 
   return proto === IPPROTO_ICMP ? rd16(data, l4 + 4) : rd16(data, side === NatSide.SOURCE ? l4 : l4 + 2);
 }
 
+/**
+ * Whether the L4 checksum at `l4` is an offload partial sum: the one left to complete at this
+ * header, or the outer UDP checksum of a UDP-tunnel super-frame that says it is partial too
+ * (a tunnel super-frame's NEEDS_CSUM is its inner TCP's, not the outer UDP's at `l4`).
+ */
+function partialAt(pool: FramePool, slot: number, l4: number): boolean {
+  const flags = pool.vnetFlags[slot];
+  const at = l4 - pool.start[slot];
+  return ((flags & VIRTIO_NET_HDR_F_NEEDS_CSUM) !== 0 && pool.csumStart[slot] === at) || ((flags & VIRTIO_NET_HDR_F_UDP_TUNNEL_CSUM) !== 0 && pool.outerThOffset[slot] === at);
+}
+
 /** The packet in `slot` leaves from addr:port (ICMP echo: with identifier `port`). */
 function rewriteSource(pool: FramePool, slot: number, addr: number, port: number): void {
   const data = pool.data;
   const ip = pool.l3[slot];
   const l4 = pool.l4[slot];
   const proto = data[ip + 9];
-  const partial = (pool.vnetFlags[slot] & 1) !== 0;
+  const partial = partialAt(pool, slot, l4);
   rewriteAddress(data, ip, l4, proto, NatSide.SOURCE, addr, partial);
   rewritePort(data, l4, proto, NatSide.SOURCE, port, partial);
 }
@@ -94,7 +106,7 @@ function rewriteDestination(pool: FramePool, slot: number, addr: number, port: n
   const ip = pool.l3[slot];
   const l4 = pool.l4[slot];
   const proto = data[ip + 9];
-  const partial = (pool.vnetFlags[slot] & 1) !== 0;
+  const partial = partialAt(pool, slot, l4);
   rewriteAddress(data, ip, l4, proto, NatSide.DESTINATION, addr, partial);
   rewritePort(data, l4, proto, NatSide.DESTINATION, port, partial);
 }
@@ -193,7 +205,8 @@ abstract class NatManip implements HookHandler {
         const t = ct.index.tupleAt(other);
         const addr = rec[source ? t + 1 : t];
         const ports = rec[t + 2];
-        rewriteL4End(data, ip, l4s[slot], proto, side, addr, source ? ports & 0xffff : ports >>> 16, (vnetFlags[slot] & 1) !== 0);
+        const l4 = l4s[slot];
+        rewriteL4End(data, ip, l4, proto, side, addr, source ? ports & 0xffff : ports >>> 16, vnetFlags[slot] !== 0 && partialAt(pool, slot, l4));
       }
     }
     return refused;

@@ -16,8 +16,10 @@
  *       source address that is not a VTEP of the device's FDB (Linux with nolearning accepts
  *       any source; here the FDB is the list of peers, as flannel keeps it); an inner
  *       destination MAC that is another unicast host's; an inner source MAC that is the
- *       device's own (a looped frame, as vxlan_set_mac drops it); an offload super-frame;
- *       an outer packet marked CE carrying an inner IPv4 packet that is not ECN-capable.
+ *       device's own (a looped frame, as vxlan_set_mac drops it); an offload super-frame
+ *       other than a UDP tunnel over IPv4 carrying a TCPv4 super-frame with its checksum to
+ *       complete at the inner TCP header; an outer packet marked CE carrying an inner IPv4
+ *       packet that is not ECN-capable.
  *
  * ECN as Linux's vxlan_ecn_decapsulate: an outer CE marks an ECN-capable inner IPv4 packet
  * CE, an outer ECT(1) turns an inner ECT(0) into ECT(1) (the inner checksum updated).
@@ -26,11 +28,18 @@
  * check a present one on this path either when the NIC did); the inner frame is checked by
  * the stages it enters. A frame whose L4 checksum the sending kernel left to complete keeps
  * that state, its offsets moved with the frame start.
+ *
+ * A UDP-tunnel super-frame (a TAP opened with UDP-tunnel GSO hands over what a kernel's vxlan
+ * device sent, or another node's whole encapsulated super-frame) is unwrapped the same way:
+ * the inner frame goes on as the TCP super-frame it carries (GSO type without the tunnel
+ * bit, header length and checksum start moved with the frame start), to leave a pod's TAP
+ * whole or be cut where its egress needs it — as Linux's vxlan_rcv passes a GRO'd packet on.
  */
 import { dropReasons } from '../core/drop-reason.ts';
 import { Stage } from '../core/stage.ts';
 import { macHiAt, macLoAt, rd16, rd32, rd32i } from '../wire/bytes.ts';
 import { updateChecksum16 } from '../wire/checksum.ts';
+import { VIRTIO_GSO_UDP_TUNNEL, VIRTIO_NET_HDR_F_NEEDS_CSUM, VirtioGso } from '../wire/virtio-net.ts';
 import type { Context } from './context.ts';
 
 const enum Drop {
@@ -59,7 +68,7 @@ export class VxlanDecap extends Stage<'ip4' | 'l3'> {
     ['vxlan.unknown-vtep', 'source is not a known vtep of the device'],
     ['vxlan.other-host', 'inner frame for another host'],
     ['vxlan.loop', 'inner source mac is the device\'s own (loop)'],
-    ['vxlan.super-frame', 'offload super-frame'],
+    ['vxlan.super-frame', 'offload super-frame other than tcp over ipv4 in a udp tunnel'],
     ['vxlan.ecn-ce-not-ect', 'outer ce on an inner packet that is not ecn-capable'],
   ]);
 
@@ -112,7 +121,8 @@ export class VxlanDecap extends Stage<'ip4' | 'l3'> {
         this.drop(slot, Drop.LOOP);
         continue;
       }
-      if (pool.gsoType[slot] !== 0) {
+      const gso = pool.gsoType[slot];
+      if (gso !== 0 && !this.isTunnelledTcp(slot, gso, inner)) {
         this.drop(slot, Drop.SUPER_FRAME);
         continue;
       }
@@ -127,6 +137,14 @@ export class VxlanDecap extends Stage<'ip4' | 'l3'> {
       if ((pool.vnetFlags[slot] & 1) !== 0) {
         if (pool.csumStart[slot] >= moved) pool.csumStart[slot] -= moved;
         else pool.vnetFlags[slot] = 0;
+      }
+      if (gso !== 0) {
+        // The outer UDP checksum's offload state (UDP_TUNNEL_CSUM) goes with the outer headers.
+        pool.vnetFlags[slot] &= VIRTIO_NET_HDR_F_NEEDS_CSUM;
+        pool.gsoType[slot] = gso & ~VIRTIO_GSO_UDP_TUNNEL;
+        pool.gsoHdrLen[slot] = pool.gsoHdrLen[slot] > moved ? pool.gsoHdrLen[slot] - moved : 0;
+        pool.outerThOffset[slot] = 0;
+        pool.innerNhOffset[slot] = 0;
       }
       pool.rxIf[slot] = ifIndex;
       pool.l3[slot] = 0;
@@ -144,6 +162,21 @@ export class VxlanDecap extends Stage<'ip4' | 'l3'> {
         this.to(l3, slot);
       }
     }
+  }
+
+  /**
+   * A UDP tunnel over IPv4 carrying a TCPv4 super-frame (ECN bit allowed) whose checksum to
+   * complete starts past the inner Ethernet and a minimal IPv4 header, at an inner frame
+   * starting at `inner`: what virtio_net_hdr_tnl_to_skb accepts, and what decapsulates.
+   */
+  private isTunnelledTcp(slot: number, gso: number, inner: number): boolean {
+    const pool = this.ctx.pool;
+    return (
+      (gso & VIRTIO_GSO_UDP_TUNNEL) === VirtioGso.UDP_TUNNEL_IPV4 &&
+      (gso & ~(VIRTIO_GSO_UDP_TUNNEL | VirtioGso.ECN)) === VirtioGso.TCPV4 &&
+      (pool.vnetFlags[slot] & VIRTIO_NET_HDR_F_NEEDS_CSUM) !== 0 &&
+      pool.start[slot] + pool.csumStart[slot] >= inner + 14 + 20
+    );
   }
 
   /** INET_ECN_decapsulate for an inner IPv4 header at `ip`; false: drop (CE over not-ECT). */

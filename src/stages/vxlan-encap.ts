@@ -5,8 +5,9 @@
  *
  * in:   frames leaving a VXLAN interface (interface-output): the inner Ethernet header written
  *       by neighbour-output (destination: the peer VTEP's MAC from the neighbour entry,
- *       source: the device's MAC), txIf the device, l3/l4 at the inner headers. Whole frames
- *       only: super-frames are cut into segments first (tcp-segment).
+ *       source: the device's MAC), txIf the device, l3/l4 at the inner headers. Whole frames,
+ *       and TCPv4 super-frames when the ports take UDP-tunnel super-frames (interface-output
+ *       sends other super-frames to tcp-segment first).
  * out:  output — the outer IPv4 packet (l3, l4 at the outer headers, inPort NO_PORT), through
  *                the LOCAL_OUT hook, ip4-output's route lookup to the VTEP, POSTROUTING and
  *                neighbour resolution on the L3 port: conntrack, capture and trace see it
@@ -32,6 +33,14 @@
  * - VXLAN with the I flag and the device's VNI.
  * An inner L4 checksum left to complete (a virtio-net NEEDS_CSUM frame) is completed first,
  * so the frame inside is correct on the wire whatever the underlay does with it.
+ *
+ * A TCP super-frame is encapsulated whole as a UDP-tunnel super-frame, as Linux's vxlan
+ * driver hands one to a device with NETIF_F_GSO_UDP_TUNNEL: the outer headers describe the
+ * whole (IPv4 total and UDP lengths), the GSO type gains UDP_TUNNEL_IPV4, the inner TCP
+ * checksum stays partial, and the outer UDP and inner IPv4 offsets go to the virtio-net
+ * header: the kernel that receives it segments it (or takes it whole), each segment with its
+ * own outer lengths, identification and checksums. The router's identification counter moves
+ * on by the number of segments.
  */
 import { NO_PORT } from '../core/frame-pool.ts';
 import type { HookStage } from '../core/hook.ts';
@@ -45,6 +54,7 @@ import { macHiAt, macLoAt, rd32i, wr16 } from '../wire/bytes.ts';
 import { internetChecksum } from '../wire/checksum.ts';
 import { writeIpv4 } from '../wire/ipv4.ts';
 import { writeUdpHeader } from '../wire/udp.ts';
+import { VirtioGso } from '../wire/virtio-net.ts';
 import { writeVxlanHeader } from '../wire/vxlan.ts';
 import type { Context } from './context.ts';
 
@@ -59,6 +69,9 @@ export const VXLAN_OVERHEAD = 50;
 export const VXLAN_SPORT_MIN = 32768;
 export const VXLAN_SPORT_MAX = 60999;
 const OUTER_TTL = 64;
+/** From the outer frame's start: the outer UDP header, and the inner IPv4 header. */
+const OUTER_UDP = 14 + 20;
+const INNER_IP = OUTER_UDP + 8 + 8 + 14;
 const TWO_POW_MINUS_32 = 1 / 4294967296;
 
 /**
@@ -122,7 +135,24 @@ export class VxlanEncap extends Stage<'output' | 'tx'> {
       }
       const d = vxlan.deviceOfIf[ifIndex];
       const len = pool.len[slot];
-      if ((pool.vnetFlags[slot] & 1) !== 0) this.completeChecksum(slot, s, len);
+      // IPv4 total of the outer packet, and of each of its segments for a super-frame.
+      let segTotal = len + 36;
+      let segments = 1;
+      if (pool.gsoType[slot] !== 0) {
+        // A TCP super-frame (interface-output checked it): headers, then gsoSize-byte segments.
+        const th = s + pool.csumStart[slot];
+        const headers = th + ((data[th + 12] >>> 4) << 2) - s;
+        const mss = pool.gsoSize[slot];
+        segTotal = headers + mss + 36;
+        segments = mss === 0 ? 1 : Math.max(1, Math.ceil((len - headers) / mss));
+        pool.gsoType[slot] |= VirtioGso.UDP_TUNNEL_IPV4;
+        pool.gsoHdrLen[slot] = headers + VXLAN_OVERHEAD;
+        pool.csumStart[slot] += VXLAN_OVERHEAD;
+        pool.outerThOffset[slot] = OUTER_UDP;
+        pool.innerNhOffset[slot] = INNER_IP;
+      } else if ((pool.vnetFlags[slot] & 1) !== 0) {
+        this.completeChecksum(slot, s, len);
+      }
       // The inner flow: IPv4 addresses, protocol, and the ports when the header is here.
       const ip = pool.l3[slot];
       const l4 = pool.l4[slot];
@@ -132,7 +162,9 @@ export class VxlanEncap extends Stage<'output' | 'tx'> {
       // ECN: the inner packet's codepoint, CE as ECT(0) (INET_ECN_encapsulate).
       const ecn = data[ip + 1] & 3;
       const outerIp = o + 14;
-      writeIpv4(data, outerIp, ecn === 3 ? 2 : ecn, len + 36, this.ctx.ipIdent++ & 0xffff, 0, OUTER_TTL, 17, vxlan.local[d], vxlan.fdbDst[fdb]);
+      const ident = this.ctx.ipIdent;
+      this.ctx.ipIdent = (ident + segments) & 0xffff;
+      writeIpv4(data, outerIp, ecn === 3 ? 2 : ecn, len + 36, ident & 0xffff, 0, OUTER_TTL, 17, vxlan.local[d], vxlan.fdbDst[fdb]);
       writeUdpHeader(data, outerIp + 20, sport, vxlan.port[d], len + 16, 0);
       writeVxlanHeader(data, outerIp + 28, vxlan.vni[d]);
       pool.start[slot] = o;
@@ -147,14 +179,15 @@ export class VxlanEncap extends Stage<'output' | 'tx'> {
       pool.ct[slot] = -1;
       pool.ctDir[slot] = 0;
       pool.ctState[slot] = 0;
-      if (direct && this.frameForPort(slot, outerIp, len + 36)) this.to(this.next.tx, slot);
+      if (direct && this.frameForPort(slot, outerIp, segTotal)) this.to(this.next.tx, slot);
       else this.to(output, slot);
     }
   }
 
   /**
    * Routes the outer packet and frames it for its L3 port when nothing but that would happen
-   * on the way (see the header); false leaves the frame untouched for the full path.
+   * on the way (see the header); false leaves the frame untouched for the full path. `total`:
+   * the outer IPv4 length that must fit the port's MTU (a super-frame's segments').
    */
   private frameForPort(slot: number, ip: number, total: number): boolean {
     const { pool, fib, ifs, neigh } = this.ctx;

@@ -64,6 +64,8 @@ export class FakeTapDriver implements TapDriver {
   keepWritten = true;
   /** Record every read round (false: only count them). */
   keepReads = true;
+  /** Whether the fake kernel accepts UDP-tunnel GSO (Linux 6.17+) when a port asks for it. */
+  tunnelGso = true;
 
   tap(name: string): FakeTap {
     const t = this.taps.get(name);
@@ -108,7 +110,8 @@ export class FakeTapDriver implements TapDriver {
   open(name: string, opts: TapOpenOptions): TapHandle {
     const t = new FakeTap(name, opts);
     this.taps.set(name, t);
-    return { fd: 1000 + this.taps.size, name };
+    const vnetHdrLen = !opts.vnetHdr ? 0 : opts.tunnelGso && this.tunnelGso ? 24 : 10;
+    return { fd: 1000 + this.taps.size, name, vnetHdrLen };
   }
 
   startReading(h: TapHandle, pool: Buffer, slotOffsets: Int32Array, lengths: Int32Array, slotCapacity: number, onReadable: (status: number) => void): void {

@@ -23,7 +23,7 @@ interface Warning {
   msg: string;
 }
 
-function node(opts: { poolSize?: number; vnet?: boolean; batch?: number } = {}) {
+function node(opts: { poolSize?: number; vnet?: boolean; tunnelGso?: boolean; kernelTunnelGso?: boolean; batch?: number } = {}) {
   const clock = new VirtualClock();
   clock.set(T0);
   const dp = new Dataplane(parseConfig(LAB, 'test'), {
@@ -33,11 +33,12 @@ function node(opts: { poolSize?: number; vnet?: boolean; batch?: number } = {}) 
   });
   const driver = new FakeTapDriver();
   driver.framePool = dp.pool;
+  driver.tunnelGso = opts.kernelTunnelGso ?? true;
   const warns: Warning[] = [];
   const log = { warn: (obj: Record<string, unknown>, msg: string) => warns.push({ obj, msg }) } as unknown as Logger;
   const budget = new RxBudget(dp.pool, dp.ctx.ports);
   const ports = dp.config.ports.map((p, i) => {
-    const port = new TapPort(dp, i, p.name, { log, budget, driver, vnetHdr: opts.vnet, batch: opts.batch });
+    const port = new TapPort(dp, i, p.name, { log, budget, driver, vnetHdr: opts.vnet, tunnelGso: opts.tunnelGso, batch: opts.batch });
     port.open(p.mtu);
     dp.setDriver(i, port);
     return port;
@@ -223,6 +224,63 @@ describe('TapPort: virtio-net header (offload)', () => {
     driver.wake('pa');
     const out = driver.tap('pb').written;
     expect(out.map((f) => f.subarray(0, 10).toString('hex'))).toEqual([hdr.toString('hex'), '00'.repeat(10)]);
+  });
+});
+
+describe('TapPort: UDP-tunnel GSO (the 24-byte virtio-net header)', () => {
+  /** struct virtio_net_hdr_v1_hash_tunnel, little-endian: 10 bytes as above, 10 of num_buffers and hash, the two offsets. */
+  function tunnelHeader(h: { flags: number; gsoType: number; hdrLen: number; gsoSize: number; csumStart: number; csumOffset: number; outerTh: number; innerNh: number }): Buffer {
+    const b = Buffer.alloc(24);
+    b[0] = h.flags;
+    b[1] = h.gsoType;
+    b.writeUInt16LE(h.hdrLen, 2);
+    b.writeUInt16LE(h.gsoSize, 4);
+    b.writeUInt16LE(h.csumStart, 6);
+    b.writeUInt16LE(h.csumOffset, 8);
+    b.writeUInt16LE(h.outerTh, 20);
+    b.writeUInt16LE(h.innerNh, 22);
+    return b;
+  }
+
+  it('asks for it, and with it granted reads and writes the tunnel header, offsets included', () => {
+    const { dp, driver, ports, idle } = node({ vnet: true, tunnelGso: true, poolSize: 300 });
+    expect(driver.tap('pa').opts).toMatchObject({ vnetHdr: true, tunnelGso: true });
+    expect(ports.every((p) => p.tunnelGso)).toBe(true);
+    expect(ports[0].offload).toBe('tcp+udp-tunnel');
+    expect(driver.tap('pa').capacity).toBe(dp.pool.maxFrame + 24);
+    driver.queue('pb', Buffer.concat([Buffer.alloc(24), udp(B, A)]));
+    driver.wake('pb');
+    expect(driver.tap('pa').written[0]).toEqual(Buffer.concat([Buffer.alloc(24), udp(B, A)]));
+    // A frame the kernel handed over with tunnel offload state (a pod's own VXLAN), bridged
+    // to pb: the header goes out as it came in.
+    const hdr = { flags: 1, gsoType: 0x21, hdrLen: 104, gsoSize: 1398, csumStart: 84, csumOffset: 16, outerTh: 34, innerNh: 64 };
+    const frame = udpFrame({ from: A, toMac: B.mac, dst: B.ip, dataLen: 3000 });
+    driver.queue('pa', Buffer.concat([tunnelHeader(hdr), frame]));
+    driver.wake('pa');
+    const out = driver.tap('pb').written;
+    expect(out).toHaveLength(1);
+    expect(out[0].subarray(0, 24)).toEqual(tunnelHeader(hdr));
+    expect(out[0].subarray(24).equals(frame)).toBe(true);
+    // A plain frame after it in the same slot: a header of zeros, the offsets too.
+    driver.queue('pa', Buffer.concat([Buffer.alloc(24), udp(A, B)]));
+    driver.wake('pa');
+    expect(out[1].subarray(0, 24)).toEqual(Buffer.alloc(24));
+    expect(dp.pool.available).toBe(idle);
+  });
+
+  it('refused by the kernel: the port opens with the 10-byte header and says so', () => {
+    const { driver, ports } = node({ vnet: true, tunnelGso: true, kernelTunnelGso: false, poolSize: 300 });
+    expect(ports.some((p) => p.tunnelGso)).toBe(false);
+    expect(ports[0].offload).toBe('tcp');
+    driver.queue('pa', Buffer.concat([Buffer.alloc(10), udp(A, B)]));
+    driver.wake('pa');
+    expect(driver.tap('pb').written[0]).toEqual(Buffer.concat([Buffer.alloc(10), udp(A, B)]));
+  });
+
+  it('not asked for (no VXLAN device): the 10-byte header', () => {
+    const { driver, ports } = node({ vnet: true, poolSize: 300 });
+    expect(driver.tap('pa').opts.tunnelGso).toBe(false);
+    expect(ports.some((p) => p.tunnelGso)).toBe(false);
   });
 });
 
