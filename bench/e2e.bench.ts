@@ -56,7 +56,7 @@ const PB = '10.244.1.3';
 const PC = '10.244.2.2';
 const IPERF_PORT = 5201;
 
-function seconds(): number {
+export function seconds(): number {
   const v = Number(process.env.BENCH_E2E_SECONDS);
   return Number.isInteger(v) && v >= 1 && v <= 60 ? v : 5;
 }
@@ -71,7 +71,7 @@ const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms
 // ---------------------------------------------------------------------------------------
 // Prerequisites
 
-function missing(): string | null {
+export function missing(): string | null {
   const ns = netnsSupport({ tun: true });
   if (!ns.ok) return ns.reason;
   const tap = tapAvailable();
@@ -163,7 +163,7 @@ function cpuBegin(pid?: number): () => CpuSample {
 // ---------------------------------------------------------------------------------------
 // Traffic: iperf3 and ping, bounded in time and count
 
-interface Tcp {
+export interface Tcp {
   /** The machine's idle share in the second before the test. */
   idleBeforePct: number;
   /** The 1-minute load average just before the test. */
@@ -183,7 +183,7 @@ interface IperfJson {
 }
 
 /** One iperf3 TCP stream from `client` to `serverAddr` in `server` for `secs` seconds. */
-async function iperfTcp(client: Netns, server: Netns, serverAddr: string, secs: number, cpuPid?: number): Promise<Tcp> {
+export async function iperfTcp(client: Netns, server: Netns, serverAddr: string, secs: number, cpuPid?: number): Promise<Tcp> {
   // -1: the server serves one test and exits; it is also killed with its namespace.
   server.spawn('iperf3', ['-s', '-1', '-B', serverAddr, '-p', String(IPERF_PORT)], { stdio: 'ignore' });
   const idleBeforePct = await idlePct();
@@ -342,7 +342,7 @@ async function runKernelBridge(secs: number): Promise<SideResult> {
 
 // ---------------------------------------------------------------------------------------
 
-function tcpRow(bench: string, t: Tcp, dataplane: boolean, tso?: string): BenchResult {
+export function tcpRow(bench: string, t: Tcp, dataplane: boolean, tso?: string): BenchResult {
   const r: BenchResult = { bench, gbps: t.gbps, retransmits: t.retransmits, seconds: t.seconds, mtu: MTU };
   if (tso !== undefined) r.tso = tso;
   if (dataplane && t.cpu.dataplanePct !== undefined) r.nodeplaneCpuPct = t.cpu.dataplanePct;

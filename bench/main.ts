@@ -7,8 +7,9 @@
  * Groups, in order: checksum, decode, lpm4, conntrack, admin (reading a conntrack table of
  * 1,000,000 entries through the admin socket while forwarding), dataplane, nat, services
  * (ClusterIP DNAT, applying Services at 10,000), vxlan, flood, learning, capture (CPU per
- * record of the file capture, on the packet thread and the others) and e2e.
- * Those from dataplane on are loaded only when their files exist; e2e reports `skipped` rows when it
+ * record of the file capture, on the packet thread and the others), e2e and e2e-vxlan (iperf3
+ * across the overlay between two nodes, nodeplane's and the kernel's). Those from dataplane on
+ * are loaded only when their files exist; e2e and e2e-vxlan report `skipped` rows when they
  * cannot run (no root, no namespaces).
  *
  * FILTER (optional): a group whose name contains it, or a bench name or prefix
@@ -65,6 +66,7 @@ const GROUPS: Group[] = [
   optional('learning', './learning.bench.ts', 'benchLearning'),
   optional('capture', './capture.bench.ts', 'benchCapture'),
   optional('e2e', './e2e.bench.ts', 'benchE2e'),
+  optional('e2e-vxlan', './e2e-vxlan.bench.ts', 'benchE2eVxlan'),
 ].filter((g): g is Group => g !== null);
 
 // ---------------------------------------------------------------------------------------
