@@ -26,6 +26,7 @@ import { type KernelFlannelNode, Underlay, flannelNodeId, kernelFlannelNode, ker
 import { Lab } from '../../src/lab/lab.ts';
 import type { Netns } from '../../src/lab/netns.ts';
 import { missingPrerequisite, skipUnlessReady } from './e2e-prerequisites.ts';
+import { httpFetch, iperf, ping, sleep } from './overlay-probes.ts';
 
 const problem = missingPrerequisite(['curl', 'python3', 'iperf3', 'ss', 'tshark', 'bridge', 'sysctl']);
 const skip = skipUnlessReady('end-to-end vxlan tests', problem);
@@ -33,55 +34,6 @@ const skip = skipUnlessReady('end-to-end vxlan tests', problem);
 const N1 = flannelNodeId(1);
 const N2 = flannelNodeId(2);
 const POD1 = '10.244.1.2';
-
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-/** Waits until something in `ns` listens on TCP `port` (10 s at most). */
-async function listening(ns: Netns, port: number): Promise<void> {
-  for (let i = 0; i < 100; i++) {
-    const r = await ns.run('ss', ['-Hltn', `sport = :${port}`]);
-    if (r.stdout.trim() !== '') return;
-    await sleep(100);
-  }
-  throw new Error(`nothing listens on port ${port} in ${ns.name} after 10 s`);
-}
-
-/** Pings until one answer comes (the first may wait for ARP), then 3 more; returns the received count of those. */
-async function ping(from: Netns, to: string): Promise<number> {
-  await from.run('ping', ['-c', '1', '-W', '2', to], { timeoutMs: 5000 });
-  const r = await from.run('ping', ['-c', '3', '-i', '0.2', '-W', '2', to], { timeoutMs: 10_000 });
-  const m = /(\d+) received/.exec(r.stdout);
-  return m ? Number(m[1]) : 0;
-}
-
-/** Serves `dir` over HTTP from `server` at ip:port; fetches `file` from `client`; returns its sha256. */
-async function httpFetch(server: Netns, ip: string, port: number, dir: string, client: Netns, file: string): Promise<string> {
-  const srv = server.spawn('python3', ['-m', 'http.server', String(port), '--bind', ip, '--directory', dir], { stdio: 'ignore' });
-  try {
-    await listening(server, port);
-    const r = await client.run('sh', ['-c', `curl -sS --max-time 20 http://${ip}:${port}/${file} | sha256sum`], { timeoutMs: 30_000 });
-    if (r.code !== 0) throw new Error(`curl http://${ip}:${port}/${file} failed: ${r.stderr}`);
-    return r.stdout.split(' ')[0];
-  } finally {
-    srv.kill('SIGKILL');
-  }
-}
-
-/** One bounded iperf3 run (3 s) from `client` to `server` at `ip`; Gbit/s received. */
-async function iperf(server: Netns, ip: string, client: Netns): Promise<number> {
-  const srv = server.spawn('iperf3', ['-s', '-1', '-B', ip], { stdio: 'ignore' });
-  const limit = setTimeout(() => srv.kill('SIGKILL'), 40_000);
-  try {
-    await listening(server, 5201);
-    const r = await client.run('iperf3', ['-c', ip, '-t', '3', '-J'], { timeoutMs: 20_000 });
-    if (r.code !== 0) throw new Error(`iperf3 -c ${ip} failed (${r.code ?? 'killed at 20 s'}): ${r.stdout.slice(0, 500)}${r.stderr}`);
-    return (JSON.parse(r.stdout) as { end: { sum_received: { bits_per_second: number } } }).end.sum_received.bits_per_second / 1e9;
-  } finally {
-    clearTimeout(limit);
-    srv.kill('SIGKILL');
-  }
-}
-
 
 describe.skipIf(skip)('vxlan interop: a nodeplane node and a kernel flannel node', () => {
   let lab: Lab | undefined;
