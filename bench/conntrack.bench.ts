@@ -39,6 +39,7 @@
 import { Random } from '../src/core/random.ts';
 import { Conntrack } from '../src/tables/conntrack.ts';
 import { NatPortAllocator } from '../src/tables/nat-port-allocator.ts';
+import { perCpuSecond } from './cpu-time.ts';
 import { type BenchResult, measure, toResult } from './harness.ts';
 
 const UDP = 17;
@@ -48,20 +49,6 @@ const NODE = 0xc0a83201 | 0; // 192.168.50.1: the masquerade address
 const SECOND = 1_000_000;
 
 let sink = 0;
-
-/** Ops per second of this process's CPU time, over calls of fn(chunk) worth ~0.5 s of CPU. */
-function perCpuSecond(fn: (n: number) => void, chunk: number): number {
-  let ops = 0;
-  const c0 = process.cpuUsage();
-  let us = 0;
-  while (us < 500_000) {
-    fn(chunk);
-    ops += chunk;
-    const c = process.cpuUsage(c0);
-    us = c.user + c.system;
-  }
-  return Math.round((ops / us) * 1e6);
-}
 
 /** A harness row with the CPU-time rate added. */
 function timed(name: string, fn: (n: number) => void, extra: Record<string, unknown> & { packet?: boolean }): BenchResult {

@@ -1,6 +1,7 @@
 /**
  * Builds the dataplanes the forwarding benchmarks drive: a cni0 bridge with four pod ports
- * and an L3 uplink, sink drivers that count what is sent, and pre-filled frame slots.
+ * and an L3 uplink, sink drivers that count what is sent, pre-filled frame slots, and the
+ * forwarding workload that feeds them as a TAP batch would.
  */
 import { parseConfig } from '../src/config/load.ts';
 import { VirtualClock } from '../src/core/clock.ts';
@@ -87,4 +88,53 @@ export function makeDataplane(extraConfig = ''): BenchDataplane {
   const gw = dp.ctx.neigh.create(dp.ctx.ifs.indexOf('up'), 0xc0a83201, now);
   dp.ctx.neigh.update(gw, 0x0200, 0x00005001, NeighState.PERMANENT, now);
   return { dp, clock, sinks };
+}
+
+/** Frames a forwarding workload hands over per run(), as one TAP read round of 256. */
+export const BATCH = 256;
+
+/** The bytes routing rewrites in an Ethernet/IPv4 frame at `at`: MACs, TTL, IPv4 checksum. */
+export function routedBytes(at = 0): number[] {
+  return [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 22, 24, 25].map((o) => o + at);
+}
+
+export const ROUTED_BYTES = routedBytes(0);
+
+/**
+ * A forwarding workload: fn(n) hands `n` frames to port `inPort` in batches of BATCH (slots
+ * already filled, `receiveSlot`, one `run()` a batch), the frames of `flows` cycled through the
+ * slots the pool hands out; before each frame the bytes at `restore` are written back as
+ * received (that cost is included). Throws unless every frame left by port `expectPort`.
+ */
+export function forwarding(b: { dp: Dataplane; sinks: CountingSink[] }, flows: Buffer[], inPort: number, expectPort: number, restore: number[]): (n: number) => void {
+  const at = Int32Array.from(restore);
+  const pool = b.dp.pool;
+  const data = pool.data;
+  const template: Buffer[] = new Array(pool.capacity);
+  const slots: number[] = [];
+  for (let i = 0; i < BATCH; i++) {
+    const s = pool.alloc();
+    slots.push(s);
+    template[s] = flows[i % flows.length];
+  }
+  for (const s of slots.reverse()) pool.free(s);
+  for (let s = 0; s < pool.capacity; s++) if (template[s]) template[s].copy(data, pool.start[s]);
+  const dp = b.dp;
+  const out = b.sinks[expectPort];
+  return (packets: number): void => {
+    const before = out.frames;
+    for (let done = 0; done < packets; done += BATCH) {
+      const n = Math.min(BATCH, packets - done);
+      for (let i = 0; i < n; i++) {
+        const s = pool.alloc();
+        const t = template[s];
+        const o = pool.start[s];
+        for (let k = 0; k < at.length; k++) data[o + at[k]] = t[at[k]];
+        pool.len[s] = t.length;
+        dp.receiveSlot(inPort, s);
+      }
+      dp.run();
+    }
+    if (out.frames - before !== packets) throw new Error(`only ${out.frames - before} of ${packets} frames reached port ${expectPort}`);
+  };
 }

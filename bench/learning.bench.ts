@@ -20,6 +20,7 @@ import { parseConfig } from '../src/config/load.ts';
 import { VirtualClock } from '../src/core/clock.ts';
 import { HEADROOM } from '../src/core/frame-pool.ts';
 import { Dataplane } from '../src/dataplane/dataplane.ts';
+import { cpuRatio, r2 } from './cpu-time.ts';
 import { CountingSink, podMac } from './dataplane-setup.ts';
 import { measure, toResult, type BenchResult } from './harness.ts';
 
@@ -109,14 +110,6 @@ function run(name: string, l: Learning): BenchResult {
   return r;
 }
 
-/** CPU ns per frame of `packets` frames (process.cpuUsage). */
-function cpuNs(l: Learning, packets: number): number {
-  const c0 = process.cpuUsage();
-  round(l, packets);
-  const c = process.cpuUsage(c0);
-  return ((c.user + c.system) * 1000) / packets;
-}
-
 export async function benchLearning(): Promise<BenchResult[]> {
   const one = setup(false);
   const flood = setup(true);
@@ -125,15 +118,10 @@ export async function benchLearning(): Promise<BenchResult[]> {
   round(flood, 1_000_000);
   const a = run('learning.one-mac.64B', one);
   const b = run('learning.new-macs.full-fdb.64B', flood);
-  // The median of 7 alternating CPU-time pairs: the figure least moved by other load.
-  const ratios: number[] = [];
-  for (let i = 0; i < 7; i++) {
-    const x = cpuNs(one, 256_000);
-    ratios.push(cpuNs(flood, 256_000) / x);
-  }
-  ratios.sort((x, y) => x - y);
-  const r2 = (v: number): number => Math.round(v * 100) / 100;
-  return [a, b, { bench: 'learning.new-macs.ratio', wallClock: r2((a.pps as number) / (b.pps as number)), cpuTimeAlternating: r2(ratios[3]) }];
+  // The median of 7 alternating CPU-time pairs (new MACs' CPU time over one MAC's): the
+  // figure least moved by other load.
+  const ratio = cpuRatio((n) => round(one, n), (n) => round(flood, n), 7, 256_000);
+  return [a, b, { bench: 'learning.new-macs.ratio', wallClock: r2((a.pps as number) / (b.pps as number)), cpuTimeAlternating: r2(ratio) }];
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {

@@ -41,10 +41,10 @@ import { parseConfig } from '../src/config/load.ts';
 import { VirtualClock } from '../src/core/clock.ts';
 import { Dataplane } from '../src/dataplane/dataplane.ts';
 import { NeighState } from '../src/tables/neighbour-table.ts';
-import { BENCH_CONFIG, CountingSink, ipChecksum, podMac } from './dataplane-setup.ts';
-import { type BenchResult, measure, toResult } from './harness.ts';
+import { cpuRatio, r2, row } from './cpu-time.ts';
+import { BATCH, BENCH_CONFIG, CountingSink, ROUTED_BYTES, forwarding, ipChecksum, podMac } from './dataplane-setup.ts';
+import type { BenchResult } from './harness.ts';
 
-export const BATCH = 256;
 export const GATEWAY_MAC = Buffer.from([0x0a, 0x58, 0x0a, 0xf4, 0x01, 0x01]);
 export const UP_MAC = Buffer.from([0x02, 0x00, 0x00, 0x00, 0x50, 0x11]);
 export const UPSTREAM_MAC = Buffer.from([0x02, 0x00, 0x00, 0x00, 0x50, 0x01]);
@@ -110,67 +110,8 @@ export function send(b: Bench, port: number, frame: Buffer): void {
   b.dp.run();
 }
 
-/** Ops per second of this process's CPU time, over calls of fn(chunk) worth ~0.5 s of CPU. */
-export function perCpuSecond(fn: (n: number) => void, chunk: number): number {
-  let ops = 0;
-  const c0 = process.cpuUsage();
-  let us = 0;
-  while (us < 500_000) {
-    fn(chunk);
-    ops += chunk;
-    const c = process.cpuUsage(c0);
-    us = c.user + c.system;
-  }
-  return Math.round((ops / us) * 1e6);
-}
-
-/** Bytes routing rewrites: MACs, TTL, IPv4 checksum (what dataplane.bench restores). */
-export const ROUTED_BYTES = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 22, 24, 25];
-/** And what masquerade rewrites besides: the source address and the UDP checksum (the port is kept). */
+/** What masquerade rewrites besides routing: the source address and the UDP checksum (the port is kept). */
 const MASQUERADED_BYTES = [...ROUTED_BYTES, 26, 27, 28, 29, 40, 41];
-
-/**
- * A forwarding workload: the frames of `flows` cycled through the slots the pool hands out;
- * before each frame the bytes at `restore` are written back as received.
- */
-export function forwarding(b: Bench, flows: Buffer[], inPort: number, expectPort: number, restore: number[]): (n: number) => void {
-  const at = Int32Array.from(restore);
-  const pool = b.dp.pool;
-  const data = pool.data;
-  const template: Buffer[] = new Array(pool.capacity);
-  const slots: number[] = [];
-  for (let i = 0; i < BATCH; i++) {
-    const s = pool.alloc();
-    slots.push(s);
-    template[s] = flows[i % flows.length];
-  }
-  for (const s of slots.reverse()) pool.free(s);
-  for (let s = 0; s < pool.capacity; s++) if (template[s]) template[s].copy(data, pool.start[s]);
-  const dp = b.dp;
-  const out = b.sinks[expectPort];
-  return (packets: number): void => {
-    const before = out.frames;
-    for (let done = 0; done < packets; done += BATCH) {
-      const n = Math.min(BATCH, packets - done);
-      for (let i = 0; i < n; i++) {
-        const s = pool.alloc();
-        const t = template[s];
-        const o = pool.start[s];
-        for (let k = 0; k < at.length; k++) data[o + at[k]] = t[at[k]];
-        pool.len[s] = t.length;
-        dp.receiveSlot(inPort, s);
-      }
-      dp.run();
-    }
-    if (out.frames - before !== packets) throw new Error(`only ${out.frames - before} of ${packets} frames reached port ${expectPort}`);
-  };
-}
-
-export function row(name: string, fn: (n: number) => void, extra: Record<string, unknown>): BenchResult {
-  const r = toResult(measure(name, fn), { packet: true, ...extra });
-  r.perCpuSecond = perCpuSecond(fn, 25_600);
-  return r;
-}
 
 /**
  * 256 UDP flows from pod p0 (source ports 40000..) to one server's port 443, each answered
@@ -238,27 +179,6 @@ function newFlows(b: Bench, size: number): (n: number) => void {
   };
 }
 
-/** CPU ns per packet of `fn` over `packets` (process.cpuUsage). */
-function cpuNs(fn: (n: number) => void, packets: number): number {
-  const c0 = process.cpuUsage();
-  fn(packets);
-  const c = process.cpuUsage(c0);
-  return ((c.user + c.system) * 1000) / packets;
-}
-
-/** The median of `pairs` alternating CPU-time ratios a / b, each over `packets` (robust to load that comes and goes). */
-export function cpuRatio(a: (n: number) => void, b: (n: number) => void, pairs: number, packets: number): number {
-  const ratios: number[] = [];
-  for (let i = 0; i < pairs; i++) {
-    const na = cpuNs(a, packets);
-    const nb = cpuNs(b, packets);
-    ratios.push(nb / na);
-  }
-  ratios.sort((x, y) => x - y);
-  return ratios[pairs >> 1];
-}
-
-export const r2 = (v: number): number => Math.round(v * 100) / 100;
 
 export async function benchNat(): Promise<BenchResult[]> {
   const results: BenchResult[] = [];

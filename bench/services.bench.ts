@@ -48,10 +48,11 @@ import { parseConfig } from '../src/config/load.ts';
 import { parseManifestText } from '../src/config/manifests.ts';
 import { Dataplane } from '../src/dataplane/dataplane.ts';
 import type { ServiceSpec } from '../src/tables/service-spec.ts';
-import { BENCH_CONFIG, podMac } from './dataplane-setup.ts';
+import { cpuRatio, r2, row } from './cpu-time.ts';
+import { BATCH, BENCH_CONFIG, ROUTED_BYTES, forwarding, podMac } from './dataplane-setup.ts';
 import { kubectlList } from './kubectl-list.ts';
 import { type BenchResult, measure, toResult } from './harness.ts';
-import { BATCH, GATEWAY_MAC, POD1, ROUTED_BYTES, UP_MAC, UP_PORT, UPSTREAM_MAC, cpuRatio, forwarding, makeDataplane, r2, row, send, udpFrame } from './nat.bench.ts';
+import { GATEWAY_MAC, POD1, UP_MAC, UP_PORT, UPSTREAM_MAC, makeDataplane, send, udpFrame } from './nat.bench.ts';
 
 const VIP = 0x0a60000a; // 10.96.0.10
 const REMOTE = 0x0af40200; // 10.244.2.0: pods of another node, behind the uplink's default route

@@ -26,10 +26,10 @@ import { parseConfig } from '../src/config/load.ts';
 import { VirtualClock } from '../src/core/clock.ts';
 import { Dataplane } from '../src/dataplane/dataplane.ts';
 import { NeighState } from '../src/tables/neighbour-table.ts';
-import { BENCH_CONFIG, CountingSink, ipChecksum, podMac } from './dataplane-setup.ts';
-import { type BenchResult, measure, toResult } from './harness.ts';
+import { r2, row } from './cpu-time.ts';
+import { BATCH, BENCH_CONFIG, CountingSink, forwarding, ipChecksum, podMac, routedBytes } from './dataplane-setup.ts';
+import type { BenchResult } from './harness.ts';
 
-const BATCH = 256;
 const GATEWAY_MAC = Buffer.from([0x0a, 0x58, 0x0a, 0xf4, 0x01, 0x01]);
 const UP_MAC = Buffer.from([0x02, 0x00, 0x00, 0x00, 0x50, 0x11]);
 const PEER_MAC = Buffer.from([0x02, 0x00, 0x00, 0x00, 0x50, 0x12]);
@@ -106,74 +106,13 @@ function vxlanFrame(inner: Buffer, sport: number): Buffer {
   return outer;
 }
 
-/** The bytes routing rewrites in an Ethernet/IPv4 frame at `at`: MACs, TTL, IPv4 checksum. */
-function routed(at: number): number[] {
-  return [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 22, 24, 25].map((o) => o + at);
-}
-
-/** Frames of `flows` cycled through the slots the pool hands out; `restore` bytes written back before each. */
-function forwarding(b: Bench, flows: Buffer[], inPort: number, expectPort: number, restore: number[]): (n: number) => void {
-  const at = Int32Array.from(restore);
-  const pool = b.dp.pool;
-  const data = pool.data;
-  const template: Buffer[] = new Array(pool.capacity);
-  const slots: number[] = [];
-  for (let i = 0; i < BATCH; i++) {
-    const s = pool.alloc();
-    slots.push(s);
-    template[s] = flows[i % flows.length];
-  }
-  for (const s of slots.reverse()) pool.free(s);
-  for (let s = 0; s < pool.capacity; s++) if (template[s]) template[s].copy(data, pool.start[s]);
-  const dp = b.dp;
-  const out = b.sinks[expectPort];
-  return (packets: number): void => {
-    const before = out.frames;
-    for (let done = 0; done < packets; done += BATCH) {
-      const n = Math.min(BATCH, packets - done);
-      for (let i = 0; i < n; i++) {
-        const s = pool.alloc();
-        const t = template[s];
-        const o = pool.start[s];
-        for (let k = 0; k < at.length; k++) data[o + at[k]] = t[at[k]];
-        pool.len[s] = t.length;
-        dp.receiveSlot(inPort, s);
-      }
-      dp.run();
-    }
-    if (out.frames - before !== packets) throw new Error(`only ${out.frames - before} of ${packets} frames reached port ${expectPort}`);
-  };
-}
-
-/** Ops per second of this process's CPU time, over calls of fn(chunk) worth ~0.5 s of CPU. */
-function perCpuSecond(fn: (n: number) => void, chunk: number): number {
-  let ops = 0;
-  const c0 = process.cpuUsage();
-  let us = 0;
-  while (us < 500_000) {
-    fn(chunk);
-    ops += chunk;
-    const c = process.cpuUsage(c0);
-    us = c.user + c.system;
-  }
-  return Math.round((ops / us) * 1e6);
-}
-
-function row(name: string, fn: (n: number) => void, extra: Record<string, unknown>): BenchResult {
-  const r = toResult(measure(name, fn), { packet: true, ...extra });
-  r.perCpuSecond = perCpuSecond(fn, 25_600);
-  return r;
-}
-
-const r2 = (v: number): number => Math.round(v * 100) / 100;
-
 export async function benchVxlan(): Promise<BenchResult[]> {
   const results: BenchResult[] = [];
   const size = 64;
   const base = makeDataplane();
   const baseFlows: Buffer[] = [];
   for (let i = 0; i < BATCH; i++) baseFlows.push(udpFrame(GATEWAY_MAC, podMac(1), POD1, 0x5db80005, 40000 + i, 443, size));
-  const baseFn = forwarding(base, baseFlows, 0, UP_PORT, routed(0));
+  const baseFn = forwarding(base, baseFlows, 0, UP_PORT, routedBytes(0));
   // The first measurement of a process runs while V8 still compiles the graph: warm up first.
   baseFn(2_000_000);
   const l3 = row(`vxlan.l3-forward.${size}B`, baseFn, { bytes: size, batch: BATCH });
@@ -182,7 +121,7 @@ export async function benchVxlan(): Promise<BenchResult[]> {
   const enc = makeDataplane();
   const encFlows: Buffer[] = [];
   for (let i = 0; i < BATCH; i++) encFlows.push(udpFrame(GATEWAY_MAC, podMac(1), POD1, PEER_PODS + 2 + i, 40000, 5201, size));
-  const encFn = forwarding(enc, encFlows, 0, UP_PORT, routed(0));
+  const encFn = forwarding(enc, encFlows, 0, UP_PORT, routedBytes(0));
   encFn(1_000_000);
   const e = row(`vxlan.encap.${size}B`, encFn, { bytes: size, wireBytes: size + 50, batch: BATCH, flows: BATCH });
   results.push(e);
@@ -190,7 +129,7 @@ export async function benchVxlan(): Promise<BenchResult[]> {
   const dec = makeDataplane();
   const decFlows: Buffer[] = [];
   for (let i = 0; i < BATCH; i++) decFlows.push(vxlanFrame(udpFrame(FLANNEL_MAC, PEER_VTEP_MAC, PEER_PODS + 2 + i, POD1, 5201, 40000, size), 33000 + i));
-  const decFn = forwarding(dec, decFlows, UP_PORT, 0, routed(50));
+  const decFn = forwarding(dec, decFlows, UP_PORT, 0, routedBytes(50));
   decFn(1_000_000);
   const d = row(`vxlan.decap.${size}B`, decFn, { bytes: size, wireBytes: size + 50, batch: BATCH, flows: BATCH });
   results.push(d);
