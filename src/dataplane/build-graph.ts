@@ -121,7 +121,7 @@ export function buildGraph(ctx: Context): { graph: Graph; stages: Stages } {
   s.arpInput.connect({ reply: s.interfaceOutput, neighbour: s.neighbourOutput });
   s.ip4Input.connect({ prerouting: s.prerouting });
   s.prerouting.connect({ route: s.ip4Lookup, defrag: s.ip4Reassemble });
-  s.ip4Lookup.connect({ local: s.input, forward: s.ip4Forward, error: s.icmpError });
+  s.ip4Lookup.connect({ local: s.input, vxlan: s.vxlanDecap, forward: s.ip4Forward, error: s.icmpError });
   s.input.connect({ local: s.ip4Local });
   s.ip4Local.connect({ reassemble: s.ip4Reassemble, vxlan: s.vxlanDecap, icmp: s.icmpLocal, tcp: s.tcpReset, error: s.icmpError });
   s.ip4Reassemble.connect({ local: s.ip4Local, prerouting: s.prerouting });
@@ -139,6 +139,7 @@ export function buildGraph(ctx: Context): { graph: Graph; stages: Stages } {
   s.tcpSegment.connect({ segment: s.vxlanEncap });
   s.vxlanEncap.connect({ output: s.output, tx: s.portOutput });
   s.vxlanEncap.watchHooks(s.output, s.postrouting);
+  s.ip4Lookup.watchInputHook(s.input);
   s.portOutput.connect({});
   graph.verify();
   return { graph, stages: s };

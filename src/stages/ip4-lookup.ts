@@ -5,6 +5,10 @@
  *
  * in:   IPv4 packets with a valid header (l3, rxIf set)
  * out:  local   — for one of our addresses or a broadcast address (through the input hook)
+ *       vxlan   — VXLAN for a device's local address and port, straight to vxlan-decap while
+ *                 the input hook (LOCAL_IN) has no handlers and nobody traces: what the input
+ *                 hook and ip4-local would do with it (a whole datagram, UDP to a port a
+ *                 device listens on at that address), without their two hops
  *       forward — to be routed (txIf and nextHop set)
  *       error   — no route: ICMP net unreachable (3/0) to the sender
  * drop: martian source: one of our own addresses (Linux's accept_local=0, found by the
@@ -15,7 +19,8 @@
  * ip_options_compile writes it.
  */
 import { dropReasons } from '../core/drop-reason.ts';
-import { rd32 } from '../wire/bytes.ts';
+import { rd16, rd32, rd32i } from '../wire/bytes.ts';
+import type { HookStage } from '../core/hook.ts';
 import { Stage } from '../core/stage.ts';
 import { RouteKind } from '../tables/fib.ts';
 import { recordRouteInHeader } from '../wire/ipv4-options.ts';
@@ -28,21 +33,30 @@ const enum Drop {
 
 export const ICMP_NET_UNREACHABLE = (3 << 24) | (0 << 16);
 
-export class Ip4Lookup extends Stage<'local' | 'forward' | 'error'> {
+export class Ip4Lookup extends Stage<'local' | 'vxlan' | 'forward' | 'error'> {
   readonly name = 'ip4-lookup';
-  readonly nextNames = ['local', 'forward', 'error'] as const;
+  readonly nextNames = ['local', 'vxlan', 'forward', 'error'] as const;
   readonly dropReasons = dropReasons([
     ['ip4.martian-source', 'martian source address'],
     ['ip4.l2-broadcast-unicast', 'link-layer broadcast carrying unicast for another host'],
   ]);
+  /** The input hook: `vxlan` is taken only while it has no handlers. */
+  private inputHook: HookStage<string> | null = null;
 
   constructor(private readonly ctx: Context) {
     super(ctx.pool);
   }
 
+  /** Names the input hook whose handlers, when there are any, every local packet must meet. */
+  watchInputHook(hook: HookStage<string>): void {
+    this.inputHook = hook;
+  }
+
   protected process(slots: Int32Array, n: number): void {
-    const { pool, fib } = this.ctx;
+    const { pool, fib, vxlan } = this.ctx;
     const data = pool.data;
+    const hook = this.inputHook;
+    const vxlanDirect = vxlan.count > 0 && this.tracer === null && hook !== null && hook.handlers.length === 0;
     for (let i = 0; i < n; i++) {
       const slot = slots[i];
       const ip = pool.l3[slot];
@@ -61,6 +75,12 @@ export class Ip4Lookup extends Stage<'local' | 'forward' | 'error'> {
       const kind = fib.kind[route];
       if (kind === RouteKind.LOCAL || kind === RouteKind.BROADCAST) {
         if (kind === RouteKind.LOCAL && (data[ip] & 15) > 5) recordRouteInHeader(data, ip, dst);
+        const l4 = pool.l4[slot];
+        // A whole UDP datagram (not a fragment: l4 set) to a port and address a device listens on.
+        if (vxlanDirect && kind === RouteKind.LOCAL && data[ip + 9] === 17 && l4 !== 0 && (rd16(data, ip + 6) & 0x3fff) === 0 && vxlan.listening[rd16(data, l4 + 2)] === 1 && vxlan.listens(rd32i(data, ip + 16), rd16(data, l4 + 2))) {
+          this.to(this.next.vxlan, slot);
+          continue;
+        }
         this.to(this.next.local, slot);
         continue;
       }

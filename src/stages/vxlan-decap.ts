@@ -3,8 +3,9 @@
  * port, and lets the inner frame in as received on the device (Linux's vxlan_rcv).
  *
  * in:   UDP datagrams to one of our addresses whose destination port a VXLAN device listens
- *       on at that address (ip4-local sorts them here; fragments were reassembled before),
- *       l3/l4 at the outer headers
+ *       on at that address (ip4-local sorts them here, fragments reassembled before; or
+ *       ip4-lookup straight away while the input hook has no handlers), l3/l4 at the outer
+ *       headers
  * out:  ip4 — the inner frame, start and len moved past the outer headers (no copy), rxIf the
  *             device, inPort still the underlay port (it is forwarded, not originated), the
  *             outer packet's conntrack state cleared: an IPv4 frame goes to ip4-input (l3
@@ -72,6 +73,11 @@ export class VxlanDecap extends Stage<'ip4' | 'l3'> {
     ['vxlan.ecn-ce-not-ect', 'outer ce on an inner packet that is not ecn-capable'],
   ]);
 
+  /** The last source found to be a known VTEP of interface `knownVtepIf`, at FDB version `knownVtepVersion`. */
+  private knownVtep = 0;
+  private knownVtepIf = -1;
+  private knownVtepVersion = -1;
+
   constructor(private readonly ctx: Context) {
     super(ctx.pool);
   }
@@ -108,9 +114,16 @@ export class VxlanDecap extends Stage<'ip4' | 'l3'> {
         continue;
       }
       const ifIndex = vxlan.ifIndex[d];
-      if (!vxlan.isKnownVtep(ifIndex, rd32i(data, ip + 12))) {
-        this.drop(slot, Drop.UNKNOWN_VTEP);
-        continue;
+      const src = rd32i(data, ip + 12);
+      // Bursts come from one peer at a time: the last VTEP found is remembered until the FDB changes.
+      if (src !== this.knownVtep || ifIndex !== this.knownVtepIf || vxlan.version !== this.knownVtepVersion) {
+        if (!vxlan.isKnownVtep(ifIndex, src)) {
+          this.drop(slot, Drop.UNKNOWN_VTEP);
+          continue;
+        }
+        this.knownVtep = src;
+        this.knownVtepIf = ifIndex;
+        this.knownVtepVersion = vxlan.version;
       }
       const inner = vx + 8;
       if ((data[inner] & 1) === 0 && (macHiAt(data, inner) !== ifs.macHi[ifIndex] || macLoAt(data, inner) !== ifs.macLo[ifIndex])) {

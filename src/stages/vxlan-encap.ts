@@ -16,7 +16,9 @@
  *                tracer, the route an L3 port's, the packet within its MTU and the next
  *                hop's neighbour entry PERMANENT or REACHABLE and fresh. The route lookup,
  *                the neighbour entry's use and the Ethernet header are what ip4-output,
- *                neighbour-output and interface-output would have done; everything else
+ *                neighbour-output and interface-output would have done (the route and the
+ *                entry are looked up once per FDB entry and kept until routes, neighbour
+ *                entries or the FDB change; states and MACs are read per packet); everything else
  *                (a miss, a stale entry, fragmentation, a hook at work) takes `output`.
  * drop: no FDB entry for the inner destination MAC (Linux without a default remote drops it
  *       the same way); too little headroom in front of the frame (never with pool slots).
@@ -46,16 +48,14 @@ import { NO_PORT } from '../core/frame-pool.ts';
 import type { HookStage } from '../core/hook.ts';
 import { dropReasons } from '../core/drop-reason.ts';
 import { Stage } from '../core/stage.ts';
-import { RouteKind } from '../tables/fib.ts';
+import { type Fib, RouteKind } from '../tables/fib.ts';
 import { IfKind } from '../tables/interface-table.ts';
 import { NeighState } from '../tables/neighbour-table.ts';
 import { writeEthernetHiLo } from '../wire/ethernet.ts';
 import { macHiAt, macLoAt, rd32i, wr16 } from '../wire/bytes.ts';
 import { internetChecksum } from '../wire/checksum.ts';
-import { writeIpv4 } from '../wire/ipv4.ts';
-import { writeUdpHeader } from '../wire/udp.ts';
 import { VirtioGso } from '../wire/virtio-net.ts';
-import { writeVxlanHeader } from '../wire/vxlan.ts';
+import { writeVxlanOuterHeaders } from '../wire/vxlan.ts';
 import type { Context } from './context.ts';
 
 const enum Drop {
@@ -72,24 +72,20 @@ const OUTER_TTL = 64;
 /** From the outer frame's start: the outer UDP header, and the inner IPv4 header. */
 const OUTER_UDP = 14 + 20;
 const INNER_IP = OUTER_UDP + 8 + 8 + 14;
-const TWO_POW_MINUS_32 = 1 / 4294967296;
+const SPORT_RANGE = VXLAN_SPORT_MAX - VXLAN_SPORT_MIN;
 
 /**
- * The outer UDP source port for an inner flow: a seeded hash of (src, dst, protocol, ports)
- * mixed as udp_flow_src_port does (hash ^= hash << 16) and scaled into [min, max).
+ * The outer UDP source port for an inner flow: a seeded hash of (src, dst, protocol, ports),
+ * its top 16 bits scaled into [min, max) as udp_flow_src_port scales the flow hash (stable
+ * per flow, spread across flows). Integer-only, so nothing on the way is a double.
  */
 export function vxlanSourcePort(seed: number, src: number, dst: number, proto: number, ports: number): number {
-  let h = Math.imul(seed ^ src, 0xcc9e2d51);
-  h = Math.imul((h << 15) | (h >>> 17), 0x1b873593) ^ dst;
-  h = Math.imul((h << 13) | (h >>> 19), 5) + 0xe6546b64;
-  h = Math.imul(h ^ ports, 0xcc9e2d51) ^ proto;
-  h ^= h >>> 16;
-  h = Math.imul(h, 0x85ebca6b);
-  h ^= h >>> 13;
-  h = Math.imul(h, 0xc2b2ae35);
-  h ^= h >>> 16;
-  h ^= h << 16;
-  return (((h >>> 0) * (VXLAN_SPORT_MAX - VXLAN_SPORT_MIN) * TWO_POW_MINUS_32) | 0) + VXLAN_SPORT_MIN;
+  let h = Math.imul(src ^ seed, 0x9e3779b1);
+  h = Math.imul(h ^ (h >>> 15) ^ dst, 0x85ebca6b);
+  h = Math.imul(h ^ (h >>> 13) ^ ports, 0xc2b2ae35);
+  h = Math.imul(h ^ (h >>> 16) ^ proto, 0x27d4eb2f);
+  h ^= h >>> 15;
+  return (((h >>> 16) * SPORT_RANGE) >>> 16) + VXLAN_SPORT_MIN;
 }
 
 export class VxlanEncap extends Stage<'output' | 'tx'> {
@@ -101,9 +97,29 @@ export class VxlanEncap extends Stage<'output' | 'tx'> {
     ['vxlan.no-fdb-entry', 'no vxlan fdb entry for the inner destination mac'],
     ['vxlan.no-headroom', 'no headroom for the outer headers'],
   ]);
+  /**
+   * Per FDB entry, what the outer packets' route and neighbour lookups found (see `resolve`),
+   * valid while `cacheEpoch[fdb]` is the current epoch: the tables it came from have not
+   * changed since. Neighbour states (and their MACs) are read afresh for every packet.
+   */
+  private readonly cacheEpoch: Int32Array;
+  private readonly cacheNeigh: Int32Array;
+  private readonly cacheIf: Int32Array;
+  private readonly cacheNextHop: Int32Array;
+  private epoch = 0;
+  private seenFib: Fib | null = null;
+  private seenFibVersion = -1;
+  private seenNeighVersion = -1;
+  private seenFdbVersion = -1;
+  private reachableUs = 0;
 
   constructor(private readonly ctx: Context) {
     super(ctx.pool);
+    const n = ctx.vxlan.fdbCapacity;
+    this.cacheEpoch = new Int32Array(n).fill(-1);
+    this.cacheNeigh = new Int32Array(n).fill(-1);
+    this.cacheIf = new Int32Array(n);
+    this.cacheNextHop = new Int32Array(n);
   }
 
   /** Names the hooks whose handlers, when there are any, every outer packet must meet. */
@@ -112,13 +128,20 @@ export class VxlanEncap extends Stage<'output' | 'tx'> {
   }
 
   protected process(slots: Int32Array, n: number): void {
-    const { pool, vxlan } = this.ctx;
+    const ctx = this.ctx;
+    const { pool, vxlan } = ctx;
     const data = pool.data;
     const slotSize = pool.slotSize;
-    const seed = this.ctx.flowHashSeed;
+    const seed = ctx.flowHashSeed;
     const output = this.next.output;
+    const tx = this.next.tx;
     let direct = this.tracer === null;
     for (let h = 0; h < this.hooks.length; h++) if (this.hooks[h].handlers.length !== 0) direct = false;
+    if (direct) {
+      this.checkCache();
+      this.reachableUs = ctx.neigh.timers.reachableUs;
+    }
+    const epoch = this.epoch;
     for (let i = 0; i < n; i++) {
       const slot = slots[i];
       const ifIndex = pool.txIf[slot];
@@ -162,11 +185,9 @@ export class VxlanEncap extends Stage<'output' | 'tx'> {
       // ECN: the inner packet's codepoint, CE as ECT(0) (INET_ECN_encapsulate).
       const ecn = data[ip + 1] & 3;
       const outerIp = o + 14;
-      const ident = this.ctx.ipIdent;
-      this.ctx.ipIdent = (ident + segments) & 0xffff;
-      writeIpv4(data, outerIp, ecn === 3 ? 2 : ecn, len + 36, ident & 0xffff, 0, OUTER_TTL, 17, vxlan.local[d], vxlan.fdbDst[fdb]);
-      writeUdpHeader(data, outerIp + 20, sport, vxlan.port[d], len + 16, 0);
-      writeVxlanHeader(data, outerIp + 28, vxlan.vni[d]);
+      const ident = ctx.ipIdent & 0xffff;
+      ctx.ipIdent = (ident + segments) & 0xffff;
+      writeVxlanOuterHeaders(data, outerIp, ecn === 3 ? 2 : ecn, len + 36, ident, OUTER_TTL, vxlan.local[d], vxlan.fdbDst[fdb], sport, vxlan.port[d], vxlan.vni[d]);
       pool.start[slot] = o;
       pool.len[slot] = len + VXLAN_OVERHEAD;
       pool.l3[slot] = outerIp;
@@ -179,36 +200,73 @@ export class VxlanEncap extends Stage<'output' | 'tx'> {
       pool.ct[slot] = -1;
       pool.ctDir[slot] = 0;
       pool.ctState[slot] = 0;
-      if (direct && this.frameForPort(slot, outerIp, segTotal)) this.to(this.next.tx, slot);
-      else this.to(output, slot);
+      if (direct) {
+        if (this.cacheEpoch[fdb] !== epoch) this.resolve(fdb, epoch);
+        if (this.frameForPort(slot, fdb, outerIp, segTotal)) {
+          this.to(tx, slot);
+          continue;
+        }
+      }
+      this.to(output, slot);
     }
   }
 
   /**
-   * Routes the outer packet and frames it for its L3 port when nothing but that would happen
-   * on the way (see the header); false leaves the frame untouched for the full path. `total`:
-   * the outer IPv4 length that must fit the port's MTU (a super-frame's segments').
+   * Starts a new cache epoch when the tables the cache was filled from have changed (routes,
+   * neighbour entries created or removed, the FDB) or the FIB was replaced by a reload.
    */
-  private frameForPort(slot: number, ip: number, total: number): boolean {
-    const { pool, fib, ifs, neigh } = this.ctx;
-    const data = pool.data;
-    const dst = rd32i(data, ip + 16);
+  private checkCache(): void {
+    const { fib, neigh, vxlan } = this.ctx;
+    if (fib === this.seenFib && fib.version === this.seenFibVersion && neigh.version === this.seenNeighVersion && vxlan.version === this.seenFdbVersion) return;
+    this.seenFib = fib;
+    this.seenFibVersion = fib.version;
+    this.seenNeighVersion = neigh.version;
+    this.seenFdbVersion = vxlan.version;
+    this.epoch = (this.epoch + 1) | 0;
+  }
+
+  /**
+   * What ip4-output's route lookup and neighbour-output's lookup would find for the outer
+   * packets of FDB entry `fdb`, kept for this epoch: the L3 port, the next hop and its
+   * neighbour entry, or no entry (-1) when that path would do more than route and frame
+   * (no route, not an L3 port, no neighbour entry yet).
+   */
+  private resolve(fdb: number, epoch: number): void {
+    const { fib, ifs, neigh, vxlan } = this.ctx;
+    this.cacheEpoch[fdb] = epoch;
+    this.cacheNeigh[fdb] = -1;
+    const dst = vxlan.fdbDst[fdb];
     const route = fib.lookup(dst);
-    if (route < 0) return false;
+    if (route < 0) return;
     const kind = fib.kind[route];
-    if (kind !== RouteKind.GATEWAY && kind !== RouteKind.CONNECTED) return false;
+    if (kind !== RouteKind.GATEWAY && kind !== RouteKind.CONNECTED) return;
     const ifIndex = fib.ifIndex[route];
-    if (ifs.kind[ifIndex] !== IfKind.PORT || total > ifs.mtu[ifIndex]) return false;
+    if (ifs.kind[ifIndex] !== IfKind.PORT) return;
     const nh = kind === RouteKind.GATEWAY ? fib.gateway[route] | 0 : dst;
-    const id = neigh.find(ifIndex, nh);
+    this.cacheIf[fdb] = ifIndex;
+    this.cacheNextHop[fdb] = nh;
+    this.cacheNeigh[fdb] = neigh.find(ifIndex, nh);
+  }
+
+  /**
+   * Frames the outer packet for its L3 port when nothing but routing and framing would happen
+   * on the way (see the header): the cached route and neighbour entry of its FDB entry, the
+   * entry PERMANENT or fresh REACHABLE, the packet within the port's MTU (`total`: the outer
+   * IPv4 length, a super-frame's segments'). False leaves the frame to the full path.
+   */
+  private frameForPort(slot: number, fdb: number, ip: number, total: number): boolean {
+    const id = this.cacheNeigh[fdb];
     if (id < 0) return false;
+    const { pool, ifs, neigh } = this.ctx;
+    const ifIndex = this.cacheIf[fdb];
+    if (total > ifs.mtu[ifIndex]) return false;
     const state = neigh.state[id];
     const now = this.ctx.nowUs;
-    if (state !== NeighState.PERMANENT && (state !== NeighState.REACHABLE || now - neigh.confirmedUs[id] > neigh.timers.reachableUs)) return false;
-    writeEthernetHiLo(data, ip - 14, neigh.macHi[id], neigh.macLo[id], ifs.macHi[ifIndex], ifs.macLo[ifIndex], 0x0800);
+    if (state !== NeighState.PERMANENT && (state !== NeighState.REACHABLE || now - neigh.confirmedUs[id] > this.reachableUs)) return false;
+    writeEthernetHiLo(pool.data, ip - 14, neigh.macHi[id], neigh.macLo[id], ifs.macHi[ifIndex], ifs.macLo[ifIndex], 0x0800);
     neigh.usedUs[id] = now;
     pool.txIf[slot] = ifIndex;
-    pool.nextHop[slot] = nh;
+    pool.nextHop[slot] = this.cacheNextHop[fdb];
     pool.outPort[slot] = ifs.target[ifIndex];
     return true;
   }

@@ -33,6 +33,8 @@ export class Fib {
   gateway: Uint32Array;
   onlink: Uint8Array;
   private count = 0;
+  /** Moves on with every route added or removed: what a cache of lookups compares with. */
+  version = 0;
   /** Ids of removed routes, reused by add (a peer set replaced often must not grow the arrays). */
   private readonly freeIds: number[] = [];
 
@@ -56,6 +58,7 @@ export class Fib {
     this.gateway[id] = gateway >>> 0;
     this.onlink[id] = onlink ? 1 : 0;
     this.lpm.insert(prefix >>> 0, prefixLen, id);
+    this.version++;
     return id;
   }
 
@@ -69,6 +72,7 @@ export class Fib {
     const id = this.lpm.get(prefix >>> 0, prefixLen);
     if (id < 0 || !this.lpm.remove(prefix >>> 0, prefixLen)) return false;
     this.freeIds.push(id);
+    this.version++;
     return true;
   }
 

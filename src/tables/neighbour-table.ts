@@ -89,6 +89,8 @@ export class NeighbourTable {
   full = 0;
   /** Collections run (each a scan of the table). */
   collections = 0;
+  /** Moves on with every entry created or removed (ids are reused): what a cache of `find` compares with. */
+  version = 0;
   /** A full table does not collect again before this (µs): the last collection freed nothing. */
   private nextCollectUs = -Infinity;
 
@@ -143,6 +145,7 @@ export class NeighbourTable {
         return -1;
       }
     }
+    this.version++;
     this.state[id] = NeighState.NONE;
     this.macHi[id] = 0;
     this.macLo[id] = 0;
@@ -223,6 +226,7 @@ export class NeighbourTable {
 
   remove(id: number): void {
     this.index.remove(id);
+    this.version++;
   }
 
   /** Frees entries that are FAILED, or STALE and unused for gcStaleUs, and have nothing queued. */
@@ -238,6 +242,7 @@ export class NeighbourTable {
         removed++;
       }
     }
+    if (removed > 0) this.version++;
     return removed;
   }
 

@@ -32,6 +32,8 @@ export class VxlanTable {
   /** Per UDP port: 1 when some device listens on it (the cheap test ip4-local makes). */
   readonly listening = new Uint8Array(65536);
   count = 0;
+  /** Moves on with every FDB entry added, changed or removed: what a cache of entries compares with. */
+  version = 0;
 
   private readonly fdbIndex: KeyIndex;
   /** Per FDB entry: the remote VTEP's underlay address (int32). */
@@ -87,6 +89,7 @@ export class VxlanTable {
     const old = this.findFdb(ifIndex, macHi, macLo);
     if (old >= 0) {
       if (this.fdbDst[old] === (dst | 0)) return true;
+      this.version++;
       this.unref(ifIndex, this.fdbDst[old]);
       this.fdbDst[old] = dst | 0;
       return this.ref(ifIndex, dst);
@@ -98,6 +101,7 @@ export class VxlanTable {
       return false;
     }
     this.fdbDst[id] = dst | 0;
+    this.version++;
     return true;
   }
 
@@ -107,6 +111,7 @@ export class VxlanTable {
     if (id < 0) return false;
     this.unref(ifIndex, this.fdbDst[id]);
     this.fdbIndex.remove(id);
+    this.version++;
     return true;
   }
 

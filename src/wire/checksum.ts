@@ -35,8 +35,36 @@ export function onesComplementSum(buf: Buffer, off: number, len: number, acc = 0
 /** Folds an accumulator to 16 bits with end-around carry and complements it. */
 export function foldChecksum(acc: number): number {
   let s = acc;
+  if (s <= 0x7fffffff) {
+    // An int32 (every header, every frame of a 4 KiB slot): integer folds.
+    s = (s & 0xffff) + (s >>> 16);
+    s = (s & 0xffff) + (s >>> 16);
+    return ~s & 0xffff;
+  }
   while (s > 0xffff) s = (s % 0x10000) + Math.floor(s / 0x10000);
   return ~s & 0xffff;
+}
+
+/**
+ * Whether the IPv4 header of `hlen` bytes at `ip` sums to all ones (its checksum verifies).
+ * The 20-byte header without options, nearly every one, is summed unrolled.
+ */
+export function ipv4HeaderChecksumOk(buf: Buffer, ip: number, hlen: number): boolean {
+  if (hlen !== 20) return foldChecksum(onesComplementSum(buf, ip, hlen)) === 0;
+  let s =
+    ((buf[ip] << 8) | buf[ip + 1]) +
+    ((buf[ip + 2] << 8) | buf[ip + 3]) +
+    ((buf[ip + 4] << 8) | buf[ip + 5]) +
+    ((buf[ip + 6] << 8) | buf[ip + 7]) +
+    ((buf[ip + 8] << 8) | buf[ip + 9]) +
+    ((buf[ip + 10] << 8) | buf[ip + 11]) +
+    ((buf[ip + 12] << 8) | buf[ip + 13]) +
+    ((buf[ip + 14] << 8) | buf[ip + 15]) +
+    ((buf[ip + 16] << 8) | buf[ip + 17]) +
+    ((buf[ip + 18] << 8) | buf[ip + 19]);
+  s = (s & 0xffff) + (s >>> 16);
+  s = (s & 0xffff) + (s >>> 16);
+  return s === 0xffff;
 }
 
 /** The checksum to store for `buf[off .. off+len)` (with `acc` added, e.g. a pseudo header). */

@@ -88,3 +88,55 @@ export const VxlanRepr = {
     return writeVxlanHeader(buf, off, r.vni);
   },
 };
+
+/**
+ * The outer IPv4 (20 bytes, no options, DF clear), UDP and VXLAN headers of an encapsulated
+ * frame, at `ip`: `total` the IPv4 total length, UDP length `total - 20`, UDP checksum zero,
+ * the I flag and `vni`. The IPv4 header checksum is summed from the fields, not read back.
+ */
+export function writeVxlanOuterHeaders(
+  buf: Buffer, ip: number, tos: number, total: number, ident: number, ttl: number, src: number, dst: number, sport: number, dport: number, vni: number,
+): void {
+  buf[ip] = 0x45;
+  buf[ip + 1] = tos;
+  buf[ip + 2] = total >>> 8;
+  buf[ip + 3] = total;
+  buf[ip + 4] = ident >>> 8;
+  buf[ip + 5] = ident;
+  buf[ip + 6] = 0;
+  buf[ip + 7] = 0;
+  buf[ip + 8] = ttl;
+  buf[ip + 9] = 17;
+  buf[ip + 12] = src >>> 24;
+  buf[ip + 13] = src >>> 16;
+  buf[ip + 14] = src >>> 8;
+  buf[ip + 15] = src;
+  buf[ip + 16] = dst >>> 24;
+  buf[ip + 17] = dst >>> 16;
+  buf[ip + 18] = dst >>> 8;
+  buf[ip + 19] = dst;
+  let sum = (0x4500 | tos) + total + ident + ((ttl << 8) | 17) + (src >>> 16) + (src & 0xffff) + (dst >>> 16) + (dst & 0xffff);
+  sum = (sum & 0xffff) + (sum >>> 16);
+  sum = ~((sum & 0xffff) + (sum >>> 16));
+  buf[ip + 10] = sum >>> 8;
+  buf[ip + 11] = sum;
+  const udp = ip + 20;
+  const udpLen = total - 20;
+  buf[udp] = sport >>> 8;
+  buf[udp + 1] = sport;
+  buf[udp + 2] = dport >>> 8;
+  buf[udp + 3] = dport;
+  buf[udp + 4] = udpLen >>> 8;
+  buf[udp + 5] = udpLen;
+  buf[udp + 6] = 0;
+  buf[udp + 7] = 0;
+  const vx = udp + 8;
+  buf[vx] = VXLAN_FLAG_I;
+  buf[vx + 1] = 0;
+  buf[vx + 2] = 0;
+  buf[vx + 3] = 0;
+  buf[vx + 4] = vni >>> 16;
+  buf[vx + 5] = vni >>> 8;
+  buf[vx + 6] = vni;
+  buf[vx + 7] = 0;
+}

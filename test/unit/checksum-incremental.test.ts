@@ -5,7 +5,8 @@
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { internetChecksum, onesComplementSum, updateChecksum16, updateChecksum32 } from '../../src/wire/checksum.ts';
+import { foldChecksum, internetChecksum, ipv4HeaderChecksumOk, onesComplementSum, updateChecksum16, updateChecksum32 } from '../../src/wire/checksum.ts';
+import { writeVxlanOuterHeaders } from '../../src/wire/vxlan.ts';
 
 const SEED = 0x6e6f6465;
 const RUNS = 100_000;
@@ -50,6 +51,41 @@ describe('incremental checksum updates (RFC 1624 eqn. 3)', () => {
         expect(onesComplementSum(b, 0, b.length, acc) - acc).toBeGreaterThanOrEqual(0);
       }),
       { numRuns: 2_000, seed: SEED },
+    );
+  });
+
+  it('folds accumulators of every size as the reference does, past int32 too (a 64 KiB super-frame)', () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 0, max: 2 ** 33 }), (acc) => {
+        let s = acc;
+        while (s > 0xffff) s = (s % 0x10000) + Math.floor(s / 0x10000);
+        expect(foldChecksum(acc)).toBe(~s & 0xffff);
+      }),
+      { numRuns: 20_000, seed: SEED },
+    );
+  });
+
+  it('verifies IPv4 headers (20 bytes unrolled, with options summed) as the reference does', () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 0, max: 10 }), fc.uint8Array({ minLength: 60, maxLength: 60 }), fc.boolean(), (optWords, bytes, good) => {
+        const hlen = 20 + optWords * 4;
+        const b = Buffer.concat([Buffer.alloc(3), Buffer.from(bytes.subarray(0, hlen))]);
+        if (good) fill(b.subarray(3), 10);
+        expect(ipv4HeaderChecksumOk(b, 3, hlen)).toBe(reference(b.subarray(3)) === 0);
+      }),
+      { numRuns: 20_000, seed: SEED },
+    );
+  });
+
+  it('writes the outer VXLAN headers with an IPv4 checksum that verifies', () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 0, max: 3 }), fc.integer({ min: 50, max: 65535 }), fc.integer({ min: 0, max: 0xffff }), fc.integer(), fc.integer(), (tos, total, ident, src, dst) => {
+        const b = Buffer.alloc(40, 0xaa);
+        writeVxlanOuterHeaders(b, 2, tos, total, ident, 64, src, dst, 40000, 8472, 1);
+        expect(reference(b.subarray(2, 22))).toBe(0);
+        expect([b.readUInt32BE(14) | 0, b.readUInt32BE(18) | 0, b.readUInt16BE(4), b.readUInt16BE(26)]).toEqual([src, dst, total, total - 20]);
+      }),
+      { numRuns: 5_000, seed: SEED },
     );
   });
 

@@ -138,6 +138,21 @@ describe('vxlan-decap', () => {
     expect(h.counters('vxlan-decap').packets).toBe(1);
   });
 
+  it('skips the empty input hook and ip4-local on the way in, and passes them when conntrack is on', () => {
+    const inner = F.ipv4({ src: POD2, dst: B.ip, proto: 17, ttl: 63 }, F.udp(POD2, B.ip, 5000, 6000, F.bytes(64, 5)));
+    const direct = lab();
+    direct.rx('up', vxlanFrame(inner));
+    const [a] = direct.take('pb');
+    expect([direct.counters('input').packets, direct.counters('ip4-local').packets, direct.counters('vxlan-decap').packets]).toEqual([0, 0, 1]);
+    const tracked = new Harness(VXLAN_LAB + 'conntrack: {}\n');
+    introduce(tracked, A);
+    introduce(tracked, B);
+    tracked.rx('up', vxlanFrame(inner));
+    const [b] = tracked.take('pb');
+    expect([tracked.counters('input').packets, tracked.counters('ip4-local').packets, tracked.counters('vxlan-decap').packets]).toEqual([1, 1, 1]);
+    expect(b.equals(a)).toBe(true);
+  });
+
   it('answers a ping to a pod across the overlay: request decapsulated in, reply encapsulated out', () => {
     const h = lab();
     const req = F.ipv4({ src: POD2, dst: FLANNEL.ip, proto: 1, ttl: 64 }, F.icmpEcho(8, 9, 1, F.bytes(32, 1)));
