@@ -30,6 +30,7 @@ import { tapAvailable } from '../ports/tap-native.ts';
 import { poolPlan } from '../ports/pool-plan.ts';
 import { RxBudget } from '../ports/rx-budget.ts';
 import { TapPort } from '../ports/tap-port.ts';
+import { VxlanSocket } from '../ports/vxlan-socket.ts';
 import { UserError } from '../user-error.ts';
 
 export interface RunOptions {
@@ -96,14 +97,16 @@ export async function runCommand(opts: RunOptions): Promise<number> {
   const budget = new RxBudget(dp.pool, dp.ctx.ports);
 
   const ports: TapPort[] = [];
-  // With a VXLAN device, UDP-tunnel GSO too where the kernel has it (6.17+): a pod's TCP
-  // super-frame then crosses the overlay whole. Used only while every port has it.
-  const tunnelGso = offload && config.vxlan.length > 0;
+  const sockets: VxlanSocket[] = [];
+  // With a VXLAN device on an L3 port, UDP-tunnel GSO too where the kernel has it (6.17+): a
+  // pod's TCP super-frame then crosses the overlay whole. Used only while every port has it.
+  const tunnelGso = offload && config.vxlan.some((v) => v.underlay === 'port');
   // Ports added and removed at run time (`nodeplane port add|del`, the CNI plugin).
   const livePorts = new LivePorts(dp, { log, budget, vnetHdr: offload, tunnelGso });
   const closeAll = (): void => {
     for (const p of ports) p.close();
     livePorts.closeAll();
+    for (const s of sockets) s.close();
   };
   try {
     config.ports.forEach((p, i) => {
@@ -113,6 +116,18 @@ export async function runCommand(opts: RunOptions): Promise<number> {
       dp.setDriver(i, port);
     });
     dp.setUdpTunnelGso(tunnelGso && ports.length > 0 && ports.every((p) => p.tunnelGso));
+    // VXLAN devices whose underlay is the machine's own stack: a UDP socket on local:port each.
+    for (const v of config.vxlan) {
+      if (v.underlay !== 'socket') continue;
+      const sock = new VxlanSocket(dp, v.name, { local: v.local!, port: v.port, log, budget });
+      try {
+        await sock.open();
+      } catch (err) {
+        const e = err as NodeJS.ErrnoException;
+        throw new UserError(`${v.name}: cannot bind a UDP socket to ${v.local}:${v.port} (underlay: socket): ${e.code ?? e.message}${e.code === 'EADDRNOTAVAIL' ? ' — local must be an address of this machine (of the network namespace nodeplane runs in)' : ''}`);
+      }
+      sockets.push(sock);
+    }
   } catch (err) {
     closeAll();
     await cluster?.close();
@@ -208,6 +223,7 @@ export async function runCommand(opts: RunOptions): Promise<number> {
     {
       node: config.node.name,
       ports: config.ports.map((p) => p.name),
+      ...(sockets.length > 0 ? { vxlanSockets: config.vxlan.filter((v) => v.underlay === 'socket').map((v) => `${v.name} ${v.local}:${v.port}`) } : {}),
       offload,
       ...(tunnelGso ? { udpTunnelGso: dp.ctx.udpTunnelGso } : {}),
       pool: { slots: dp.pool.capacity, slotBytes: dp.pool.slotSize, reserve: budget.reserve, floodFanOut: budget.fanOut },

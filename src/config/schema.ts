@@ -39,6 +39,8 @@
  *   cluster.etcd.endpoints [http://127.0.0.1:2379], cluster.etcd.prefix /coreos.com/network:
  *                              flanneld's defaults
  *   vxlan[].local              cluster.publicIP in cluster mode (required otherwise)
+ *   vxlan[].underlay port      outer frames through an L3 port; `socket`: through a kernel
+ *                              UDP socket on local:port (the machine's own address)
  */
 import { z } from 'zod';
 import {
@@ -329,6 +331,10 @@ const vxlan = z.strictObject({
   // 1500 minus the 50 bytes of outer Ethernet/IPv4/UDP/VXLAN headers, as Linux picks.
   mtu: mtu.default(1450),
   peers: z.array(vxlanPeer).default([]),
+  // Where the outer packets go: 'port', complete frames through the L3 port that routes to the
+  // peer (SPEC §2); 'socket', UDP datagrams through a kernel socket bound to local:port, the
+  // machine's own address (an extension of §2, to join machines without an interface of ours).
+  underlay: z.enum(['port', 'socket']).default('port'),
 });
 
 /** An etcd endpoint: http(s)://host:port as flannel's --etcd-endpoints, or unix(s):///path. */

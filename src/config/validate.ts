@@ -14,7 +14,8 @@
  * manifest-set.ts.)
  *
  * Cluster mode (`cluster:`) adds its own: the device named by cluster.vxlan exists, has no
- * static peers and no address (both come from etcd), publicIP is an L3 port's address, the
+ * static peers and no address (both come from etcd), publicIP is an L3 port's address (the
+ * machine's own with a socket underlay), the
  * subnets fit the network as flannel requires, and `address: lease` appears only in cluster
  * mode, on one bridge. A bridge whose address is `lease` has no address yet: checks that need
  * one skip it here and run again on the config the lease completes (cluster/lease-config.ts).
@@ -201,7 +202,11 @@ function checkVxlan(c: Config, ifaces: Iface[], errors: string[]): void {
   c.vxlan.forEach((v, i) => {
     const at = `vxlan[${i}]`;
     const local = parseIpv4(v.local);
-    if (!l3Ports.some((p) => p.addr!.addr === local)) {
+    if (v.underlay === 'socket') {
+      // The machine's own address, where the kernel's socket binds: none of ours.
+      const other = ownAddress(ifaces, local);
+      if (other) errors.push(`${at}.local: ${v.local} is the address of ${other.kind === 'bridge' ? 'bridge' : other.kind} ${other.name}; with underlay: socket it must be the machine's own address, where a kernel UDP socket binds`);
+    } else if (!l3Ports.some((p) => p.addr!.addr === local)) {
       const other = ownAddress(ifaces, local);
       const hint = other ? ` (it is the address of ${other.kind === 'bridge' ? 'bridge' : other.kind} ${other.name})` : '';
       errors.push(`${at}.local: ${v.local} is not the address of an L3 port${hint}`);
@@ -251,7 +256,9 @@ function checkCluster(c: Config, ifaces: Iface[], errors: string[]): void {
     if (dev.local !== cl.publicIP) errors.push(`vxlan[${v}].local: ${dev.local} is not cluster.publicIP (${cl.publicIP}), the address the other nodes send to`);
   }
   const publicIP = parseIpv4(cl.publicIP);
-  if (!ifaces.some((i) => i.kind === 'port' && i.router && i.addr?.addr === publicIP)) {
+  // With a socket underlay the public address is the machine's (the kernel's), not a port's.
+  const socketUnderlay = v >= 0 && c.vxlan[v]!.underlay === 'socket';
+  if (!socketUnderlay && !ifaces.some((i) => i.kind === 'port' && i.router && i.addr?.addr === publicIP)) {
     errors.push(`cluster.publicIP: ${cl.publicIP} is not the address of an L3 port`);
   }
   const e = cl.etcd;

@@ -1,7 +1,7 @@
 /**
  * The contract between the graph and the things at its edges: what a port driver (TAP,
- * replay, test sink) implements to send frames, and what a capture tap implements to see
- * them. port-output calls the first; the dataplane and port-output call the second. Both
+ * replay, test sink) implements to send frames, what a VXLAN device's socket implements to
+ * send datagrams, and what a capture tap implements to see them. port-output calls the first; the dataplane and port-output call the second. Both
  * take the pool and slot numbers, never copies, so the packet path allocates nothing.
  */
 import type { DropReason } from './drop-reason.ts';
@@ -14,6 +14,14 @@ export interface PortTransmitter {
 }
 
 /**
+ * What a VXLAN device's socket driver implements (`underlay: socket`): sends `n` datagrams,
+ * each a frame's bytes from its VXLAN header on, to the underlay address in
+ * `pool.nextHop[slot]` (int32) at the device's UDP port; returns how many were accepted.
+ */
+export interface DatagramTransmitter {
+  transmit(pool: FramePool, slots: Int32Array, n: number): number;
+}
+
  * Observes frames a port receives or transmits (capture taps). The frames shown since the
  * last `flush` are intact until it is called (the dataplane calls it before a dispatch, for
  * what ports received, and port-output before a driver sends, for what it transmits), so an

@@ -55,6 +55,7 @@ import { PreroutingHook } from '../stages/prerouting.ts';
 import { TcpSegment } from '../stages/tcp-segment.ts';
 import { VxlanDecap } from '../stages/vxlan-decap.ts';
 import { VxlanEncap } from '../stages/vxlan-encap.ts';
+import { VxlanSocketTx } from '../stages/vxlan-socket-tx.ts';
 import type { Context } from '../stages/context.ts';
 
 export interface Stages {
@@ -82,6 +83,7 @@ export interface Stages {
   interfaceOutput: InterfaceOutput;
   tcpSegment: TcpSegment;
   vxlanEncap: VxlanEncap;
+  vxlanSocketTx: VxlanSocketTx;
   portOutput: PortOutput;
 }
 
@@ -112,6 +114,7 @@ export function buildGraph(ctx: Context): { graph: Graph; stages: Stages } {
     interfaceOutput: graph.add(new InterfaceOutput(ctx)),
     tcpSegment: graph.add(new TcpSegment(ctx)),
     vxlanEncap: graph.add(new VxlanEncap(ctx)),
+    vxlanSocketTx: graph.add(new VxlanSocketTx(ctx)),
     portOutput: graph.add(new PortOutput(ctx)),
   };
   s.ethernetInput.connect({ bridge: s.bridgeForward, l3: s.l3Input });
@@ -137,7 +140,8 @@ export function buildGraph(ctx: Context): { graph: Graph; stages: Stages } {
   s.neighbourOutput.connect({ output: s.interfaceOutput, arp: s.interfaceOutput, error: s.icmpError });
   s.interfaceOutput.connect({ bridge: s.bridgeForward, tx: s.portOutput, vxlan: s.vxlanEncap, segment: s.tcpSegment });
   s.tcpSegment.connect({ segment: s.vxlanEncap });
-  s.vxlanEncap.connect({ output: s.output, tx: s.portOutput });
+  s.vxlanEncap.connect({ output: s.output, tx: s.portOutput, socket: s.vxlanSocketTx });
+  s.vxlanSocketTx.connect({});
   s.vxlanEncap.watchHooks(s.output, s.postrouting);
   s.ip4Lookup.watchInputHook(s.input);
   s.portOutput.connect({});

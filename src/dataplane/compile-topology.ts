@@ -63,7 +63,7 @@ export function compileTopology(config: Config): Topology {
   const vxlan = new VxlanTable(MAX_INTERFACES, config.fdb.maxEntries);
   for (const v of config.vxlan) {
     const ifIndex = addIf(v.name, IfKind.VXLAN, v.address, v.mac, v.mtu, -1, 0x0e00_0000_0000 + vxlan.count + 1);
-    vxlan.addDevice(ifIndex, v.vni, v.port, parseIpv4(v.local));
+    vxlan.addDevice(ifIndex, v.vni, v.port, parseIpv4(v.local), v.underlay === 'socket');
   }
 
   // Local, broadcast and connected routes, as the kernel's local and main tables hold them.

@@ -10,10 +10,10 @@
  */
 import type { Config } from '../config/load.ts';
 import type { Clock } from '../core/clock.ts';
-import { FramePool } from '../core/frame-pool.ts';
+import { FramePool, NO_PORT } from '../core/frame-pool.ts';
 import type { Graph } from '../core/graph.ts';
 import type { StageCounters } from '../core/stage.ts';
-import type { DropObserver, PortObserver, PortTransmitter } from '../core/port-contract.ts';
+import type { DatagramTransmitter, DropObserver, PortObserver, PortTransmitter } from '../core/port-contract.ts';
 import { Random } from '../core/random.ts';
 import { TokenBucket } from '../core/token-bucket.ts';
 import type { Context } from '../stages/context.ts';
@@ -150,6 +150,36 @@ export class Dataplane {
    */
   setUdpTunnelGso(on: boolean): void {
     this.ctx.udpTunnelGso = on;
+  }
+
+  /**
+   * Gives the VXLAN device `name` (with `underlay: socket`) the socket its datagrams leave
+   * by, or none (null). Throws for a name that is no such device.
+   */
+  setVxlanSocket(name: string, driver: DatagramTransmitter | null): number {
+    const d = this.vxlanSocketDevice(name);
+    this.stages.vxlanSocketTx.drivers[d] = driver;
+    return d;
+  }
+
+  /** The device number of the VXLAN device `name` with `underlay: socket`; throws if none. */
+  vxlanSocketDevice(name: string): number {
+    const ifIndex = this.ctx.ifs.indexOf(name);
+    const d = ifIndex < 0 ? -1 : this.ctx.vxlan.deviceOfIf[ifIndex];
+    if (d < 0 || this.ctx.vxlan.socket[d] !== 1) throw new Error(`${name} is not a vxlan device with underlay: socket`);
+    return d;
+  }
+
+  /**
+   * Queues a datagram a VXLAN device's socket received, in a slot its driver filled: the
+   * datagram (VXLAN header on) behind the IPv4 and UDP headers it arrived with (source and
+   * destination address and port, lengths), start and l3 at the IPv4 header, l4 at the UDP
+   * header, len set. vxlan-decap takes it from there as it takes VXLAN from an L3 port.
+   */
+  receiveVxlanDatagram(slot: number): void {
+    const pool = this.ctx.pool;
+    pool.inPort[slot] = NO_PORT;
+    this.stages.vxlanDecap.enqueue(slot);
   }
 
   setObserver(observer: PortObserver | null): void {

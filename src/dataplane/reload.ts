@@ -21,7 +21,7 @@ function fixedParts(c: Config): Map<string, string> {
   const m = new Map<string, string>();
   c.bridges.forEach((b) => m.set(`bridges[${b.name}]`, JSON.stringify([b.address, b.mac, b.mtu])));
   c.ports.forEach((p) => m.set(`ports[${p.name}]`, JSON.stringify([p.type, p.bridge, p.address, p.mac, p.mtu])));
-  c.vxlan.forEach((v) => m.set(`vxlan[${v.name}]`, JSON.stringify([v.vni, v.port, v.local, v.address, v.mac, v.mtu])));
+  c.vxlan.forEach((v) => m.set(`vxlan[${v.name}]`, JSON.stringify([v.vni, v.port, v.local, v.address, v.mac, v.mtu, v.underlay])));
   m.set('arp.queueLen', String(c.arp.queueLen));
   m.set('arp.maxEntries', String(c.arp.maxEntries));
   m.set('fdb.maxEntries', String(c.fdb.maxEntries));

@@ -37,26 +37,28 @@ export const peerOf = (x: FlannelNodeId): FlannelPeer => ({ vtep: x.local, mac: 
 
 /**
  * nodeplane's config for flannel node `n`: pod port pa on cni0, underlay port up, flannel.1
- * with `peers`; `extra` is appended (services, nat, ...).
+ * with `peers`; `extra` is appended (services, nat, ...). With `underlay: 'socket'` there is
+ * no port up: flannel.1 sends and receives through a kernel UDP socket on `local`, an address
+ * the node's namespace must have before nodeplane starts.
  */
-export function nodeplaneFlannelConfig(o: { n: number; local: string; mac: string; peers: FlannelPeer[]; extra?: string }): string {
+export function nodeplaneFlannelConfig(o: { n: number; local: string; mac: string; peers: FlannelPeer[]; extra?: string; underlay?: 'port' | 'socket' }): string {
   const net = `10.244.${o.n}`;
   const hex = o.n.toString(16).padStart(2, '0');
+  const socket = o.underlay === 'socket';
   return `node:
   name: node${o.n}
 bridges:
   - { name: cni0, address: ${net}.1/24, mac: "0a:58:0a:f4:${hex}:01" }
 ports:
   - { name: pa, type: tap, bridge: cni0 }
-  - { name: up, type: tap, address: ${o.local}/24, mac: "02:00:00:00:50:${hex}" }
-vxlan:
+${socket ? '' : `  - { name: up, type: tap, address: ${o.local}/24, mac: "02:00:00:00:50:${hex}" }\n`}vxlan:
   - name: flannel.1
     vni: 1
     port: 8472
     local: ${o.local}
     address: ${net}.0/32
     mac: "${o.mac}"
-    mtu: 1450
+    mtu: 1450${socket ? '\n    underlay: socket' : ''}
     peers:
 ${o.peers.map((p) => `      - { vtep: ${p.vtep}, mac: "${p.mac}", subnet: ${p.subnet} }`).join('\n')}
 ${o.extra ?? ''}`;
@@ -76,16 +78,20 @@ export async function startFlannelNode(o: {
   runArgs?: string[];
   capture?: boolean;
   startTimeoutMs?: number;
+  /** 'socket': flannel.1 on a kernel UDP socket, in `node` (which has the address). */
+  underlay?: 'port' | 'socket';
+  node?: Netns;
 }): Promise<Lab> {
   const net = `10.244.${o.id.n}`;
   const pods = o.pods ?? [{ port: 'pa', address: `${net}.2/24`, gateway: `${net}.1` }];
   const lab = await Lab.start({
-    config: nodeplaneFlannelConfig({ n: o.id.n, local: o.id.local, mac: o.id.mac, peers: o.peers, extra: o.extra }),
+    config: nodeplaneFlannelConfig({ n: o.id.n, local: o.id.local, mac: o.id.mac, peers: o.peers, extra: o.extra, underlay: o.underlay }),
     pods,
     dir: o.dir,
     runArgs: o.runArgs,
     capture: o.capture,
     startTimeoutMs: o.startTimeoutMs,
+    node: o.node,
   });
   for (const p of pods) if (p.port !== 'up') lab.pod(p.port).ip(['link', 'set', 'eth0', 'mtu', '1450']);
   return lab;

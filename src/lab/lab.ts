@@ -44,6 +44,11 @@ export interface LabOptions {
   stdout?: 'ignore' | 'pipe';
   /** Milliseconds to wait for nodeplane to come up. */
   startTimeoutMs?: number;
+  /**
+   * The node's namespace, made beforehand (say with an underlay interface and address that
+   * nodeplane binds to at start); the lab takes it over and removes it. A new one when absent.
+   */
+  node?: Netns;
 }
 
 const NODEPLANE = fileURLToPath(new URL('../../bin/nodeplane.cjs', import.meta.url));
@@ -60,7 +65,7 @@ export class Lab {
 
   private constructor(readonly opts: LabOptions) {
     this.config = opts.config;
-    this.node = createNetns('node');
+    this.node = opts.node ?? createNetns('node');
     this.adminSocket = join(opts.dir, 'admin.sock');
     this.captureDir = join(opts.dir, 'captures');
   }

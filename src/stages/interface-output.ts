@@ -36,7 +36,7 @@ export class InterfaceOutput extends Stage<'bridge' | 'tx' | 'vxlan' | 'segment'
   }
 
   protected process(slots: Int32Array, n: number): void {
-    const { pool, ifs } = this.ctx;
+    const { pool, ifs, vxlan } = this.ctx;
     for (let i = 0; i < n; i++) {
       const slot = slots[i];
       const ifIndex = pool.txIf[slot];
@@ -50,9 +50,14 @@ export class InterfaceOutput extends Stage<'bridge' | 'tx' | 'vxlan' | 'segment'
       } else if (kind === IfKind.VXLAN) {
         const gso = pool.gsoType[slot];
         // A tunnel super-frame must carry its inner checksum to complete (virtio_net_hdr_tnl_to_skb).
+        // (A socket underlay sends datagrams: every super-frame is cut first.)
         const whole =
           gso === 0 ||
-          (this.ctx.udpTunnelGso && (gso & ~VirtioGso.ECN) === VirtioGso.TCPV4 && (pool.vnetFlags[slot] & VIRTIO_NET_HDR_F_NEEDS_CSUM) !== 0 && pool.len[slot] <= MAX_TUNNELLED_FRAME);
+          (this.ctx.udpTunnelGso &&
+            (gso & ~VirtioGso.ECN) === VirtioGso.TCPV4 &&
+            (pool.vnetFlags[slot] & VIRTIO_NET_HDR_F_NEEDS_CSUM) !== 0 &&
+            pool.len[slot] <= MAX_TUNNELLED_FRAME &&
+            vxlan.socket[vxlan.deviceOfIf[ifIndex]] === 0);
         this.to(whole ? this.next.vxlan : this.next.segment, slot);
       } else {
         this.drop(slot, Drop.NO_OUTPUT_FOR_KIND);

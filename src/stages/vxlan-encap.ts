@@ -20,6 +20,9 @@
  *                entry are looked up once per FDB entry and kept until routes, neighbour
  *                entries or the FDB change; states and MACs are read per packet); everything else
  *                (a miss, a stale entry, fragmentation, a hook at work) takes `output`.
+ *       socket — for a device with `underlay: socket`: the inner frame behind the VXLAN header
+ *                alone (start at that header), nextHop the remote VTEP, for the device's
+ *                kernel UDP socket (vxlan-socket-tx), whose stack adds the rest
  * drop: no FDB entry for the inner destination MAC (Linux without a default remote drops it
  *       the same way); too little headroom in front of the frame (never with pool slots).
  *
@@ -55,7 +58,7 @@ import { writeEthernetHiLo } from '../wire/ethernet.ts';
 import { macHiAt, macLoAt, rd32i, wr16 } from '../wire/bytes.ts';
 import { internetChecksum } from '../wire/checksum.ts';
 import { VirtioGso } from '../wire/virtio-net.ts';
-import { writeVxlanOuterHeaders } from '../wire/vxlan.ts';
+import { VXLAN_HLEN, writeVxlanHeader, writeVxlanOuterHeaders } from '../wire/vxlan.ts';
 import type { Context } from './context.ts';
 
 const enum Drop {
@@ -88,9 +91,9 @@ export function vxlanSourcePort(seed: number, src: number, dst: number, proto: n
   return (((h >>> 16) * SPORT_RANGE) >>> 16) + VXLAN_SPORT_MIN;
 }
 
-export class VxlanEncap extends Stage<'output' | 'tx'> {
+export class VxlanEncap extends Stage<'output' | 'tx' | 'socket'> {
   readonly name = 'vxlan-encap';
-  readonly nextNames = ['output', 'tx'] as const;
+  readonly nextNames = ['output', 'tx', 'socket'] as const;
   /** The hooks the outer packet passes (LOCAL_OUT, POSTROUTING): `tx` is taken only while both are empty. */
   private hooks: HookStage<string>[] = [];
   readonly dropReasons = dropReasons([
@@ -175,6 +178,17 @@ export class VxlanEncap extends Stage<'output' | 'tx'> {
         pool.innerNhOffset[slot] = INNER_IP;
       } else if ((pool.vnetFlags[slot] & 1) !== 0) {
         this.completeChecksum(slot, s, len);
+      }
+      if (vxlan.socket[d] === 1) {
+        // The kernel's socket adds the outer IPv4 and UDP headers: only VXLAN's go in here.
+        const v = s - VXLAN_HLEN;
+        writeVxlanHeader(data, v, vxlan.vni[d]);
+        pool.start[slot] = v;
+        pool.len[slot] = len + VXLAN_HLEN;
+        pool.nextHop[slot] = vxlan.fdbDst[fdb];
+        pool.inPort[slot] = NO_PORT;
+        this.to(this.next.socket, slot);
+        continue;
       }
       // The inner flow: IPv4 addresses, protocol, and the ports when the header is here.
       const ip = pool.l3[slot];

@@ -27,6 +27,8 @@ export class VxlanTable {
   readonly vni = new Int32Array(MAX_VXLAN_DEVICES);
   readonly port = new Int32Array(MAX_VXLAN_DEVICES);
   readonly local = new Int32Array(MAX_VXLAN_DEVICES);
+  /** 1: the device's outer packets go through a kernel UDP socket (underlay: socket), not an L3 port. */
+  readonly socket = new Uint8Array(MAX_VXLAN_DEVICES);
   /** Per router interface: its device number, or -1 (interfaces that are not VXLAN). */
   readonly deviceOfIf: Int32Array;
   /** Per UDP port: 1 when some device listens on it (the cheap test ip4-local makes). */
@@ -50,15 +52,17 @@ export class VxlanTable {
     this.vtepRefs = new Int32Array(fdbCapacity);
   }
 
-  addDevice(ifIndex: number, vni: number, port: number, local: number): number {
+  addDevice(ifIndex: number, vni: number, port: number, local: number, socket = false): number {
     const d = this.count;
     if (d === MAX_VXLAN_DEVICES) throw new Error(`more than ${MAX_VXLAN_DEVICES} vxlan devices`);
     this.ifIndex[d] = ifIndex;
     this.vni[d] = vni;
     this.port[d] = port;
     this.local[d] = local | 0;
+    this.socket[d] = socket ? 1 : 0;
     this.deviceOfIf[ifIndex] = d;
-    this.listening[port] = 1;
+    // A socket device's VXLAN arrives through its socket, never as UDP to one of our addresses.
+    if (!socket) this.listening[port] = 1;
     this.count = d + 1;
     return d;
   }
@@ -75,7 +79,7 @@ export class VxlanTable {
   /** Whether a device listens on (local address, port), whatever its VNI. */
   listens(local: number, port: number): boolean {
     local |= 0;
-    for (let d = 0; d < this.count; d++) if (this.local[d] === local && this.port[d] === port) return true;
+    for (let d = 0; d < this.count; d++) if (this.local[d] === local && this.port[d] === port && this.socket[d] === 0) return true;
     return false;
   }
 

@@ -42,7 +42,7 @@ describe('config schema', () => {
     const d = ok.config;
     expect(d.bridges[0]).toEqual({ name: 'br0', ageingSeconds: 300, mtu: 1500 });
     expect(d.ports[1]).toEqual({ name: 'up', type: 'tap', address: '192.168.1.1/24', mtu: 1500 });
-    expect(d.vxlan[0]).toEqual({ name: 'vx', vni: 7, port: 8472, local: '192.168.1.1', mtu: 1450, peers: [] });
+    expect(d.vxlan[0]).toEqual({ name: 'vx', vni: 7, port: 8472, local: '192.168.1.1', mtu: 1450, peers: [], underlay: 'port' });
     expect(d.services[0]).toEqual({
       name: 's',
       namespace: 'default',
