@@ -223,7 +223,14 @@ program
   .description('build a lab of pods in network namespaces, run nodeplane between them, send traffic, clean up (root)')
   .option('--keep', 'leave the lab up until Ctrl-C')
   .option('--out <dir>', 'where captures go', 'nodeplane-demo')
-  .action((opts) => runAction(async () => (await import('./demo.ts')).demoCommand(opts)));
+  .option('--nodes <n>', 'a cluster of n nodes (2-9) on etcd with the VXLAN overlay between them, instead of one node (needs etcd-server)', '1')
+  .action((opts: { keep?: boolean; out: string; nodes: string }) =>
+    runAction(async () => {
+      const nodes = Number(opts.nodes);
+      if (opts.nodes !== '1') return (await import('./demo-nodes.ts')).demoNodesCommand({ ...opts, nodes });
+      return (await import('./demo.ts')).demoCommand(opts);
+    }),
+  );
 
 // No top-level await: the packed command is CommonJS (scripts/build-cli.mjs).
 program.parseAsync(process.argv).catch((err: unknown) => {

@@ -97,6 +97,40 @@ export async function startFlannelNode(o: {
   return lab;
 }
 
+/**
+ * nodeplane's config for flannel node `n` in cluster mode: cni0 takes the leased subnet's
+ * first address, flannel.1 its network address, the peers come from the other leases in etcd
+ * at `endpoint`; `subnetFile` (flanneld's subnet.env) naming 10.244.n.0/24 beforehand makes
+ * the node lease that subnet, as flanneld reuses FLANNEL_SUBNET.
+ */
+export function clusterFlannelConfig(o: { n: number; endpoint: string; subnetFile: string; leaseTTLSeconds?: number }): string {
+  const id = flannelNodeId(o.n);
+  const hex = o.n.toString(16).padStart(2, '0');
+  return `node:
+  name: node${o.n}
+bridges:
+  - { name: cni0, address: lease }
+ports:
+  - { name: pa, type: tap, bridge: cni0 }
+  - { name: up, type: tap, address: ${id.local}/24, mac: "02:00:00:00:50:${hex}" }
+vxlan:
+  - { name: flannel.1, vni: 1 }
+cluster:
+  network: 10.244.0.0/16
+  vxlan: flannel.1
+  publicIP: ${id.local}
+  leaseTTLSeconds: ${o.leaseTTLSeconds ?? 3600}
+  subnetFile: ${o.subnetFile}
+  etcd:
+    endpoints: [${o.endpoint}]
+`;
+}
+
+/** flanneld's subnet.env for node `n` of the lab cluster (10.244.n.0/24 of 10.244.0.0/16). */
+export function subnetEnv(n: number): string {
+  return `FLANNEL_NETWORK=10.244.0.0/16\nFLANNEL_SUBNET=10.244.${n}.1/24\nFLANNEL_MTU=1450\nFLANNEL_IPMASQ=false\n`;
+}
+
 export interface KernelFlannelNode {
   node: Netns;
   pod: Netns;

@@ -16,7 +16,7 @@ import { type Config, validateConfigObject } from '../../src/config/load.ts';
 import { SystemClock } from '../../src/core/clock.ts';
 import { Dataplane } from '../../src/dataplane/dataplane.ts';
 import type { Logger } from '../../src/log.ts';
-import { EtcdServer, type EtcdTls, etcdMissing, makeCertificates } from '../helpers/etcd-server.ts';
+import { EtcdServer, type EtcdTls, etcdMissing, makeCertificates } from '../../src/lab/etcd-server.ts';
 
 const problem = etcdMissing();
 const REQUIRED = process.env.CI === 'true';

@@ -13,7 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ClusterNode } from '../../src/cluster/cluster-node.ts';
 import { validateConfigObject } from '../../src/config/load.ts';
 import { formatCidr } from '../../src/wire/ipv4-address.ts';
-import { EtcdServer, etcdMissing } from '../helpers/etcd-server.ts';
+import { EtcdServer, etcdMissing } from '../../src/lab/etcd-server.ts';
 
 const problem = etcdMissing();
 const REQUIRED = process.env.CI === 'true';

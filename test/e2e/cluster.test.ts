@@ -23,7 +23,7 @@ import { ClusterNode } from '../../src/cluster/cluster-node.ts';
 import { validateConfigObject } from '../../src/config/load.ts';
 import { Lab } from '../../src/lab/lab.ts';
 import { createNetns, type Netns } from '../../src/lab/netns.ts';
-import { EtcdServer, type EtcdTls, etcdMissing, makeCertificates } from '../helpers/etcd-server.ts';
+import { EtcdServer, type EtcdTls, etcdMissing, makeCertificates } from '../../src/lab/etcd-server.ts';
 import { missingPrerequisite, skipUnlessReady } from './e2e-prerequisites.ts';
 
 const problem = missingPrerequisite(['ping']) ?? etcdMissing();

@@ -1,7 +1,8 @@
 /**
- * A real etcd (Debian's etcd-server) for tests: one member in a temporary directory, its
- * client and peer URLs unix sockets there, started in a network namespace of its own
- * (`unshare -n`) so it never listens on the machine's network. Nodes reach it through the
+ * A real etcd (Debian's etcd-server) for the lab (`nodeplane demo --nodes N`) and the cluster
+ * tests: one member in a temporary directory, its client and peer URLs unix sockets there,
+ * started in a network namespace of its own (`unshare -n`) so it never listens on the
+ * machine's network. Nodes reach it through the
  * socket file from any namespace. `stop()` and `start()` again keep the data directory and
  * the socket path, so a test can take etcd away and bring it back; `destroy()` kills it and
  * removes the directory.
