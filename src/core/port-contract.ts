@@ -1,8 +1,9 @@
 /**
  * The contract between the graph and the things at its edges: what a port driver (TAP,
  * replay, test sink) implements to send frames, what a VXLAN device's socket implements to
- * send datagrams, and what a capture tap implements to see them. port-output calls the first; the dataplane and port-output call the second. Both
- * take the pool and slot numbers, never copies, so the packet path allocates nothing.
+ * send datagrams, and what a capture tap implements to see them. port-output calls the first
+ * and the last, vxlan-socket-tx the second. All take the pool and slot numbers, never copies,
+ * so the packet path allocates nothing.
  */
 import type { DropReason } from './drop-reason.ts';
 import type { FramePool } from './frame-pool.ts';
@@ -22,6 +23,7 @@ export interface DatagramTransmitter {
   transmit(pool: FramePool, slots: Int32Array, n: number): number;
 }
 
+/**
  * Observes frames a port receives or transmits (capture taps). The frames shown since the
  * last `flush` are intact until it is called (the dataplane calls it before a dispatch, for
  * what ports received, and port-output before a driver sends, for what it transmits), so an

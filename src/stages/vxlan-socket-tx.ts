@@ -10,6 +10,7 @@
  * drop: a device without a socket (replay, tests); what the driver did not accept.
  */
 import type { DatagramTransmitter } from '../core/port-contract.ts';
+import { dropReasons } from '../core/drop-reason.ts';
 import { Stage } from '../core/stage.ts';
 import { MAX_VXLAN_DEVICES } from '../tables/vxlan-table.ts';
 import type { Context } from './context.ts';
@@ -22,7 +23,10 @@ const enum Drop {
 export class VxlanSocketTx extends Stage<never> {
   readonly name = 'vxlan-socket-tx';
   readonly nextNames = [] as const;
-  readonly dropReasons = ['vxlan device has no socket', 'socket could not send'];
+  readonly dropReasons = dropReasons([
+    ['vxlan.no-socket', 'vxlan device has no socket'],
+    ['vxlan.socket-refused', 'socket could not send'],
+  ]);
   /** Per VXLAN device number: its socket driver, or null. */
   readonly drivers: (DatagramTransmitter | null)[] = new Array(MAX_VXLAN_DEVICES).fill(null);
   private readonly perDevice: Int32Array[] = [];
