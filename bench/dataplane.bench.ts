@@ -5,6 +5,9 @@
  *   dataplane.l2-forward   known unicast between two pod ports of cni0
  *   dataplane.l3-forward   pod port → gateway MAC → route lookup → L3 uplink (neighbour known)
  *   dataplane.l3-forward.fib100k   the same with 100,000 routes and 256 destinations
+ *   dataplane.routed-to-bridged.ratio   l3-forward / l2-forward rate of 64-byte frames (target
+ *                  ≥ 0.6): from the two rows' wall clock, and the median of 7 alternating
+ *                  CPU-time pairs of 512,000 frames each, the figure least moved by other load
  *
  * One op is one packet; batches of BATCH frames per `run()`. The frames stay in their slots
  * between rounds: before each round the bench rewrites only what forwarding changed (MACs,
@@ -91,16 +94,41 @@ function addRandomRoutes(fib: Fib, count: number, ifIndex: number, gateway: numb
   }
 }
 
+/** CPU ns per frame of `packets` frames of `w` (process.cpuUsage: user + system). */
+function cpuNs(w: Workload, packets: number): number {
+  const c0 = process.cpuUsage();
+  round(w, packets);
+  const c = process.cpuUsage(c0);
+  return ((c.user + c.system) * 1000) / packets;
+}
+
+/** The median of `pairs` alternating CPU-time ratios: ns per frame of `b` / ns per frame of `a`. */
+function cpuRatio(a: Workload, b: Workload, pairs: number, packets: number): number {
+  const ratios: number[] = [];
+  for (let i = 0; i < pairs; i++) {
+    const na = cpuNs(a, packets);
+    ratios.push(na / cpuNs(b, packets));
+  }
+  ratios.sort((x, y) => x - y);
+  return ratios[pairs >> 1];
+}
+
+const r2 = (v: number): number => Math.round(v * 100) / 100;
+
 export async function benchDataplane(): Promise<BenchResult[]> {
   const results: BenchResult[] = [];
   for (const size of [64, 1500]) {
-    const l2 = makeDataplane();
-    const l2frames = [udpFrame(podMac(2), podMac(1), POD1, 0x0af40103, size)];
-    results.push(run(`dataplane.l2-forward.${size}B`, prepare(l2, l2frames, 0), size, 1));
-
-    const l3 = makeDataplane();
-    const l3frames = [udpFrame(GATEWAY_MAC, podMac(1), POD1, 0x08080808, size)];
-    results.push(run(`dataplane.l3-forward.${size}B`, prepare(l3, l3frames, 0), size, 4));
+    const l2 = prepare(makeDataplane(), [udpFrame(podMac(2), podMac(1), POD1, 0x0af40103, size)], 0);
+    const l3 = prepare(makeDataplane(), [udpFrame(GATEWAY_MAC, podMac(1), POD1, 0x08080808, size)], 0);
+    const a = run(`dataplane.l2-forward.${size}B`, l2, size, 1);
+    const b = run(`dataplane.l3-forward.${size}B`, l3, size, 4);
+    results.push(a, b);
+    if (size !== 64) continue;
+    results.push({
+      bench: 'dataplane.routed-to-bridged.ratio',
+      wallClock: r2((b.pps as number) / (a.pps as number)),
+      cpuTimeAlternating: r2(cpuRatio(l2, l3, 7, 512_000)),
+    });
   }
   const big = makeDataplane();
   const up = big.dp.ctx.ifs.indexOf('up');
