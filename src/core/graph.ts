@@ -13,7 +13,7 @@
  */
 import { ROUND_LIMIT } from './drop-reason.ts';
 import type { DropObserver } from './port-contract.ts';
-import type { Stage } from './stage.ts';
+import type { Inbox, Stage } from './stage.ts';
 import type { Tracer } from './trace.ts';
 
 /** Dispatch rounds before the frames still queued are dropped. */
@@ -23,6 +23,12 @@ export const ROUND_LIMIT_REASON = ROUND_LIMIT;
 
 export class Graph {
   readonly stages: Stage[] = [];
+  /**
+   * Each stage's queue, in the same order: dispatch reads how many frames wait here (one
+   * object shape) rather than asking each stage (a shape per stage class, so a megamorphic
+   * access for every stage of every round, idle or not).
+   */
+  private readonly inboxes: Inbox[] = [];
   /** Frames dropped because a dispatch reached MAX_ROUNDS with them still queued. */
   roundLimitDrops = 0;
   private readonly byName = new Map<string, Stage>();
@@ -31,6 +37,7 @@ export class Graph {
     if (this.byName.has(stage.name)) throw new Error(`duplicate stage ${stage.name}`);
     stage.initCounters();
     this.stages.push(stage);
+    this.inboxes.push(stage.inbox);
     this.byName.set(stage.name, stage);
     return stage;
   }
@@ -68,10 +75,11 @@ export class Graph {
    */
   dispatch(): number {
     const stages = this.stages;
+    const inboxes = this.inboxes;
     let total = 0;
     for (let r = 0; r < MAX_ROUNDS; r++) {
       let round = 0;
-      for (let i = 0; i < stages.length; i++) round += stages[i].run();
+      for (let i = 0; i < stages.length; i++) if (inboxes[i].queued !== 0) round += stages[i].run();
       if (round === 0) return total;
       total += round;
     }

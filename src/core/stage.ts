@@ -2,12 +2,17 @@
  * Stage: one node of the packet graph (VPP's graph node, Click's element, Snabb's app).
  *
  * A stage owns an input queue of slot numbers (its `Inbox`). The dispatcher hands it everything queued so
- * far as one batch; `process` decides per frame and moves each slot onward with `to(next, slot)`
- * or frees it with `drop(slot, reason)`. Next stages are named in `nextNames` and connected by
- * the graph builder, so a reader sees the topology in one place. Each stage counts the frames
- * it processed and its drops by reason (drop-reason.ts: a stable id and a text each), plus
- * whatever events it names in `events` (ICMP errors sent, ARP requests, ...); nothing here
- * allocates per frame.
+ * far as one batch; `process` decides per frame and moves each slot onward with
+ * `to(this.out.<next>, slot)` or frees it with `drop(slot, reason)`. Next stages are named in
+ * `nextNames` and connected by the graph builder, so a reader sees the topology in one place.
+ * Each stage counts the frames it processed and its drops by reason (drop-reason.ts: a stable
+ * id and a text each), plus whatever events it names in `events` (ICMP errors sent, ARP
+ * requests, ...); nothing here allocates per frame.
+ *
+ * Why `out` holds queues, not stages: the methods of this base class are shared by every
+ * stage class, so V8 keeps one inline cache per property access in them for all of them. A
+ * per-frame `next.inbox` read in `to` sees some twenty stage shapes and goes megamorphic (a
+ * hash probe per frame, ~10% of the routed path); an `Inbox` has one shape.
  */
 import { checkDropReasons, type DropReason } from './drop-reason.ts';
 import type { FramePool } from './frame-pool.ts';
@@ -26,7 +31,11 @@ export class Inbox {
   /** The graph's tracer while tracing, as the stages have it (read by the stage that feeds this one). */
   tracer: Tracer | null = null;
 
-  constructor(capacity: number) {
+  constructor(
+    /** The stage this queue feeds (its name is read only while tracing). */
+    readonly owner: Stage,
+    capacity: number,
+  ) {
     this.queue = new Int32Array(capacity);
     this.spare = new Int32Array(capacity);
   }
@@ -58,6 +67,8 @@ export abstract class Stage<N extends string = string> {
   /** Drops per reason code. */
   drops!: Float64Array;
   readonly next = {} as Record<N, Stage>;
+  /** The input queue of each next stage: what `to` and `toAll` write to. */
+  protected readonly out = {} as Record<N, Inbox>;
 
   /** Set while tracing (see trace.ts); null otherwise. */
   tracer: Tracer | null = null;
@@ -68,7 +79,7 @@ export abstract class Stage<N extends string = string> {
   readonly inbox: Inbox;
 
   constructor(protected readonly pool: FramePool) {
-    this.inbox = new Inbox(pool.capacity);
+    this.inbox = new Inbox(this, pool.capacity);
   }
 
   /** The queued slots (the first `queued` of them). */
@@ -93,6 +104,7 @@ export abstract class Stage<N extends string = string> {
       const t = targets[name];
       if (!t) throw new Error(`stage ${this.name}: next '${name}' is not connected`);
       this.next[name] = t;
+      this.out[name] = t.inbox;
     }
     return this;
   }
@@ -125,17 +137,16 @@ export abstract class Stage<N extends string = string> {
 
   protected abstract process(slots: Int32Array, n: number): void;
 
-  protected to(next: Stage, slot: number): void {
-    const box = next.inbox;
-    if (box.tracer !== null) box.tracer.step(this.name, next.name, slot);
+  /** Queues `slot` for the next stage whose queue is `box` (one of `this.out`). */
+  protected to(box: Inbox, slot: number): void {
+    if (box.tracer !== null) box.tracer.step(this.name, box.owner.name, slot);
     box.queue[box.queued++] = slot;
   }
 
-  /** Passes the first `n` frames of `slots` on to `next`, in order: a whole batch, no decision. */
-  protected toAll(next: Stage, slots: Int32Array, n: number): void {
-    const box = next.inbox;
+  /** Passes the first `n` frames of `slots` on to `box`, in order: a whole batch, no decision. */
+  protected toAll(box: Inbox, slots: Int32Array, n: number): void {
     const tracer = box.tracer;
-    if (tracer !== null) for (let i = 0; i < n; i++) tracer.step(this.name, next.name, slots[i]);
+    if (tracer !== null) for (let i = 0; i < n; i++) tracer.step(this.name, box.owner.name, slots[i]);
     const q = box.queue;
     let k = box.queued;
     for (let i = 0; i < n; i++) q[k++] = slots[i];

@@ -49,7 +49,7 @@ export class ArpInput extends Stage<'reply' | 'neighbour'> {
   requestsAnswered = 0;
   entriesLearned = 0;
 
-  private readonly release = (slot: number): void => this.to(this.next.neighbour, slot);
+  private readonly release = (slot: number): void => this.to(this.out.neighbour, slot);
 
   constructor(private readonly ctx: Context) {
     super(ctx.pool);
@@ -105,7 +105,7 @@ export class ArpInput extends Stage<'reply' | 'neighbour'> {
         pool.inPort[slot] = NO_PORT;
         pool.txIf[slot] = ifIndex;
         this.requestsAnswered++;
-        this.to(this.next.reply, slot);
+        this.to(this.out.reply, slot);
         continue;
       }
       this.consume(slot);

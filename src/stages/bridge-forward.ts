@@ -55,7 +55,7 @@ export class BridgeForward extends Stage<'tx' | 'ip4' | 'router'> {
   protected process(slots: Int32Array, n: number): void {
     const { pool, ports, ifs, fdb } = this.ctx;
     const data = pool.data;
-    const tx = this.next.tx;
+    const tx = this.out.tx;
     const hookIp4 = this.ctx.conntrack !== null;
     for (let i = 0; i < n; i++) {
       const slot = slots[i];
@@ -88,7 +88,7 @@ export class BridgeForward extends Stage<'tx' | 'ip4' | 'router'> {
       const ifIndex = bridge.ifIndex;
       if (!fromRouter && ifIndex >= 0 && dstHi === ifs.macHi[ifIndex] && dstLo === ifs.macLo[ifIndex]) {
         pool.rxIf[slot] = ifIndex;
-        this.to(this.next.router, slot);
+        this.to(this.out.router, slot);
         continue;
       }
       const out = fdb.lookup(b, dstHi, dstLo);
@@ -102,7 +102,7 @@ export class BridgeForward extends Stage<'tx' | 'ip4' | 'router'> {
       }
       pool.outPort[slot] = out;
       // Bridged IPv4 between two member ports passes the bridge's IPv4 hook (conntrack on only).
-      if (hookIp4 && !fromRouter && this.isIp4(slot)) this.to(this.next.ip4, slot);
+      if (hookIp4 && !fromRouter && this.isIp4(slot)) this.to(this.out.ip4, slot);
       else this.to(tx, slot);
     }
   }
@@ -145,7 +145,7 @@ export class BridgeForward extends Stage<'tx' | 'ip4' | 'router'> {
       }
       if (own >= 0) {
         pool.rxIf[own] = routerIf;
-        this.to(this.next.router, own);
+        this.to(this.out.router, own);
       }
     }
     for (let m = 0; m < members.length; m++) {
@@ -161,7 +161,7 @@ export class BridgeForward extends Stage<'tx' | 'ip4' | 'router'> {
         if (this.tracer !== null) this.tracer.derived(this.name, slot, copy);
       }
       pool.outPort[copy] = p;
-      this.to(ip4 ? this.next.ip4 : this.next.tx, copy);
+      this.to(ip4 ? this.out.ip4 : this.out.tx, copy);
     }
   }
 }

@@ -29,6 +29,6 @@ export class BridgeIp4Hook extends HookStage<'tx'> {
   }
 
   protected process(slots: Int32Array, n: number): void {
-    this.toAll(this.next.tx, slots, this.runHandlers(slots, n));
+    this.toAll(this.out.tx, slots, this.runHandlers(slots, n));
   }
 }

@@ -35,8 +35,8 @@ export class EthernetInput extends Stage<'bridge' | 'l3'> {
   protected process(slots: Int32Array, n: number): void {
     const { pool, ports, ifs } = this.ctx;
     const data = pool.data;
-    const bridge = this.next.bridge;
-    const l3 = this.next.l3;
+    const bridge = this.out.bridge;
+    const l3 = this.out.l3;
     for (let i = 0; i < n; i++) {
       const slot = slots[i];
       const port = pool.inPort[slot];

@@ -122,7 +122,7 @@ export class IcmpError extends Stage<'output'> {
     pool.l4[out] = eip + IPV4_MIN_HLEN;
     if (this.tracer !== null) this.tracer.derived(this.name, slot, out);
     this.sent++;
-    this.to(this.next.output, out);
+    this.to(this.out.output, out);
     return sentReason(err);
   }
 }

@@ -91,7 +91,7 @@ export class IcmpLocal extends Stage<'output'> {
         this.timestampReplies++;
       }
       this.replyHeader(slot, ip, hlen, len);
-      this.to(this.next.output, slot);
+      this.to(this.out.output, slot);
     }
   }
 

@@ -20,6 +20,6 @@ export class InputHook extends HookStage<'local'> {
   }
 
   protected process(slots: Int32Array, n: number): void {
-    this.toAll(this.next.local, slots, this.runHandlers(slots, n));
+    this.toAll(this.out.local, slots, this.runHandlers(slots, n));
   }
 }

@@ -43,10 +43,10 @@ export class InterfaceOutput extends Stage<'bridge' | 'tx' | 'vxlan' | 'segment'
       const kind = ifs.kind[ifIndex];
       pool.inPort[slot] = NO_PORT;
       if (kind === IfKind.BRIDGE) {
-        this.to(this.next.bridge, slot);
+        this.to(this.out.bridge, slot);
       } else if (kind === IfKind.PORT) {
         pool.outPort[slot] = ifs.target[ifIndex];
-        this.to(this.next.tx, slot);
+        this.to(this.out.tx, slot);
       } else if (kind === IfKind.VXLAN) {
         const gso = pool.gsoType[slot];
         // A tunnel super-frame must carry its inner checksum to complete (virtio_net_hdr_tnl_to_skb).
@@ -58,7 +58,7 @@ export class InterfaceOutput extends Stage<'bridge' | 'tx' | 'vxlan' | 'segment'
             (pool.vnetFlags[slot] & VIRTIO_NET_HDR_F_NEEDS_CSUM) !== 0 &&
             pool.len[slot] <= MAX_TUNNELLED_FRAME &&
             vxlan.socket[vxlan.deviceOfIf[ifIndex]] === 0);
-        this.to(whole ? this.next.vxlan : this.next.segment, slot);
+        this.to(whole ? this.out.vxlan : this.out.segment, slot);
       } else {
         this.drop(slot, Drop.NO_OUTPUT_FOR_KIND);
       }

@@ -55,7 +55,7 @@ export class Ip4Forward extends Stage<'postrouting' | 'error'> {
       if (ttl <= 1) {
         this.ttlExpired++;
         pool.icmpError[slot] = ICMP_TTL_EXCEEDED;
-        this.to(this.next.error, slot);
+        this.to(this.out.error, slot);
         continue;
       }
       let total = rd16(data, ip + 2);
@@ -69,7 +69,7 @@ export class Ip4Forward extends Stage<'postrouting' | 'error'> {
         if ((data[ip + 6] & 0x40) !== 0) {
           this.fragNeeded++;
           pool.icmpError[slot] = (ICMP_FRAG_NEEDED | mtu) >>> 0;
-          this.to(this.next.error, slot);
+          this.to(this.out.error, slot);
           continue;
         }
         if (pool.gsoType[slot] !== 0) {
@@ -82,7 +82,7 @@ export class Ip4Forward extends Stage<'postrouting' | 'error'> {
       this.decrementTtl(ip, ttl);
       // Record Route: the egress interface's address, as Linux's ip_forward_options writes it.
       if ((data[ip] & 15) > 5 && ifs.hasAddress(pool.txIf[slot])) recordRouteInHeader(data, ip, ifs.addr[pool.txIf[slot]]);
-      this.to(this.next.postrouting, slot);
+      this.to(this.out.postrouting, slot);
     }
   }
 

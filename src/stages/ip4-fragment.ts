@@ -80,7 +80,7 @@ export class Ip4Fragment extends Stage<'neighbour'> {
         pool.derive(slot, frag, Derivation.FRAGMENT);
         if (this.tracer !== null) this.tracer.derived(this.name, slot, frag);
         this.fragmentsMade++;
-        this.to(this.next.neighbour, frag);
+        this.to(this.out.neighbour, frag);
       }
       this.consume(slot);
     }

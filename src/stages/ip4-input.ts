@@ -50,7 +50,7 @@ export class Ip4Input extends Stage<'prerouting'> {
   protected process(slots: Int32Array, n: number): void {
     const pool = this.ctx.pool;
     const data = pool.data;
-    const prerouting = this.next.prerouting;
+    const prerouting = this.out.prerouting;
     for (let i = 0; i < n; i++) {
       const slot = slots[i];
       const ip = pool.l3[slot];

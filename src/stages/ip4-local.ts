@@ -41,23 +41,23 @@ export class Ip4Local extends Stage<'reassemble' | 'vxlan' | 'icmp' | 'tcp' | 'e
       const slot = slots[i];
       const ip = pool.l3[slot];
       if ((rd16(data, ip + 6) & 0x3fff) !== 0) {
-        this.to(this.next.reassemble, slot);
+        this.to(this.out.reassemble, slot);
         continue;
       }
       const proto = data[ip + 9];
       if (proto === 1) {
-        this.to(this.next.icmp, slot);
+        this.to(this.out.icmp, slot);
         continue;
       }
       if (proto === 6) {
-        this.to(this.next.tcp, slot);
+        this.to(this.out.tcp, slot);
         continue;
       }
       // int32: an address above 2^31 passed to a lookup must not be boxed.
       const dst = rd32i(data, ip + 16);
       const l4 = pool.l4[slot];
       if (proto === 17 && l4 !== 0 && vxlan.listening[rd16(data, l4 + 2)] === 1 && vxlan.listens(dst, rd16(data, l4 + 2))) {
-        this.to(this.next.vxlan, slot);
+        this.to(this.out.vxlan, slot);
         continue;
       }
       if (fib.isBroadcast(dst)) {
@@ -65,7 +65,7 @@ export class Ip4Local extends Stage<'reassemble' | 'vxlan' | 'icmp' | 'tcp' | 'e
         continue;
       }
       pool.icmpError[slot] = proto === 17 ? ICMP_PORT_UNREACHABLE : ICMP_PROTO_UNREACHABLE;
-      this.to(this.next.error, slot);
+      this.to(this.out.error, slot);
     }
   }
 }

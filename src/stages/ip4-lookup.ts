@@ -69,7 +69,7 @@ export class Ip4Lookup extends Stage<'local' | 'vxlan' | 'forward' | 'error'> {
       const route = fib.lookup(dst);
       if (route < 0) {
         pool.icmpError[slot] = ICMP_NET_UNREACHABLE;
-        this.to(this.next.error, slot);
+        this.to(this.out.error, slot);
         continue;
       }
       const kind = fib.kind[route];
@@ -78,10 +78,10 @@ export class Ip4Lookup extends Stage<'local' | 'vxlan' | 'forward' | 'error'> {
         const l4 = pool.l4[slot];
         // A whole UDP datagram (not a fragment: l4 set) to a port and address a device listens on.
         if (vxlanDirect && kind === RouteKind.LOCAL && data[ip + 9] === 17 && l4 !== 0 && (rd16(data, ip + 6) & 0x3fff) === 0 && vxlan.listening[rd16(data, l4 + 2)] === 1 && vxlan.listens(rd32i(data, ip + 16), rd16(data, l4 + 2))) {
-          this.to(this.next.vxlan, slot);
+          this.to(this.out.vxlan, slot);
           continue;
         }
-        this.to(this.next.local, slot);
+        this.to(this.out.local, slot);
         continue;
       }
       if ((data[pool.start[slot]] & 1) !== 0) {
@@ -90,7 +90,7 @@ export class Ip4Lookup extends Stage<'local' | 'vxlan' | 'forward' | 'error'> {
       }
       pool.txIf[slot] = fib.ifIndex[route];
       pool.nextHop[slot] = kind === RouteKind.GATEWAY ? fib.gateway[route] : dst;
-      this.to(this.next.forward, slot);
+      this.to(this.out.forward, slot);
     }
   }
 }

@@ -55,7 +55,7 @@ export class Ip4Output extends Stage<'postrouting'> {
       pool.nextHop[slot] = kind === RouteKind.GATEWAY ? fib.gateway[route] : dst;
       // Record Route in a reply (echoed options): our address on the way out, as ip_options_build.
       if ((data[ip] & 15) > 5 && ifs.hasAddress(ifIndex)) recordRouteInHeader(data, ip, ifs.addr[ifIndex]);
-      this.to(this.next.postrouting, slot);
+      this.to(this.out.postrouting, slot);
     }
   }
 }

@@ -157,7 +157,7 @@ export class Ip4Reassemble extends Stage<'local' | 'prerouting'> {
     this.slot[e] = -1;
     this.reassembled++;
     // With connection tracking on, fragments came from the prerouting hook (see there).
-    this.to(this.ctx.conntrack !== null ? this.next.prerouting : this.next.local, asm);
+    this.to(this.ctx.conntrack !== null ? this.out.prerouting : this.out.local, asm);
   }
 
   private find(src: number, dst: number, key: number): number {

@@ -38,8 +38,8 @@ export class L3Input extends Stage<'arp' | 'ip4'> {
       const s = pool.start[slot];
       const type = rd16(data, s + 12);
       pool.l3[slot] = s + 14;
-      if (type === 0x0800) this.to(this.next.ip4, slot);
-      else if (type === 0x0806) this.to(this.next.arp, slot);
+      if (type === 0x0800) this.to(this.out.ip4, slot);
+      else if (type === 0x0806) this.to(this.out.arp, slot);
       else if (type === 0x86dd) this.drop(slot, Drop.IPV6);
       else if (type === 0x8100 || type === 0x88a8) this.drop(slot, Drop.VLAN);
       else this.drop(slot, Drop.ETHERTYPE);

@@ -47,7 +47,7 @@ export class NeighbourOutput extends Stage<'output' | 'arp' | 'error'> {
   private readonly fire = (id: number): void => this.onTimer(id);
   private readonly fail = (slot: number): void => {
     this.pool.icmpError[slot] = ICMP_HOST_UNREACHABLE;
-    this.to(this.next.error, slot);
+    this.to(this.out.error, slot);
   };
 
   constructor(private readonly ctx: Context) {
@@ -171,7 +171,7 @@ export class NeighbourOutput extends Stage<'output' | 'arp' | 'error'> {
     pool.len[slot] = end - s;
     pool.inPort[slot] = NO_PORT;
     neigh.usedUs[id] = this.ctx.nowUs;
-    this.to(this.next.output, slot);
+    this.to(this.out.output, slot);
   }
 
   /**
@@ -198,6 +198,6 @@ export class NeighbourOutput extends Stage<'output' | 'arp' | 'error'> {
     pool.txIf[slot] = ifIndex;
     if (this.tracer !== null) this.tracer.derived(this.name, cause, slot);
     this.requestsSent++;
-    this.to(this.next.arp, slot);
+    this.to(this.out.arp, slot);
   }
 }

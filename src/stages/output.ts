@@ -20,6 +20,6 @@ export class OutputHook extends HookStage<'route'> {
   }
 
   protected process(slots: Int32Array, n: number): void {
-    this.toAll(this.next.route, slots, this.runHandlers(slots, n));
+    this.toAll(this.out.route, slots, this.runHandlers(slots, n));
   }
 }

@@ -27,13 +27,13 @@ export class PostroutingHook extends HookStage<'neighbour' | 'fragment'> {
     const { pool, ifs } = this.ctx;
     const data = pool.data;
     const mtu = ifs.mtu;
-    const neighbour = this.next.neighbour;
+    const neighbour = this.out.neighbour;
     for (let i = 0; i < m; i++) {
       const slot = slots[i];
       const ip = pool.l3[slot];
       // Total length over the MTU, DF clear, and not a super-frame: Linux's ip_finish_output.
       if (((data[ip + 2] << 8) | data[ip + 3]) > mtu[pool.txIf[slot]] && (data[ip + 6] & 0x40) === 0 && pool.gsoType[slot] === 0) {
-        this.to(this.next.fragment, slot);
+        this.to(this.out.fragment, slot);
       } else {
         this.to(neighbour, slot);
       }

@@ -29,7 +29,7 @@ export class PreroutingHook extends HookStage<'route' | 'defrag'> {
 
   protected process(slots: Int32Array, n: number): void {
     if (this.ctx.conntrack !== null) n = this.defragmentFirst(slots, n);
-    this.toAll(this.next.route, slots, this.runHandlers(slots, n));
+    this.toAll(this.out.route, slots, this.runHandlers(slots, n));
   }
 
   /** Sends the fragments of the batch to ip4-reassemble; keeps the rest, in order. */
@@ -41,7 +41,7 @@ export class PreroutingHook extends HookStage<'route' | 'defrag'> {
       const slot = slots[i];
       const ip = pool.l3[slot];
       // MF set or a fragment offset: a fragment.
-      if ((data[ip + 6] & 0x3f) !== 0 || data[ip + 7] !== 0) this.to(this.next.defrag, slot);
+      if ((data[ip + 6] & 0x3f) !== 0 || data[ip + 7] !== 0) this.to(this.out.defrag, slot);
       else slots[k++] = slot;
     }
     return k;

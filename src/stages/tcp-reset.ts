@@ -103,7 +103,7 @@ export class TcpReset extends Stage<'output'> {
       pool.vnetFlags[slot] = 0;
       pool.gsoType[slot] = 0;
       this.resetsSent++;
-      this.to(this.next.output, slot);
+      this.to(this.out.output, slot);
     }
   }
 }

@@ -90,7 +90,7 @@ export class TcpSegment extends Stage<'segment'> {
     const id0 = rd16(data, ip + 4);
     const seq0 = rd32i(data, tcp + 4);
     const flags0 = data[tcp + 13];
-    const next = this.next.segment;
+    const next = this.out.segment;
     let k = 0;
     for (let off = 0; off < payload || (off === 0 && payload === 0); off += mss, k++) {
       const seg = pool.alloc();

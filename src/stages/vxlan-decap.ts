@@ -85,8 +85,8 @@ export class VxlanDecap extends Stage<'ip4' | 'l3'> {
   protected process(slots: Int32Array, n: number): void {
     const { pool, vxlan, ifs } = this.ctx;
     const data = pool.data;
-    const l3 = this.next.l3;
-    const ip4 = this.next.ip4;
+    const l3 = this.out.l3;
+    const ip4 = this.out.ip4;
     for (let i = 0; i < n; i++) {
       const slot = slots[i];
       const ip = pool.l3[slot];

@@ -136,8 +136,8 @@ export class VxlanEncap extends Stage<'output' | 'tx' | 'socket'> {
     const data = pool.data;
     const slotSize = pool.slotSize;
     const seed = ctx.flowHashSeed;
-    const output = this.next.output;
-    const tx = this.next.tx;
+    const output = this.out.output;
+    const tx = this.out.tx;
     let direct = this.tracer === null;
     for (let h = 0; h < this.hooks.length; h++) if (this.hooks[h].handlers.length !== 0) direct = false;
     if (direct) {
@@ -187,7 +187,7 @@ export class VxlanEncap extends Stage<'output' | 'tx' | 'socket'> {
         pool.len[slot] = len + VXLAN_HLEN;
         pool.nextHop[slot] = vxlan.fdbDst[fdb];
         pool.inPort[slot] = NO_PORT;
-        this.to(this.next.socket, slot);
+        this.to(this.out.socket, slot);
         continue;
       }
       // The inner flow: IPv4 addresses, protocol, and the ports when the header is here.

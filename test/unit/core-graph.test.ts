@@ -26,7 +26,7 @@ class Pass extends Stage<'out'> {
   protected process(slots: Int32Array, n: number): void {
     for (let i = 0; i < n; i++) {
       if (slots[i] % 2 === 1) this.drop(slots[i], 0);
-      else this.to(this.next.out, slots[i]);
+      else this.to(this.out.out, slots[i]);
     }
   }
 }
@@ -61,8 +61,8 @@ class Lap extends Stage<'out' | 'done'> {
     const len = this.pool.len;
     for (let i = 0; i < n; i++) {
       const s = slots[i];
-      if (len[s]-- > 0) this.to(this.next.out, s);
-      else this.to(this.next.done, s);
+      if (len[s]-- > 0) this.to(this.out.out, s);
+      else this.to(this.out.done, s);
     }
   }
 }
