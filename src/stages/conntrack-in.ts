@@ -43,7 +43,7 @@ import type { Context } from './context.ts';
 import { type Conntrack, CT_LIVE, CtVerdict, IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, type StaleEntries } from '../tables/conntrack.ts';
 import { TCP_STATE_NAMES } from '../tables/conntrack-tcp.ts';
 import { rd16, rd32i } from '../wire/bytes.ts';
-import { ipv4HeaderChecksumOk } from '../wire/checksum.ts';
+import { checksumVerifies } from '../wire/checksum.ts';
 import type { Unconfirmed } from './conntrack-confirm.ts';
 
 const enum Drop {
@@ -317,7 +317,7 @@ export class ConntrackIn implements HookHandler {
     if (vihl >>> 4 !== 4 || hlen < 20 || hlen > avail) return Drop.BAD_HEADER;
     const total = rd16(data, ip + 2);
     if (total < hlen || total > avail) return Drop.BAD_HEADER;
-    if (!ipv4HeaderChecksumOk(data, ip, hlen)) return Drop.BAD_HEADER;
+    if (!checksumVerifies(data, ip, hlen)) return Drop.BAD_HEADER;
     // Bridged fragments pass untracked (l4 stays 0): no NAT applies to a bridged flow yet (see docs).
     if ((data[ip + 6] & 0x3f) !== 0 || data[ip + 7] !== 0) return ACCEPT;
     pool.l4[slot] = ip + hlen;

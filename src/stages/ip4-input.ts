@@ -15,7 +15,7 @@
 import { dropReasons } from '../core/drop-reason.ts';
 import { rd16 } from '../wire/bytes.ts';
 import { Stage } from '../core/stage.ts';
-import { ipv4HeaderChecksumOk } from '../wire/checksum.ts';
+import { checksumVerifies } from '../wire/checksum.ts';
 import type { Context } from './context.ts';
 
 const enum Drop {
@@ -74,7 +74,7 @@ export class Ip4Input extends Stage<'prerouting'> {
         this.drop(slot, Drop.TOTAL_LENGTH);
         continue;
       }
-      if (!ipv4HeaderChecksumOk(data, ip, hlen)) {
+      if (!checksumVerifies(data, ip, hlen)) {
         this.drop(slot, Drop.CHECKSUM);
         continue;
       }
