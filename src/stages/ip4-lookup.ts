@@ -11,9 +11,10 @@
  *                 device listens on at that address), without their two hops
  *       forward — to be routed (txIf and nextHop set)
  *       error   — no route: ICMP net unreachable (3/0) to the sender
- * drop: martian source: one of our own addresses (Linux's accept_local=0, found by the
- *       source's route lookup, fib_validate_source); a link-layer broadcast/multicast frame
- *       carrying a unicast packet for another host (Linux forwards only PACKET_HOST).
+ * drop: martian source: one of our own addresses (Linux's accept_local=0, fib_validate_source;
+ *       Fib.isLocal answers without a second route lookup for nearly every source); a
+ *       link-layer broadcast/multicast frame carrying a unicast packet for another host
+ *       (Linux forwards only PACKET_HOST).
  *
  * Record Route on arrival of a packet for us: the address it was sent to, as
  * ip_options_compile writes it.
@@ -60,8 +61,7 @@ export class Ip4Lookup extends Stage<'local' | 'vxlan' | 'forward' | 'error'> {
     for (let i = 0; i < n; i++) {
       const slot = slots[i];
       const ip = pool.l3[slot];
-      const srcRoute = fib.lookup(rd32(data, ip + 12));
-      if (srcRoute >= 0 && fib.kind[srcRoute] === RouteKind.LOCAL) {
+      if (fib.isLocal(rd32(data, ip + 12))) {
         this.drop(slot, Drop.MARTIAN_SOURCE);
         continue;
       }
