@@ -143,10 +143,24 @@ export abstract class Stage<N extends string = string> {
     box.queue[box.queued++] = slot;
   }
 
-  /** Passes the first `n` frames of `slots` on to `box`, in order: a whole batch, no decision. */
+  /**
+   * Passes the first `n` frames of `slots` on to `box`, in order. A stage decides per frame,
+   * keeps the frames for its main output at the front of its batch (`slots[k++] = slot`) and
+   * hands them on with one call: a hop then costs a store per frame, not `to`'s. When `slots`
+   * is the batch `process` was given and `box` is empty, which is the usual case, the arrays
+   * are swapped rather than copied: the caller must not use `slots` afterwards.
+   */
   protected toAll(box: Inbox, slots: Int32Array, n: number): void {
     const tracer = box.tracer;
     if (tracer !== null) for (let i = 0; i < n; i++) tracer.step(this.name, box.owner.name, slots[i]);
+    if (n === 0) return;
+    const own = this.inbox;
+    if (box.queued === 0 && slots === own.spare) {
+      own.spare = box.queue;
+      box.queue = slots;
+      box.queued = n;
+      return;
+    }
     const q = box.queue;
     let k = box.queued;
     for (let i = 0; i < n; i++) q[k++] = slots[i];

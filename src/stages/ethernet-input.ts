@@ -35,8 +35,8 @@ export class EthernetInput extends Stage<'bridge' | 'l3'> {
   protected process(slots: Int32Array, n: number): void {
     const { pool, ports, ifs } = this.ctx;
     const data = pool.data;
-    const bridge = this.out.bridge;
     const l3 = this.out.l3;
+    let k = 0;
     for (let i = 0; i < n; i++) {
       const slot = slots[i];
       const port = pool.inPort[slot];
@@ -49,7 +49,7 @@ export class EthernetInput extends Stage<'bridge' | 'l3'> {
         continue;
       }
       if (ports.role[port] === PortRole.BRIDGED) {
-        this.to(bridge, slot);
+        slots[k++] = slot;
         continue;
       }
       const ifIndex = ports.ifOf[port];
@@ -61,5 +61,6 @@ export class EthernetInput extends Stage<'bridge' | 'l3'> {
       pool.rxIf[slot] = ifIndex;
       this.to(l3, slot);
     }
+    this.toAll(this.out.bridge, slots, k);
   }
 }

@@ -37,6 +37,7 @@ export class InterfaceOutput extends Stage<'bridge' | 'tx' | 'vxlan' | 'segment'
 
   protected process(slots: Int32Array, n: number): void {
     const { pool, ifs, vxlan } = this.ctx;
+    let k = 0;
     for (let i = 0; i < n; i++) {
       const slot = slots[i];
       const ifIndex = pool.txIf[slot];
@@ -46,7 +47,7 @@ export class InterfaceOutput extends Stage<'bridge' | 'tx' | 'vxlan' | 'segment'
         this.to(this.out.bridge, slot);
       } else if (kind === IfKind.PORT) {
         pool.outPort[slot] = ifs.target[ifIndex];
-        this.to(this.out.tx, slot);
+        slots[k++] = slot;
       } else if (kind === IfKind.VXLAN) {
         const gso = pool.gsoType[slot];
         // A tunnel super-frame must carry its inner checksum to complete (virtio_net_hdr_tnl_to_skb).
@@ -63,5 +64,6 @@ export class InterfaceOutput extends Stage<'bridge' | 'tx' | 'vxlan' | 'segment'
         this.drop(slot, Drop.NO_OUTPUT_FOR_KIND);
       }
     }
+    this.toAll(this.out.tx, slots, k);
   }
 }

@@ -48,6 +48,7 @@ export class Ip4Forward extends Stage<'postrouting' | 'error'> {
   protected process(slots: Int32Array, n: number): void {
     const { pool, ifs } = this.ctx;
     const data = pool.data;
+    let k = 0;
     for (let i = 0; i < n; i++) {
       const slot = slots[i];
       const ip = pool.l3[slot];
@@ -82,8 +83,9 @@ export class Ip4Forward extends Stage<'postrouting' | 'error'> {
       this.decrementTtl(ip, ttl);
       // Record Route: the egress interface's address, as Linux's ip_forward_options writes it.
       if ((data[ip] & 15) > 5 && ifs.hasAddress(pool.txIf[slot])) recordRouteInHeader(data, ip, ifs.addr[pool.txIf[slot]]);
-      this.to(this.out.postrouting, slot);
+      slots[k++] = slot;
     }
+    this.toAll(this.out.postrouting, slots, k);
   }
 
   private decrementTtl(ip: number, ttl: number): void {

@@ -50,7 +50,7 @@ export class Ip4Input extends Stage<'prerouting'> {
   protected process(slots: Int32Array, n: number): void {
     const pool = this.ctx.pool;
     const data = pool.data;
-    const prerouting = this.out.prerouting;
+    let k = 0;
     for (let i = 0; i < n; i++) {
       const slot = slots[i];
       const ip = pool.l3[slot];
@@ -95,7 +95,8 @@ export class Ip4Input extends Stage<'prerouting'> {
       pool.len[slot] = ip - pool.start[slot] + total;
       // Where the L4 header is, for a datagram or its first fragment (a later one has none).
       pool.l4[slot] = (data[ip + 6] & 0x1f) === 0 && data[ip + 7] === 0 ? ip + hlen : 0;
-      this.to(prerouting, slot);
+      slots[k++] = slot;
     }
+    this.toAll(this.out.prerouting, slots, k);
   }
 }

@@ -58,6 +58,7 @@ export class Ip4Lookup extends Stage<'local' | 'vxlan' | 'forward' | 'error'> {
     const data = pool.data;
     const hook = this.inputHook;
     const vxlanDirect = vxlan.count > 0 && this.tracer === null && hook !== null && hook.handlers.length === 0;
+    let k = 0;
     for (let i = 0; i < n; i++) {
       const slot = slots[i];
       const ip = pool.l3[slot];
@@ -90,7 +91,8 @@ export class Ip4Lookup extends Stage<'local' | 'vxlan' | 'forward' | 'error'> {
       }
       pool.txIf[slot] = fib.ifIndex[route];
       pool.nextHop[slot] = kind === RouteKind.GATEWAY ? fib.gateway[route] : dst;
-      this.to(this.out.forward, slot);
+      slots[k++] = slot;
     }
+    this.toAll(this.out.forward, slots, k);
   }
 }

@@ -33,16 +33,18 @@ export class L3Input extends Stage<'arp' | 'ip4'> {
   protected process(slots: Int32Array, n: number): void {
     const pool = this.ctx.pool;
     const data = pool.data;
+    let k = 0;
     for (let i = 0; i < n; i++) {
       const slot = slots[i];
       const s = pool.start[slot];
       const type = rd16(data, s + 12);
       pool.l3[slot] = s + 14;
-      if (type === 0x0800) this.to(this.out.ip4, slot);
+      if (type === 0x0800) slots[k++] = slot;
       else if (type === 0x0806) this.to(this.out.arp, slot);
       else if (type === 0x86dd) this.drop(slot, Drop.IPV6);
       else if (type === 0x8100 || type === 0x88a8) this.drop(slot, Drop.VLAN);
       else this.drop(slot, Drop.ETHERTYPE);
     }
+    this.toAll(this.out.ip4, slots, k);
   }
 }

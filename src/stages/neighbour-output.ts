@@ -58,6 +58,9 @@ export class NeighbourOutput extends Stage<'output' | 'arp' | 'error'> {
     const { pool, neigh } = this.ctx;
     const now = this.ctx.nowUs;
     const reachableUs = neigh.timers.reachableUs;
+    // Framed packets (and the ARP requests this batch starts, in their place) are kept at the
+    // front of the batch, in order, and go to interface-output in one call.
+    let k = 0;
     for (let i = 0; i < n; i++) {
       const slot = slots[i];
       const ifIndex = pool.txIf[slot];
@@ -67,19 +70,22 @@ export class NeighbourOutput extends Stage<'output' | 'arp' | 'error'> {
         const state = neigh.state[id];
         if (state === NeighState.REACHABLE) {
           if (now - neigh.confirmedUs[id] <= reachableUs) {
-            this.send(slot, id);
+            this.frame(slot, id);
+            slots[k++] = slot;
             continue;
           }
           neigh.state[id] = NeighState.STALE;
         }
         if (state === NeighState.PERMANENT || state === NeighState.DELAY || state === NeighState.PROBE) {
-          this.send(slot, id);
+          this.frame(slot, id);
+          slots[k++] = slot;
           continue;
         }
         if (neigh.state[id] === NeighState.STALE) {
           neigh.state[id] = NeighState.DELAY;
           neigh.setDeadline(id, now + neigh.timers.delayUs);
-          this.send(slot, id);
+          this.frame(slot, id);
+          slots[k++] = slot;
           continue;
         }
         if (state === NeighState.INCOMPLETE) {
@@ -101,9 +107,12 @@ export class NeighbourOutput extends Stage<'output' | 'arp' | 'error'> {
       neigh.state[id] = NeighState.INCOMPLETE;
       neigh.probesSent[id] = 1;
       neigh.setDeadline(id, now + neigh.timers.retransUs);
-      this.sendRequest(ifIndex, nh, -1, 0, slot);
+      // The packet waits, so its place in the batch is free for the request (k <= i).
+      const request = this.request(ifIndex, nh, -1, 0, slot);
+      if (request >= 0) slots[k++] = request;
       this.wait(id, slot);
     }
+    this.toAll(this.out.output, slots, k);
   }
 
   /** Fires due neighbour timers at the context's current time. */
@@ -159,8 +168,8 @@ export class NeighbourOutput extends Stage<'output' | 'arp' | 'error'> {
     if (pushedOut >= 0) this.drop(pushedOut, Drop.QUEUE_OVERFLOW);
   }
 
-  /** Writes the Ethernet header in front of the IPv4 header and passes the frame on. */
-  private send(slot: number, id: number): void {
+  /** Writes the Ethernet header in front of the IPv4 header (the caller passes the frame on). */
+  private frame(slot: number, id: number): void {
     const { pool, ifs, neigh } = this.ctx;
     const data = pool.data;
     const ifIndex = pool.txIf[slot];
@@ -171,19 +180,25 @@ export class NeighbourOutput extends Stage<'output' | 'arp' | 'error'> {
     pool.len[slot] = end - s;
     pool.inPort[slot] = NO_PORT;
     neigh.usedUs[id] = this.ctx.nowUs;
-    this.to(this.out.output, slot);
+  }
+
+  /** Originates an ARP request (see `request`) and sends it: a timer's retransmission. */
+  private sendRequest(ifIndex: number, ip: number, hi: number, lo: number): void {
+    const slot = this.request(ifIndex, ip, hi, lo, -1);
+    if (slot >= 0) this.to(this.out.arp, slot);
   }
 
   /**
-   * Originates an ARP request for `ip` on `ifIndex`: broadcast, or unicast to (hi, lo) when
-   * hi ≥ 0. `cause` is the packet that needs it (for the trace), -1 for a timer.
+   * Builds an ARP request for `ip` on `ifIndex`: broadcast, or unicast to (hi, lo) when
+   * hi ≥ 0; returns its slot (traced as a step to `arp` when its caller sends it), or -1
+   * when the pool has none. `cause` is the packet that needs it (for the trace), -1 for a timer.
    */
-  private sendRequest(ifIndex: number, ip: number, hi: number, lo: number, cause = -1): void {
+  private request(ifIndex: number, ip: number, hi: number, lo: number, cause: number): number {
     const { pool, ifs } = this.ctx;
     const slot = pool.alloc();
     if (slot < 0) {
       this.countDrop(Drop.POOL_EXHAUSTED);
-      return;
+      return -1;
     }
     const data = pool.data;
     const s = pool.start[slot];
@@ -198,6 +213,6 @@ export class NeighbourOutput extends Stage<'output' | 'arp' | 'error'> {
     pool.txIf[slot] = ifIndex;
     if (this.tracer !== null) this.tracer.derived(this.name, cause, slot);
     this.requestsSent++;
-    this.to(this.out.arp, slot);
+    return slot;
   }
 }

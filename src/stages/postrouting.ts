@@ -27,7 +27,7 @@ export class PostroutingHook extends HookStage<'neighbour' | 'fragment'> {
     const { pool, ifs } = this.ctx;
     const data = pool.data;
     const mtu = ifs.mtu;
-    const neighbour = this.out.neighbour;
+    let k = 0;
     for (let i = 0; i < m; i++) {
       const slot = slots[i];
       const ip = pool.l3[slot];
@@ -35,8 +35,9 @@ export class PostroutingHook extends HookStage<'neighbour' | 'fragment'> {
       if (((data[ip + 2] << 8) | data[ip + 3]) > mtu[pool.txIf[slot]] && (data[ip + 6] & 0x40) === 0 && pool.gsoType[slot] === 0) {
         this.to(this.out.fragment, slot);
       } else {
-        this.to(neighbour, slot);
+        slots[k++] = slot;
       }
     }
+    this.toAll(this.out.neighbour, slots, k);
   }
 }
