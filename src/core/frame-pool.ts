@@ -35,6 +35,8 @@ export class FramePool implements FrameMeta {
   readonly maxFrame: number;
   /** The bytes of every slot. */
   readonly data: Buffer;
+  /** The same bytes as a DataView: 16- and 32-bit reads and writes at any offset, big-endian. */
+  readonly dataView: DataView;
 
   // The metadata arrays, one per row of FRAME_META (frame-meta.ts), where each is described;
   // `implements FrameMeta` makes a row without its field here a type error. Each is assigned
@@ -75,6 +77,7 @@ export class FramePool implements FrameMeta {
     this.slotSize = slotSize;
     this.maxFrame = slotSize - HEADROOM;
     this.data = Buffer.allocUnsafeSlow(capacity * slotSize);
+    this.dataView = new DataView(this.data.buffer, this.data.byteOffset, this.data.byteLength);
     const meta = makeMetaArrays(capacity);
     this.start = meta.start;
     this.len = meta.len;

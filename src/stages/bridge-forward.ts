@@ -21,7 +21,6 @@
  * multicast flooded to every other member port that is up, never back out of the ingress.
  */
 import { dropReasons } from '../core/drop-reason.ts';
-import { macHiAt, macLoAt } from '../wire/bytes.ts';
 import { NO_PORT } from '../core/frame-pool.ts';
 import { Stage } from '../core/stage.ts';
 import type { Context } from './context.ts';
@@ -54,7 +53,8 @@ export class BridgeForward extends Stage<'tx' | 'ip4' | 'router'> {
 
   protected process(slots: Int32Array, n: number): void {
     const { pool, ports, ifs, fdb } = this.ctx;
-    const data = pool.data;
+    // MACs are read as a 16-bit high part and a 32-bit (int32) low part, as the FDB keys them.
+    const view = pool.dataView;
     const tx = this.out.tx;
     const hookIp4 = this.ctx.conntrack !== null;
     for (let i = 0; i < n; i++) {
@@ -65,16 +65,16 @@ export class BridgeForward extends Stage<'tx' | 'ip4' | 'router'> {
       const b = fromRouter ? ifs.target[pool.txIf[slot]] : ports.bridgeOf[inPort];
       const bridge = ports.bridges[b];
       if (!fromRouter) {
-        const srcHi = macHiAt(data, s + 6);
-        const srcLo = macLoAt(data, s + 6);
+        const srcHi = view.getUint16(s + 6);
+        const srcLo = view.getInt32(s + 8);
         if ((srcHi & 0x0100) !== 0 || (srcHi === 0 && srcLo === 0)) {
           this.drop(slot, Drop.BAD_SOURCE);
           continue;
         }
         fdb.learn(b, srcHi, srcLo, inPort);
       }
-      const dstHi = macHiAt(data, s);
-      const dstLo = macLoAt(data, s);
+      const dstHi = view.getUint16(s);
+      const dstLo = view.getInt32(s + 2);
       if ((dstHi & 0x0100) !== 0) {
         // IEEE 802.1D reserved addresses (STP, LLDP, 802.1X, pause) stay on their link, as
         // with Linux's default group_fwd_mask of 0.

@@ -317,7 +317,7 @@ export class ConntrackIn implements HookHandler {
     if (vihl >>> 4 !== 4 || hlen < 20 || hlen > avail) return Drop.BAD_HEADER;
     const total = rd16(data, ip + 2);
     if (total < hlen || total > avail) return Drop.BAD_HEADER;
-    if (!checksumVerifies(data, ip, hlen)) return Drop.BAD_HEADER;
+    if (!checksumVerifies(pool.dataView, ip, hlen)) return Drop.BAD_HEADER;
     // Bridged fragments pass untracked (l4 stays 0): no NAT applies to a bridged flow yet (see docs).
     if ((data[ip + 6] & 0x3f) !== 0 || data[ip + 7] !== 0) return ACCEPT;
     pool.l4[slot] = ip + hlen;

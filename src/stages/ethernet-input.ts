@@ -8,7 +8,6 @@
  *       PACKET_OTHERHOST); frames on a port that is down.
  */
 import { dropReasons } from '../core/drop-reason.ts';
-import { macHiAt, macLoAt } from '../wire/bytes.ts';
 import { Stage } from '../core/stage.ts';
 import { PortRole } from '../tables/port-table.ts';
 import type { Context } from './context.ts';
@@ -35,6 +34,7 @@ export class EthernetInput extends Stage<'bridge' | 'l3'> {
   protected process(slots: Int32Array, n: number): void {
     const { pool, ports, ifs } = this.ctx;
     const data = pool.data;
+    const view = pool.dataView;
     const l3 = this.out.l3;
     let k = 0;
     for (let i = 0; i < n; i++) {
@@ -54,7 +54,7 @@ export class EthernetInput extends Stage<'bridge' | 'l3'> {
       }
       const ifIndex = ports.ifOf[port];
       const s = pool.start[slot];
-      if ((data[s] & 1) === 0 && (macHiAt(data, s) !== ifs.macHi[ifIndex] || macLoAt(data, s) !== ifs.macLo[ifIndex])) {
+      if ((data[s] & 1) === 0 && (view.getUint16(s) !== ifs.macHi[ifIndex] || view.getInt32(s + 2) !== ifs.macLo[ifIndex])) {
         this.drop(slot, Drop.OTHER_HOST);
         continue;
       }

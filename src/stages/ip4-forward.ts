@@ -17,7 +17,6 @@
  * a UDP-tunnel super-frame up to the end of its inner TCP header (its checksum start).
  */
 import { dropReasons } from '../core/drop-reason.ts';
-import { rd16 } from '../wire/bytes.ts';
 import { Stage } from '../core/stage.ts';
 import { updateChecksum16 } from '../wire/checksum.ts';
 import { recordRouteInHeader } from '../wire/ipv4-options.ts';
@@ -48,6 +47,7 @@ export class Ip4Forward extends Stage<'postrouting' | 'error'> {
   protected process(slots: Int32Array, n: number): void {
     const { pool, ifs } = this.ctx;
     const data = pool.data;
+    const view = pool.dataView;
     let k = 0;
     for (let i = 0; i < n; i++) {
       const slot = slots[i];
@@ -59,7 +59,7 @@ export class Ip4Forward extends Stage<'postrouting' | 'error'> {
         this.to(this.out.error, slot);
         continue;
       }
-      let total = rd16(data, ip + 2);
+      let total = view.getUint16(ip + 2);
       const gso = pool.gsoType[slot];
       if (gso !== 0) {
         const th = (gso & VIRTIO_GSO_UDP_TUNNEL) !== 0 ? pool.start[slot] + pool.csumStart[slot] : ip + ((data[ip] & 15) << 2);
@@ -80,7 +80,7 @@ export class Ip4Forward extends Stage<'postrouting' | 'error'> {
           continue;
         }
       }
-      this.decrementTtl(ip, ttl);
+      this.decrementTtl(ip);
       // Record Route: the egress interface's address, as Linux's ip_forward_options writes it.
       if ((data[ip] & 15) > 5 && ifs.hasAddress(pool.txIf[slot])) recordRouteInHeader(data, ip, ifs.addr[pool.txIf[slot]]);
       slots[k++] = slot;
@@ -88,13 +88,10 @@ export class Ip4Forward extends Stage<'postrouting' | 'error'> {
     this.toAll(this.out.postrouting, slots, k);
   }
 
-  private decrementTtl(ip: number, ttl: number): void {
-    const data = this.ctx.pool.data;
-    const proto = data[ip + 9];
-    const oldWord = (ttl << 8) | proto;
-    data[ip + 8] = ttl - 1;
-    const c = updateChecksum16(rd16(data, ip + 10), oldWord, oldWord - 0x100);
-    data[ip + 10] = c >>> 8;
-    data[ip + 11] = c;
+  private decrementTtl(ip: number): void {
+    const view = this.ctx.pool.dataView;
+    const oldWord = view.getUint16(ip + 8);
+    view.setUint16(ip + 8, oldWord - 0x100);
+    view.setUint16(ip + 10, updateChecksum16(view.getUint16(ip + 10), oldWord, oldWord - 0x100));
   }
 }

@@ -13,7 +13,6 @@
  * so later stages see the datagram's true length.
  */
 import { dropReasons } from '../core/drop-reason.ts';
-import { rd16 } from '../wire/bytes.ts';
 import { Stage } from '../core/stage.ts';
 import { checksumVerifies } from '../wire/checksum.ts';
 import type { Context } from './context.ts';
@@ -50,6 +49,7 @@ export class Ip4Input extends Stage<'prerouting'> {
   protected process(slots: Int32Array, n: number): void {
     const pool = this.ctx.pool;
     const data = pool.data;
+    const view = pool.dataView;
     let k = 0;
     for (let i = 0; i < n; i++) {
       const slot = slots[i];
@@ -69,12 +69,12 @@ export class Ip4Input extends Stage<'prerouting'> {
         this.drop(slot, Drop.HEADER_LENGTH);
         continue;
       }
-      const total = rd16(data, ip + 2);
+      const total = view.getUint16(ip + 2);
       if (total < hlen || total > avail) {
         this.drop(slot, Drop.TOTAL_LENGTH);
         continue;
       }
-      if (!checksumVerifies(data, ip, hlen)) {
+      if (!checksumVerifies(view, ip, hlen)) {
         this.drop(slot, Drop.CHECKSUM);
         continue;
       }

@@ -20,7 +20,7 @@
  * ip_options_compile writes it.
  */
 import { dropReasons } from '../core/drop-reason.ts';
-import { rd16, rd32, rd32i } from '../wire/bytes.ts';
+import { rd16, rd32i } from '../wire/bytes.ts';
 import type { HookStage } from '../core/hook.ts';
 import { Stage } from '../core/stage.ts';
 import { RouteKind } from '../tables/fib.ts';
@@ -58,15 +58,17 @@ export class Ip4Lookup extends Stage<'local' | 'vxlan' | 'forward' | 'error'> {
     const data = pool.data;
     const hook = this.inputHook;
     const vxlanDirect = vxlan.count > 0 && this.tracer === null && hook !== null && hook.handlers.length === 0;
+    const view = pool.dataView;
     let k = 0;
     for (let i = 0; i < n; i++) {
       const slot = slots[i];
       const ip = pool.l3[slot];
-      if (fib.isLocal(rd32(data, ip + 12))) {
+      if (fib.isLocal(view.getInt32(ip + 12))) {
         this.drop(slot, Drop.MARTIAN_SOURCE);
         continue;
       }
-      const dst = rd32(data, ip + 16);
+      // As an int32 (the FIB and the pool's nextHop take either form of an address).
+      const dst = view.getInt32(ip + 16);
       const route = fib.lookup(dst);
       if (route < 0) {
         pool.icmpError[slot] = ICMP_NET_UNREACHABLE;

@@ -7,7 +7,6 @@
  *       other EtherTypes.
  */
 import { dropReasons } from '../core/drop-reason.ts';
-import { rd16 } from '../wire/bytes.ts';
 import { Stage } from '../core/stage.ts';
 import type { Context } from './context.ts';
 
@@ -32,12 +31,12 @@ export class L3Input extends Stage<'arp' | 'ip4'> {
 
   protected process(slots: Int32Array, n: number): void {
     const pool = this.ctx.pool;
-    const data = pool.data;
+    const view = pool.dataView;
     let k = 0;
     for (let i = 0; i < n; i++) {
       const slot = slots[i];
       const s = pool.start[slot];
-      const type = rd16(data, s + 12);
+      const type = view.getUint16(s + 12);
       pool.l3[slot] = s + 14;
       if (type === 0x0800) slots[k++] = slot;
       else if (type === 0x0806) this.to(this.out.arp, slot);

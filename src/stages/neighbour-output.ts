@@ -171,11 +171,15 @@ export class NeighbourOutput extends Stage<'output' | 'arp' | 'error'> {
   /** Writes the Ethernet header in front of the IPv4 header (the caller passes the frame on). */
   private frame(slot: number, id: number): void {
     const { pool, ifs, neigh } = this.ctx;
-    const data = pool.data;
     const ifIndex = pool.txIf[slot];
     const end = pool.start[slot] + pool.len[slot];
     const s = pool.l3[slot] - ETH_HLEN;
-    writeEthernetHiLo(data, s, neigh.macHi[id], neigh.macLo[id], ifs.macHi[ifIndex], ifs.macLo[ifIndex], EtherType.IPV4);
+    const dv = pool.dataView;
+    dv.setUint16(s, neigh.macHi[id]);
+    dv.setInt32(s + 2, neigh.macLo[id]);
+    dv.setUint16(s + 6, ifs.macHi[ifIndex]);
+    dv.setInt32(s + 8, ifs.macLo[ifIndex]);
+    dv.setUint16(s + 12, EtherType.IPV4);
     pool.start[slot] = s;
     pool.len[slot] = end - s;
     pool.inPort[slot] = NO_PORT;

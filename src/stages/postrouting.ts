@@ -26,13 +26,14 @@ export class PostroutingHook extends HookStage<'neighbour' | 'fragment'> {
     const m = this.runHandlers(slots, n);
     const { pool, ifs } = this.ctx;
     const data = pool.data;
+    const view = pool.dataView;
     const mtu = ifs.mtu;
     let k = 0;
     for (let i = 0; i < m; i++) {
       const slot = slots[i];
       const ip = pool.l3[slot];
       // Total length over the MTU, DF clear, and not a super-frame: Linux's ip_finish_output.
-      if (((data[ip + 2] << 8) | data[ip + 3]) > mtu[pool.txIf[slot]] && (data[ip + 6] & 0x40) === 0 && pool.gsoType[slot] === 0) {
+      if (view.getUint16(ip + 2) > mtu[pool.txIf[slot]] && (data[ip + 6] & 0x40) === 0 && pool.gsoType[slot] === 0) {
         this.to(this.out.fragment, slot);
       } else {
         slots[k++] = slot;

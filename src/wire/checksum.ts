@@ -12,7 +12,7 @@
  *                         accumulator to pass on as `acc`
  *   checksumVerifies   -> whether a block of at most 64 KiB (an IPv4 header, say), checksum
  *                         field included, verifies: the same answer as the two above, in
- *                         int32 arithmetic
+ *                         int32 arithmetic, read through a DataView
  *
  * A received block verifies when the sum over it, checksum field included, folds to
  * 0xffff, i.e. `internetChecksum(...) === 0`.
@@ -49,20 +49,26 @@ export function foldChecksum(acc: number): number {
 }
 
 /**
- * Whether `buf[off .. off+len)`, its checksum field included, verifies (sums to 0xffff), for
+ * Whether `view[off .. off+len)`, its checksum field included, verifies (sums to 0xffff), for
  * len ≤ 65536: at most 32,768 words of at most 0xffff sum below 2^31, so the sum stays an
- * int32 and two end-around folds finish it, with no division. A 20-byte block (an IPv4
- * header without options, nearly every one) is summed in one expression, without a loop.
+ * int32 and two end-around folds finish it, with no division. It reads through a DataView
+ * (FramePool.dataView): a 20-byte block, an IPv4 header without options (nearly every one),
+ * is five 32-bit reads in one expression, against twenty byte reads.
  */
-export function checksumVerifies(buf: Buffer, off: number, len: number): boolean {
-  let sum: number;
+export function checksumVerifies(view: DataView, off: number, len: number): boolean {
+  let sum = 0;
   if (len === 20) {
-    // High and low bytes of the ten words apart: half the shifts, and short dependency chains.
-    const hi = buf[off] + buf[off + 2] + buf[off + 4] + buf[off + 6] + buf[off + 8] + buf[off + 10] + buf[off + 12] + buf[off + 14] + buf[off + 16] + buf[off + 18];
-    const lo = buf[off + 1] + buf[off + 3] + buf[off + 5] + buf[off + 7] + buf[off + 9] + buf[off + 11] + buf[off + 13] + buf[off + 15] + buf[off + 17] + buf[off + 19];
-    sum = (hi << 8) + lo;
+    const w0 = view.getInt32(off);
+    const w1 = view.getInt32(off + 4);
+    const w2 = view.getInt32(off + 8);
+    const w3 = view.getInt32(off + 12);
+    const w4 = view.getInt32(off + 16);
+    sum = (w0 >>> 16) + (w0 & 0xffff) + (w1 >>> 16) + (w1 & 0xffff) + (w2 >>> 16) + (w2 & 0xffff) + (w3 >>> 16) + (w3 & 0xffff) + (w4 >>> 16) + (w4 & 0xffff);
   } else {
-    sum = onesComplementSum(buf, off, len);
+    const end = off + len - 1;
+    let i = off;
+    for (; i < end; i += 2) sum += view.getUint16(i);
+    if (i === end) sum += view.getUint8(i) << 8;
   }
   sum = (sum & 0xffff) + (sum >>> 16);
   sum = (sum & 0xffff) + (sum >>> 16);
