@@ -13,6 +13,7 @@
  *   checksumVerifies   -> whether a block of at most 64 KiB (an IPv4 header, say), checksum
  *                         field included, verifies: the same answer as the two above, in
  *                         int32 arithmetic, read through a DataView
+ *   wordsVerify        -> the same for a 20-byte header already read as five 32-bit words
  *
  * A received block verifies when the sum over it, checksum field included, folds to
  * 0xffff, i.e. `internetChecksum(...) === 0`.
@@ -56,20 +57,23 @@ export function foldChecksum(acc: number): number {
  * is five 32-bit reads in one expression, against twenty byte reads.
  */
 export function checksumVerifies(view: DataView, off: number, len: number): boolean {
+  if (len === 20) return wordsVerify(view.getInt32(off), view.getInt32(off + 4), view.getInt32(off + 8), view.getInt32(off + 12), view.getInt32(off + 16));
   let sum = 0;
-  if (len === 20) {
-    const w0 = view.getInt32(off);
-    const w1 = view.getInt32(off + 4);
-    const w2 = view.getInt32(off + 8);
-    const w3 = view.getInt32(off + 12);
-    const w4 = view.getInt32(off + 16);
-    sum = (w0 >>> 16) + (w0 & 0xffff) + (w1 >>> 16) + (w1 & 0xffff) + (w2 >>> 16) + (w2 & 0xffff) + (w3 >>> 16) + (w3 & 0xffff) + (w4 >>> 16) + (w4 & 0xffff);
-  } else {
-    const end = off + len - 1;
-    let i = off;
-    for (; i < end; i += 2) sum += view.getUint16(i);
-    if (i === end) sum += view.getUint8(i) << 8;
-  }
+  const end = off + len - 1;
+  let i = off;
+  for (; i < end; i += 2) sum += view.getUint16(i);
+  if (i === end) sum += view.getUint8(i) << 8;
+  sum = (sum & 0xffff) + (sum >>> 16);
+  sum = (sum & 0xffff) + (sum >>> 16);
+  return sum === 0xffff;
+}
+
+/**
+ * Whether five big-endian 32-bit words (a 20-byte IPv4 header a stage has read already)
+ * verify: checksumVerifies of those 20 bytes.
+ */
+export function wordsVerify(w0: number, w1: number, w2: number, w3: number, w4: number): boolean {
+  let sum = (w0 >>> 16) + (w0 & 0xffff) + (w1 >>> 16) + (w1 & 0xffff) + (w2 >>> 16) + (w2 & 0xffff) + (w3 >>> 16) + (w3 & 0xffff) + (w4 >>> 16) + (w4 & 0xffff);
   sum = (sum & 0xffff) + (sum >>> 16);
   sum = (sum & 0xffff) + (sum >>> 16);
   return sum === 0xffff;
