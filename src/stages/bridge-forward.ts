@@ -57,6 +57,10 @@ export class BridgeForward extends Stage<'tx' | 'ip4' | 'router'> {
     const view = pool.dataView;
     const tx = this.out.tx;
     const hookIp4 = this.ctx.conntrack !== null;
+    // Frames for the router (and the router's copies of floods, in their frame's place) are
+    // kept at the front of the batch, in order, and go to l3-input in one call. Member ports
+    // get theirs one by one: a flood's copies and unicast frames share port-output's queue.
+    let k = 0;
     for (let i = 0; i < n; i++) {
       const slot = slots[i];
       const s = pool.start[slot];
@@ -82,13 +86,14 @@ export class BridgeForward extends Stage<'tx' | 'ip4' | 'router'> {
           this.drop(slot, Drop.LINK_LOCAL);
           continue;
         }
-        this.flood(slot, bridge.members, inPort, !fromRouter ? bridge.ifIndex : -1);
+        const copy = this.flood(slot, bridge.members, inPort, !fromRouter ? bridge.ifIndex : -1);
+        if (copy >= 0) slots[k++] = copy;
         continue;
       }
       const ifIndex = bridge.ifIndex;
       if (!fromRouter && ifIndex >= 0 && dstHi === ifs.macHi[ifIndex] && dstLo === ifs.macLo[ifIndex]) {
         pool.rxIf[slot] = ifIndex;
-        this.to(this.out.router, slot);
+        slots[k++] = slot;
         continue;
       }
       const out = fdb.lookup(b, dstHi, dstLo);
@@ -105,6 +110,7 @@ export class BridgeForward extends Stage<'tx' | 'ip4' | 'router'> {
       if (hookIp4 && !fromRouter && this.isIp4(slot)) this.to(this.out.ip4, slot);
       else this.to(tx, slot);
     }
+    this.toAll(this.out.router, slots, k);
   }
 
   /** An untagged IPv4 frame (l3 set to its header when so): what the bridge-ip4 hook takes. */
@@ -122,9 +128,10 @@ export class BridgeForward extends Stage<'tx' | 'ip4' | 'router'> {
    * a 64 KiB super-frame is not copied once per port. The router may rewrite what it gets (an
    * ARP request becomes the reply in place), so its copy has bytes of its own; so does each
    * copy of unknown unicast IPv4 from a member port while conntrack is on, which goes through
-   * the bridge's IPv4 hook, where NAT may rewrite it.
+   * the bridge's IPv4 hook, where NAT may rewrite it. Returns the router's frame (rxIf set),
+   * which the caller passes on, or -1.
    */
-  private flood(slot: number, members: Int32Array, inPort: number, routerIf: number): void {
+  private flood(slot: number, members: Int32Array, inPort: number, routerIf: number): number {
     const pool = this.pool;
     const up = this.ctx.ports.up;
     const ip4 = this.ctx.conntrack !== null && inPort !== NO_PORT && (pool.data[pool.start[slot]] & 1) === 0 && this.isIp4(slot);
@@ -134,19 +141,17 @@ export class BridgeForward extends Stage<'tx' | 'ip4' | 'router'> {
     for (let m = 0; m < members.length; m++) if (members[m] !== inPort && up[members[m]]) targets++;
     if (targets === 0 && routerIf < 0) {
       this.drop(slot, Drop.NO_DESTINATION);
-      return;
+      return -1;
     }
+    let own = -1;
     if (routerIf >= 0) {
-      let own = slot;
+      own = slot;
       if (targets > 0) {
         own = pool.clone(slot);
         if (own < 0) this.countDrop(Drop.POOL_EXHAUSTED);
         else if (this.tracer !== null) this.tracer.derived(this.name, slot, own);
       }
-      if (own >= 0) {
-        pool.rxIf[own] = routerIf;
-        this.to(this.out.router, own);
-      }
+      if (own >= 0) pool.rxIf[own] = routerIf;
     }
     for (let m = 0; m < members.length; m++) {
       const p = members[m];
@@ -163,5 +168,6 @@ export class BridgeForward extends Stage<'tx' | 'ip4' | 'router'> {
       pool.outPort[copy] = p;
       this.to(ip4 ? this.out.ip4 : this.out.tx, copy);
     }
+    return own;
   }
 }
