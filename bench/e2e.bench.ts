@@ -1,7 +1,9 @@
 /**
- * End to end: TCP throughput and ping latency between pods in network namespaces, through
- * `nodeplane run` in both of its TAP modes and, in the same run and on the same machine,
- * through a Linux bridge over veth pairs doing the same job.
+ * End to end: TCP throughput, 64-byte UDP rate and ping latency between pods in network
+ * namespaces, through `nodeplane run` in both of its TAP modes and, in the same run and on
+ * the same machine, through a Linux bridge over veth pairs doing the same job, and through
+ * the reference dataplanes of `../shared/bench/peers.sh` (the C relay and Open vSwitch's
+ * userspace datapath, see e2e-peers.ts).
  *
  * nodeplane: the demo node (src/lab/demo-topology.ts, no capture). Pods pa 10.244.1.2 and
  * pb 10.244.1.3 on cni0, pc 10.244.2.2 on cni1; each pod's eth0 is the kernel end of one
@@ -15,7 +17,16 @@
  * end of a veth pair whose other end is a bridge port.
  *
  * Tests, each side: iperf3 TCP pa -> pb, one stream, BENCH_E2E_SECONDS (default 5) at MTU
- * 1500; 100 pings pa -> pb at 10 ms (`ping -c 100 -i 0.01 -q`); iperf3 TCP pa -> pc (routed).
+ * 1500; iperf3 UDP pa -> pb, 64-byte payloads, unlimited sender (`-u -l 64 -b 0 -w 4M`, as
+ * peers.sh runs it), the same time; 100 pings pa -> pb at 10 ms (`ping -c 100 -i 0.01 -q`);
+ * iperf3 TCP pa -> pc (routed).
+ *
+ * Peers (same run, after the sides above; BENCH_E2E_PEERS=0 leaves them out): peers.sh builds
+ * each of its topologies — two pods joined by the relay (`relay`, plain frames; `relay-vnet`,
+ * virtio-net header and TSO) or by OVS userspace on TAPs (`ovs-tap`; `ovs-tap-tso`) — and runs
+ * the same iperf3 TCP (one stream), UDP and ping tests, BENCH_E2E_SECONDS each. What cannot run
+ * (the script absent, a tool missing) is left out with a note on stderr and a row
+ * `{ bench: 'e2e.peer.<topology>', skipped: REASON }`.
  * During each iperf3 run: the CPU time of the nodeplane process (utime+stime from
  * /proc/PID/stat: nodeplaneCpuPct) and of the whole machine (/proc/stat: hostCpuPct), in % of
  * one core, and the share of the time nodeplane's event-loop thread sat runnable on a run
@@ -30,7 +41,18 @@
  * (nodeplane / kernel bridge, same run); e2e.rtt.nodeplane, e2e.rtt.nodeplane.no-offload and
  * e2e.rtt.kernel-bridge (minMs, avgMs, maxMs, mdevMs, lossPct); the same TCP rows and ratios
  * for pa -> pc with `.routed` (e2e.tcp.nodeplane.routed, e2e.tcp.nodeplane.no-offload.routed,
- * e2e.tcp.kernel-bridge.routed, e2e.tcp.routed.ratio, e2e.tcp.no-offload.routed.ratio).
+ * e2e.tcp.kernel-bridge.routed, e2e.tcp.routed.ratio, e2e.tcp.no-offload.routed.ratio);
+ * e2e.udp64.nodeplane, e2e.udp64.nodeplane.no-offload, e2e.udp64.kernel-bridge (kpps received,
+ * txKpps, lossPct); e2e.peer.<topology> (gbps, udp64Kpps, minMs/avgMs/maxMs, ...). Then one
+ * row per comparison, like with like, `e2e.vs.<peer>`: nodeplane / peer for rttMin, rttAvg,
+ * rttMax (below 1: nodeplane is faster), udp64 (above 1: nodeplane receives more) and tcp
+ * (above 1: nodeplane is faster):
+ *   e2e.vs.relay                    nodeplane --no-offload against relay
+ *   e2e.vs.relay-vnet               nodeplane (offload) against relay-vnet
+ *   e2e.vs.ovs                      nodeplane --no-offload against ovs-tap
+ *   e2e.vs.ovs-tso                  nodeplane (offload) against ovs-tap-tso
+ *   e2e.vs.kernel-bridge            nodeplane (offload) against the kernel bridge
+ *   e2e.vs.kernel-bridge.no-offload nodeplane --no-offload against the kernel bridge
  * Without root, namespaces, TAP support, iperf3 or ping: one row
  * `{ bench: 'e2e', skipped: REASON }`.
  *
@@ -49,6 +71,7 @@ import { Lab } from '../src/lab/lab.ts';
 import { createNetns, netnsSupport, type Netns } from '../src/lab/netns.ts';
 import { tapAvailable } from '../src/ports/tap-native.ts';
 import type { BenchResult } from './harness.ts';
+import { PEER_TOPOLOGIES, peersMissing, runPeers, type PeerResult } from './e2e-peers.ts';
 
 const MTU = 1500;
 const PA = '10.244.1.2';
@@ -213,6 +236,56 @@ export async function iperfTcp(client: Netns, server: Netns, serverAddr: string,
   throw new Error(`iperf3 ${client.name} -> ${serverAddr} failed: ${last}`);
 }
 
+interface Udp {
+  /** Datagrams received per second, thousands. */
+  kpps: number;
+  /** Datagrams sent per second, thousands. */
+  txKpps: number;
+  lossPct: number;
+  cpu: CpuSample;
+}
+
+interface IperfUdpJson {
+  error?: string;
+  end?: {
+    sum_received?: { packets: number; lost_packets: number; seconds: number; lost_percent: number };
+    sum_sent?: { packets: number; seconds: number };
+  };
+}
+
+/** iperf3 UDP from `client` to `serverAddr`: 64-byte payloads, unlimited sender, `secs` seconds. */
+async function iperfUdp64(client: Netns, server: Netns, serverAddr: string, secs: number, cpuPid?: number): Promise<Udp> {
+  server.spawn('iperf3', ['-s', '-1', '-B', serverAddr, '-p', String(IPERF_PORT)], { stdio: 'ignore' });
+  let last = '';
+  for (let attempt = 0; attempt < 20; attempt++) {
+    await sleep(attempt === 0 ? 300 : 200);
+    const end = cpuBegin(cpuPid);
+    const r = await client.run('iperf3', ['-c', serverAddr, '-p', String(IPERF_PORT), '-t', String(secs), '-u', '-l', '64', '-b', '0', '-w', '4M', '--connect-timeout', '3000', '-J'], {
+      timeoutMs: (secs + 30) * 1000,
+    });
+    const cpu = end();
+    let j: IperfUdpJson | undefined;
+    try {
+      j = JSON.parse(r.stdout) as IperfUdpJson;
+    } catch {
+      j = undefined;
+    }
+    const recv = j?.end?.sum_received;
+    const sent = j?.end?.sum_sent;
+    if (r.code === 0 && recv && sent && recv.seconds > 0 && sent.seconds > 0) {
+      return {
+        kpps: round((recv.packets - recv.lost_packets) / recv.seconds / 1000, 1),
+        txKpps: round(sent.packets / sent.seconds / 1000, 1),
+        lossPct: round(recv.lost_percent, 1),
+        cpu,
+      };
+    }
+    last = j?.error ?? (r.timedOut ? 'timed out' : `${r.stderr.trim()} ${r.stdout.slice(0, 200)}`);
+    if (!/connect|refused/i.test(last)) break;
+  }
+  throw new Error(`iperf3 UDP ${client.name} -> ${serverAddr} failed: ${last}`);
+}
+
 interface Rtt {
   minMs: number;
   avgMs: number;
@@ -257,6 +330,7 @@ function tsoState(pod: Netns): string | undefined {
 
 interface SideResult {
   tcp: Tcp;
+  udp64: Udp;
   rtt: Rtt;
   routed: Tcp;
   tso?: string;
@@ -267,9 +341,10 @@ async function measureSide(pods: { pa: Netns; pb: Netns; pc: Netns }, secs: numb
   await warmUp(pods.pa, PB);
   await warmUp(pods.pa, PC);
   const tcp = await iperfTcp(pods.pa, pods.pb, PB, secs, cpuPid);
+  const udp64 = await iperfUdp64(pods.pa, pods.pb, PB, secs, cpuPid);
   const rtt = await pingRtt(pods.pa, PB);
   const routed = await iperfTcp(pods.pa, pods.pc, PC, secs, cpuPid);
-  return { tcp, rtt, routed };
+  return { tcp, udp64, rtt, routed };
 }
 
 // ---------------------------------------------------------------------------------------
@@ -357,6 +432,90 @@ function rttRow(bench: string, r: Rtt): BenchResult {
   return { bench, minMs: r.minMs, avgMs: r.avgMs, maxMs: r.maxMs, mdevMs: r.mdevMs, lossPct: r.lossPct };
 }
 
+function udpRow(bench: string, u: Udp, dataplane: boolean): BenchResult {
+  const r: BenchResult = { bench, kpps: u.kpps, txKpps: u.txKpps, lossPct: u.lossPct, payloadBytes: 64 };
+  if (dataplane && u.cpu.dataplanePct !== undefined) r.nodeplaneCpuPct = u.cpu.dataplanePct;
+  r.hostCpuPct = u.cpu.hostPct;
+  return r;
+}
+
+function peerRow(p: PeerResult): BenchResult {
+  const r: BenchResult = { bench: `e2e.peer.${p.topology}` };
+  if (p.failed !== undefined) r.failed = p.failed;
+  if (p.tcpGbps !== undefined) Object.assign(r, { gbps: p.tcpGbps, retransmits: p.tcpRetransmits, mtu: MTU });
+  if (p.udp64Kpps !== undefined) Object.assign(r, { udp64Kpps: p.udp64Kpps, udp64: p.udp64Detail });
+  if (p.rtt) Object.assign(r, { minMs: p.rtt.minMs, avgMs: p.rtt.avgMs, maxMs: p.rtt.maxMs, lossPct: p.rtt.lossPct });
+  if (p.dataplaneCpuPct !== undefined) r.dataplaneCpuPct = p.dataplaneCpuPct;
+  if (p.idleBeforePct !== undefined) r.idleBeforePct = p.idleBeforePct;
+  return r;
+}
+
+/** What a comparison row compares: the figures of one side, nodeplane's or a peer's. */
+interface Figures {
+  rtt?: { minMs: number; avgMs: number; maxMs: number };
+  udp64Kpps?: number;
+  tcpGbps?: number;
+}
+
+const ofSide = (s: SideResult): Figures => ({ rtt: s.rtt, udp64Kpps: s.udp64.kpps, tcpGbps: s.tcp.gbps });
+
+/** nodeplane / peer for each figure both have (4 decimals); a missing one is left out. */
+function vsRow(bench: string, np: Figures, peer: Figures, what: string): BenchResult {
+  const q = (a: number | undefined, b: number | undefined): number | undefined => (a !== undefined && b !== undefined && b > 0 ? round(a / b, 4) : undefined);
+  const r: BenchResult = { bench, against: what };
+  const fields: [string, number | undefined][] = [
+    ['rttMin', q(np.rtt?.minMs, peer.rtt?.minMs)],
+    ['rttAvg', q(np.rtt?.avgMs, peer.rtt?.avgMs)],
+    ['rttMax', q(np.rtt?.maxMs, peer.rtt?.maxMs)],
+    ['udp64', q(np.udp64Kpps, peer.udp64Kpps)],
+    ['tcp', q(np.tcpGbps, peer.tcpGbps)],
+  ];
+  for (const [k, v] of fields) if (v !== undefined) r[k] = v;
+  return r;
+}
+
+/** The peers' rows and the comparisons with them; notes on stderr for what could not run. */
+function peerRows(secs: number, np: SideResult, plain: SideResult): BenchResult[] {
+  if (process.env.BENCH_E2E_PEERS === '0') {
+    process.stderr.write('e2e: peers left out (BENCH_E2E_PEERS=0)\n');
+    return [];
+  }
+  const missingWhy = peersMissing();
+  if (missingWhy) {
+    process.stderr.write(`e2e: peers skipped: ${missingWhy}\n`);
+    return PEER_TOPOLOGIES.map((p) => ({ bench: `e2e.peer.${p.topology}`, skipped: missingWhy }));
+  }
+  // Each topology: three iperf3 tests of secs (bounded by peers.sh at secs + 30 each), a
+  // second ping (100 at 10 ms), building and tearing down; and a margin.
+  const { results, skipped, rawDir } = runPeers(secs, PEER_TOPOLOGIES.length * (4 * secs + 150) * 1000);
+  if (rawDir) process.stderr.write(`e2e: peers' raw figures in ${rawDir}\n`);
+  const rows: BenchResult[] = [];
+  for (const s of skipped) {
+    process.stderr.write(`e2e: peer ${s.topology} skipped: ${s.reason}\n`);
+    rows.push({ bench: `e2e.peer.${s.topology}`, skipped: s.reason });
+  }
+  const byTopology = new Map(results.map((p) => [p.topology, p]));
+  for (const p of results) {
+    if (p.failed) process.stderr.write(`e2e: peer ${p.topology}: ${p.failed}\n`);
+    rows.push(peerRow(p));
+  }
+  const figures = (t: string): Figures | undefined => {
+    const p = byTopology.get(t as PeerResult['topology']);
+    return p && !p.failed ? { rtt: p.rtt, udp64Kpps: p.udp64Kpps, tcpGbps: p.tcpGbps } : undefined;
+  };
+  const pairs: [string, SideResult, string, string][] = [
+    ['e2e.vs.relay', plain, 'relay', 'nodeplane --no-offload / C relay'],
+    ['e2e.vs.relay-vnet', np, 'relay-vnet', 'nodeplane / C relay with vnet header and TSO'],
+    ['e2e.vs.ovs', plain, 'ovs-tap', 'nodeplane --no-offload / OVS userspace'],
+    ['e2e.vs.ovs-tso', np, 'ovs-tap-tso', 'nodeplane / OVS userspace with TSO'],
+  ];
+  for (const [bench, side, topology, what] of pairs) {
+    const f = figures(topology);
+    if (f) rows.push(vsRow(bench, ofSide(side), f, what));
+  }
+  return rows;
+}
+
 export async function benchE2e(): Promise<BenchResult[]> {
   const reason = missing();
   if (reason) {
@@ -367,6 +526,7 @@ export async function benchE2e(): Promise<BenchResult[]> {
   const np = await runNodeplane(secs);
   const plain = await runNodeplane(secs, ['--no-offload']);
   const kb = await runKernelBridge(secs);
+  const peers = peerRows(secs, np, plain);
   const ratio = (bench: string, a: Tcp, b: Tcp): BenchResult => ({ bench, ratio: round(a.gbps / b.gbps, 4) });
   return [
     tcpRow('e2e.tcp.nodeplane', np.tcp, true, np.tso),
@@ -382,6 +542,12 @@ export async function benchE2e(): Promise<BenchResult[]> {
     tcpRow('e2e.tcp.kernel-bridge.routed', kb.routed, false),
     ratio('e2e.tcp.routed.ratio', np.routed, kb.routed),
     ratio('e2e.tcp.no-offload.routed.ratio', plain.routed, kb.routed),
+    udpRow('e2e.udp64.nodeplane', np.udp64, true),
+    udpRow('e2e.udp64.nodeplane.no-offload', plain.udp64, true),
+    udpRow('e2e.udp64.kernel-bridge', kb.udp64, false),
+    ...peers,
+    vsRow('e2e.vs.kernel-bridge', ofSide(np), ofSide(kb), 'nodeplane / kernel bridge'),
+    vsRow('e2e.vs.kernel-bridge.no-offload', ofSide(plain), ofSide(kb), 'nodeplane --no-offload / kernel bridge'),
   ];
 }
 
