@@ -242,8 +242,12 @@ static bool call_on_readable(reader_t* r, napi_value cb, int32_t arg) {
   return false;
 }
 
+// When the last wake-up began (uv_hrtime, ns): read by a latency probe (tapLastPollNs).
+static uint64_t last_poll_ns;
+
 static void on_poll(uv_poll_t* handle, int status, int events) {
   (void)events;
+  last_poll_ns = uv_hrtime();
   reader_t* r = (reader_t*)handle->data;
   if (r->stopped) return;
   napi_env env = r->env;
@@ -755,6 +759,22 @@ static napi_value js_stats(napi_env env, napi_callback_info info) {
   return out;
 }
 
+// nowNs(): uv_hrtime() now; lastPollNs(): when the last readiness callback began. Both in ns
+// on the monotonic clock, as doubles (exact below 2^53 ns, 104 days of uptime).
+static napi_value js_now_ns(napi_env env, napi_callback_info info) {
+  (void)info;
+  napi_value out;
+  CHECK_NAPI(env, napi_create_double(env, (double)uv_hrtime(), &out));
+  return out;
+}
+
+static napi_value js_last_poll_ns(napi_env env, napi_callback_info info) {
+  (void)info;
+  napi_value out;
+  CHECK_NAPI(env, napi_create_double(env, (double)last_poll_ns, &out));
+  return out;
+}
+
 NAPI_MODULE_INIT() {
   napi_property_descriptor props[] = {
       {"open", NULL, js_open, NULL, NULL, NULL, napi_default, NULL},
@@ -765,6 +785,8 @@ NAPI_MODULE_INIT() {
       {"close", NULL, js_close, NULL, NULL, NULL, napi_default, NULL},
       {"isOpen", NULL, js_is_open, NULL, NULL, NULL, napi_default, NULL},
       {"stats", NULL, js_stats, NULL, NULL, NULL, napi_default, NULL},
+      {"nowNs", NULL, js_now_ns, NULL, NULL, NULL, napi_default, NULL},
+      {"lastPollNs", NULL, js_last_poll_ns, NULL, NULL, NULL, napi_default, NULL},
   };
   if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok)
     return NULL;

@@ -16,6 +16,9 @@
  * it if it cannot be reached — and builds the dataplane only once its lease is known, since
  * addresses come from the lease (cluster/cluster-node.ts); the watch then changes the vxlan
  * peers live. A lease lost for good (another node took the subnet) stops the node with exit 1.
+ *
+ * With NODEPLANE_LATENCY_FILE set, every TAP wake-up is timed (ports/latency-probe.ts) and
+ * the breakdown is written to that file on stop (the e2e bench's e2e.latency.* rows).
  */
 import { CaptureTaps } from '../capture/capture-taps.ts';
 import { ClusterNode } from '../cluster/cluster-node.ts';
@@ -25,8 +28,9 @@ import { OFFLOAD_SLOT_SIZE } from '../core/frame-pool.ts';
 import { Dataplane } from '../dataplane/dataplane.ts';
 import { LiveManifests } from '../dataplane/live-manifests.ts';
 import { createLogger } from '../log.ts';
+import { LatencyProbe } from '../ports/latency-probe.ts';
 import { LivePorts } from '../ports/live-ports.ts';
-import { tapAvailable } from '../ports/tap-native.ts';
+import { tapAvailable, tapClock } from '../ports/tap-native.ts';
 import { poolPlan } from '../ports/pool-plan.ts';
 import { RxBudget } from '../ports/rx-budget.ts';
 import { TapPort } from '../ports/tap-port.ts';
@@ -96,13 +100,16 @@ export async function runCommand(opts: RunOptions): Promise<number> {
   // Every port receives into the one pool, a read round at a time (see rx-budget.ts).
   const budget = new RxBudget(dp.pool, dp.ctx.ports);
 
+  // NODEPLANE_LATENCY_FILE: time each wake-up of the TAPs, written there on stop (latency-probe.ts).
+  const latency = LatencyProbe.fromEnv(tapClock());
+  if (latency.probe === null && latency.reason !== null) log.warn({ reason: latency.reason }, 'NODEPLANE_LATENCY_FILE ignored');
   const ports: TapPort[] = [];
   const sockets: VxlanSocket[] = [];
   // With a VXLAN device on an L3 port, UDP-tunnel GSO too where the kernel has it (6.17+): a
   // pod's TCP super-frame then crosses the overlay whole. Used only while every port has it.
   const tunnelGso = offload && config.vxlan.some((v) => v.underlay === 'port');
   // Ports added and removed at run time (`nodeplane port add|del`, the CNI plugin).
-  const livePorts = new LivePorts(dp, { log, budget, vnetHdr: offload, tunnelGso });
+  const livePorts = new LivePorts(dp, { log, budget, vnetHdr: offload, tunnelGso, probe: latency.probe });
   const closeAll = (): void => {
     for (const p of ports) p.close();
     livePorts.closeAll();
@@ -110,7 +117,7 @@ export async function runCommand(opts: RunOptions): Promise<number> {
   };
   try {
     config.ports.forEach((p, i) => {
-      const port = new TapPort(dp, i, p.name, { log, budget, vnetHdr: offload, tunnelGso });
+      const port = new TapPort(dp, i, p.name, { log, budget, vnetHdr: offload, tunnelGso, probe: latency.probe });
       port.open(p.mtu);
       ports.push(port);
       dp.setDriver(i, port);
@@ -277,6 +284,10 @@ export async function runCommand(opts: RunOptions): Promise<number> {
   process.off('SIGHUP', reload);
   manifests.close();
   closeAll();
+  if (latency.probe !== null) {
+    latency.probe.write(latency.path);
+    log.info({ file: latency.path, wakeups: latency.probe.summary().wakeups }, 'latency breakdown written');
+  }
   captures?.flush();
   captures?.close();
   await admin.close();

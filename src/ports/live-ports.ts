@@ -27,6 +27,7 @@ import { checkPodNetnsSpec, plugIntoNetns, type PodNetnsSpec } from './pod-netns
 import type { RxBudget } from './rx-budget.ts';
 import type { TapDriver, TapStats } from './tap-native.ts';
 import { TapPort } from './tap-port.ts';
+import type { LatencyProbe } from './latency-probe.ts';
 
 /** What `POST /v1/ports` takes (JSON). */
 export interface PortAddRequest {
@@ -71,6 +72,8 @@ export interface LivePortsOptions {
   driver?: TapDriver;
   /** Moves a TAP into a namespace (tests replace it). */
   plug?: (tap: string, spec: PodNetnsSpec) => Promise<void>;
+  /** Times the new ports' wake-ups too (NODEPLANE_LATENCY_FILE). */
+  probe?: LatencyProbe | null;
 }
 
 const isStr = (v: unknown): v is string => typeof v === 'string';
@@ -138,7 +141,7 @@ export class LivePorts {
     }
     const mtu = req.mtu ?? 1500;
     const mac = req.mac ?? (podAddr !== null ? formatMac(derivedMac(podAddr)) : randomMac());
-    const tap = new TapPort(dp, p, req.name, { log: this.opts.log, budget: this.opts.budget, vnetHdr: this.opts.vnetHdr, tunnelGso: this.opts.tunnelGso, driver: this.opts.driver });
+    const tap = new TapPort(dp, p, req.name, { log: this.opts.log, budget: this.opts.budget, vnetHdr: this.opts.vnetHdr, tunnelGso: this.opts.tunnelGso, driver: this.opts.driver, probe: this.opts.probe });
     try {
       tap.open(mtu, mac);
     } catch (err) {

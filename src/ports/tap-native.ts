@@ -66,6 +66,10 @@ interface NativeTap {
   writeBatch(h: TapHandle, pool: Uint8Array, offsets: Int32Array, lengths: Int32Array, count: number): number;
   close(h: TapHandle): void;
   stats(h: TapHandle): TapStats;
+  /** uv_hrtime() in ns (absent from an addon built before it). */
+  nowNs?(): number;
+  /** When the last readiness callback began, same clock. */
+  lastPollNs?(): number;
 }
 
 const IFNAMSIZ = 16;
@@ -244,6 +248,16 @@ export function tapClose(h: TapHandle): void {
 
 export function tapStats(h: TapHandle): TapStats {
   return addon().stats(h);
+}
+
+/**
+ * The addon's clock (uv_hrtime, ns) and the time its last readiness callback began, for a
+ * latency probe (latency-probe.ts); null when the addon cannot load or predates them.
+ */
+export function tapClock(): { nowNs(): number; lastPollNs(): number } | null {
+  const n = tryLoad();
+  if (!n || typeof n.nowNs !== 'function' || typeof n.lastPollNs !== 'function') return null;
+  return { nowNs: n.nowNs, lastPollNs: n.lastPollNs };
 }
 
 /**

@@ -42,6 +42,7 @@ import type { Logger } from '../log.ts';
 import type { PortTransmitter } from '../core/port-contract.ts';
 import { nativeTapDriver, tapErrnoName, type TapDriver, type TapHandle, type TapStats } from './tap-native.ts';
 import type { RxBudget } from './rx-budget.ts';
+import type { LatencyProbe } from './latency-probe.ts';
 
 export const DEFAULT_RX_BATCH = 64;
 /** Read rounds per wake-up before yielding to the event loop (the poll is level-triggered: what is left wakes us again). */
@@ -58,6 +59,8 @@ export interface TapPortOptions {
   /** With vnetHdr: ask for UDP-tunnel GSO too (granted by Linux 6.17+; see `tunnelGso`). */
   tunnelGso?: boolean;
   driver?: TapDriver;
+  /** Times each wake-up's first round (NODEPLANE_LATENCY_FILE); null or absent: not timed. */
+  probe?: LatencyProbe | null;
 }
 
 /** Transmit scratch, one pair per pool: ports transmit one at a time. */
@@ -93,6 +96,7 @@ export class TapPort implements PortTransmitter {
   txErrors = 0;
   downReason = '';
   private noBufferLogged = false;
+  private readonly probe: LatencyProbe | null;
 
   constructor(
     private readonly dp: Dataplane,
@@ -107,6 +111,7 @@ export class TapPort implements PortTransmitter {
     this.vnetHdr = opts.vnetHdr ?? false;
     this.askTunnelGso = this.vnetHdr && (opts.tunnelGso ?? false);
     this.lent = new Int32Array(this.batch);
+    this.probe = opts.probe ?? null;
     this.offsets = new Int32Array(this.batch);
     this.lengths = new Int32Array(this.batch);
     const tx = scratchFor(dp.pool);
@@ -156,6 +161,8 @@ export class TapPort implements PortTransmitter {
     const slotSize = pool.slotSize;
     // With a virtio-net header, read it into the headroom just in front of the frame.
     const at = HEADROOM - this.hdrLen;
+    const probe = this.probe;
+    if (probe !== null) probe.wake();
     for (let round = 0; round < MAX_ROUNDS; round++) {
       const k = this.budget.roundSize(this.batch);
       if (k === 0) {
@@ -170,10 +177,13 @@ export class TapPort implements PortTransmitter {
         this.down(n);
         return;
       }
+      if (probe !== null && round === 0) probe.read(n);
       this.receive(n);
       pool.untake(lent, n, k);
       if (n === 0) return;
+      if (probe !== null && round === 0) probe.runStart();
       dp.run();
+      if (probe !== null && round === 0) probe.runEnd();
       if (n < k) return;
     }
   }
@@ -257,7 +267,10 @@ export class TapPort implements PortTransmitter {
         this.txLengths[i] = pool.len[s];
       }
     }
+    const probe = this.probe;
+    if (probe !== null) probe.writeStart();
     const sent = this.driver.writeBatch(h, pool.data, this.txOffsets, this.txLengths, n);
+    if (probe !== null) probe.writeEnd();
     if (sent < 0) {
       this.txErrors++;
       return 0;
