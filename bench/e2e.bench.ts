@@ -53,6 +53,8 @@
  *   e2e.vs.ovs-tso                  nodeplane (offload) against ovs-tap-tso
  *   e2e.vs.kernel-bridge            nodeplane (offload) against the kernel bridge
  *   e2e.vs.kernel-bridge.no-offload nodeplane --no-offload against the kernel bridge
+ * Last, e2e.latency.*: 1,000 pings through nodeplane with its latency probe on, and where
+ * each wake-up's time went (e2e-latency.ts; BENCH_E2E_LATENCY=0 leaves it out).
  * Without root, namespaces, TAP support, iperf3 or ping: one row
  * `{ bench: 'e2e', skipped: REASON }`.
  *
@@ -72,6 +74,7 @@ import { createNetns, netnsSupport, type Netns } from '../src/lab/netns.ts';
 import { tapAvailable } from '../src/ports/tap-native.ts';
 import type { BenchResult } from './harness.ts';
 import { PEER_TOPOLOGIES, peersMissing, runPeers, type PeerResult } from './e2e-peers.ts';
+import { benchLatency } from './e2e-latency.ts';
 
 const MTU = 1500;
 const PA = '10.244.1.2';
@@ -527,6 +530,8 @@ export async function benchE2e(): Promise<BenchResult[]> {
   const plain = await runNodeplane(secs, ['--no-offload']);
   const kb = await runKernelBridge(secs);
   const peers = peerRows(secs, np, plain);
+  // Where a ping's time goes inside nodeplane (e2e-latency.ts); BENCH_E2E_LATENCY=0 leaves it out.
+  const latency = process.env.BENCH_E2E_LATENCY === '0' ? [] : await benchLatency();
   const ratio = (bench: string, a: Tcp, b: Tcp): BenchResult => ({ bench, ratio: round(a.gbps / b.gbps, 4) });
   return [
     tcpRow('e2e.tcp.nodeplane', np.tcp, true, np.tso),
@@ -548,6 +553,7 @@ export async function benchE2e(): Promise<BenchResult[]> {
     ...peers,
     vsRow('e2e.vs.kernel-bridge', ofSide(np), ofSide(kb), 'nodeplane / kernel bridge'),
     vsRow('e2e.vs.kernel-bridge.no-offload', ofSide(plain), ofSide(kb), 'nodeplane --no-offload / kernel bridge'),
+    ...latency,
   ];
 }
 
