@@ -170,7 +170,7 @@ function macBytes(text: string): Buffer {
 
 /** Is the addon built and /dev/net/tun present? (No privilege check.) */
 export function tapAvailable(): { ok: true } | { ok: false; reason: string } {
-  if (!tryLoad()) return { ok: false, reason: loadError ?? 'the nodeplane_tap addon is unavailable' };
+  if (!tryLoad()) return { ok: false, reason: loadError ?? 'the nodeplane addon is unavailable' };
   if (!existsSync(TUN_PATH)) {
     return { ok: false, reason: `${TUN_PATH} is missing (load the tun module or run on Linux with TUN/TAP support)` };
   }
