@@ -196,6 +196,6 @@ describe('UDP-tunnel GSO: a tunnel super-frame arriving on the underlay', () => 
     rx('up', tunnelled(5000), { ...TUNNEL_OFFLOAD, csumStart: 60 });
     expect(take('pa')).toEqual([]);
     const decap = dp.stages.vxlanDecap;
-    expect(decap.counters().drops).toEqual({ 'offload super-frame other than tcp over ipv4 in a udp tunnel': 4 });
+    expect(decap.counters().drops).toEqual({ 'vxlan.super-frame': 4 });
   });
 });

@@ -69,7 +69,7 @@ describe('underlay: socket', () => {
     const h = new Harness(SOCKET_LAB);
     introduce(h, A);
     h.rx('pa', udpFrame({ from: A, toMac: GW.mac, dst: '10.244.2.7' }));
-    expect(h.counters('vxlan-socket-tx').drops).toEqual({ 'vxlan device has no socket': 1 });
+    expect(h.counters('vxlan-socket-tx').drops).toEqual({ 'vxlan.no-socket': 1 });
   });
 
   it('decapsulates a received datagram to the right pod; one from an unknown VTEP is dropped', () => {
@@ -90,7 +90,7 @@ describe('underlay: socket', () => {
     expect(rest).toEqual([]);
     expect(ethOf(out)).toEqual({ dst: A.mac, src: GW.mac, type: 0x0800 });
     expect(ip4Of(out)).toMatchObject({ ttl: 63, src: '10.244.2.7', dst: A.ip });
-    expect(h.counters('vxlan-decap').drops).toEqual({ 'source is not a known vtep of the device': 1 });
+    expect(h.counters('vxlan-decap').drops).toEqual({ 'vxlan.unknown-vtep': 1 });
   });
 
   it('a datagram too large for a slot is refused', () => {
