@@ -7,10 +7,11 @@
  * Groups, in order: checksum, decode, lpm4, conntrack, admin (reading a conntrack table of
  * 1,000,000 entries through the admin socket while forwarding), dataplane, nat, services
  * (ClusterIP DNAT, applying Services at 10,000), vxlan, flood, learning, capture (CPU per
- * record of the file capture, on the packet thread and the others), e2e and e2e-vxlan (iperf3
- * across the overlay between two nodes, nodeplane's and the kernel's). Those from dataplane on
- * are loaded only when their files exist; e2e and e2e-vxlan report `skipped` rows when they
- * cannot run (no root, no namespaces).
+ * record of the file capture, on the packet thread and the others), e2e, e2e-vxlan (iperf3
+ * across the overlay between two nodes, nodeplane's and the kernel's) and e2e-capture (iperf3
+ * pod to pod uncaptured, captured whole and at snaplen 128). Those from dataplane on are loaded
+ * only when their files exist; the e2e groups report `skipped` rows when they cannot run (no
+ * root, no namespaces).
  *
  * FILTER (optional): a group whose name contains it, or a bench name or prefix
  * ("decode.views.udp"); only matching results are run where the group allows it, and only
@@ -67,6 +68,7 @@ const GROUPS: Group[] = [
   optional('capture', './capture.bench.ts', 'benchCapture'),
   optional('e2e', './e2e.bench.ts', 'benchE2e'),
   optional('e2e-vxlan', './e2e-vxlan.bench.ts', 'benchE2eVxlan'),
+  optional('e2e-capture', './e2e-capture.bench.ts', 'benchE2eCapture'),
 ].filter((g): g is Group => g !== null);
 
 // ---------------------------------------------------------------------------------------

@@ -1,0 +1,104 @@
+/**
+ * End to end: what capturing costs. One iperf3 TCP stream pa → pb across cni0 in the demo lab,
+ * `--no-offload` (every frame a 1500-byte frame: the most records per byte), three ways in
+ * one lab: uncaptured, capturing every frame of every port whole, and with `--snaplen 128`.
+ * ROUNDS rounds interleave the three (nodeplane restarted for each run), BENCH_E2E_SECONDS
+ * each (default 5), so a busy moment on the machine falls on one round, not on one mode.
+ *
+ * Rows: e2e.capture.uncaptured, e2e.capture.whole, e2e.capture.snaplen128 (the median round's
+ * iperf3 figures, every round's Gbit/s, and for the captured ones the records written and
+ * the ring's drops per round, from `show ports`), and e2e.capture.ratio: whole / uncaptured
+ * and snaplen128 / uncaptured from the medians (targets 0.75 and 0.9). Without root,
+ * namespaces, TAP support or iperf3: one row `{ bench: 'e2e.capture', skipped: REASON }`.
+ *
+ * Safety: every host is a namespace of the lab (src/lab/netns.ts), removed in a finally block
+ * and on exit; iperf3 is bounded in time.
+ *
+ * Standalone: `npx tsx bench/e2e-capture.bench.ts`.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fetchState } from '../src/admin/client.ts';
+import type { PortsState } from '../src/admin/state.ts';
+import { DEMO_CONFIG, DEMO_PODS } from '../src/lab/demo-topology.ts';
+import { Lab } from '../src/lab/lab.ts';
+import { type Tcp, iperfTcp, missing, seconds, tcpRow } from './e2e.bench.ts';
+import type { BenchResult } from './harness.ts';
+
+const ROUNDS = 3;
+const PB = '10.244.1.3';
+
+const median = (x: number[]): number => [...x].sort((a, b) => a - b)[Math.floor(x.length / 2)];
+
+function medianRound(runs: Tcp[]): Tcp {
+  const m = median(runs.map((r) => r.gbps));
+  return runs.find((r) => r.gbps === m)!;
+}
+
+interface Mode {
+  name: 'uncaptured' | 'whole' | 'snaplen128';
+  args: string[];
+  runs: Tcp[];
+  records: number[];
+  ringDrops: number[];
+}
+
+export async function benchE2eCapture(): Promise<BenchResult[]> {
+  const reason = missing();
+  if (reason) {
+    process.stderr.write(`e2e.capture: skipped: ${reason}\n`);
+    return [{ bench: 'e2e.capture', skipped: reason }];
+  }
+  const secs = seconds();
+  const dir = mkdtempSync(join(tmpdir(), 'nodeplane-bench-capture-'));
+  let lab: Lab | undefined;
+  try {
+    lab = await Lab.start({ config: DEMO_CONFIG, pods: DEMO_PODS, dir, runArgs: ['--no-offload'], startTimeoutMs: 60_000 });
+    const modes: Mode[] = [
+      { name: 'uncaptured', args: [], runs: [], records: [], ringDrops: [] },
+      { name: 'whole', args: [], runs: [], records: [], ringDrops: [] },
+      { name: 'snaplen128', args: ['--snaplen', '128'], runs: [], records: [], ringDrops: [] },
+    ];
+    for (let round = 0; round < ROUNDS; round++) {
+      for (const mode of modes) {
+        const caps = join(dir, `caps-${round}-${mode.name}`);
+        const capture = mode.name === 'uncaptured' ? [] : ['--capture', caps, ...mode.args];
+        await lab.restart(undefined, ['--no-offload', ...capture]);
+        mode.runs.push(await iperfTcp(lab.pod('pa'), lab.pod('pb'), PB, secs, lab.nodeplane?.pid));
+        if (capture.length !== 0) {
+          const ports = (await fetchState(lab.adminSocket, 'ports')) as PortsState;
+          mode.records.push(ports.capture?.packets ?? 0);
+          mode.ringDrops.push(ports.capture?.ringDrops ?? 0);
+        }
+        rmSync(caps, { recursive: true, force: true });
+      }
+    }
+    const rows: BenchResult[] = modes.map((m) => {
+      const row: BenchResult = { ...tcpRow(`e2e.capture.${m.name}`, medianRound(m.runs), true), rounds: m.runs.map((r) => r.gbps) };
+      if (m.name !== 'uncaptured') {
+        row.records = m.records;
+        row.ringDrops = m.ringDrops;
+      }
+      return row;
+    });
+    const base = median(modes[0].runs.map((r) => r.gbps));
+    const ratio = (m: Mode): number => Math.round((median(m.runs.map((r) => r.gbps)) / base) * 1000) / 1000;
+    rows.push({ bench: 'e2e.capture.ratio', whole: ratio(modes[1]), snaplen128: ratio(modes[2]) });
+    return rows;
+  } finally {
+    if (lab) {
+      try {
+        await lab.stopNodeplane('SIGTERM');
+      } catch {
+        /* destroy() kills it */
+      }
+      lab.destroy();
+    }
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  for (const r of await benchE2eCapture()) process.stdout.write(`${JSON.stringify(r)}\n`);
+}
