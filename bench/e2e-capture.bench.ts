@@ -4,6 +4,8 @@
  * one lab: uncaptured, capturing every frame of every port whole, and with `--snaplen 128`.
  * ROUNDS rounds interleave the three (nodeplane restarted for each run), BENCH_E2E_SECONDS
  * each (default 5), so a busy moment on the machine falls on one round, not on one mode.
+ * BENCH_CAPTURE_BUFFER_KIB passes `--capture-buffer` to the captured runs (default: the
+ * default ring, 32 MiB).
  *
  * Rows: e2e.capture.uncaptured, e2e.capture.whole, e2e.capture.snaplen128 (the median round's
  * iperf3 figures, every round's Gbit/s, and for the captured ones the records written and
@@ -51,6 +53,8 @@ export async function benchE2eCapture(): Promise<BenchResult[]> {
     return [{ bench: 'e2e.capture', skipped: reason }];
   }
   const secs = seconds();
+  const kib = process.env.BENCH_CAPTURE_BUFFER_KIB;
+  const buffer = kib ? ['--capture-buffer', kib] : [];
   const dir = mkdtempSync(join(tmpdir(), 'nodeplane-bench-capture-'));
   let lab: Lab | undefined;
   try {
@@ -63,7 +67,7 @@ export async function benchE2eCapture(): Promise<BenchResult[]> {
     for (let round = 0; round < ROUNDS; round++) {
       for (const mode of modes) {
         const caps = join(dir, `caps-${round}-${mode.name}`);
-        const capture = mode.name === 'uncaptured' ? [] : ['--capture', caps, ...mode.args];
+        const capture = mode.name === 'uncaptured' ? [] : ['--capture', caps, ...buffer, ...mode.args];
         await lab.restart(undefined, ['--no-offload', ...capture]);
         mode.runs.push(await iperfTcp(lab.pod('pa'), lab.pod('pb'), PB, secs, lab.nodeplane?.pid));
         if (capture.length !== 0) {
@@ -84,7 +88,7 @@ export async function benchE2eCapture(): Promise<BenchResult[]> {
     });
     const base = median(modes[0].runs.map((r) => r.gbps));
     const ratio = (m: Mode): number => Math.round((median(m.runs.map((r) => r.gbps)) / base) * 1000) / 1000;
-    rows.push({ bench: 'e2e.capture.ratio', whole: ratio(modes[1]), snaplen128: ratio(modes[2]) });
+    rows.push({ bench: 'e2e.capture.ratio', whole: ratio(modes[1]), snaplen128: ratio(modes[2]), bufferKiB: kib ? Number(kib) : 32768 });
     return rows;
   } finally {
     if (lab) {

@@ -141,7 +141,7 @@ export function formatPorts(s: PortsState): string {
   const c = s.capture;
   if (c !== undefined) {
     const f = c.filter === null ? '' : `, filter "${c.filter.expression}" matched ${c.filter.matched} of ${c.filter.matched + c.filter.unmatched}`;
-    out.push(`capture: ${c.packets} records, ${c.ringDrops} dropped (ring full), ${c.drops} dropped frames recorded${f}`);
+    out.push(`capture: ${c.packets} records, ${c.ringDrops} dropped (ring of ${Math.round(c.ringBytes / 1048576)} MiB full), ${c.drops} dropped frames recorded${f}`);
   }
   for (const st of s.streams ?? []) {
     const f = st.filter === null ? '' : `, filter "${st.filter}"`;

@@ -234,6 +234,8 @@ export interface CaptureStatus {
   packets: number;
   /** Frames not written because the writer's ring was full (forwarding never waits). */
   ringDrops: number;
+  /** Bytes of that ring (`--capture-buffer`). */
+  ringBytes: number;
   /** Dropped frames recorded on the `drop` interface. */
   drops: number;
   /** The capture filter, if any, and the frames it matched and did not. */

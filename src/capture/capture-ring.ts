@@ -131,7 +131,8 @@ export class CaptureRing {
   private readonly buf: Buffer;
   private readonly words: Int32Array;
   private readonly ctl: Int32Array;
-  private readonly size: number;
+  /** Bytes of the ring (a whole number of pages). */
+  readonly size: number;
   private readonly worker: Worker;
   /** Where the next byte goes: the open unit's end, or the head. */
   private pos = 0;

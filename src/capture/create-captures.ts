@@ -10,6 +10,7 @@
  *   snaplen      bytes kept per frame, for every capture (default 262144)
  *   filter       tcpdump filter syntax, for every capture, compiled by libpcap (bpf-filter.ts)
  *   drops        the pcapng gets an interface `drop` with every dropped frame (needs dir)
+ *   bufferKiB    the ring between the packet thread and the pcapng writer (default 32 MiB)
  *
  * Timestamps come from the dataplane's clock when the tee sees the frame (received: as the
  * port hands it in; transmitted: as port-output sends it), so a replayed run records virtual
@@ -42,6 +43,8 @@ export interface CaptureOptions {
   drops?: boolean;
   /** The ports use TCP segmentation offload (said in the pcapng's port interfaces). */
   offload?: boolean;
+  /** KiB of records the pcapng's ring holds for its writer (tcpdump -B); default capture-ring.ts's. */
+  bufferKiB?: number;
   log?: CaptureLog;
   /** Time in the pcapng file names; default now. */
   startTime?: Date;
@@ -57,7 +60,7 @@ export interface Captures {
   /** Closes every capture; live streams get up to 2 s to drain to a slow reader. */
   close(): void;
   /** The pcapng capture's counters (`show ports`), or null without one. */
-  status(): { packets: number; ringDrops: number; drops: number; filter: { expression: string; matched: number; unmatched: number } | null } | null;
+  status(): { packets: number; ringDrops: number; ringBytes: number; drops: number; filter: { expression: string; matched: number; unmatched: number } | null } | null;
   /** The parts, for status output and tests. */
   pcapng: PortCapture | null;
   live: LiveCapture[];
@@ -121,6 +124,7 @@ export function createCaptures(dp: Dataplane, opts: CaptureOptions, taps: Captur
         filter,
         drops: opts.drops,
         offload: opts.offload,
+        ringBytes: opts.bufferKiB === undefined ? undefined : opts.bufferKiB * 1024,
         capacity,
         log: opts.log,
       });
@@ -151,6 +155,7 @@ export function createCaptures(dp: Dataplane, opts: CaptureOptions, taps: Captur
         : {
             packets: pcapng.packets,
             ringDrops: pcapng.ringDrops,
+            ringBytes: pcapng.ringBytes,
             drops: pcapng.dropsRecorded,
             filter: filter === null ? null : { expression: filter.expression, matched: filter.accepted, unmatched: filter.rejected },
           },

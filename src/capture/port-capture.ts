@@ -147,6 +147,10 @@ export class PortCapture implements PortObserver, DropObserver {
   packets = 0;
   /** Frames not written because the ring was full (never blocks forwarding). */
   ringDrops = 0;
+  /** Bytes of the writer's ring; 0 when records go straight to a synchronous sink (tests). */
+  get ringBytes(): number {
+    return this.ring === null ? 0 : this.ring.size;
+  }
   /** Dropped frames recorded on the `drop` interface. */
   dropsRecorded = 0;
   /** Files started so far (rotations + 1). */

@@ -48,6 +48,7 @@ export interface RunOptions {
   snaplen?: string;
   captureFilter?: string;
   captureDrops?: boolean;
+  captureBuffer?: string;
   /** Prometheus metrics at ADDR:PORT (loopback when only a port is given). */
   metrics?: string;
   admin: string;
@@ -93,6 +94,8 @@ export async function runCommand(opts: RunOptions): Promise<number> {
   const snaplen = positiveInt('--snaplen', opts.snaplen) ?? config.capture.snaplen;
   const captureFilter = opts.captureFilter ?? config.capture.filter;
   const captureDrops = opts.captureDrops === true || config.capture.drops;
+  const bufferKiB = positiveInt('--capture-buffer', opts.captureBuffer) ?? config.capture.bufferKiB;
+  if (bufferKiB < 1024 || bufferKiB > 4_194_304) throw new UserError(`--capture-buffer ${bufferKiB}: expected 1024 to 4194304 (KiB)`);
   // TCP segmentation offload on the TAPs unless --no-offload. Captures record what crosses
   // the ports: with offload, TCP super-frames, as tcpdump on a veth shows GSO packets.
   const offload = opts.offload;
@@ -155,6 +158,7 @@ export async function runCommand(opts: RunOptions): Promise<number> {
         snaplen,
         filter: captureFilter,
         drops: captureDrops,
+        bufferKiB,
         offload,
         maxFileMB,
         maxFiles,

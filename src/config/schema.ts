@@ -29,6 +29,7 @@
  *   conntrack.timeouts         Linux nf_conntrack_* defaults in seconds, except tcpEstablished
  *                              86400 and tcpCloseWait 3600, which kube-proxy sets
  *   capture.snaplen 262144     tcpdump's default
+ *   capture.bufferKiB 32768    the ring the capture writer drains (tcpdump -B, in KiB)
  *   pool.slots 8192            frame slots of 4 KiB (32 MiB) without offload, and in replay
  *   pool.offloadSlots 2048     frame slots of 68 KiB (136 MiB) with TCP segmentation offload;
  *                              the pool is all the frame memory, whatever the number of ports
@@ -377,6 +378,8 @@ export function defaultSubnetLen(networkPrefixLen: number): number {
 const capture = z.strictObject({
   dir: z.string().min(1).optional(),
   snaplen: int(64, 262144).default(262144),
+  /** Bytes (KiB) of records waiting for the writer thread before new ones are dropped and counted. */
+  bufferKiB: int(1024, 4_194_304).default(32768),
   /** Ports to record; all when absent. */
   ports: z.array(ifName).optional(),
   /** tcpdump filter syntax, compiled by libpcap when the run starts; empty: every frame. */

@@ -27,7 +27,7 @@ describe('config schema', () => {
     expect(c.nat).toEqual({ clusterCIDR: '10.244.0.0/16' });
     expect(c.conntrack.max).toBe(262144);
     expect(c.vxlan[0]).toMatchObject({ name: 'flannel.1', vni: 1, port: 8472, mtu: 1450, local: '192.168.50.11' });
-    expect(c.capture).toEqual({ dir: 'captures/out', snaplen: 262144, filter: '', drops: false });
+    expect(c.capture).toEqual({ dir: 'captures/out', snaplen: 262144, bufferKiB: 32768, filter: '', drops: false });
   });
 
   it('fills every default of a minimal config', () => {
@@ -64,12 +64,19 @@ describe('config schema', () => {
     expect(d.conntrack.timeouts.tcpEstablished).toBe(86400); // kube-proxy's, not Linux's 5 days
     expect(d.conntrack.timeouts.tcpCloseWait).toBe(3600);
     expect(d.conntrackEnabled).toBe(true); // it has a service
-    expect(d.capture).toEqual({ snaplen: 262144, filter: '', drops: false });
+    expect(d.capture).toEqual({ snaplen: 262144, bufferKiB: 32768, filter: '', drops: false });
     expect(d.arp).toEqual({ retries: 3, retryIntervalMs: 1000, queueLen: 3, reachableMs: 30000, staleMs: 60000, failedMs: 1000, maxEntries: 1024 });
     expect(d.fdb).toEqual({ maxEntries: 4096 });
     expect(d.icmp).toEqual({ ratePerSec: 1000, burst: 50, perHostIntervalMs: 1000, perHostBurst: 6 });
     expect(d.pool).toEqual({ slots: 8192, offloadSlots: 2048 });
     expect(d.seed).toBe(1);
+  });
+
+  it('bounds capture.bufferKiB (1 MiB to 4 GiB), naming the field', () => {
+    expect(errorsOf({ ...minimal(), capture: { bufferKiB: 512 } }).join('\n')).toMatch(/capture\.bufferKiB/);
+    expect(errorsOf({ ...minimal(), capture: { bufferKiB: 4_194_305 } }).join('\n')).toMatch(/capture\.bufferKiB/);
+    const r = validateConfigObject({ ...minimal(), capture: { bufferKiB: 131072 } });
+    expect(r.ok && r.config.capture.bufferKiB).toBe(131072);
   });
 
   it('turns connection tracking on for nat, a conntrack section, services or manifests, and only then', () => {
