@@ -227,7 +227,9 @@ describe.skipIf(skip)('differential: one node by nodeplane and by the Linux kern
     expect(np.result).toEqual(k.result);
     expect(np.frames).toEqual(k.frames);
 
-    // Timing: ARP gives up after mcast_solicit=3 probes retrans_time=1 s apart.
+    // Timing: ARP gives up after mcast_solicit=3 probes retrans_time=1 s apart. The lower
+    // bounds are the behaviour (no probe early); the upper ones only catch a probe that is not
+    // timed at all, since a loaded machine can run any process's timer late.
     const timing = (o: typeof k): { arpGaps: number[]; firstError: number } => {
       const arpTimes = o.times.pc.filter((_, i) => o.frames.pc[i]['arp.dst.proto_ipv4'] === '10.244.2.99');
       const firstRequest = o.times.pa[o.frames.pa.findIndex((f) => f['icmp.type'] === '8')];
@@ -238,10 +240,10 @@ describe.skipIf(skip)('differential: one node by nodeplane and by the Linux kern
       const { arpGaps, firstError } = timing(o);
       for (const gap of arpGaps) {
         expect(gap).toBeGreaterThan(0.7);
-        expect(gap).toBeLessThan(1.4);
+        expect(gap).toBeLessThan(2.5);
       }
       expect(firstError).toBeGreaterThan(2.7);
-      expect(firstError).toBeLessThan(3.8);
+      expect(firstError).toBeLessThan(6);
     }
   });
 
