@@ -13,12 +13,14 @@
  *                 └─l3────→ l3-input       └router→ l3-input
  *   l3-input ─arp→ arp-input ─reply→ interface-output, ─neighbour→ neighbour-output
  *            └ip4→ ip4-input ─prerouting→ prerouting ─route→ ip4-lookup
+ *                            └route→ ip4-lookup   (while prerouting has nothing to do)
  *                                           └defrag→ ip4-reassemble ─prerouting→ prerouting (conntrack on)
  *   ip4-lookup ─local→ input ─local→ ip4-local ─icmp→ icmp-local ─output→ output
  *              │                            ├tcp→ tcp-reset ─output→ output
  *              │                            ├reassemble→ ip4-reassemble ─local→ ip4-local
  *              │                            └error→ icmp-error
  *              ├forward→ ip4-forward ─postrouting→ postrouting
+ *              │                     ├neighbour→ neighbour-output   (while postrouting has nothing to do)
  *              │                     └error→ icmp-error
  *              └error→ icmp-error ─output→ output
  *   output ─route→ ip4-output ─postrouting→ postrouting
@@ -122,7 +124,7 @@ export function buildGraph(ctx: Context): { graph: Graph; stages: Stages } {
   s.bridgeIp4.connect({ tx: s.portOutput });
   s.l3Input.connect({ arp: s.arpInput, ip4: s.ip4Input });
   s.arpInput.connect({ reply: s.interfaceOutput, neighbour: s.neighbourOutput });
-  s.ip4Input.connect({ prerouting: s.prerouting });
+  s.ip4Input.connect({ prerouting: s.prerouting, route: s.ip4Lookup });
   s.prerouting.connect({ route: s.ip4Lookup, defrag: s.ip4Reassemble });
   s.ip4Lookup.connect({ local: s.input, vxlan: s.vxlanDecap, forward: s.ip4Forward, error: s.icmpError });
   s.input.connect({ local: s.ip4Local });
@@ -131,7 +133,7 @@ export function buildGraph(ctx: Context): { graph: Graph; stages: Stages } {
   s.vxlanDecap.connect({ ip4: s.ip4Input, l3: s.l3Input });
   s.icmpLocal.connect({ output: s.output });
   s.tcpReset.connect({ output: s.output });
-  s.ip4Forward.connect({ postrouting: s.postrouting, error: s.icmpError });
+  s.ip4Forward.connect({ postrouting: s.postrouting, neighbour: s.neighbourOutput, error: s.icmpError });
   s.icmpError.connect({ output: s.output });
   s.output.connect({ route: s.ip4Output });
   s.ip4Output.connect({ postrouting: s.postrouting });
@@ -144,6 +146,8 @@ export function buildGraph(ctx: Context): { graph: Graph; stages: Stages } {
   s.vxlanSocketTx.connect({});
   s.vxlanEncap.watchHooks(s.output, s.postrouting);
   s.ip4Lookup.watchInputHook(s.input);
+  s.ip4Input.watchPrerouting(s.prerouting);
+  s.ip4Forward.watchPostrouting(s.postrouting);
   s.portOutput.connect({});
   graph.verify();
   return { graph, stages: s };

@@ -6,6 +6,9 @@
  * out:  postrouting — TTL decremented, checksum updated incrementally (RFC 1624), Record
  *                     Route written; larger than the egress MTU only when DF is clear
  *                     (postrouting sends those to ip4-fragment)
+ *       neighbour   — the same, straight to neighbour-output while POSTROUTING has nothing
+ *                     to do (no handlers, nothing traced) and the packet fits the MTU; the
+ *                     hook still counts them as its packets
  *       error       — TTL expiring (ICMP 11/0) or larger than the MTU with DF (ICMP 3/4 with
  *                     the next-hop MTU): checked before the hook, as ip_forward does, so the
  *                     error quotes the packet as it arrived
@@ -17,6 +20,7 @@
  * a UDP-tunnel super-frame up to the end of its inner TCP header (its checksum start).
  */
 import { dropReasons } from '../core/drop-reason.ts';
+import type { HookStage } from '../core/hook.ts';
 import { Stage } from '../core/stage.ts';
 import { updateChecksum16 } from '../wire/checksum.ts';
 import { recordRouteInHeader } from '../wire/ipv4-options.ts';
@@ -30,9 +34,9 @@ const enum Drop {
 export const ICMP_TTL_EXCEEDED = (11 << 24) | (0 << 16);
 export const ICMP_FRAG_NEEDED = (3 << 24) | (4 << 16);
 
-export class Ip4Forward extends Stage<'postrouting' | 'error'> {
+export class Ip4Forward extends Stage<'postrouting' | 'neighbour' | 'error'> {
   readonly name = 'ip4-forward';
-  readonly nextNames = ['postrouting', 'error'] as const;
+  readonly nextNames = ['postrouting', 'neighbour', 'error'] as const;
   readonly dropReasons = dropReasons([
     ['ip4.super-frame-over-mtu', 'offload super-frame larger than the mtu without DF'],
   ]);
@@ -40,14 +44,25 @@ export class Ip4Forward extends Stage<'postrouting' | 'error'> {
   ttlExpired = 0;
   fragNeeded = 0;
 
+  /** The POSTROUTING hook `postrouting` leads to: `neighbour` is taken only while it has nothing to do. */
+  private postroutingHook: HookStage<string> | null = null;
+
   constructor(private readonly ctx: Context) {
     super(ctx.pool);
+  }
+
+  /** Names the hook stage behind `postrouting`, so that an idle hook can be passed by. */
+  watchPostrouting(hook: HookStage<string>): void {
+    this.postroutingHook = hook;
   }
 
   protected process(slots: Int32Array, n: number): void {
     const { pool, ifs } = this.ctx;
     const data = pool.data;
     const view = pool.dataView;
+    const hook = this.postroutingHook;
+    // An idle hook would only pass on a packet that fits (postrouting.ts): one hop fewer.
+    const direct = hook !== null && this.tracer === null && hook.handlers.length === 0;
     let k = 0;
     for (let i = 0; i < n; i++) {
       const slot = slots[i];
@@ -68,6 +83,7 @@ export class Ip4Forward extends Stage<'postrouting' | 'error'> {
         total = th + ((data[th + 12] >>> 4) << 2) - ip + pool.gsoSize[slot];
       }
       const mtu = ifs.mtu[pool.txIf[slot]];
+      let fragment = false;
       if (total > mtu) {
         if ((data[ip + 6] & 0x40) !== 0) {
           this.fragNeeded++;
@@ -81,14 +97,24 @@ export class Ip4Forward extends Stage<'postrouting' | 'error'> {
           this.drop(slot, Drop.SUPER_FRAME_OVER_MTU);
           continue;
         }
+        fragment = true;
       }
       // TTL decrement with an incremental checksum update (RFC 1624), one 32-bit write.
       const oldWord = w2 >>> 16;
       view.setInt32(ip + 8, ((oldWord - 0x100) << 16) | updateChecksum16(w2 & 0xffff, oldWord, oldWord - 0x100));
       // Record Route: the egress interface's address, as Linux's ip_forward_options writes it.
       if ((w0 & 0x0f000000) > 0x05000000 && ifs.hasAddress(pool.txIf[slot])) recordRouteInHeader(data, ip, ifs.addr[pool.txIf[slot]]);
+      if (fragment && direct) {
+        this.to(this.out.postrouting, slot); // to be fragmented after the hook
+        continue;
+      }
       slots[k++] = slot;
     }
-    this.toAll(this.out.postrouting, slots, k);
+    if (direct) {
+      hook.packets += k;
+      this.toAll(this.out.neighbour, slots, k);
+    } else {
+      this.toAll(this.out.postrouting, slots, k);
+    }
   }
 }

@@ -3,6 +3,9 @@
  *
  * in:   IPv4 frames with rxIf and l3 set
  * out:  prerouting — a valid header, Ethernet padding trimmed, l4 set
+ *       route      — the same, straight to ip4-lookup while PREROUTING has nothing to do (no
+ *                    handlers, connection tracking off, nothing traced); the hook still
+ *                    counts them as its packets
  * drop: bad version, header length, total length or header checksum; martian source (0/8,
  *       127/8, 224/3); martian destination (0/8, 127/8); multicast destination (no multicast
  *       routing).
@@ -13,6 +16,7 @@
  * so later stages see the datagram's true length.
  */
 import { dropReasons } from '../core/drop-reason.ts';
+import type { HookStage } from '../core/hook.ts';
 import { Stage } from '../core/stage.ts';
 import { checksumVerifies, wordsVerify } from '../wire/checksum.ts';
 import type { Context } from './context.ts';
@@ -28,9 +32,9 @@ const enum Drop {
   MARTIAN_DESTINATION,
 }
 
-export class Ip4Input extends Stage<'prerouting'> {
+export class Ip4Input extends Stage<'prerouting' | 'route'> {
   readonly name = 'ip4-input';
-  readonly nextNames = ['prerouting'] as const;
+  readonly nextNames = ['prerouting', 'route'] as const;
   readonly dropReasons = dropReasons([
     ['ip4.truncated', 'truncated ipv4 header'],
     ['ip4.bad-version', 'bad ipv4 version'],
@@ -42,8 +46,16 @@ export class Ip4Input extends Stage<'prerouting'> {
     ['ip4.martian-destination', 'martian destination address'],
   ]);
 
+  /** The PREROUTING hook `prerouting` leads to: `route` is taken only while it has nothing to do. */
+  private preroutingHook: HookStage<string> | null = null;
+
   constructor(private readonly ctx: Context) {
     super(ctx.pool);
+  }
+
+  /** Names the hook stage behind `prerouting`, so that an idle hook can be passed by. */
+  watchPrerouting(hook: HookStage<string>): void {
+    this.preroutingHook = hook;
   }
 
   protected process(slots: Int32Array, n: number): void {
@@ -102,6 +114,13 @@ export class Ip4Input extends Stage<'prerouting'> {
       pool.l4[slot] = (w1 & 0x1fff) === 0 ? ip + hlen : 0;
       slots[k++] = slot;
     }
-    this.toAll(this.out.prerouting, slots, k);
+    const hook = this.preroutingHook;
+    // An idle hook would only pass the batch on (prerouting.ts): one hop fewer, same count.
+    if (hook !== null && this.tracer === null && this.ctx.conntrack === null && hook.handlers.length === 0) {
+      hook.packets += k;
+      this.toAll(this.out.route, slots, k);
+    } else {
+      this.toAll(this.out.prerouting, slots, k);
+    }
   }
 }

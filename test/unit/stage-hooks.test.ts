@@ -80,6 +80,26 @@ describe('hook stages: the mechanism', () => {
     expect(h.counters('output').packets).toBe(0);
   });
 
+  it('while idle is passed by yet counts every packet; a handler registered later meets the next ones', () => {
+    const h = new Harness();
+    introduce(h, A);
+    h.rx('pa', udpFrame({ from: A, toMac: GW.mac, dst: '203.0.113.5' }));
+    // Without handlers a large datagram (DF clear) is still fragmented after the hook.
+    h.rx('pa', udpFrame({ from: A, toMac: GW.mac, dst: '10.200.0.5', dataLen: 1400, id: 0x43 }));
+    expect(h.take('up')).toHaveLength(1);
+    expect(h.take('slow')).toHaveLength(2);
+    for (const name of ['prerouting', 'postrouting']) expect(h.counters(name).packets).toBe(2);
+    const pre = new TestHandler(h, 'pre');
+    const post = new TestHandler(h, 'post');
+    hook(h, 'prerouting').register(pre);
+    hook(h, 'postrouting').register(post);
+    h.rx('pa', udpFrame({ from: A, toMac: GW.mac, dst: '203.0.113.6' }));
+    expect(h.take('up')).toHaveLength(1);
+    expect(pre.seen.map((x) => x.dst)).toEqual(['203.0.113.6']);
+    expect(post.seen.map((x) => x.dst)).toEqual(['203.0.113.6']);
+    for (const name of ['prerouting', 'postrouting']) expect(h.counters(name).packets).toBe(3);
+  });
+
   it('runs handlers by priority, lowest first, whatever the order they were registered in', () => {
     const h = new Harness();
     const order: string[] = [];
@@ -382,12 +402,18 @@ describe('graph shape', () => {
       'bridge-forward -ip4-> bridge-ip4',
       'bridge-ip4 -tx-> port-output',
     ]) expect(edges).toContain(e);
-    // Nothing but postrouting feeds fragmentation; nothing routed skips postrouting.
+    // Nothing but postrouting feeds fragmentation; nothing routed skips postrouting except
+    // ip4-forward's edge past it, taken only while it has no handlers (the handler tests above).
     expect(edges.filter((e) => e.endsWith('> ip4-fragment'))).toEqual(['postrouting -fragment-> ip4-fragment']);
     expect(edges.filter((e) => e.endsWith('> neighbour-output')).sort()).toEqual([
       'arp-input -neighbour-> neighbour-output',
+      'ip4-forward -neighbour-> neighbour-output',
       'ip4-fragment -neighbour-> neighbour-output',
       'postrouting -neighbour-> neighbour-output',
+    ]);
+    expect(edges.filter((e) => e.endsWith('> ip4-lookup')).sort()).toEqual([
+      'ip4-input -route-> ip4-lookup',
+      'prerouting -route-> ip4-lookup',
     ]);
   });
 });
