@@ -8,8 +8,9 @@
 //
 // libpcap is opened with dlopen on first use rather than linked: the addon (TAP devices
 // included) then loads on a machine without libpcap, and only filters say what is missing.
-// Its headers (Debian libpcap-dev) are needed to build. filterLoad() returns null once
-// libpcap is loaded, or the reason it cannot be.
+// Nor are its headers needed to build: the few types the calls use are declared below, as
+// pcap/pcap.h and pcap/bpf.h declare them (classic BPF and libpcap's ABI, stable for
+// decades). filterLoad() returns null once libpcap is loaded, or the reason it cannot be.
 
 #ifndef NAPI_VERSION
 #define NAPI_VERSION 8
@@ -17,13 +18,32 @@
 #include <node_api.h>
 
 #include <dlfcn.h>
-#include <pcap/pcap.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "pcap-filter.h"
+
+// From pcap/pcap.h, pcap/bpf.h and pcap/dlt.h.
+typedef struct pcap pcap_t;
+typedef unsigned int bpf_u_int32;
+typedef unsigned char u_char;
+typedef unsigned short u_short;
+typedef unsigned int u_int;
+struct bpf_insn {
+  u_short code;
+  u_char jt;
+  u_char jf;
+  bpf_u_int32 k;
+};
+struct bpf_program {
+  u_int bf_len;
+  struct bpf_insn* bf_insns;
+};
+#define DLT_EN10MB 1
+#define PCAP_ERRBUF_SIZE 256
+#define PCAP_NETMASK_UNKNOWN 0xffffffff
 
 // The libpcap functions the filters use, resolved once.
 static struct {
