@@ -242,8 +242,11 @@ static bool call_on_readable(reader_t* r, napi_value cb, int32_t arg) {
   return false;
 }
 
-// When the last wake-up began (uv_hrtime, ns): read by a latency probe (tapLastPollNs).
+// When the last wake-up began (uv_hrtime, ns), and when the first read() of the last
+// readBatch began and returned: read by a latency probe (lastPollNs, lastReadNs).
 static uint64_t last_poll_ns;
+static uint64_t last_read_start_ns;
+static uint64_t last_read_end_ns;
 
 static void on_poll(uv_poll_t* handle, int status, int events) {
   (void)events;
@@ -417,8 +420,11 @@ static napi_value js_read_batch(napi_env env, napi_callback_info info) {
     }
     int err = 0;
     int32_t n = 0;
+    last_read_start_ns = uv_hrtime();
+    last_read_end_ns = 0;
     while (n < count) {
       ssize_t got = read(t->fd, pool + offs[n], cap);
+      if (last_read_end_ns == 0) last_read_end_ns = uv_hrtime();
       if (got < 0) {
         if (errno == EINTR) continue;
         if (errno != EAGAIN && errno != EWOULDBLOCK) err = errno;
@@ -775,6 +781,18 @@ static napi_value js_last_poll_ns(napi_env env, napi_callback_info info) {
   return out;
 }
 
+// lastReadNs(end): when the first read() of the last readBatch began (end false) or
+// returned (end true), same clock.
+static napi_value js_last_read_ns(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1], out;
+  bool end = false;
+  CHECK_NAPI(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc >= 1) napi_get_value_bool(env, argv[0], &end);
+  CHECK_NAPI(env, napi_create_double(env, (double)(end ? last_read_end_ns : last_read_start_ns), &out));
+  return out;
+}
+
 NAPI_MODULE_INIT() {
   napi_property_descriptor props[] = {
       {"open", NULL, js_open, NULL, NULL, NULL, napi_default, NULL},
@@ -787,6 +805,7 @@ NAPI_MODULE_INIT() {
       {"stats", NULL, js_stats, NULL, NULL, NULL, napi_default, NULL},
       {"nowNs", NULL, js_now_ns, NULL, NULL, NULL, napi_default, NULL},
       {"lastPollNs", NULL, js_last_poll_ns, NULL, NULL, NULL, napi_default, NULL},
+      {"lastReadNs", NULL, js_last_read_ns, NULL, NULL, NULL, napi_default, NULL},
   };
   if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok)
     return NULL;

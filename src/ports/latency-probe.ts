@@ -5,8 +5,9 @@
  *
  * A wake-up that reads frames is one record of timestamps on the addon's clock (uv_hrtime,
  * ns): `poll`, when libuv's readiness callback began in C (before the call into JavaScript);
- * `entry`, when the port's JavaScript callback began; `read`, when the first read round
- * returned; `runStart` and `runEnd`, around the first round's graph run; `writeStart` and
+ * `entry`, when the port's JavaScript callback began; `readSys` and `readSysEnd`, around the
+ * first `read()` system call of that round, in C; `read`, when the first read round returned
+ * to JavaScript; `runStart` and `runEnd`, around the first round's graph run; `writeStart` and
  * `writeEnd`, around the first transmit the run made (a TAP write is synchronous: the
  * frames are in the receiving kernel when it returns). Only the first round of a wake-up is
  * timed: a ping or a request is one frame. Records go into a preallocated ring (the last
@@ -20,23 +21,26 @@
 import { writeFileSync } from 'node:fs';
 
 /** The timestamps of a record, in order. */
-export const POINTS = ['poll', 'entry', 'read', 'runStart', 'writeStart', 'writeEnd', 'runEnd'] as const;
+export const POINTS = ['poll', 'entry', 'readSys', 'readSysEnd', 'read', 'runStart', 'writeStart', 'writeEnd', 'runEnd'] as const;
 const FIELDS = POINTS.length;
 const P_POLL = 0;
 const P_ENTRY = 1;
-const P_READ = 2;
-const P_RUN_START = 3;
-const P_WRITE_START = 4;
-const P_WRITE_END = 5;
-const P_RUN_END = 6;
+const P_READ_SYS = 2;
+const P_READ_SYS_END = 3;
+const P_READ = 4;
+const P_RUN_START = 5;
+const P_WRITE_START = 6;
+const P_WRITE_END = 7;
+const P_RUN_END = 8;
 
 /** Histogram bucket upper bounds, µs (a last bucket takes the rest). */
 export const BUCKETS_US = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000];
 
-/** What the probe needs from the TAP addon: its clock, and when the last wake-up began. */
+/** What the probe needs from the TAP addon: its clock, when the last wake-up began, and when its last batch's first read() began and returned. */
 export interface ProbeClock {
   nowNs(): number;
   lastPollNs(): number;
+  lastReadNs(end: boolean): number;
 }
 
 export interface SegmentSummary {
@@ -80,7 +84,7 @@ export class LatencyProbe {
     const r = this.records;
     r[at + P_POLL] = this.clock.lastPollNs();
     r[at + P_ENTRY] = this.clock.nowNs();
-    for (let f = P_READ; f < FIELDS; f++) r[at + f] = 0;
+    for (let f = P_READ_SYS; f < FIELDS; f++) r[at + f] = 0;
     this.current = at;
   }
 
@@ -91,7 +95,11 @@ export class LatencyProbe {
       this.current = -1;
       return;
     }
-    this.records[this.current + P_READ] = this.clock.nowNs();
+    const r = this.records;
+    const at = this.current;
+    r[at + P_READ] = this.clock.nowNs();
+    r[at + P_READ_SYS] = this.clock.lastReadNs(false);
+    r[at + P_READ_SYS_END] = this.clock.lastReadNs(true);
   }
 
   runStart(): void {
@@ -152,7 +160,7 @@ export class LatencyProbe {
   static fromEnv(clock: Partial<ProbeClock> | null): { probe: LatencyProbe; path: string } | { probe: null; reason: string | null } {
     const path = process.env.NODEPLANE_LATENCY_FILE;
     if (!path) return { probe: null, reason: null };
-    if (!clock || typeof clock.nowNs !== 'function' || typeof clock.lastPollNs !== 'function') {
+    if (!clock || typeof clock.nowNs !== 'function' || typeof clock.lastPollNs !== 'function' || typeof clock.lastReadNs !== 'function') {
       return { probe: null, reason: 'the TAP addon has no clock (rebuild it: npx node-gyp rebuild)' };
     }
     return { probe: new LatencyProbe(clock as ProbeClock), path };

@@ -70,6 +70,8 @@ interface NativeTap {
   nowNs?(): number;
   /** When the last readiness callback began, same clock. */
   lastPollNs?(): number;
+  /** When the first read() of the last readBatch began (end false) or returned (end true), same clock. */
+  lastReadNs?(end: boolean): number;
 }
 
 const IFNAMSIZ = 16;
@@ -251,13 +253,14 @@ export function tapStats(h: TapHandle): TapStats {
 }
 
 /**
- * The addon's clock (uv_hrtime, ns) and the time its last readiness callback began, for a
+ * The addon's clock (uv_hrtime, ns), the time its last readiness callback began and when the
+ * last batch's first read() began and returned, for a
  * latency probe (latency-probe.ts); null when the addon cannot load or predates them.
  */
-export function tapClock(): { nowNs(): number; lastPollNs(): number } | null {
+export function tapClock(): { nowNs(): number; lastPollNs(): number; lastReadNs(end: boolean): number } | null {
   const n = tryLoad();
-  if (!n || typeof n.nowNs !== 'function' || typeof n.lastPollNs !== 'function') return null;
-  return { nowNs: n.nowNs, lastPollNs: n.lastPollNs };
+  if (!n || typeof n.nowNs !== 'function' || typeof n.lastPollNs !== 'function' || typeof n.lastReadNs !== 'function') return null;
+  return { nowNs: n.nowNs, lastPollNs: n.lastPollNs, lastReadNs: n.lastReadNs };
 }
 
 /**

@@ -7,12 +7,16 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { BUCKETS_US, LatencyProbe, POINTS } from '../../src/ports/latency-probe.ts';
 
-/** A clock that returns the next of `steps` (ns) on each call; lastPollNs is set by hand. */
-function fakeClock(): { clock: { nowNs(): number; lastPollNs(): number }; at: (ns: number) => void; poll: (ns: number) => void } {
+/** A clock set by hand: now, the last poll, and the last read() (which the fake places 1 and 2 µs after `entry`). */
+function fakeClock(): { clock: { nowNs(): number; lastPollNs(): number; lastReadNs(end: boolean): number }; at: (ns: number) => void; poll: (ns: number) => void; readAt: (ns: number) => void } {
   let now = 0;
   let poll = 0;
+  let read = 0;
   return {
-    clock: { nowNs: () => now, lastPollNs: () => poll },
+    clock: { nowNs: () => now, lastPollNs: () => poll, lastReadNs: (end) => read + (end ? 1000 : 0) },
+    readAt: (ns) => {
+      read = ns;
+    },
     at: (ns) => {
       now = ns;
     },
@@ -29,6 +33,7 @@ function wakeup(p: LatencyProbe, c: ReturnType<typeof fakeClock>, start: number,
   t += gapsUs[0] * 1000;
   c.at(t);
   p.wake();
+  c.readAt(t + 1000);
   t += gapsUs[1] * 1000;
   c.at(t);
   p.read(read);
@@ -68,9 +73,12 @@ describe('LatencyProbe', () => {
     expect(s.wakeups).toBe(100);
     expect(s.withoutWrite).toBe(1);
     expect(s.segments.map((x) => `${x.from}-${x.to}`)).toEqual(POINTS.slice(0, -1).map((f, i) => `${f}-${POINTS[i + 1]}`));
-    const [pollEntry, entryRead, , graph, write] = s.segments;
+    const [pollEntry, entryReadSys, readSys, readSysRead, , graph, write] = s.segments;
     expect(pollEntry.p50Us).toBe(3);
-    expect(entryRead.maxUs).toBe(15);
+    // entry → read() 1 µs, the read() 1 µs, back in JavaScript 13 µs later.
+    expect(entryReadSys.maxUs).toBe(1);
+    expect(readSys.p50Us).toBe(1);
+    expect(readSysRead.maxUs).toBe(13);
     expect(graph.p50Us).toBe(80); // 30 + 50th of 0..99
     expect(graph.p99Us).toBe(129);
     expect(graph.maxUs).toBe(129);
