@@ -47,6 +47,13 @@ import type { LatencyProbe } from './latency-probe.ts';
 export const DEFAULT_RX_BATCH = 64;
 /** Read rounds per wake-up before yielding to the event loop (the poll is level-triggered: what is left wakes us again). */
 export const MAX_ROUNDS = 8;
+/**
+ * A port whose last wake-up read at most one frame is quiet: its next wake-up reads one frame,
+ * forwards it, and returns without the read that would only say EAGAIN — the poll is
+ * level-triggered, so a frame left behind wakes us again at once. A wake-up that comes less
+ * than this long after the previous one on the port ends quiet mode (full rounds again).
+ */
+export const QUIET_GAP_US = 1000;
 
 export interface TapPortOptions {
   log: Logger;
@@ -96,6 +103,10 @@ export class TapPort implements PortTransmitter {
   txErrors = 0;
   downReason = '';
   private noBufferLogged = false;
+  /** The last wake-up read at most one frame: read one first, and stop there if nothing else is near. */
+  private quiet = false;
+  /** When the port's last quiet wake-up ran the graph (µs, the dataplane's clock). */
+  private quietRunUs = -Infinity;
   private readonly probe: LatencyProbe | null;
 
   constructor(
@@ -163,12 +174,14 @@ export class TapPort implements PortTransmitter {
     const at = HEADROOM - this.hdrLen;
     const probe = this.probe;
     if (probe !== null) probe.wake();
+    let total = 0;
     for (let round = 0; round < MAX_ROUNDS; round++) {
-      const k = this.budget.roundSize(this.batch);
+      let k = this.budget.roundSize(this.batch);
       if (k === 0) {
         this.drain(h);
         return;
       }
+      if (round === 0 && this.quiet) k = 1;
       pool.take(lent, k);
       for (let i = 0; i < k; i++) offsets[i] = lent[i] * slotSize + at;
       const n = this.driver.readBatch(h, k);
@@ -180,11 +193,24 @@ export class TapPort implements PortTransmitter {
       if (probe !== null && round === 0) probe.read(n);
       this.receive(n);
       pool.untake(lent, n, k);
-      if (n === 0) return;
+      total += n;
+      if (n === 0) break;
       if (probe !== null && round === 0) probe.runStart();
       dp.run();
       if (probe !== null && round === 0) probe.runEnd();
-      if (n < k) return;
+      if (round === 0 && this.quiet) {
+        const now = dp.ctx.nowUs;
+        const gap = now - this.quietRunUs;
+        this.quietRunUs = now;
+        if (gap >= QUIET_GAP_US) return;
+        this.quiet = false;
+        continue;
+      }
+      if (n < k) break;
+    }
+    if (total <= 1 && !this.quiet) {
+      this.quiet = true;
+      this.quietRunUs = dp.ctx.nowUs;
     }
   }
 

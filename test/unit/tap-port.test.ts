@@ -13,7 +13,7 @@ import { OFFLOAD_SLOT_SIZE } from '../../src/core/frame-pool.ts';
 import { Dataplane } from '../../src/dataplane/dataplane.ts';
 import type { Logger } from '../../src/log.ts';
 import { RX_RESERVE_BASE, RxBudget } from '../../src/ports/rx-budget.ts';
-import { MAX_ROUNDS, TapPort } from '../../src/ports/tap-port.ts';
+import { MAX_ROUNDS, QUIET_GAP_US, TapPort } from '../../src/ports/tap-port.ts';
 import { FakeTapDriver } from '../helpers/fake-tap.ts';
 import * as F from '../helpers/frames.ts';
 import { A, B, BCAST, C, GW, LAB, T0, arpFrame, udpFrame } from './stage-harness.test.ts';
@@ -45,7 +45,7 @@ function node(opts: { poolSize?: number; vnet?: boolean; tunnelGso?: boolean; ke
   });
   const capacity = dp.pool.capacity;
   for (const p of ports) p.start();
-  return { dp, driver, ports, warns, budget, capacity, idle: dp.pool.available };
+  return { dp, driver, ports, warns, budget, capacity, idle: dp.pool.available, clock };
 }
 
 const udp = (from = A, to = B, seed = 7): Buffer => udpFrame({ from, toMac: to.mac, dst: to.ip, seed });
@@ -281,6 +281,52 @@ describe('TapPort: UDP-tunnel GSO (the 24-byte virtio-net header)', () => {
     const { driver, ports } = node({ vnet: true, poolSize: 300 });
     expect(driver.tap('pa').opts.tunnelGso).toBe(false);
     expect(ports.some((p) => p.tunnelGso)).toBe(false);
+  });
+});
+
+describe('TapPort: quiet ports', () => {
+  it('after a wake-up of one frame, reads one frame and stops there; frames closer together end quiet mode', () => {
+    const { dp, driver, clock, idle } = node();
+    const pa = driver.tap('pa');
+    const pb = driver.tap('pb');
+    let t = T0;
+    // A first wake-up reads a whole round and finds one frame: the port is now quiet.
+    driver.queue('pa', udp());
+    driver.wake('pa');
+    expect(pa.reads.map((r) => [r.count, r.got])).toEqual([[64, 1]]);
+    // Far apart, one frame each: one read of one slot, no read that would find the device empty.
+    for (let i = 0; i < 3; i++) {
+      clock.set((t += 10 * QUIET_GAP_US));
+      pa.reads.length = 0;
+      driver.queue('pa', udp(A, B, i));
+      driver.wake('pa');
+      expect(pa.reads.map((r) => [r.count, r.got])).toEqual([[1, 1]]);
+    }
+    // Two frames at once, far from the last: the first goes, the second waits for the next
+    // wake-up (the poll is level-triggered, so it comes at once).
+    clock.set((t += 10 * QUIET_GAP_US));
+    pa.reads.length = 0;
+    driver.queue('pa', udp(A, B, 10), udp(A, B, 11));
+    driver.wake('pa');
+    expect(pa.reads.map((r) => [r.count, r.got])).toEqual([[1, 1]]);
+    expect(pa.waiting).toBe(1);
+    // That wake-up comes within QUIET_GAP_US: quiet mode ends, and full rounds read the rest.
+    clock.set((t += 10));
+    pa.reads.length = 0;
+    driver.queue('pa', udp(A, B, 12), udp(A, B, 13));
+    driver.wake('pa');
+    expect(pa.reads.map((r) => [r.count, r.got])).toEqual([
+      [1, 1],
+      [64, 2],
+    ]);
+    clock.set((t += 10));
+    pa.reads.length = 0;
+    driver.queue('pa', udp(A, B, 14), udp(A, B, 15));
+    driver.wake('pa');
+    expect(pa.reads.map((r) => [r.count, r.got])).toEqual([[64, 2]]);
+    // Every frame was forwarded, in order, and every slot came back.
+    expect(pb.written.slice(-6)).toEqual([10, 11, 12, 13, 14, 15].map((i) => udp(A, B, i)));
+    expect(dp.pool.available).toBe(idle);
   });
 });
 
