@@ -49,6 +49,9 @@ export interface TapStats {
   rxTruncated: number;
   txFrames: number;
   txEagain: number;
+  /** Frames read, and written, through io_uring batches (one system call for many; native/uring-batch.c). */
+  rxUring: number;
+  txUring: number;
 }
 
 /** An error from the addon or from argument checks, with a Node-style `code`. */

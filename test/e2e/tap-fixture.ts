@@ -100,9 +100,9 @@ const outOffsets = new Int32Array(MAX_BATCH);
 const outLengths = new Int32Array(MAX_BATCH);
 for (let i = 0; i < MAX_BATCH; i++) outOffsets[i] = i * CAP;
 
-let counters = { batches: 0, frames: 0, maxBatchSeen: 0, udp: 0, arpRequests: 0, echoRequests: 0, written: 0 };
+let counters = { batches: 0, frames: 0, maxBatchSeen: 0, udp: 0, udpOutOfOrder: 0, arpRequests: 0, echoRequests: 0, written: 0 };
 const resetCounters = (): void => {
-  counters = { batches: 0, frames: 0, maxBatchSeen: 0, udp: 0, arpRequests: 0, echoRequests: 0, written: 0 };
+  counters = { batches: 0, frames: 0, maxBatchSeen: 0, udp: 0, udpOutOfOrder: 0, arpRequests: 0, echoRequests: 0, written: 0 };
 };
 
 function handleFrame(f: Buffer, replies: Buffer[]): void {
@@ -145,7 +145,11 @@ function handleFrame(f: Buffer, replies: Buffer[]): void {
     replies.push(r);
     return;
   }
-  if (proto === 17 && f.readUInt16BE(l4 + 2) === 9999) counters.udp++;
+  if (proto === 17 && f.readUInt16BE(l4 + 2) === 9999) {
+    // The sender numbers its datagrams from 0 after each reset: they must come in order.
+    if (parseInt(f.toString('latin1', l4 + 8, l4 + 24), 10) !== counters.udp) counters.udpOutOfOrder++;
+    counters.udp++;
+  }
 }
 
 function writeFrames(frames: Buffer[]): number {

@@ -171,6 +171,6 @@ export class FakeTapDriver implements TapDriver {
 
   stats(h: TapHandle): TapStats {
     const t = this.tap(h.name);
-    return { rxFrames: t.rxFrames, rxBatches: t.rxBatches, rxTruncated: 0, txFrames: t.txFrames, txEagain: 0 };
+    return { rxFrames: t.rxFrames, rxBatches: t.rxBatches, rxTruncated: 0, txFrames: t.txFrames, txEagain: 0, rxUring: 0, txUring: 0 };
   }
 }
