@@ -1,8 +1,9 @@
 // Batched TAP reads and writes through io_uring: one io_uring_enter submits a batch of reads
 // or writes on a TAP's fd and waits for their completions. A TAP supports non-blocking
 // issue, so each request runs inline, in submission order, within that call: the frames go
-// out in order, and a read that finds the device empty ends with EAGAIN (RWF_NOWAIT) rather
-// than being left waiting. Reads are not linked: a linked read that returns less than asked
+// out in order. Every request carries RWF_NOWAIT, so that one that cannot complete at once
+// (a read that finds the device empty, a write that would block) ends with EAGAIN instead of
+// waiting or going to a worker thread: the call never blocks the event loop. Reads are not linked: a linked read that returns less than asked
 // (every frame is shorter than its slot) would cancel the rest of the chain.
 //
 // One ring per thread (Node's main thread, or a worker's), set up on first use and kept for
@@ -49,6 +50,7 @@ int32_t uring_batch_write(int fd, uint8_t* pool, const int32_t* offs, const int3
     for (int32_t i = 0; i < k; i++) {
       struct io_uring_sqe* sqe = io_uring_get_sqe(&ring);
       io_uring_prep_write(sqe, fd, pool + offs[at + i], (unsigned)lens[at + i], 0);
+      sqe->rw_flags = RWF_NOWAIT;  // never left waiting (nor handed to a worker, out of order)
       sqe->user_data = (uint64_t)i;
     }
     if (!submit_wait((unsigned)k)) return written;
