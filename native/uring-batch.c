@@ -7,8 +7,29 @@
 // (every frame is shorter than its slot) would cancel the rest of the chain.
 //
 // One ring per thread (Node's main thread, or a worker's), set up on first use and kept for
-// the life of the thread. NODEPLANE_URING=0 in the environment turns it off.
+// the life of the thread. NODEPLANE_URING=0 in the environment turns it off. Built without
+// liburing's headers (binding.gyp defines NODEPLANE_URING only when they are there), there is
+// no ring and tap.c keeps to read() and write().
 #include "uring-batch.h"
+
+#ifndef NODEPLANE_URING
+
+bool uring_batch_ready(void) { return false; }
+
+int32_t uring_batch_write(int fd, uint8_t* pool, const int32_t* offs, const int32_t* lens,
+                          int32_t count, int* err) {
+  *err = 0;
+  return 0;
+}
+
+int32_t uring_batch_read(int fd, uint8_t* pool, const int32_t* offs, int32_t* lens,
+                         uint32_t cap, int32_t count, int* err, bool* more) {
+  *err = 0;
+  *more = true;
+  return 0;
+}
+
+#else
 
 #include <errno.h>
 #include <liburing.h>
@@ -106,3 +127,5 @@ int32_t uring_batch_read(int fd, uint8_t* pool, const int32_t* offs, int32_t* le
   *more = n == count;
   return n;
 }
+
+#endif
