@@ -8,8 +8,8 @@
  * `nat: { clusterCIDR }`: the external host's HTTP server logs the node's address. Then
  * iperf3 through masquerade must keep at least 0.9× the routed throughput of the same run:
  * three rounds, each restarting nodeplane routed then masqueraded (same pod, same host,
- * seconds apart), the best of three 3-second runs each, so that a busy moment on a shared
- * machine cannot decide the ratio on its own.
+ * seconds apart), 3-second runs; the median of the three rounds' ratios, so that a busy
+ * moment on a shared machine, which falls on one round, cannot decide it on its own.
  */
 import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -143,7 +143,7 @@ describe.skipIf(skip)('masquerade: a pod and a host outside the cluster, behind 
     expect(log).not.toContain(POD);
   });
 
-  it('iperf3 through masquerade, offload on, reaches at least 0.9× the routed figure (best of three interleaved runs)', async () => {
+  it('iperf3 through masquerade, offload on, reaches at least 0.9× the routed figure (median of three interleaved rounds)', async () => {
     const routed: IperfRun[] = [];
     const masq: IperfRun[] = [];
     for (let round = 0; round < 3; round++) {
@@ -154,12 +154,12 @@ describe.skipIf(skip)('masquerade: a pod and a host outside the cluster, behind 
     }
     for (const r of routed) expect(r.peer).toBe(POD);
     for (const r of masq) expect(r.peer).toBe(NODE_UP);
-    const best = (runs: IperfRun[]): number => Math.max(...runs.map((r) => r.gbps));
+    const ratios = masq.map((m, i) => m.gbps / routed[i].gbps).sort((a, b) => a - b);
     const show = (runs: IperfRun[]): string => runs.map((r) => r.gbps.toFixed(2)).join(', ');
     process.stdout.write(`iperf3 pa → ${EXT} routed, without nat: ${show(routed)} Gbit/s\n`);
     process.stdout.write(`iperf3 pa → ${EXT} masqueraded: ${show(masq)} Gbit/s\n`);
-    process.stdout.write(`iperf3 masqueraded/routed, best of three each: ${(best(masq) / best(routed)).toFixed(2)}\n`);
-    expect(best(routed)).toBeGreaterThan(0.05);
-    expect(best(masq)).toBeGreaterThanOrEqual(0.9 * best(routed));
+    process.stdout.write(`iperf3 masqueraded/routed per round: ${ratios.map((r) => r.toFixed(2)).join(', ')}; median ${ratios[1].toFixed(2)}\n`);
+    for (const r of routed) expect(r.gbps).toBeGreaterThan(0.05);
+    expect(ratios[1]).toBeGreaterThanOrEqual(0.9);
   }, 120_000);
 });

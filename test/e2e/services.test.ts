@@ -10,7 +10,7 @@
  * - a ClusterIP with pb and pc behind it: pa sees both answer within 50 requests;
  * - the external host reaches a NodePort and a LoadBalancer IP;
  * - iperf3 to a ClusterIP backed by pc against pa → pc directly, offload on: at least 0.9×,
- *   three interleaved rounds, the best of three each;
+ *   three interleaved rounds, the median of the rounds' ratios;
  * - live manifests (a separate lab, `manifests:` watching a directory): a Service and its
  *   EndpointSlice; an endpoint added and then removed while traffic runs takes effect
  *   within a second, and a connection held open to the endpoint that stays keeps going.
@@ -172,7 +172,7 @@ describe.skipIf(skip)('Services: ClusterIP, NodePort and LoadBalancer through no
     }
   });
 
-  it('iperf3 to a ClusterIP, offload on, reaches at least 0.9× pod to pod (best of three interleaved runs)', async () => {
+  it('iperf3 to a ClusterIP, offload on, reaches at least 0.9× pod to pod (median of three interleaved rounds)', async () => {
     expect(lab!.nodeplaneStderr).toMatch(/"offload":true|offload: true/);
     const direct: number[] = [];
     const service: number[] = [];
@@ -183,9 +183,10 @@ describe.skipIf(skip)('Services: ClusterIP, NodePort and LoadBalancer through no
     const show = (runs: number[]): string => runs.map((g) => g.toFixed(2)).join(', ');
     process.stdout.write(`iperf3 pa → pc ${PC} directly: ${show(direct)} Gbit/s\n`);
     process.stdout.write(`iperf3 pa → ClusterIP ${PERF} (pc): ${show(service)} Gbit/s\n`);
-    process.stdout.write(`iperf3 ClusterIP/pod-to-pod, best of three each: ${(Math.max(...service) / Math.max(...direct)).toFixed(2)}\n`);
-    expect(Math.max(...direct)).toBeGreaterThan(0.05);
-    expect(Math.max(...service)).toBeGreaterThanOrEqual(0.9 * Math.max(...direct));
+    const ratios = service.map((s, i) => s / direct[i]).sort((a, b) => a - b);
+    process.stdout.write(`iperf3 ClusterIP/pod-to-pod per round: ${ratios.map((r) => r.toFixed(2)).join(', ')}; median ${ratios[1].toFixed(2)}\n`);
+    for (const d of direct) expect(d).toBeGreaterThan(0.05);
+    expect(ratios[1]).toBeGreaterThanOrEqual(0.9);
   }, 120_000);
 });
 
