@@ -14,6 +14,9 @@
  * entry in use after its reachable time goes STALE → DELAY → PROBE (unicast requests), as
  * in Linux, and the packets keep flowing meanwhile. For `arp.failedMs` after a failure, new
  * packets to that neighbour get host unreachable at once; after it, they start over.
+ *
+ * A packet to the same neighbour as the packet before it in the batch (a burst to one
+ * gateway) is framed with that packet's header words, without a table lookup or state check.
  */
 import { dropReasons } from '../core/drop-reason.ts';
 import { ARP_LEN, ArpOp, writeArpHiLo } from '../wire/arp.ts';
@@ -55,36 +58,60 @@ export class NeighbourOutput extends Stage<'output' | 'arp' | 'error'> {
   }
 
   protected process(slots: Int32Array, n: number): void {
-    const { pool, neigh } = this.ctx;
-    const now = this.ctx.nowUs;
+    const ctx = this.ctx;
+    const { pool, neigh } = ctx;
+    const now = ctx.nowUs;
     const reachableUs = neigh.timers.reachableUs;
     // Framed packets (and the ARP requests this batch starts, in their place) are kept at the
     // front of the batch, in order, and go to interface-output in one call.
     let k = 0;
+    // A burst to one next hop (a gateway) resolves it once: `ready` is the neighbour the
+    // previous packet was framed for, with the header words it wrote. Nothing in this loop
+    // makes a usable entry unusable (a miss's collection removes only FAILED, NONE and idle
+    // STALE entries), and the batch has one `now`; the table's version is compared anyway.
+    let ready = -1;
+    let readyIf = -1;
+    let readyNh = 0;
+    let readyVersion = -1;
+    let dstHi = 0;
+    let dstLo = 0;
+    let srcHi = 0;
+    let srcLo = 0;
     for (let i = 0; i < n; i++) {
       const slot = slots[i];
       const ifIndex = pool.txIf[slot];
       const nh = pool.nextHop[slot];
+      if (ready >= 0 && nh === readyNh && ifIndex === readyIf && readyVersion === neigh.version) {
+        this.frame(slot, dstHi, dstLo, srcHi, srcLo);
+        slots[k++] = slot;
+        continue;
+      }
+      ready = -1;
       let id = neigh.find(ifIndex, nh);
       if (id >= 0) {
         const state = neigh.state[id];
         if (state === NeighState.REACHABLE) {
-          if (now - neigh.confirmedUs[id] <= reachableUs) {
-            this.frame(slot, id);
-            slots[k++] = slot;
-            continue;
-          }
-          neigh.state[id] = NeighState.STALE;
+          if (now - neigh.confirmedUs[id] <= reachableUs) ready = id;
+          else neigh.state[id] = NeighState.STALE;
         }
         if (state === NeighState.PERMANENT || state === NeighState.DELAY || state === NeighState.PROBE) {
-          this.frame(slot, id);
-          slots[k++] = slot;
-          continue;
-        }
-        if (neigh.state[id] === NeighState.STALE) {
+          ready = id;
+        } else if (neigh.state[id] === NeighState.STALE) {
           neigh.state[id] = NeighState.DELAY;
           neigh.setDeadline(id, now + neigh.timers.delayUs);
-          this.frame(slot, id);
+          ready = id;
+        }
+        if (ready >= 0) {
+          // Usable: its header words serve this packet and the burst behind it.
+          readyIf = ifIndex;
+          readyNh = nh;
+          readyVersion = neigh.version;
+          dstHi = neigh.macHi[id];
+          dstLo = neigh.macLo[id];
+          srcHi = ctx.ifs.macHi[ifIndex];
+          srcLo = ctx.ifs.macLo[ifIndex];
+          neigh.usedUs[id] = now;
+          this.frame(slot, dstHi, dstLo, srcHi, srcLo);
           slots[k++] = slot;
           continue;
         }
@@ -168,22 +195,23 @@ export class NeighbourOutput extends Stage<'output' | 'arp' | 'error'> {
     if (pushedOut >= 0) this.drop(pushedOut, Drop.QUEUE_OVERFLOW);
   }
 
-  /** Writes the Ethernet header in front of the IPv4 header (the caller passes the frame on). */
-  private frame(slot: number, id: number): void {
-    const { pool, ifs, neigh } = this.ctx;
-    const ifIndex = pool.txIf[slot];
+  /**
+   * Writes the Ethernet header in front of the IPv4 header: to the neighbour's MAC (dstHi,
+   * dstLo) from the egress interface's (srcHi, srcLo). The caller passes the frame on.
+   */
+  private frame(slot: number, dstHi: number, dstLo: number, srcHi: number, srcLo: number): void {
+    const pool = this.ctx.pool;
     const end = pool.start[slot] + pool.len[slot];
     const s = pool.l3[slot] - ETH_HLEN;
     const dv = pool.dataView;
-    dv.setUint16(s, neigh.macHi[id]);
-    dv.setInt32(s + 2, neigh.macLo[id]);
-    dv.setUint16(s + 6, ifs.macHi[ifIndex]);
-    dv.setInt32(s + 8, ifs.macLo[ifIndex]);
+    dv.setUint16(s, dstHi);
+    dv.setInt32(s + 2, dstLo);
+    dv.setUint16(s + 6, srcHi);
+    dv.setInt32(s + 8, srcLo);
     dv.setUint16(s + 12, EtherType.IPV4);
     pool.start[slot] = s;
     pool.len[slot] = end - s;
     pool.inPort[slot] = NO_PORT;
-    neigh.usedUs[id] = this.ctx.nowUs;
   }
 
   /** Originates an ARP request (see `request`) and sends it: a timer's retransmission. */

@@ -207,3 +207,64 @@ describe('neighbour-output: an entry in use', () => {
     expect(neighbour(h, 'cni0', A.ip)?.state).toBe(NeighState.PROBE);
   });
 });
+
+describe('neighbour-output: one batch to several next hops', () => {
+  const PEER2 = { mac: '02:00:00:00:09:06', ip: '10.9.0.6' };
+  const to = (dst: string, id: number): Buffer => udpFrame({ from: A, toMac: GW.mac, dst, id });
+
+  it('frames each packet for its own next hop, in order, whatever the packet before it went to', () => {
+    const h = new Harness();
+    introduce(h, A);
+    h.rxBatch('pa', [toPeer(1), to(PEER2.ip, 2)]);
+    peerReplies(h, h.now + 10 * MS);
+    h.rx('slow', arpFrame({ ethDst: SLOW.mac, ethSrc: PEER2.mac, op: 2, sha: PEER2.mac, spa: PEER2.ip, tha: SLOW.mac, tpa: SLOW.ip }), h.now + 10 * MS);
+    h.clear();
+    h.rxBatch('pa', [toPeer(3), toPeer(4), to(PEER2.ip, 5), to(PEER2.ip, 6), toPeer(7)], h.now + 10 * MS);
+    const sent = h.take('slow');
+    expect(sent.map((f) => [ip4Of(f).id, ethOf(f).dst, ethOf(f).src])).toEqual([
+      [3, PEER.mac, SLOW.mac],
+      [4, PEER.mac, SLOW.mac],
+      [5, PEER2.mac, SLOW.mac],
+      [6, PEER2.mac, SLOW.mac],
+      [7, PEER.mac, SLOW.mac],
+    ]);
+  });
+
+  it('a packet to an unknown next hop between two to a known one waits; the known one is framed on both sides', () => {
+    const h = new Harness();
+    introduce(h, A);
+    h.rx('pa', toPeer(1));
+    peerReplies(h, h.now + 10 * MS);
+    h.clear();
+    h.rxBatch('pa', [toPeer(2), to(PEER2.ip, 3), toPeer(4)], h.now + 10 * MS);
+    const sent = h.take('slow');
+    expect(sent.map((f) => (isArp(f, 1) ? ['request', arpOf(f).tpa] : [ip4Of(f).id, ethOf(f).dst]))).toEqual([
+      [2, PEER.mac],
+      ['request', PEER2.ip],
+      [4, PEER.mac],
+    ]);
+    expect(neighbour(h, 'slow', PEER2.ip)?.state).toBe(NeighState.INCOMPLETE);
+  });
+
+  it('a burst to a STALE entry is all sent and starts DELAY once', () => {
+    const h = new Harness();
+    introduce(h, A);
+    const t = h.now;
+    h.rx('pa', toPeer(1), t);
+    peerReplies(h, t + 10 * MS);
+    h.advance(t + 40 * SEC);
+    expect(neighbour(h, 'slow', PEER.ip)?.state).toBe(NeighState.STALE);
+    h.clear();
+    h.rxBatch('pa', [toPeer(2), toPeer(3), toPeer(4)], t + 41 * SEC);
+    expect(h.take('slow').map((f) => [ip4Of(f).id, ethOf(f).dst])).toEqual([
+      [2, PEER.mac],
+      [3, PEER.mac],
+      [4, PEER.mac],
+    ]);
+    expect(neighbour(h, 'slow', PEER.ip)?.state).toBe(NeighState.DELAY);
+    // One DELAY timer, from the first use: probing starts 5 s after it.
+    h.advance(t + 46 * SEC + 10 * MS);
+    expect(neighbour(h, 'slow', PEER.ip)?.state).toBe(NeighState.PROBE);
+    expect(h.take('slow').map((f) => [ethOf(f).dst, arpOf(f).op])).toEqual([[PEER.mac, 1]]);
+  });
+});
