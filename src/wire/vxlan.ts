@@ -14,6 +14,7 @@
  * UDP destination port 4789 (IANA) or 8472 (Linux's and flannel's default).
  */
 
+import { writeUdpHeader } from './udp.ts';
 import { WireView } from './view.ts';
 
 export const VXLAN_HLEN = 8;
@@ -121,22 +122,6 @@ export function writeVxlanOuterHeaders(
   buf[ip + 10] = sum >>> 8;
   buf[ip + 11] = sum;
   const udp = ip + 20;
-  const udpLen = total - 20;
-  buf[udp] = sport >>> 8;
-  buf[udp + 1] = sport;
-  buf[udp + 2] = dport >>> 8;
-  buf[udp + 3] = dport;
-  buf[udp + 4] = udpLen >>> 8;
-  buf[udp + 5] = udpLen;
-  buf[udp + 6] = 0;
-  buf[udp + 7] = 0;
-  const vx = udp + 8;
-  buf[vx] = VXLAN_FLAG_I;
-  buf[vx + 1] = 0;
-  buf[vx + 2] = 0;
-  buf[vx + 3] = 0;
-  buf[vx + 4] = vni >>> 16;
-  buf[vx + 5] = vni >>> 8;
-  buf[vx + 6] = vni;
-  buf[vx + 7] = 0;
+  writeUdpHeader(buf, udp, sport, dport, total - 20);
+  writeVxlanHeader(buf, udp + 8, vni);
 }
