@@ -91,14 +91,7 @@ export async function benchE2eCapture(): Promise<BenchResult[]> {
     rows.push({ bench: 'e2e.capture.ratio', whole: ratio(modes[1]), snaplen128: ratio(modes[2]), bufferKiB: kib ? Number(kib) : 32768 });
     return rows;
   } finally {
-    if (lab) {
-      try {
-        await lab.stopNodeplane('SIGTERM');
-      } catch {
-        /* destroy() kills it */
-      }
-      lab.destroy();
-    }
+    await lab?.shutdown();
     rmSync(dir, { recursive: true, force: true });
   }
 }

@@ -75,14 +75,7 @@ export async function benchLatency(): Promise<BenchResult[]> {
   } finally {
     if (before === undefined) delete process.env.NODEPLANE_LATENCY_FILE;
     else process.env.NODEPLANE_LATENCY_FILE = before;
-    if (lab) {
-      try {
-        await lab.stopNodeplane('SIGTERM');
-      } catch {
-        /* destroy() kills it */
-      }
-      lab.destroy();
-    }
+    await lab?.shutdown();
     rmSync(dir, { recursive: true, force: true });
   }
 }

@@ -73,14 +73,7 @@ export async function benchE2eVxlan(): Promise<BenchResult[]> {
     return [npRow, kRow, { bench: 'e2e.vxlan.ratio', ratio: Math.round((median(np.map((r) => r.gbps)) / median(kern.map((r) => r.gbps))) * 10_000) / 10_000 }];
   } finally {
     kernel?.remove();
-    for (const lab of labs) {
-      try {
-        await lab.stopNodeplane('SIGTERM');
-      } catch {
-        /* destroy() kills it */
-      }
-      lab.destroy();
-    }
+    for (const lab of labs) await lab.shutdown();
     underlay?.remove();
     rmSync(dir, { recursive: true, force: true });
   }

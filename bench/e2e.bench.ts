@@ -363,14 +363,7 @@ async function runNodeplane(secs: number, runArgs: string[] = []): Promise<SideR
     const side = await measureSide({ pa: lab.pod('pa'), pb: lab.pod('pb'), pc: lab.pod('pc') }, secs, pid);
     return { ...side, tso: tsoState(lab.pod('pa')) };
   } finally {
-    if (lab) {
-      try {
-        await lab.stopNodeplane('SIGTERM');
-      } catch {
-        /* destroy() kills it */
-      }
-      lab.destroy();
-    }
+    await lab?.shutdown();
     rmSync(dir, { recursive: true, force: true });
   }
 }

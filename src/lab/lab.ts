@@ -161,6 +161,20 @@ export class Lab {
     return result;
   }
 
+  /**
+   * Stops nodeplane with SIGTERM, so that it writes what it writes on exit (captures, the
+   * latency file), then destroy(): what a run ends with. A nodeplane that does not exit in
+   * time is killed by destroy().
+   */
+  async shutdown(): Promise<void> {
+    try {
+      await this.stopNodeplane('SIGTERM');
+    } catch {
+      /* destroy() kills it */
+    }
+    this.destroy();
+  }
+
   /** Kills everything the lab started and deletes its namespaces. Idempotent. */
   destroy(): void {
     for (const ns of this.pods.values()) ns.remove();
