@@ -25,18 +25,12 @@ import { fetchState } from '../src/admin/client.ts';
 import type { PortsState } from '../src/admin/state.ts';
 import { DEMO_CONFIG, DEMO_PODS } from '../src/lab/demo-topology.ts';
 import { Lab } from '../src/lab/lab.ts';
-import { type Tcp, iperfTcp, missing, seconds, tcpRow } from './e2e.bench.ts';
+import { type Tcp, iperfTcp, median, medianRound, missing, seconds, tcpRow } from './e2e.bench.ts';
 import type { BenchResult } from './harness.ts';
 
 const ROUNDS = 3;
 const PB = '10.244.1.3';
 
-const median = (x: number[]): number => [...x].sort((a, b) => a - b)[Math.floor(x.length / 2)];
-
-function medianRound(runs: Tcp[]): Tcp {
-  const m = median(runs.map((r) => r.gbps));
-  return runs.find((r) => r.gbps === m)!;
-}
 
 interface Mode {
   name: 'uncaptured' | 'whole' | 'snaplen128';

@@ -23,17 +23,11 @@ import { join } from 'node:path';
 import { fetchState } from '../src/admin/client.ts';
 import { Underlay, flannelNodeId, kernelFlannelPair, peerOf, startFlannelNode } from '../src/lab/flannel-nodes.ts';
 import type { Lab } from '../src/lab/lab.ts';
-import { type Tcp, iperfTcp, missing, seconds, tcpRow } from './e2e.bench.ts';
+import { type Tcp, iperfTcp, median, medianRound, missing, seconds, tcpRow } from './e2e.bench.ts';
 import type { BenchResult } from './harness.ts';
 
 const ROUNDS = 3;
 
-const median = (x: number[]): number => [...x].sort((a, b) => a - b)[Math.floor(x.length / 2)];
-
-function medianRound(runs: Tcp[]): Tcp {
-  const m = median(runs.map((r) => r.gbps));
-  return runs.find((r) => r.gbps === m)!;
-}
 
 export async function benchE2eVxlan(): Promise<BenchResult[]> {
   const reason = missing();

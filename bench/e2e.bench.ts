@@ -413,6 +413,15 @@ async function runKernelBridge(secs: number): Promise<SideResult> {
 
 // ---------------------------------------------------------------------------------------
 
+/** The middle value (the upper one of an even count). */
+export const median = (x: number[]): number => [...x].sort((a, b) => a - b)[Math.floor(x.length / 2)];
+
+/** The run of the median throughput, for its other figures. */
+export function medianRound(runs: Tcp[]): Tcp {
+  const m = median(runs.map((r) => r.gbps));
+  return runs.find((r) => r.gbps === m)!;
+}
+
 export function tcpRow(bench: string, t: Tcp, dataplane: boolean, tso?: string): BenchResult {
   const r: BenchResult = { bench, gbps: t.gbps, retransmits: t.retransmits, seconds: t.seconds, mtu: MTU };
   if (tso !== undefined) r.tso = tso;
