@@ -13,7 +13,8 @@
  * only when their files exist; the e2e groups report `skipped` rows when they cannot run (no
  * root, no namespaces).
  *
- * FILTER (optional): a group whose name contains it, or a bench name or prefix
+ * FILTER (optional): a group's exact name (that group alone), a group whose name contains
+ * it, or a bench name or prefix
  * ("decode.views.udp"); only matching results are run where the group allows it, and only
  * matching results are printed. With no group named, every group runs and its results
  * are filtered.
@@ -165,7 +166,9 @@ async function main(): Promise<number> {
   let groups = GROUPS;
   let groupNamed = true;
   if (arg) {
-    groups = GROUPS.filter((g) => g.name.includes(arg) || arg.startsWith(`${g.name}.`));
+    // A group's exact name runs that group alone (`e2e`, not also e2e-vxlan and e2e-capture).
+    const exact = GROUPS.filter((g) => g.name === arg);
+    groups = exact.length !== 0 ? exact : GROUPS.filter((g) => g.name.includes(arg) || arg.startsWith(`${g.name}.`));
     if (groups.length === 0) {
       groups = GROUPS;
       groupNamed = false;
