@@ -9,7 +9,8 @@
  * Rows: e2e.latency.rtt (the pings as ping saw them: min, p50, p90, p99, max, avg, in ms),
  * e2e.latency.<from>-<to> for each segment and e2e.latency.total (poll → end of the write):
  * p50Us, p90Us, p99Us, maxUs and `histogram` (counts per bucket of `bucketsUs`, the last
- * one open), over `wakeups`. ping runs at most 30 s.
+ * one open), over `wakeups`. ping runs at most 30 s. Then the same again with the packet
+ * thread under SCHED_FIFO (`run --realtime 50`): rows e2e.latency.realtime.*.
  *
  * Standalone: `npx tsx bench/e2e-latency.ts` prints the JSON lines.
  */
@@ -23,6 +24,8 @@ import type { BenchResult } from './harness.ts';
 
 const PB = '10.244.1.3';
 const PINGS = 1000;
+/** `run --realtime` priority of the second run: chrt's and VPP's usual middle of the range. */
+const REALTIME_PRIORITY = 50;
 
 function segmentRow(bench: string, s: SegmentSummary, summary: LatencySummary): BenchResult {
   return { bench, p50Us: s.p50Us, p90Us: s.p90Us, p99Us: s.p99Us, maxUs: s.maxUs, wakeups: summary.wakeups, bucketsUs: summary.bucketsUs.join(','), histogram: s.histogram.join(',') };
@@ -35,7 +38,12 @@ export function pingTimes(out: string): number[] {
   return times;
 }
 
+/** Both modes: ordinary scheduling (e2e.latency.*), then `--realtime 50` (e2e.latency.realtime.*). */
 export async function benchLatency(): Promise<BenchResult[]> {
+  return [...(await latencyRun('e2e.latency', [])), ...(await latencyRun('e2e.latency.realtime', ['--realtime', String(REALTIME_PRIORITY)]))];
+}
+
+async function latencyRun(prefix: string, runArgs: string[]): Promise<BenchResult[]> {
   const dir = mkdtempSync(join(tmpdir(), 'nodeplane-bench-latency-'));
   const file = join(dir, 'latency.json');
   let lab: Lab | undefined;
@@ -43,7 +51,7 @@ export async function benchLatency(): Promise<BenchResult[]> {
   try {
     // The lab's nodeplane inherits this process's environment.
     process.env.NODEPLANE_LATENCY_FILE = file;
-    lab = await Lab.start({ config: DEMO_CONFIG, pods: DEMO_PODS, dir });
+    lab = await Lab.start({ config: DEMO_CONFIG, pods: DEMO_PODS, dir, runArgs });
     if (before === undefined) delete process.env.NODEPLANE_LATENCY_FILE;
     else process.env.NODEPLANE_LATENCY_FILE = before;
     const pa = lab.pod('pa');
@@ -58,7 +66,7 @@ export async function benchLatency(): Promise<BenchResult[]> {
     const avg = times.reduce((s, t) => s + t, 0) / times.length;
     const rows: BenchResult[] = [
       {
-        bench: 'e2e.latency.rtt',
+        bench: `${prefix}.rtt`,
         pings: PINGS,
         replies: times.length,
         minMs: times[0],
@@ -69,8 +77,8 @@ export async function benchLatency(): Promise<BenchResult[]> {
         avgMs: Math.round(avg * 1000) / 1000,
       },
     ];
-    for (const s of summary.segments) rows.push(segmentRow(`e2e.latency.${s.from}-${s.to}`, s, summary));
-    rows.push(segmentRow('e2e.latency.total', summary.total, summary));
+    for (const s of summary.segments) rows.push(segmentRow(`${prefix}.${s.from}-${s.to}`, s, summary));
+    rows.push(segmentRow(`${prefix}.total`, summary.total, summary));
     return rows;
   } finally {
     if (before === undefined) delete process.env.NODEPLANE_LATENCY_FILE;

@@ -54,6 +54,7 @@ program
   .option('--capture-filter <expr>', "record only frames this tcpdump filter matches, e.g. 'icmp or arp' (compiled by libpcap)")
   .option('--capture-drops', "record every dropped frame on an interface 'drop' of the pcapng, stage and reason as its comment")
   .option('--capture-buffer <KiB>', 'records the pcapng writer may fall behind by before new ones are dropped and counted (like tcpdump -B; overrides capture.bufferKiB, default 32768)')
+  .option('--realtime <prio>', 'run the packet thread under SCHED_FIFO at this priority, 1-99 (like chrt -f, that thread only): no wait behind other tasks, for the lowest latency')
   .option('--admin <socket>', 'admin unix socket path', '/run/nodeplane.sock')
   .option('--metrics <addr:port>', 'serve Prometheus metrics on GET /metrics (a bare port listens on 127.0.0.1)')
   .option('--no-offload', 'plain 1500-byte frames on the TAPs, no TCP segmentation offload (captures then show them; with offload, super-frames)')

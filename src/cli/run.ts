@@ -34,6 +34,7 @@ import { tapAvailable, tapClock } from '../ports/tap-native.ts';
 import { adviseHugePages } from '../ports/huge-pages.ts';
 import { poolPlan } from '../ports/pool-plan.ts';
 import { RxBudget } from '../ports/rx-budget.ts';
+import { setRealtime } from '../ports/realtime.ts';
 import { TapPort } from '../ports/tap-port.ts';
 import { VxlanSocket } from '../ports/vxlan-socket.ts';
 import { UserError } from '../user-error.ts';
@@ -50,6 +51,8 @@ export interface RunOptions {
   captureFilter?: string;
   captureDrops?: boolean;
   captureBuffer?: string;
+  /** SCHED_FIFO priority of the packet thread (1-99). */
+  realtime?: string;
   /** Prometheus metrics at ADDR:PORT (loopback when only a port is given). */
   metrics?: string;
   admin: string;
@@ -72,6 +75,8 @@ export async function runCommand(opts: RunOptions): Promise<number> {
   let config = loaded.config;
   const maxFileMB = positiveInt('--capture-max-mb', opts.captureMaxMb);
   const maxFiles = positiveInt('--capture-files', opts.captureFiles);
+  const realtime = positiveInt('--realtime', opts.realtime);
+  if (realtime !== undefined && realtime > 99) throw new UserError(`--realtime ${realtime}: expected a priority from 1 to 99 (SCHED_FIFO, as chrt -f)`);
   const available = tapAvailable();
   if (!available.ok) throw new UserError(available.reason);
   const log = createLogger(opts.logLevel);
@@ -97,6 +102,13 @@ export async function runCommand(opts: RunOptions): Promise<number> {
   const captureDrops = opts.captureDrops === true || config.capture.drops;
   const bufferKiB = positiveInt('--capture-buffer', opts.captureBuffer) ?? config.capture.bufferKiB;
   if (bufferKiB < 1024 || bufferKiB > 4_194_304) throw new UserError(`--capture-buffer ${bufferKiB}: expected 1024 to 4194304 (KiB)`);
+  if (realtime !== undefined) {
+    try {
+      setRealtime(realtime);
+    } catch (err) {
+      throw new UserError(`--realtime ${realtime}: cannot put the packet thread under SCHED_FIFO: ${(err as Error).message} (needs CAP_SYS_NICE)`);
+    }
+  }
   // TCP segmentation offload on the TAPs unless --no-offload. Captures record what crosses
   // the ports: with offload, TCP super-frames, as tcpdump on a veth shows GSO packets.
   const offload = opts.offload;
@@ -238,6 +250,7 @@ export async function runCommand(opts: RunOptions): Promise<number> {
       ports: config.ports.map((p) => p.name),
       ...(sockets.length > 0 ? { vxlanSockets: config.vxlan.filter((v) => v.underlay === 'socket').map((v) => `${v.name} ${v.local}:${v.port}`) } : {}),
       offload,
+      ...(realtime !== undefined ? { realtime: `SCHED_FIFO ${realtime}` } : {}),
       ...(tunnelGso ? { udpTunnelGso: dp.ctx.udpTunnelGso } : {}),
       pool: { slots: dp.pool.capacity, slotBytes: dp.pool.slotSize, reserve: budget.reserve, floodFanOut: budget.fanOut },
       admin: opts.admin,
