@@ -111,14 +111,14 @@ export function missing(): string | null {
 // ---------------------------------------------------------------------------------------
 // CPU accounting
 
-const CLK_TCK = ((): number => {
+export const CLK_TCK = ((): number => {
   const r = spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' });
   const v = Number(r.stdout?.trim());
   return Number.isInteger(v) && v > 0 ? v : 100;
 })();
 
 /** utime+stime of `pid` in clock ticks, or null when it cannot be read. */
-function procTicks(pid: number | undefined): number | null {
+export function procTicks(pid: number | undefined): number | null {
   if (!pid) return null;
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
@@ -208,8 +208,11 @@ interface IperfJson {
   };
 }
 
-/** One iperf3 TCP stream from `client` to `serverAddr` in `server` for `secs` seconds. */
-export async function iperfTcp(client: Netns, server: Netns, serverAddr: string, secs: number, cpuPid?: number): Promise<Tcp> {
+/**
+ * One iperf3 TCP stream from `client` to `serverAddr` in `server` for `secs` seconds; the
+ * client connects to `connectAddr` (a ClusterIP in front of the server) where it is given.
+ */
+export async function iperfTcp(client: Netns, server: Netns, serverAddr: string, secs: number, cpuPid?: number, connectAddr = serverAddr): Promise<Tcp> {
   // -1: the server serves one test and exits; it is also killed with its namespace.
   server.spawn('iperf3', ['-s', '-1', '-B', serverAddr, '-p', String(IPERF_PORT)], { stdio: 'ignore' });
   const idleBeforePct = await idlePct();
@@ -218,7 +221,7 @@ export async function iperfTcp(client: Netns, server: Netns, serverAddr: string,
   for (let attempt = 0; attempt < 20; attempt++) {
     await sleep(attempt === 0 ? 300 : 200);
     const end = cpuBegin(cpuPid);
-    const r = await client.run('iperf3', ['-c', serverAddr, '-p', String(IPERF_PORT), '-t', String(secs), '-P', '1', '--connect-timeout', '3000', '-J'], {
+    const r = await client.run('iperf3', ['-c', connectAddr, '-p', String(IPERF_PORT), '-t', String(secs), '-P', '1', '--connect-timeout', '3000', '-J'], {
       timeoutMs: (secs + 30) * 1000,
     });
     const cpu = end();
@@ -236,7 +239,7 @@ export async function iperfTcp(client: Netns, server: Netns, serverAddr: string,
     // Only a server that is not listening yet is worth another try.
     if (!/connect|refused/i.test(last)) break;
   }
-  throw new Error(`iperf3 ${client.name} -> ${serverAddr} failed: ${last}`);
+  throw new Error(`iperf3 ${client.name} -> ${connectAddr} failed: ${last}`);
 }
 
 interface Udp {

@@ -8,8 +8,10 @@
  * 1,000,000 entries through the admin socket while forwarding), dataplane, nat, services
  * (ClusterIP DNAT, applying Services at 10,000), vxlan, flood, learning, capture (CPU per
  * record of the file capture, on the packet thread and the others), e2e, e2e-vxlan (iperf3
- * across the overlay between two nodes, nodeplane's and the kernel's) and e2e-capture (iperf3
- * pod to pod uncaptured, captured whole and at snaplen 128). Those from dataplane on are loaded
+ * across the overlay between two nodes, nodeplane's and the kernel's), e2e-capture (iperf3
+ * pod to pod uncaptured, captured whole and at snaplen 128) and e2e-paths (iperf3 masqueraded
+ * against routed, through a ClusterIP against pod to pod, and a 110-port node against a
+ * 3-port one per second of CPU). Those from dataplane on are loaded
  * only when their files exist; the e2e groups report `skipped` rows when they cannot run (no
  * root, no namespaces).
  *
@@ -70,6 +72,7 @@ const GROUPS: Group[] = [
   optional('e2e', './e2e.bench.ts', 'benchE2e'),
   optional('e2e-vxlan', './e2e-vxlan.bench.ts', 'benchE2eVxlan'),
   optional('e2e-capture', './e2e-capture.bench.ts', 'benchE2eCapture'),
+  optional('e2e-paths', './e2e-paths.bench.ts', 'benchE2ePaths'),
 ].filter((g): g is Group => g !== null);
 
 // ---------------------------------------------------------------------------------------
@@ -166,7 +169,7 @@ async function main(): Promise<number> {
   let groups = GROUPS;
   let groupNamed = true;
   if (arg) {
-    // A group's exact name runs that group alone (`e2e`, not also e2e-vxlan and e2e-capture).
+    // A group's exact name runs that group alone (`e2e`, not also e2e-vxlan, e2e-capture and e2e-paths).
     const exact = GROUPS.filter((g) => g.name === arg);
     groups = exact.length !== 0 ? exact : GROUPS.filter((g) => g.name.includes(arg) || arg.startsWith(`${g.name}.`));
     if (groups.length === 0) {
