@@ -104,17 +104,13 @@ describe('ManifestSet', () => {
     expect(set.manifestServices).toBe(2000);
     cache.parses = [];
     const before = set.list();
-    const t0 = performance.now();
     const r = set.update(new Map([['big.yaml', big], ['eps.yaml', slice('s7-1', 's7', ['10.244.0.7', '10.244.0.8'])]]));
-    const ms = performance.now() - t0;
     expect(cache.parses).toEqual(['eps.yaml']);
     expect(r).toMatchObject({ updated: 1, added: 0, removed: 0 });
     expect(endpointsOf(set, 's7')).toEqual(['10.244.0.7', '10.244.0.8']);
     // Every other Service is the same object as before: the service table skips it by identity.
     const after = set.list();
     expect(after.filter((s, i) => s !== before[i]).map((s) => s.name)).toEqual(['s7']);
-    // One small file and one Service joined again: far below what parsing 2000 Services takes.
-    expect(ms).toBeLessThan(50);
   });
 
   it('reads directories as kubectl -f does: .yaml, .yml and .json files, not subdirectories, links followed', () => {
