@@ -11,7 +11,8 @@
  *
  * Two nodeplane nodes: the same with nodeplane on both sides (their `up` TAPs on one
  * underlay bridge), iperf3 pod to pod across the overlay, printed beside a pair of kernel
- * flannel nodes measured in the same run (three interleaved rounds, the median of each).
+ * flannel nodes measured in the same run (one 3-second run each: the figures are printed, the
+ * test asserts that TCP moves at all; the comparison is `npm run bench -- e2e-vxlan`).
  *
  * Every command is bounded in time and count; namespaces go away in afterAll, and with the
  * process in any case (src/lab/netns.ts).
@@ -183,18 +184,11 @@ describe.skipIf(skip)('vxlan: two nodeplane nodes, iperf3 pod to pod beside the 
     expect(await ping(k1!.pod, k2!.podIp)).toBe(3);
   }, 60_000);
 
-  it('iperf3 pod to pod across the overlay, printed beside the kernel pair (median of three interleaved)', async () => {
-    const np: number[] = [];
-    const kern: number[] = [];
-    for (let round = 0; round < 3; round++) {
-      np.push(await iperf(b!.pod('pa'), '10.244.2.2', a!.pod('pa')));
-      kern.push(await iperf(k2!.pod, k2!.podIp, k1!.pod));
-    }
-    const median = (x: number[]): number => [...x].sort((p, q) => p - q)[1];
-    const show = (x: number[]): string => x.map((v) => v.toFixed(2)).join(', ');
-    process.stdout.write(`iperf3 across the overlay, nodeplane pair: ${show(np)} Gbit/s (median ${median(np).toFixed(2)})\n`);
-    process.stdout.write(`iperf3 across the overlay, kernel pair:    ${show(kern)} Gbit/s (median ${median(kern).toFixed(2)})\n`);
-    process.stdout.write(`nodeplane/kernel, medians: ${(median(np) / median(kern)).toFixed(2)}\n`);
+  it('iperf3 pod to pod across the overlay, printed beside the kernel pair', async () => {
+    const np = await iperf(b!.pod('pa'), '10.244.2.2', a!.pod('pa'));
+    const kern = await iperf(k2!.pod, k2!.podIp, k1!.pod);
+    process.stdout.write(`iperf3 across the overlay, nodeplane pair: ${np.toFixed(2)} Gbit/s\n`);
+    process.stdout.write(`iperf3 across the overlay, kernel pair:    ${kern.toFixed(2)} Gbit/s\n`);
     for (const [n, name, lab] of [[1, 'a', a!], [2, 'b', b!]] as const) {
       const stats = (await fetchState(lab.adminSocket, 'stats')) as { stages: Array<{ name: string; packets: number; drops: Record<string, number> }> };
       const drops = stats.stages.flatMap((x) => Object.entries(x.drops).filter(([, v]) => v > 0).map(([k, v]) => `${x.name}: ${k} ${v}`));
@@ -206,7 +200,7 @@ describe.skipIf(skip)('vxlan: two nodeplane nodes, iperf3 pod to pod beside the 
       const portDrops = ports.ports.map((p) => `${p.name} rx nobuf ${p.rx.noBuffer} tx dropped ${p.tx.dropped}`);
       process.stdout.write(`node ${name}: ${counts.join(', ')}; drops: ${drops.join('; ') || 'none'}; ${portDrops.join(', ')}; TAP queue drops toward nodeplane: ${tapDrops.join(', ')}\n`);
     }
-    expect(median(np)).toBeGreaterThan(0.05);
-    expect(median(kern)).toBeGreaterThan(0.05);
+    expect(np).toBeGreaterThan(0.05);
+    expect(kern).toBeGreaterThan(0.05);
   }, 180_000);
 });
