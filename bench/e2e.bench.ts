@@ -209,10 +209,11 @@ interface IperfJson {
 }
 
 /**
- * One iperf3 TCP stream from `client` to `serverAddr` in `server` for `secs` seconds; the
- * client connects to `connectAddr` (a ClusterIP in front of the server) where it is given.
+ * iperf3 TCP from `client` to `serverAddr` in `server` for `secs` seconds, `streams` streams
+ * (-P); the client connects to `connectAddr` (a ClusterIP in front of the server) where it is
+ * given.
  */
-export async function iperfTcp(client: Netns, server: Netns, serverAddr: string, secs: number, cpuPid?: number, connectAddr = serverAddr): Promise<Tcp> {
+export async function iperfTcp(client: Netns, server: Netns, serverAddr: string, secs: number, cpuPid?: number, connectAddr = serverAddr, streams = 1): Promise<Tcp> {
   // -1: the server serves one test and exits; it is also killed with its namespace.
   server.spawn('iperf3', ['-s', '-1', '-B', serverAddr, '-p', String(IPERF_PORT)], { stdio: 'ignore' });
   const idleBeforePct = await idlePct();
@@ -221,7 +222,7 @@ export async function iperfTcp(client: Netns, server: Netns, serverAddr: string,
   for (let attempt = 0; attempt < 20; attempt++) {
     await sleep(attempt === 0 ? 300 : 200);
     const end = cpuBegin(cpuPid);
-    const r = await client.run('iperf3', ['-c', connectAddr, '-p', String(IPERF_PORT), '-t', String(secs), '-P', '1', '--connect-timeout', '3000', '-J'], {
+    const r = await client.run('iperf3', ['-c', connectAddr, '-p', String(IPERF_PORT), '-t', String(secs), '-P', String(streams), '--connect-timeout', '3000', '-J'], {
       timeoutMs: (secs + 30) * 1000,
     });
     const cpu = end();
@@ -242,7 +243,7 @@ export async function iperfTcp(client: Netns, server: Netns, serverAddr: string,
   throw new Error(`iperf3 ${client.name} -> ${connectAddr} failed: ${last}`);
 }
 
-interface Udp {
+export interface Udp {
   /** Datagrams received per second, thousands. */
   kpps: number;
   /** Datagrams sent per second, thousands. */
@@ -260,7 +261,7 @@ interface IperfUdpJson {
 }
 
 /** iperf3 UDP from `client` to `serverAddr`: 64-byte payloads, unlimited sender, `secs` seconds. */
-async function iperfUdp64(client: Netns, server: Netns, serverAddr: string, secs: number, cpuPid?: number): Promise<Udp> {
+export async function iperfUdp64(client: Netns, server: Netns, serverAddr: string, secs: number, cpuPid?: number): Promise<Udp> {
   server.spawn('iperf3', ['-s', '-1', '-B', serverAddr, '-p', String(IPERF_PORT)], { stdio: 'ignore' });
   let last = '';
   for (let attempt = 0; attempt < 20; attempt++) {
@@ -310,7 +311,7 @@ async function pingRtt(client: Netns, addr: string): Promise<Rtt> {
 }
 
 /** A few pings so ARP is resolved (and any learning done) before measuring. */
-async function warmUp(client: Netns, addr: string): Promise<void> {
+export async function warmUp(client: Netns, addr: string): Promise<void> {
   const r = await client.run('ping', ['-c', '3', '-i', '0.2', '-W', '2', '-q', addr], { timeoutMs: 15_000 });
   if (r.code !== 0) throw new Error(`${client.name} cannot ping ${addr}: ${r.stdout}${r.stderr}`);
 }

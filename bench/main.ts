@@ -9,11 +9,12 @@
  * (ClusterIP DNAT, applying Services at 10,000), vxlan, flood, learning, capture (CPU per
  * record of the file capture, on the packet thread and the others), e2e, e2e-vxlan (iperf3
  * across the overlay between two nodes, nodeplane's and the kernel's), e2e-capture (iperf3
- * pod to pod uncaptured, captured whole and at snaplen 128) and e2e-paths (iperf3 masqueraded
+ * pod to pod uncaptured, captured whole and at snaplen 128), e2e-paths (iperf3 masqueraded
  * against routed, through a ClusterIP against pod to pod, and a 110-port node against a
- * 3-port one per second of CPU). Those from dataplane on are loaded
- * only when their files exist; the e2e groups report `skipped` rows when they cannot run (no
- * root, no namespaces).
+ * 3-port one per second of CPU) and e2e-multiqueue (a C relay of our own between two TAPs,
+ * single-queue against two queues with one and with two threads). Those from dataplane on
+ * are loaded only when their files exist; the e2e groups report `skipped` rows when they
+ * cannot run (no root, no namespaces).
  *
  * FILTER (optional): a group's exact name (that group alone), a group whose name contains
  * it, or a bench name or prefix
@@ -73,6 +74,7 @@ const GROUPS: Group[] = [
   optional('e2e-vxlan', './e2e-vxlan.bench.ts', 'benchE2eVxlan'),
   optional('e2e-capture', './e2e-capture.bench.ts', 'benchE2eCapture'),
   optional('e2e-paths', './e2e-paths.bench.ts', 'benchE2ePaths'),
+  optional('e2e-multiqueue', './e2e-multiqueue.bench.ts', 'benchE2eMultiqueue'),
 ].filter((g): g is Group => g !== null);
 
 // ---------------------------------------------------------------------------------------
