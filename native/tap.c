@@ -27,7 +27,6 @@
 #include <sys/socket.h>
 
 #include "copy-ranges.h"
-#include "huge-pages.h"
 #include "realtime.h"
 #include "pcap-filter.h"
 #include "uring-batch.h"
@@ -846,7 +845,6 @@ NAPI_MODULE_INIT() {
     return NULL;
   if (pcap_filter_register(env, exports) != napi_ok) return NULL;
   if (copy_ranges_register(env, exports) != napi_ok) return NULL;
-  if (huge_pages_register(env, exports) != napi_ok) return NULL;
   if (realtime_register(env, exports) != napi_ok) return NULL;
   return exports;
 }

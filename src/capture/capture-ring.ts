@@ -29,7 +29,6 @@
 import { Worker } from 'node:worker_threads';
 import { type CopyRanges, EpbLayout } from '../pcap/pcapng-epb.ts';
 import type { CaptureSink } from '../pcap/sink.ts';
-import { adviseHugePages } from '../ports/huge-pages.ts';
 import { nativeAddon } from '../ports/native-addon.ts';
 
 const DATA = 0;
@@ -154,7 +153,6 @@ export class CaptureRing {
     const ring = new SharedArrayBuffer(this.size);
     const control = new SharedArrayBuffer(CONTROL_WORDS * 4);
     this.buf = Buffer.from(ring);
-    adviseHugePages(this.buf);
     this.words = new Int32Array(ring);
     this.layout = new EpbLayout(this.buf, copier());
     this.ctl = new Int32Array(control);

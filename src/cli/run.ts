@@ -31,7 +31,6 @@ import { createLogger } from '../log.ts';
 import { LatencyProbe } from '../ports/latency-probe.ts';
 import { LivePorts } from '../ports/live-ports.ts';
 import { tapAvailable, tapClock } from '../ports/tap-native.ts';
-import { adviseHugePages } from '../ports/huge-pages.ts';
 import { poolPlan } from '../ports/pool-plan.ts';
 import { RxBudget } from '../ports/rx-budget.ts';
 import { setRealtime } from '../ports/realtime.ts';
@@ -113,7 +112,6 @@ export async function runCommand(opts: RunOptions): Promise<number> {
   // the ports: with offload, TCP super-frames, as tcpdump on a veth shows GSO packets.
   const offload = opts.offload;
   const dp = new Dataplane(config, offload ? { clock: new SystemClock(), poolSize: config.pool.offloadSlots, slotSize: OFFLOAD_SLOT_SIZE } : { clock: new SystemClock() });
-  adviseHugePages(dp.pool.data);
   // Every port receives into the one pool, a read round at a time (see rx-budget.ts).
   const budget = new RxBudget(dp.pool, dp.ctx.ports);
 

@@ -1,8 +1,8 @@
 /**
  * The nodeplane addon (native/, one binary): TAP devices (tap.c, used through tap-native.ts),
  * libpcap's filter compiler and interpreter (pcap-filter.c, used through
- * capture/bpf-filter.ts), copyRanges (copy-ranges.c, capture/capture-ring.ts), huge pages
- * (huge-pages.c, huge-pages.ts) and SCHED_FIFO for `run --realtime` (realtime.c, realtime.ts). One binary
+ * capture/bpf-filter.ts), copyRanges (copy-ranges.c, capture/capture-ring.ts) and SCHED_FIFO
+ * for `run --realtime` (realtime.c, realtime.ts). One binary
  * because node-gyp-build and prebuildify ship one per package.
  *
  * Loaded lazily through node-gyp-build: a build from source in build/Release when there is
