@@ -2,7 +2,7 @@
  * End to end: what capturing costs. One iperf3 TCP stream pa → pb across cni0 in the demo lab,
  * `--no-offload` (every frame a 1500-byte frame: the most records per byte), three ways in
  * one lab: uncaptured, capturing every frame of every port whole, and with `--snaplen 128`.
- * ROUNDS rounds interleave the three (nodeplane restarted for each run), BENCH_E2E_SECONDS
+ * ROUNDS rounds (BENCH_CAPTURE_ROUNDS, default 3) interleave the three (nodeplane restarted for each run), BENCH_E2E_SECONDS
  * each (default 5), so a busy moment on the machine falls on one round, not on one mode.
  * BENCH_CAPTURE_BUFFER_KIB passes `--capture-buffer` to the captured runs (default: the
  * default ring, 32 MiB).
@@ -28,7 +28,7 @@ import { Lab } from '../src/lab/lab.ts';
 import { type Tcp, iperfTcp, median, medianRound, missing, seconds, tcpRow } from './e2e.bench.ts';
 import type { BenchResult } from './harness.ts';
 
-const ROUNDS = 3;
+const ROUNDS = Number(process.env.BENCH_CAPTURE_ROUNDS ?? 3);
 const PB = '10.244.1.3';
 
 
