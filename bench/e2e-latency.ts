@@ -10,18 +10,24 @@
  * e2e.latency.<from>-<to> for each segment and e2e.latency.total (poll → end of the write):
  * p50Us, p90Us, p99Us, maxUs and `histogram` (counts per bucket of `bucketsUs`, the last
  * one open), over `wakeups`. ping runs at most 30 s. Then the same again with the packet
- * thread under SCHED_FIFO (`run --realtime 50`): rows e2e.latency.realtime.*.
+ * thread under SCHED_FIFO (`run --realtime 50`): rows e2e.latency.realtime.*. Last, the same
+ * pings through the minimal C relay of bench/mq-relay.c (e2e.latency.relay.rtt; skipped with
+ * the reason without `cc`), for what this machine does to the tail with no nodeplane at all.
  *
  * Standalone: `npx tsx bench/e2e-latency.ts` prints the JSON lines.
  */
+import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DEMO_CONFIG, DEMO_PODS } from '../src/lab/demo-topology.ts';
 import { Lab } from '../src/lab/lab.ts';
+import { createNetns, type Netns } from '../src/lab/netns.ts';
 import type { LatencySummary, SegmentSummary } from '../src/ports/latency-probe.ts';
+import { RelayLines, buildRelay, plug } from './e2e-multiqueue.bench.ts';
 import type { BenchResult } from './harness.ts';
 
+const PA = '10.244.1.2';
 const PB = '10.244.1.3';
 const PINGS = 1000;
 /** `run --realtime` priority of the second run: chrt's and VPP's usual middle of the range. */
@@ -38,9 +44,55 @@ export function pingTimes(out: string): number[] {
   return times;
 }
 
-/** Both modes: ordinary scheduling (e2e.latency.*), then `--realtime 50` (e2e.latency.realtime.*). */
+/**
+ * Both modes: ordinary scheduling (e2e.latency.*), then `--realtime 50`
+ * (e2e.latency.realtime.*), then the same pings through the minimal C relay
+ * (e2e.latency.relay.rtt): what the machine itself does to a ping's tail.
+ */
 export async function benchLatency(): Promise<BenchResult[]> {
-  return [...(await latencyRun('e2e.latency', [])), ...(await latencyRun('e2e.latency.realtime', ['--realtime', String(REALTIME_PRIORITY)]))];
+  return [
+    ...(await latencyRun('e2e.latency', [])),
+    ...(await latencyRun('e2e.latency.realtime', ['--realtime', String(REALTIME_PRIORITY)])),
+    await relayRun(),
+  ];
+}
+
+/** The pings through bench/mq-relay.c (single queue, one thread: one read()+write() per frame). */
+async function relayRun(): Promise<BenchResult> {
+  const dir = mkdtempSync(join(tmpdir(), 'nodeplane-bench-latency-relay-'));
+  const made: Netns[] = [];
+  let relay: ChildProcess | undefined;
+  try {
+    const built = buildRelay(dir);
+    if ('reason' in built) return { bench: 'e2e.latency.relay.rtt', skipped: built.reason };
+    const sw = createNetns('ltsw');
+    made.push(sw);
+    const pa = createNetns('ltpa');
+    made.push(pa);
+    const pb = createNetns('ltpb');
+    made.push(pb);
+    relay = sw.spawn(built.bin, ['lta', 'ltb', 'plain', '1'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    await new RelayLines(relay).next(/^ready$/, 5000);
+    plug(sw, 'lta', pa, PA);
+    plug(sw, 'ltb', pb, PB);
+    return { ...(await pings(pa)), bench: 'e2e.latency.relay.rtt' };
+  } finally {
+    relay?.kill('SIGKILL');
+    for (const ns of made.reverse()) ns.remove();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** A warm-up, then PINGS pings at 10 ms from `pa` to PB: the rtt row's figures. */
+async function pings(pa: Netns): Promise<BenchResult> {
+  const warm = await pa.run('ping', ['-c', '3', '-i', '0.2', '-W', '2', '-q', PB], { timeoutMs: 15_000 });
+  if (warm.code !== 0) throw new Error(`cannot ping ${PB}: ${warm.stdout}${warm.stderr}`);
+  const r = await pa.run('ping', ['-c', String(PINGS), '-i', '0.01', '-w', '30', PB], { timeoutMs: 40_000 });
+  const times = pingTimes(r.stdout).sort((a, b) => a - b);
+  if (times.length === 0) throw new Error(`ping -> ${PB} failed: ${r.stdout.slice(-300)}${r.stderr}`);
+  const q = (p: number): number => times[Math.min(times.length - 1, Math.floor(p * times.length))];
+  const avg = times.reduce((s, t) => s + t, 0) / times.length;
+  return { bench: '', pings: PINGS, replies: times.length, minMs: times[0], p50Ms: q(0.5), p90Ms: q(0.9), p99Ms: q(0.99), maxMs: times[times.length - 1], avgMs: Math.round(avg * 1000) / 1000 };
 }
 
 async function latencyRun(prefix: string, runArgs: string[]): Promise<BenchResult[]> {
@@ -54,29 +106,10 @@ async function latencyRun(prefix: string, runArgs: string[]): Promise<BenchResul
     lab = await Lab.start({ config: DEMO_CONFIG, pods: DEMO_PODS, dir, runArgs });
     if (before === undefined) delete process.env.NODEPLANE_LATENCY_FILE;
     else process.env.NODEPLANE_LATENCY_FILE = before;
-    const pa = lab.pod('pa');
-    const warm = await pa.run('ping', ['-c', '3', '-i', '0.2', '-W', '2', '-q', PB], { timeoutMs: 15_000 });
-    if (warm.code !== 0) throw new Error(`pa cannot ping ${PB}: ${warm.stdout}${warm.stderr}`);
-    const r = await pa.run('ping', ['-c', String(PINGS), '-i', '0.01', '-w', '30', PB], { timeoutMs: 40_000 });
-    const times = pingTimes(r.stdout).sort((a, b) => a - b);
-    if (times.length === 0) throw new Error(`ping pa -> ${PB} failed: ${r.stdout.slice(-300)}${r.stderr}`);
+    const rtt = await pings(lab.pod('pa'));
     await lab.stopNodeplane('SIGTERM');
     const summary = JSON.parse(readFileSync(file, 'utf8')) as LatencySummary;
-    const q = (p: number): number => times[Math.min(times.length - 1, Math.floor(p * times.length))];
-    const avg = times.reduce((s, t) => s + t, 0) / times.length;
-    const rows: BenchResult[] = [
-      {
-        bench: `${prefix}.rtt`,
-        pings: PINGS,
-        replies: times.length,
-        minMs: times[0],
-        p50Ms: q(0.5),
-        p90Ms: q(0.9),
-        p99Ms: q(0.99),
-        maxMs: times[times.length - 1],
-        avgMs: Math.round(avg * 1000) / 1000,
-      },
-    ];
+    const rows: BenchResult[] = [{ ...rtt, bench: `${prefix}.rtt` }];
     for (const s of summary.segments) rows.push(segmentRow(`${prefix}.${s.from}-${s.to}`, s, summary));
     rows.push(segmentRow(`${prefix}.total`, summary.total, summary));
     return rows;

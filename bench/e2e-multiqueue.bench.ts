@@ -75,7 +75,7 @@ function rounds(): number {
 }
 
 /** Compiles the relay into `dir`; returns the binary, or why it cannot be built. */
-function buildRelay(dir: string): { bin: string } | { reason: string } {
+export function buildRelay(dir: string): { bin: string } | { reason: string } {
   if (spawnSync('sh', ['-c', 'command -v cc']).status !== 0) return { reason: '`cc` is not installed' };
   const bin = join(dir, 'mq-relay');
   const r = spawnSync('cc', ['-O2', '-Wall', '-pthread', '-o', bin, SOURCE], { encoding: 'utf8', timeout: 60_000 });
@@ -84,7 +84,7 @@ function buildRelay(dir: string): { bin: string } | { reason: string } {
 }
 
 /** The relay's stdout, line by line, with a wait for the next line that matches. */
-class RelayLines {
+export class RelayLines {
   private buf = '';
   private readonly lines: string[] = [];
   private stderr = '';
@@ -123,7 +123,7 @@ class RelayLines {
 }
 
 /** Moves TAP `tap` from `sw` into `pod` as eth0 with `address`. */
-function plug(sw: Netns, tap: string, pod: Netns, address: string): void {
+export function plug(sw: Netns, tap: string, pod: Netns, address: string): void {
   sw.ip(['link', 'set', tap, 'netns', pod.name]);
   pod.ip(['link', 'set', tap, 'name', 'eth0']);
   pod.ip(['link', 'set', 'eth0', 'mtu', String(MTU)]);
