@@ -10,7 +10,9 @@
  * Rows: e2e.capture.uncaptured, e2e.capture.whole, e2e.capture.snaplen128 (the median round's
  * iperf3 figures, every round's Gbit/s, and for the captured ones the records written and
  * the ring's drops per round, from `show ports`), and e2e.capture.ratio: whole / uncaptured
- * and snaplen128 / uncaptured from the medians (targets 0.75 and 0.9). Without root,
+ * and snaplen128 / uncaptured from the medians (targets 0.75 and 0.9). Then the same
+ * question asked of a kernel bridge with tcpdump on its two ports (e2e-capture-tcpdump.ts,
+ * rows e2e.capture.tcpdump.*; BENCH_CAPTURE_TCPDUMP=0 leaves it out). Without root,
  * namespaces, TAP support or iperf3: one row `{ bench: 'e2e.capture', skipped: REASON }`.
  *
  * Safety: every host is a namespace of the lab (src/lab/netns.ts), removed in a finally block
@@ -26,6 +28,7 @@ import type { PortsState } from '../src/admin/state.ts';
 import { DEMO_CONFIG, DEMO_PODS } from '../src/lab/demo-topology.ts';
 import { Lab } from '../src/lab/lab.ts';
 import { type Tcp, iperfTcp, median, medianRound, missing, seconds, tcpRow } from './e2e.bench.ts';
+import { benchKernelTcpdump } from './e2e-capture-tcpdump.ts';
 import type { BenchResult } from './harness.ts';
 
 const ROUNDS = Number(process.env.BENCH_CAPTURE_ROUNDS ?? 3);
@@ -83,6 +86,10 @@ export async function benchE2eCapture(): Promise<BenchResult[]> {
     const base = median(modes[0].runs.map((r) => r.gbps));
     const ratio = (m: Mode): number => Math.round((median(m.runs.map((r) => r.gbps)) / base) * 1000) / 1000;
     rows.push({ bench: 'e2e.capture.ratio', whole: ratio(modes[1]), snaplen128: ratio(modes[2]), bufferKiB: kib ? Number(kib) : 32768 });
+    await lab.shutdown();
+    lab = undefined;
+    // The kernel's bridge with tcpdump on both ports, the same rounds: the reference.
+    if (process.env.BENCH_CAPTURE_TCPDUMP !== '0') rows.push(...(await benchKernelTcpdump(ROUNDS, secs, dir)));
     return rows;
   } finally {
     await lab?.shutdown();
