@@ -19,9 +19,10 @@
 import { spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { createNetns, type Netns } from '../src/lab/netns.ts';
+import type { Netns } from '../src/lab/netns.ts';
 import { type Tcp, iperfTcp, median, medianRound, tcpRow } from './e2e.bench.ts';
 import type { BenchResult } from './harness.ts';
+import { createSwitchAndPods } from './switch-and-pods.ts';
 
 const PA = '10.244.1.2';
 const PB = '10.244.1.3';
@@ -62,14 +63,9 @@ export async function benchKernelTcpdump(rounds: number, secs: number, dir: stri
   for (const tool of ['tcpdump', 'ethtool']) {
     if (spawnSync('sh', ['-c', `command -v ${tool}`]).status !== 0) return [{ bench: 'e2e.capture.tcpdump', skipped: `\`${tool}\` is not installed` }];
   }
-  const made: Netns[] = [];
+  const net = createSwitchAndPods('td');
   try {
-    const sw = createNetns('tdsw');
-    made.push(sw);
-    const pa = createNetns('tdpa');
-    made.push(pa);
-    const pb = createNetns('tdpb');
-    made.push(pb);
+    const { sw, pa, pb } = net;
     sw.ip(['link', 'add', 'br0', 'type', 'bridge']);
     sw.ip(['link', 'set', 'br0', 'up']);
     plugVeth(sw, 'vpa', pa, PA);
@@ -124,6 +120,6 @@ export async function benchKernelTcpdump(rounds: number, secs: number, dir: stri
     rows.push({ bench: 'e2e.capture.tcpdump.ratio', whole: ratio('whole'), snaplen128: ratio('snaplen128') });
     return rows;
   } finally {
-    for (const ns of made.reverse()) ns.remove();
+    net.remove();
   }
 }

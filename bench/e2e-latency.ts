@@ -14,7 +14,7 @@
  * pings through the minimal C relay of bench/mq-relay.c (e2e.latency.relay.rtt; skipped with
  * the reason without `cc`), for what this machine does to the tail with no nodeplane at all.
  *
- * Standalone: `npx tsx bench/e2e-latency.ts` prints the JSON lines.
+ * Standalone: `node bin/run-ts.js bench/e2e-latency.ts` prints the JSON lines.
  */
 import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -22,12 +22,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DEMO_CONFIG, DEMO_PODS } from '../src/lab/demo-topology.ts';
 import { Lab } from '../src/lab/lab.ts';
-import { createNetns, type Netns } from '../src/lab/netns.ts';
+import type { Netns } from '../src/lab/netns.ts';
 import type { LatencySummary, SegmentSummary } from '../src/ports/latency-probe.ts';
-import { RelayLines, buildRelay, plug } from './e2e-multiqueue.bench.ts';
+import { buildRelay, startRelay } from './e2e-multiqueue.bench.ts';
 import type { BenchResult } from './harness.ts';
+import { type SwitchAndPods, createSwitchAndPods } from './switch-and-pods.ts';
 
-const PA = '10.244.1.2';
 const PB = '10.244.1.3';
 const PINGS = 1000;
 /** `run --realtime` priority of the second run: chrt's and VPP's usual middle of the range. */
@@ -60,25 +60,17 @@ export async function benchLatency(): Promise<BenchResult[]> {
 /** The pings through bench/mq-relay.c (single queue, one thread: one read()+write() per frame). */
 async function relayRun(): Promise<BenchResult> {
   const dir = mkdtempSync(join(tmpdir(), 'nodeplane-bench-latency-relay-'));
-  const made: Netns[] = [];
+  let net: SwitchAndPods | undefined;
   let relay: ChildProcess | undefined;
   try {
     const built = buildRelay(dir);
     if ('reason' in built) return { bench: 'e2e.latency.relay.rtt', skipped: built.reason };
-    const sw = createNetns('ltsw');
-    made.push(sw);
-    const pa = createNetns('ltpa');
-    made.push(pa);
-    const pb = createNetns('ltpb');
-    made.push(pb);
-    relay = sw.spawn(built.bin, ['lta', 'ltb', 'plain', '1'], { stdio: ['ignore', 'pipe', 'pipe'] });
-    await new RelayLines(relay).next(/^ready$/, 5000);
-    plug(sw, 'lta', pa, PA);
-    plug(sw, 'ltb', pb, PB);
-    return { ...(await pings(pa)), bench: 'e2e.latency.relay.rtt' };
+    net = createSwitchAndPods('lt');
+    relay = (await startRelay(built.bin, net, 'plain', 1)).relay;
+    return { ...(await pings(net.pa)), bench: 'e2e.latency.relay.rtt' };
   } finally {
     relay?.kill('SIGKILL');
-    for (const ns of made.reverse()) ns.remove();
+    net?.remove();
     rmSync(dir, { recursive: true, force: true });
   }
 }

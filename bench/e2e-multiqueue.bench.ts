@@ -41,9 +41,10 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { createNetns, type Netns } from '../src/lab/netns.ts';
+import type { Netns } from '../src/lab/netns.ts';
 import { type Tcp, type Udp, iperfTcp, iperfUdp64, median, missing, seconds, warmUp } from './e2e.bench.ts';
 import type { BenchResult } from './harness.ts';
+import { type SwitchAndPods, createSwitchAndPods } from './switch-and-pods.ts';
 
 const SOURCE = fileURLToPath(new URL('./mq-relay.c', import.meta.url));
 const PA = '10.244.1.2';
@@ -123,7 +124,7 @@ export class RelayLines {
 }
 
 /** Moves TAP `tap` from `sw` into `pod` as eth0 with `address`. */
-export function plug(sw: Netns, tap: string, pod: Netns, address: string): void {
+function plug(sw: Netns, tap: string, pod: Netns, address: string): void {
   sw.ip(['link', 'set', tap, 'netns', pod.name]);
   pod.ip(['link', 'set', tap, 'name', 'eth0']);
   pod.ip(['link', 'set', 'eth0', 'mtu', String(MTU)]);
@@ -137,22 +138,34 @@ function txQueues(pod: Netns): number {
   return r.stdout.split(/\s+/).filter((q) => q.startsWith('tx-')).length;
 }
 
+/**
+ * The relay between two TAPs it creates in `net.sw`, each then moved into a pod as its eth0
+ * with the pod's address; `queues` 'plain' or a count, `threads` 1 or one per queue.
+ */
+export async function startRelay(bin: string, net: SwitchAndPods, queues: string, threads: number): Promise<{ relay: ChildProcess; lines: RelayLines }> {
+  const relay = net.sw.spawn(bin, ['tapa', 'tapb', queues, String(threads)], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const lines = new RelayLines(relay);
+  try {
+    await lines.next(/^ready$/, 5000);
+    plug(net.sw, 'tapa', net.pa, PA);
+    plug(net.sw, 'tapb', net.pb, PB);
+  } catch (err) {
+    relay.kill('SIGKILL');
+    throw err;
+  }
+  return { relay, lines };
+}
+
 /** One round of one mode: a fresh topology, the three tests, everything removed after. */
 async function runMode(bin: string, m: (typeof MODES)[number], secs: number): Promise<Round> {
-  const made: Netns[] = [];
+  let net: SwitchAndPods | undefined;
   let relay: ChildProcess | undefined;
   try {
-    const sw = createNetns('mqsw');
-    made.push(sw);
-    const pa = createNetns('mqpa');
-    made.push(pa);
-    const pb = createNetns('mqpb');
-    made.push(pb);
-    relay = sw.spawn(bin, ['mqa', 'mqb', m.queues, String(m.threads)], { stdio: ['ignore', 'pipe', 'pipe'] });
-    const lines = new RelayLines(relay);
-    await lines.next(/^ready$/, 5000);
-    plug(sw, 'mqa', pa, PA);
-    plug(sw, 'mqb', pb, PB);
+    net = createSwitchAndPods('mq');
+    const { pa, pb } = net;
+    const started = await startRelay(bin, net, m.queues, m.threads);
+    relay = started.relay;
+    const lines = started.lines;
     const tx = txQueues(pa);
     await warmUp(pa, PB);
     const tcp1 = await iperfTcp(pa, pb, PB, secs, relay.pid, PB, 1);
@@ -170,7 +183,7 @@ async function runMode(bin: string, m: (typeof MODES)[number], secs: number): Pr
       const t0 = Date.now();
       while (relay.exitCode === null && relay.signalCode === null && Date.now() - t0 < 2000) await sleep(20);
     }
-    for (const ns of made.reverse()) ns.remove();
+    net?.remove();
   }
 }
 
