@@ -7,6 +7,7 @@
  * (`npm run bench -- e2e-paths`). (iperf3 does not do here: its server stops counting at the
  * client's end message, before the last data in its socket is read.)
  */
+import { expect } from 'vitest';
 import type { Netns } from '../../src/lab/netns.ts';
 
 /** Waits until something in `ns` listens on TCP `port`. */
@@ -100,4 +101,17 @@ export async function tcpTransfer(client: Netns, server: Netns, bind: string, co
   } finally {
     sink.kill('SIGKILL');
   }
+}
+
+/**
+ * The transfer arrived whole: `bytes` sent and received, the same SHA-256 on both sides, the
+ * receiver's report read back by the sender (so the way back works too), and the sender seen
+ * from `peer` (the node's address after masquerade, the pod's own otherwise).
+ */
+export function expectIntact(t: Transfer, bytes: number, peer: string): void {
+  expect(t.sent).toBe(bytes);
+  expect(t.received).toBe(bytes);
+  expect(t.receivedSha256).toBe(t.sentSha256);
+  expect(t.reply).toBe(`${bytes} ${t.sentSha256}`);
+  expect(t.peer).toBe(peer);
 }
