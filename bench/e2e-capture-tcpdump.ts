@@ -20,7 +20,7 @@ import { spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Netns } from '../src/lab/netns.ts';
-import { type Tcp, iperfTcp, median, medianRound, tcpRow } from './e2e.bench.ts';
+import { type Tcp, iperfTcp, median, medianRound, skippedGroup, tcpRow } from './e2e.bench.ts';
 import type { BenchResult } from './harness.ts';
 import { createSwitchAndPods } from './switch-and-pods.ts';
 
@@ -61,7 +61,7 @@ async function stop(t: ChildProcess, err: () => string): Promise<{ captured: num
 
 export async function benchKernelTcpdump(rounds: number, secs: number, dir: string): Promise<BenchResult[]> {
   for (const tool of ['tcpdump', 'ethtool']) {
-    if (spawnSync('sh', ['-c', `command -v ${tool}`]).status !== 0) return [{ bench: 'e2e.capture.tcpdump', skipped: `\`${tool}\` is not installed` }];
+    if (spawnSync('sh', ['-c', `command -v ${tool}`]).status !== 0) return skippedGroup('e2e.capture.tcpdump', `\`${tool}\` is not installed`);
   }
   const net = createSwitchAndPods('td');
   try {

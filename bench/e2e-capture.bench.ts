@@ -27,7 +27,7 @@ import { fetchState } from '../src/admin/client.ts';
 import type { PortsState } from '../src/admin/state.ts';
 import { DEMO_CONFIG, DEMO_PODS } from '../src/lab/demo-topology.ts';
 import { Lab } from '../src/lab/lab.ts';
-import { type Tcp, iperfTcp, median, medianRound, missing, seconds, tcpRow } from './e2e.bench.ts';
+import { iperfTcp, median, medianRound, missing, seconds, skippedGroup, type Tcp, tcpRow } from './e2e.bench.ts';
 import { benchKernelTcpdump } from './e2e-capture-tcpdump.ts';
 import type { BenchResult } from './harness.ts';
 
@@ -45,10 +45,7 @@ interface Mode {
 
 export async function benchE2eCapture(): Promise<BenchResult[]> {
   const reason = missing();
-  if (reason) {
-    process.stderr.write(`e2e.capture: skipped: ${reason}\n`);
-    return [{ bench: 'e2e.capture', skipped: reason }];
-  }
+  if (reason) return skippedGroup('e2e.capture', reason);
   const secs = seconds();
   const kib = process.env.BENCH_CAPTURE_BUFFER_KIB;
   const buffer = kib ? ['--capture-buffer', kib] : [];

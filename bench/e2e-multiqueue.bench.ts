@@ -42,7 +42,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Netns } from '../src/lab/netns.ts';
-import { type Tcp, type Udp, iperfTcp, iperfUdp64, median, missing, seconds, warmUp } from './e2e.bench.ts';
+import { iperfTcp, iperfUdp64, median, missing, seconds, skippedGroup, type Tcp, type Udp, warmUp } from './e2e.bench.ts';
 import type { BenchResult } from './harness.ts';
 import { type SwitchAndPods, createSwitchAndPods } from './switch-and-pods.ts';
 
@@ -260,17 +260,11 @@ function ratioRow(mode: Mode, runs: Round[], base: Round[]): BenchResult {
 
 export async function benchE2eMultiqueue(): Promise<BenchResult[]> {
   const reason = missing();
-  if (reason) {
-    process.stderr.write(`e2e.mq: skipped: ${reason}\n`);
-    return [{ bench: 'e2e.mq', skipped: reason }];
-  }
+  if (reason) return skippedGroup('e2e.mq', reason);
   const dir = mkdtempSync(join(tmpdir(), 'nodeplane-bench-mq-'));
   try {
     const built = buildRelay(dir);
-    if ('reason' in built) {
-      process.stderr.write(`e2e.mq: skipped: ${built.reason}\n`);
-      return [{ bench: 'e2e.mq', skipped: built.reason }];
-    }
+    if ('reason' in built) return skippedGroup('e2e.mq', built.reason);
     const secs = seconds();
     const n = rounds();
     const runs = new Map<Mode, Round[]>(MODES.map((m) => [m.mode, []]));

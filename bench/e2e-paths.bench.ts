@@ -49,7 +49,7 @@ import {
   startPods110Lab,
   stopPods110Lab,
 } from '../src/lab/path-topologies.ts';
-import { CLK_TCK, type Tcp, iperfTcp, median, medianRound, missing, procTicks, seconds, tcpRow } from './e2e.bench.ts';
+import { CLK_TCK, iperfTcp, median, medianRound, missing, procTicks, seconds, skippedGroup, type Tcp, tcpRow } from './e2e.bench.ts';
 import type { BenchResult } from './harness.ts';
 
 const ROUNDS = 3;
@@ -174,10 +174,7 @@ async function pods110(mode: Pods110Mode, secs: number): Promise<BenchResult> {
 
 export async function benchE2ePaths(): Promise<BenchResult[]> {
   const reason = missing();
-  if (reason) {
-    process.stderr.write(`e2e.paths: skipped: ${reason}\n`);
-    return [{ bench: 'e2e.paths', skipped: reason }];
-  }
+  if (reason) return skippedGroup('e2e.paths', reason);
   const secs = seconds();
   const rows = [...(await masquerade(secs)), ...(await clusterIp(secs))];
   for (const mode of PODS110_MODES) rows.push(await pods110(mode, secs));

@@ -23,7 +23,7 @@ import { join } from 'node:path';
 import { fetchState } from '../src/admin/client.ts';
 import { Underlay, flannelNodeId, kernelFlannelPair, peerOf, startFlannelNode } from '../src/lab/flannel-nodes.ts';
 import type { Lab } from '../src/lab/lab.ts';
-import { type Tcp, iperfTcp, median, medianRound, missing, seconds, tcpRow } from './e2e.bench.ts';
+import { iperfTcp, median, medianRound, missing, seconds, skippedGroup, type Tcp, tcpRow } from './e2e.bench.ts';
 import type { BenchResult } from './harness.ts';
 
 const ROUNDS = 3;
@@ -31,10 +31,7 @@ const ROUNDS = 3;
 
 export async function benchE2eVxlan(): Promise<BenchResult[]> {
   const reason = missing();
-  if (reason) {
-    process.stderr.write(`e2e.vxlan: skipped: ${reason}\n`);
-    return [{ bench: 'e2e.vxlan', skipped: reason }];
-  }
+  if (reason) return skippedGroup('e2e.vxlan', reason);
   const secs = seconds();
   const dir = mkdtempSync(join(tmpdir(), 'nodeplane-bench-vxlan-'));
   const labs: Lab[] = [];

@@ -97,6 +97,12 @@ const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms
 // ---------------------------------------------------------------------------------------
 // Prerequisites
 
+/** A group that cannot run here: the reason on stderr, and its one row. */
+export function skippedGroup(group: string, reason: string): BenchResult[] {
+  process.stderr.write(`${group}: skipped: ${reason}\n`);
+  return [{ bench: group, skipped: reason }];
+}
+
 export function missing(): string | null {
   const ns = netnsSupport({ tun: true });
   if (!ns.ok) return ns.reason;
@@ -527,10 +533,7 @@ function peerRows(secs: number, np: SideResult, plain: SideResult): BenchResult[
 
 export async function benchE2e(): Promise<BenchResult[]> {
   const reason = missing();
-  if (reason) {
-    process.stderr.write(`e2e: skipped: ${reason}\n`);
-    return [{ bench: 'e2e', skipped: reason }];
-  }
+  if (reason) return skippedGroup('e2e', reason);
   const secs = seconds();
   const np = await runNodeplane(secs);
   const plain = await runNodeplane(secs, ['--no-offload']);
