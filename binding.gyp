@@ -2,7 +2,7 @@
   "targets": [
     {
       "target_name": "nodeplane",
-      "sources": ["native/tap.c", "native/pcap-filter.c", "native/copy-ranges.c", "native/uring-batch.c", "native/realtime.c"],
+      "sources": ["native/tap.c", "native/pcap-filter.c", "native/copy-ranges.c", "native/uring-batch.c", "native/realtime.c", "native/aligned-buffer.c"],
       "defines": ["NAPI_VERSION=8"],
       "cflags": ["-std=gnu11", "-O2", "-Wall", "-Wextra", "-Wno-unused-parameter"],
       "libraries": ["-ldl"],
@@ -12,7 +12,7 @@
       },
       "conditions": [
         ["has_liburing==1", { "defines": ["NODEPLANE_URING"], "libraries": ["-l:liburing.a"] }],
-        ["OS!='linux'", { "type": "none", "sources!": ["native/tap.c", "native/pcap-filter.c", "native/copy-ranges.c", "native/uring-batch.c", "native/realtime.c"] }]
+        ["OS!='linux'", { "type": "none", "sources!": ["native/tap.c", "native/pcap-filter.c", "native/copy-ranges.c", "native/uring-batch.c", "native/realtime.c", "native/aligned-buffer.c"] }]
       ]
     }
   ]

@@ -28,6 +28,7 @@
 
 #include "copy-ranges.h"
 #include "realtime.h"
+#include "aligned-buffer.h"
 #include "pcap-filter.h"
 #include "uring-batch.h"
 
@@ -846,5 +847,6 @@ NAPI_MODULE_INIT() {
   if (pcap_filter_register(env, exports) != napi_ok) return NULL;
   if (copy_ranges_register(env, exports) != napi_ok) return NULL;
   if (realtime_register(env, exports) != napi_ok) return NULL;
+  if (aligned_buffer_register(env, exports) != napi_ok) return NULL;
   return exports;
 }

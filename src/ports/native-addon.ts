@@ -1,7 +1,8 @@
 /**
  * The nodeplane addon (native/, one binary): TAP devices (tap.c, used through tap-native.ts),
  * libpcap's filter compiler and interpreter (pcap-filter.c, used through
- * capture/bpf-filter.ts), copyRanges (copy-ranges.c, capture/capture-ring.ts) and SCHED_FIFO
+ * capture/bpf-filter.ts), copyRanges (copy-ranges.c, capture/capture-ring.ts), page-aligned
+ * memory for the capture writer's O_DIRECT (aligned-buffer.c, capture-ring.ts) and SCHED_FIFO
  * for `run --realtime` (realtime.c, realtime.ts). One binary
  * because node-gyp-build and prebuildify ship one per package.
  *
@@ -40,5 +41,16 @@ export function nativeAddon(): { addon: unknown } | { error: string } {
         'run `npx node-gyp rebuild` in the package (needs python3, make, a C compiler and libpcap-dev)'
       : `cannot load the nodeplane addon (from ${root}): ${message}`;
     return { error: loadError };
+  }
+}
+
+/** The loaded addon's file (for a worker thread to load it too), or undefined without one. */
+export function nativeAddonPath(): string | undefined {
+  if (!('addon' in nativeAddon())) return undefined;
+  const root = fileURLToPath(new URL(PACKAGE_ROOT_RELATIVE, import.meta.url));
+  try {
+    return (createRequire(import.meta.url)('node-gyp-build') as { resolve(dir: string): string }).resolve(root);
+  } catch {
+    return undefined;
   }
 }
