@@ -1,7 +1,7 @@
 /**
  * CaptureRing: capture files written off the packet path. The packet thread lays pcapng
  * blocks straight into a ring of shared memory, a batch of frames at a time; a worker thread
- * writes them to their files in large writev(2) calls. Forwarding never waits for a disk: a
+ * writes them to their files in large writes. Forwarding never waits for a disk: a
  * batch that finds no room is not written, its records counted by the caller (`ringDrops`,
  * shown by `show ports`).
  *
@@ -10,9 +10,18 @@
  * offset 0: a unit never straddles the ring's end). The producer reserves room (`reserve`),
  * lays a batch's records out in place (`layout`), then `commit`s them; batches go on into the
  * same DATA unit until it holds UNIT_BYTES or MAX_DELAY_MS have passed, and only then is the
- * unit's header written and the head moved: the worker sees whole units, each written with
- * one write(2) (many small writes, or a writev of many pieces, cost the kernel several times
- * more per byte). Head and tail are byte offsets in shared control words, moved with Atomics.
+ * unit's header written and the head moved: the worker sees whole units. Head and tail are
+ * byte offsets in shared control words, moved with Atomics.
+ *
+ * The worker writes a regular file with O_DIRECT where its file system takes it: units are
+ * copied (the addon's copyRanges) into page-aligned memory and written 4 MiB of whole pages
+ * at a time, so the kernel neither copies them into its page cache nor spends the machine's
+ * CPUs writing them back (a third less CPU a record, measured: docs/benchmarks.md). The last
+ * bytes of a page wait for the next write, or for 10 ms without a unit, or for the file's
+ * close, and then go through the page cache. Otherwise (a FIFO, tmpfs, a file system or
+ * device that refuses, NODEPLANE_CAPTURE_DIRECT=0, no addon) each unit is one write(2) through the page
+ * cache (many small writes, or a writev of many pieces, cost the kernel several times more
+ * per byte).
  *
  * Costs on the packet thread, measured (docs/benchmarks.md): one copy of each record's bytes,
  * made by the addon's copyRanges in one call per batch, because V8 copies into shared memory
@@ -23,13 +32,14 @@
  *
  * Whole or nothing under SIGKILL: the caller lays blocks out at the file positions they will
  * have (pagePadding, pcapng-epb.ts), so every 4096-byte page of the file holds only whole
- * blocks, and a write cut at a page boundary leaves whole blocks only. Units still in the
- * ring when the process is killed are lost whole.
+ * blocks, and a write cut at a page boundary leaves whole blocks only; a direct write is whole
+ * pages. Units still in the ring, and bytes the worker holds, are lost when the process is
+ * killed, whole blocks at a time.
  */
 import { Worker } from 'node:worker_threads';
-import { type CopyRanges, EpbLayout } from '../pcap/pcapng-epb.ts';
+import { type CopyRanges, EpbLayout, FILE_PAGE_SIZE } from '../pcap/pcapng-epb.ts';
 import type { CaptureSink } from '../pcap/sink.ts';
-import { nativeAddon } from '../ports/native-addon.ts';
+import { nativeAddon, nativeAddonPath } from '../ports/native-addon.ts';
 
 const DATA = 0;
 const OPEN = 1;
@@ -48,6 +58,12 @@ const POLL_MS = 10;
 /** A DATA unit is handed over once it holds this much, or MAX_DELAY_MS after its first batch. */
 const UNIT_BYTES = 512 * 1024;
 const MAX_DELAY_MS = 20;
+/**
+ * O_DIRECT: the writer gathers this much before a write (one write in flight at a time: the
+ * larger, the nearer the disk's own speed), in page-aligned memory of twice that.
+ */
+const DIRECT_WRITE_BYTES = 4 * 1024 * 1024;
+const STAGE_BYTES = 2 * DIRECT_WRITE_BYTES;
 
 /** Default ring size: 32 MiB, a quarter of a second of 1 Gbit/s of capture. */
 export const DEFAULT_RING_BYTES = 32 * 1024 * 1024;
@@ -56,27 +72,147 @@ export const DEFAULT_RING_BYTES = 32 * 1024 * 1024;
 const WORKER_SOURCE = `
 const { workerData, parentPort } = require('node:worker_threads');
 const fs = require('node:fs');
-const { ring, control } = workerData;
+const { dirname } = require('node:path');
+const { ring, control, addonPath } = workerData;
 const words = new Int32Array(ring);
 const ctl = new Int32Array(control);
 const size = ring.byteLength;
-let fd = -1;
-let failed = false;
 const bytes = Buffer.from(ring);
+const PAGE = ${FILE_PAGE_SIZE};
+// O_DIRECT needs page-aligned memory and the addon's memcpy (V8 reads shared memory byte by
+// byte): without the addon, or with NODEPLANE_CAPTURE_DIRECT=0, files go through the page cache.
+let stage = null;
+let copyRanges = null;
+if (addonPath && fs.constants.O_DIRECT && process.env.NODEPLANE_CAPTURE_DIRECT !== '0') {
+  try {
+    const addon = require(addonPath);
+    stage = addon.alignedBuffer(${STAGE_BYTES});
+    copyRanges = addon.copyRanges;
+  } catch { stage = null; }
+}
+const op = new Int32Array(3);
+function copyToStage(dst, src, from, len) {
+  op[0] = dst; op[1] = from; op[2] = len;
+  copyRanges(stage, src, op, 1);
+}
+let fd = -1;
+let path = '';
+let direct = false;
+// With O_DIRECT: bytes of the file written (whole pages), and those after them, held in
+// stage[0..held) until a write's worth has gathered.
+let written = 0;
+let held = 0;
+let failed = false;
 function fail(e) {
   if (!failed) parentPort.postMessage({ error: e.message });
   failed = true;
   if (fd >= 0) { try { fs.closeSync(fd); } catch {} }
   fd = -1;
 }
+// Files kept in memory: O_DIRECT would only add a copy.
+const MEMORY_FS = [0x01021994 /* tmpfs */, 0x858458f6 /* ramfs */];
+// Whether O_DIRECT is worth a try for the file at p: not a FIFO or device (a live capture's
+// pipe, written as it is), not on a file system in memory.
+function directSuits(p) {
+  try {
+    if (!fs.statSync(p).isFile()) return false;
+  } catch {} // not there yet: created by the open
+  try {
+    return !MEMORY_FS.includes(fs.statfsSync(dirname(p)).type);
+  } catch {
+    return false;
+  }
+}
+function openFile(p) {
+  path = p;
+  written = held = 0;
+  direct = false;
+  if (stage !== null && directSuits(p)) {
+    try {
+      fd = fs.openSync(p, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_TRUNC | fs.constants.O_DIRECT, 0o666);
+      direct = true;
+      return;
+    } catch (e) {
+      if (e.code !== 'EINVAL') throw e; // a file system without O_DIRECT: the page cache
+    }
+  }
+  fd = fs.openSync(p, 'w');
+}
+function writeData(off, len) {
+  if (!direct) {
+    for (let done = 0; done < len; ) done += fs.writeSync(fd, bytes, off + done, len - done);
+    return;
+  }
+  while (len > 0) {
+    const n = Math.min(len, ${STAGE_BYTES} - held);
+    copyToStage(held, bytes, off, n);
+    held += n;
+    off += n;
+    len -= n;
+    if (held >= ${DIRECT_WRITE_BYTES}) writePages();
+  }
+}
+// The held whole pages, in one O_DIRECT write: no kill cuts it, and the file then ends on a
+// page boundary, after a whole block (pagePadding).
+function writePages() {
+  const whole = held - (held % PAGE);
+  if (whole === 0) return;
+  try {
+    for (let done = 0; done < whole; ) done += fs.writeSync(fd, stage, done, whole - done, written + done);
+  } catch (e) {
+    if (e.code !== 'EINVAL') throw e;
+    toPageCache(); // a device that wants more alignment than a page
+    return;
+  }
+  written += whole;
+  held -= whole;
+  if (held > 0) copyToStage(0, stage, whole, held);
+}
+// The file from here on through the page cache: what is held is written after the last
+// direct write, over anything an idle flush put there.
+function toPageCache() {
+  fs.closeSync(fd);
+  fd = fs.openSync(path, fs.constants.O_WRONLY | fs.constants.O_APPEND);
+  direct = false;
+  fs.ftruncateSync(fd, written);
+  for (let done = 0; done < held; ) done += fs.writeSync(fd, stage, done, held - done);
+  held = 0;
+}
+// Everything held reaches the file: whole pages directly, the rest (under a page, in one page
+// of the file, so no kill cuts it either) through the page cache; the next direct write
+// starts at that page again and rewrites it with what follows.
+function flushHeld() {
+  if (!direct) return;
+  writePages();
+  if (held === 0) return;
+  const t = fs.openSync(path, fs.constants.O_WRONLY);
+  try {
+    fs.writeSync(t, stage, 0, held, written);
+  } finally {
+    fs.closeSync(t);
+  }
+}
+function closeFile() {
+  if (fd < 0) return;
+  try { flushHeld(); } catch (e) { fail(e); }
+  if (fd >= 0) { try { fs.closeSync(fd); } catch {} }
+  fd = -1;
+}
 let tail = 0;
+let flushed = true;
 for (;;) {
   const wake = Atomics.load(ctl, ${WAKE});
   const head = Atomics.load(ctl, ${HEAD});
   if (head === tail) {
-    Atomics.wait(ctl, ${WAKE}, wake, ${POLL_MS});
+    // Nothing new for POLL_MS: what is held goes to the file, for whoever reads it meanwhile.
+    const r = Atomics.wait(ctl, ${WAKE}, wake, ${POLL_MS});
+    if (r === 'timed-out' && !flushed && fd >= 0 && Atomics.load(ctl, ${HEAD}) === tail) {
+      flushed = true;
+      try { flushHeld(); } catch (e) { fail(e); }
+    }
     continue;
   }
+  flushed = false;
   let stop = false;
   while (tail !== head && !stop) {
     const word = words[tail >> 2];
@@ -85,14 +221,12 @@ for (;;) {
     if (kind === ${WRAP}) { tail = 0; continue; }
     if (kind === ${DATA}) {
       if (fd >= 0) {
-        try {
-          for (let off = 0; off < len; ) off += fs.writeSync(fd, bytes, tail + 4 + off, len - off);
-        } catch (e) { fail(e); }
+        try { writeData(tail + 4, len); } catch (e) { fail(e); }
       }
     } else {
-      if (fd >= 0) { try { fs.closeSync(fd); } catch {} fd = -1; }
+      closeFile();
       if (kind === ${OPEN} && !failed) {
-        try { fd = fs.openSync(bytes.toString('utf8', tail + 4, tail + 4 + len), 'w'); } catch (e) { fail(e); }
+        try { openFile(bytes.toString('utf8', tail + 4, tail + 4 + len)); } catch (e) { fail(e); }
       } else if (kind === ${CLOSE}) stop = true;
     }
     tail = tail + 4 + ((len + 3) & ~3);
@@ -156,7 +290,7 @@ export class CaptureRing {
     this.words = new Int32Array(ring);
     this.layout = new EpbLayout(this.buf, copier());
     this.ctl = new Int32Array(control);
-    this.worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { ring, control } });
+    this.worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { ring, control, addonPath: nativeAddonPath() } });
     this.worker.on('message', (m: { error?: string }) => {
       if (m.error !== undefined && this.error === undefined) {
         this.error = m.error;
