@@ -7,7 +7,9 @@
  *
  * Frames are shown to a PortCapture as the dataplane shows them (onRx / onTx, then flush) in
  * batches of 32, received on one port and transmitted on another, into a file in a temporary
- * directory (on tmpfs, /dev/shm, when there is one: the disk's own speed is not the point).
+ * directory (on tmpfs, /dev/shm, when there is one: the disk's own speed is not the point;
+ * BENCH_CAPTURE_DIR=DIR puts it elsewhere, e.g. on a disk, where the worker writes with
+ * O_DIRECT). BENCH_RING_KIB sets the ring's size (default: DEFAULT_RING_BYTES).
  * The figures are CPU time per record, read from /proc for the packet thread and for every
  * other thread of the process (the worker writing the file; V8's helpers), not wall time: the
  * loop waits, off the clock, whenever the worker has more than 3/4 of the ring, so that no
@@ -27,6 +29,7 @@ import { FramePool } from '../src/core/frame-pool.ts';
 import type { BenchResult } from './harness.ts';
 
 const BATCH = 32;
+const RING = Number(process.env.BENCH_RING_KIB ?? DEFAULT_RING_BYTES / 1024) * 1024;
 const FRAMES = 256;
 
 /** CPU seconds of each thread of this process, by thread id (Linux /proc). */
@@ -49,9 +52,9 @@ async function run(name: string, snaplen: number, records: number): Promise<Benc
   const pool = new FramePool(1024);
   const slots: number[] = [];
   for (let i = 0; i < FRAMES; i++) slots.push(pool.fill(Buffer.alloc(1514, i), 0));
-  const dir = mkdtempSync(join(existsSync('/dev/shm') ? '/dev/shm' : tmpdir(), 'nodeplane-capture-bench-'));
+  const dir = mkdtempSync(join(process.env.BENCH_CAPTURE_DIR ?? (existsSync('/dev/shm') ? '/dev/shm' : tmpdir()), 'nodeplane-capture-bench-'));
   try {
-    const cap = new PortCapture({ dir, portNames: ['pa', 'pb'], snaplen, clock: { nowUs: () => Date.now() * 1000 }, capacity: 1024 });
+    const cap = new PortCapture({ dir, portNames: ['pa', 'pb'], snaplen, clock: { nowUs: () => Date.now() * 1000 }, capacity: 1024, ringBytes: RING });
     const ring = (cap as unknown as { ring: { used(): number; bytes: number } }).ring;
     const main = String(process.pid);
     let k = 0;
@@ -61,11 +64,11 @@ async function run(name: string, snaplen: number, records: number): Promise<Benc
         cap.flush(pool);
         for (let j = 0; j < BATCH; j++) cap.onTx(1, pool, slots[k++ % FRAMES]!);
         cap.flush(pool);
-        while (ring.used() > (DEFAULT_RING_BYTES * 3) / 4) await new Promise((r) => setTimeout(r, 1));
+        while (ring.used() > (RING * 3) / 4) await new Promise((r) => setTimeout(r, 1));
       }
     };
     // Once round the ring off the clock: a capture's steady state, not the first touch of its pages.
-    await batches(() => ring.bytes > DEFAULT_RING_BYTES);
+    await batches(() => ring.bytes > RING);
     const warm = k;
     const before = threadCpu();
     await batches(() => k - warm >= records);

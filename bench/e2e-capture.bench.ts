@@ -2,10 +2,12 @@
  * End to end: what capturing costs. One iperf3 TCP stream pa → pb across cni0 in the demo lab,
  * `--no-offload` (every frame a 1500-byte frame: the most records per byte), three ways in
  * one lab: uncaptured, capturing every frame of every port whole, and with `--snaplen 128`.
- * ROUNDS rounds (BENCH_CAPTURE_ROUNDS, default 3) interleave the three (nodeplane restarted for each run), BENCH_E2E_SECONDS
- * each (default 5), so a busy moment on the machine falls on one round, not on one mode.
+ * ROUNDS rounds (BENCH_CAPTURE_ROUNDS, default 3) interleave the three (nodeplane restarted
+ * for each run), BENCH_E2E_SECONDS each (default 5), so a busy moment on the machine falls on one round, not on one mode.
  * BENCH_CAPTURE_BUFFER_KIB passes `--capture-buffer` to the captured runs (default: the
- * default ring, 32 MiB).
+ * default ring, 32 MiB); NODEPLANE_CAPTURE_DIRECT=0 (passed on to nodeplane) writes the
+ * captures through the page cache instead of with O_DIRECT; BENCH_IPERF_CPU=N puts both
+ * iperf3 ends on CPU N (e2e.bench.ts).
  *
  * Rows: e2e.capture.uncaptured, e2e.capture.whole, e2e.capture.snaplen128 (the median round's
  * iperf3 figures, every round's Gbit/s, and for the captured ones the records written and

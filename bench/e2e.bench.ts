@@ -27,6 +27,7 @@
  * the same iperf3 TCP (one stream), UDP and ping tests, BENCH_E2E_SECONDS each. What cannot run
  * (the script absent, a tool missing) is left out with a note on stderr and a row
  * `{ bench: 'e2e.peer.<topology>', skipped: REASON }`.
+ * BENCH_IPERF_CPU=N runs both ends of every iperf3 TCP test on CPU N (`-A N`; see iperfTcp).
  * During each iperf3 run: the CPU time of the nodeplane process (utime+stime from
  * /proc/PID/stat: nodeplaneCpuPct) and of the whole machine (/proc/stat: hostCpuPct), in % of
  * one core, and the share of the time nodeplane's event-loop thread sat runnable on a run
@@ -215,20 +216,31 @@ interface IperfJson {
 }
 
 /**
+ * BENCH_IPERF_CPU=N: iperf3's client and server both on CPU N (`-A N`), the dataplane's
+ * threads left to the scheduler. On a two-core machine the scheduler otherwise puts the two
+ * iperf3 processes on one CPU in some runs and apart in others, and the throughput of one
+ * TCP stream differs by almost 2x between the two (4.7-4.9 against 2.5-2.7 Gbit/s here).
+ */
+function iperfAffinity(): string[] {
+  const cpu = process.env.BENCH_IPERF_CPU;
+  return cpu !== undefined && /^\d+$/.test(cpu) ? ['-A', cpu] : [];
+}
+
+/**
  * iperf3 TCP from `client` to `serverAddr` in `server` for `secs` seconds, `streams` streams
  * (-P); the client connects to `connectAddr` (a ClusterIP in front of the server) where it is
  * given.
  */
 export async function iperfTcp(client: Netns, server: Netns, serverAddr: string, secs: number, cpuPid?: number, connectAddr = serverAddr, streams = 1): Promise<Tcp> {
   // -1: the server serves one test and exits; it is also killed with its namespace.
-  server.spawn('iperf3', ['-s', '-1', '-B', serverAddr, '-p', String(IPERF_PORT)], { stdio: 'ignore' });
+  server.spawn('iperf3', ['-s', '-1', '-B', serverAddr, '-p', String(IPERF_PORT), ...iperfAffinity()], { stdio: 'ignore' });
   const idleBeforePct = await idlePct();
   const load1 = round(loadavg()[0], 2);
   let last = '';
   for (let attempt = 0; attempt < 20; attempt++) {
     await sleep(attempt === 0 ? 300 : 200);
     const end = cpuBegin(cpuPid);
-    const r = await client.run('iperf3', ['-c', connectAddr, '-p', String(IPERF_PORT), '-t', String(secs), '-P', String(streams), '--connect-timeout', '3000', '-J'], {
+    const r = await client.run('iperf3', ['-c', connectAddr, '-p', String(IPERF_PORT), '-t', String(secs), '-P', String(streams), '--connect-timeout', '3000', '-J', ...iperfAffinity()], {
       timeoutMs: (secs + 30) * 1000,
     });
     const cpu = end();
