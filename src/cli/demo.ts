@@ -58,7 +58,7 @@ export async function demoCommand(opts: { out: string; keep?: boolean }): Promis
     await step('pa → pb across cni0 (ping)', 'pa', 'ping', ['-c', '3', '-i', '0.2', '-W', '2', '10.244.1.3'], pingSummary);
     await step('pa → gateway 10.244.1.1 (ping)', 'pa', 'ping', ['-c', '3', '-i', '0.2', '-W', '2', '10.244.1.1'], pingSummary);
     await step('pa → pc through the router (ping)', 'pa', 'ping', ['-c', '3', '-i', '0.2', '-W', '2', '10.244.2.2'], pingSummary);
-    // Each endpoint serves a page naming itself; pb's also comes straight, not through the Service.
+    // Each endpoint serves a page naming itself.
     const servers = DEMO_SERVICE.endpoints.map((pod) => {
       const www = join(dir, `www-${pod}`);
       mkdirSync(www, { recursive: true });
@@ -66,19 +66,18 @@ export async function demoCommand(opts: { out: string; keep?: boolean }): Promis
       return lab.pod(pod).spawn('python3', ['-m', 'http.server', String(DEMO_SERVICE.targetPort), '--directory', www], { stdio: 'ignore' });
     });
     const curl = (url: string) => lab.pod('pa').run('curl', ['-sS', '-w', ' %{http_code}', '--max-time', '2', url], { timeoutMs: 5000 });
-    let fetched = false;
-    for (let i = 0; i < 50 && !fetched; i++) {
-      const r = await curl('http://10.244.1.3:8080/');
-      if (r.code === 0 && r.stdout.endsWith(' 200')) {
-        say('  ok   pa → pb HTTP GET http://10.244.1.3:8080/: 200 OK');
-        fetched = true;
-      } else {
-        await new Promise((res) => setTimeout(res, 100));
+    // Each endpoint fetched straight until its server answers (python3 takes a moment to
+    // listen), so that no Service request below lands on a pod not serving yet.
+    for (const pod of DEMO_SERVICE.endpoints) {
+      const url = `http://${DEMO_PODS.find((p) => p.port === pod)!.address.split('/')[0]}:${DEMO_SERVICE.targetPort}/`;
+      let fetched = false;
+      for (let i = 0; i < 50 && !fetched; i++) {
+        const r = await curl(url);
+        if (r.code === 0 && r.stdout.endsWith(' 200')) fetched = true;
+        else await new Promise((res) => setTimeout(res, 100));
       }
-    }
-    if (!fetched) {
-      failures++;
-      say('  FAIL pa → pb HTTP GET http://10.244.1.3:8080/');
+      if (!fetched) failures++;
+      say(`  ${fetched ? 'ok  ' : 'FAIL'} pa → ${pod} HTTP GET ${url}${fetched ? ': 200 OK' : ''}`);
     }
     say(`\n== HTTP to a Service: pa fetches http://${DEMO_SERVICE.clusterIP}/ (six times, more until both pods have answered)`);
     const answered = new Set<string>();
