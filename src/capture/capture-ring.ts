@@ -17,12 +17,11 @@
  * copied (the addon's copyRanges) into page-aligned memory and written 4 MiB of whole pages
  * at a time, so the kernel neither copies them into its page cache nor spends the machine's
  * CPUs writing them back (a third less of the worker's CPU a record, and no writeback
- * threads, measured: docs/benchmarks.md). The last
- * bytes of a page wait for the next write, or for 10 ms without a unit, or for the file's
- * close, and then go through the page cache. Otherwise (a FIFO, tmpfs, a file system or
- * device that refuses, NODEPLANE_CAPTURE_DIRECT=0, no addon) each unit is one write(2) through the page
- * cache (many small writes, or a writev of many pieces, cost the kernel several times more
- * per byte).
+ * threads, measured: docs/benchmarks.md). The last bytes of a page wait for the next write,
+ * or for 10 ms without a unit, or for the file's close, and then go through the page cache.
+ * Otherwise (a FIFO, tmpfs, a file system or device that refuses, NODEPLANE_CAPTURE_DIRECT=0,
+ * no addon) each unit is one write(2) through the page cache (many small writes, or a writev
+ * of many pieces, cost the kernel several times more per byte).
  *
  * Costs on the packet thread, measured (docs/benchmarks.md): one copy of each record's bytes,
  * made by the addon's copyRanges in one call per batch, because V8 copies into shared memory

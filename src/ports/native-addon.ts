@@ -17,6 +17,11 @@ import { fileURLToPath } from 'node:url';
 /** The package root: build/Release (a build from source) and prebuilds/ (shipped) live there. */
 const PACKAGE_ROOT_RELATIVE = '../..';
 
+/** The package root, with its trailing slash. */
+function packageRoot(): string {
+  return fileURLToPath(new URL(PACKAGE_ROOT_RELATIVE, import.meta.url));
+}
+
 let addon: unknown;
 let loadError: string | undefined;
 
@@ -24,7 +29,7 @@ let loadError: string | undefined;
 export function nativeAddon(): { addon: unknown } | { error: string } {
   if (addon !== undefined) return { addon };
   if (loadError !== undefined) return { error: loadError };
-  const root = fileURLToPath(new URL(PACKAGE_ROOT_RELATIVE, import.meta.url));
+  const root = packageRoot();
   if (process.platform !== 'linux') {
     loadError = `the nodeplane addon needs Linux (this is ${process.platform})`;
     return { error: loadError };
@@ -47,9 +52,8 @@ export function nativeAddon(): { addon: unknown } | { error: string } {
 /** The loaded addon's file (for a worker thread to load it too), or undefined without one. */
 export function nativeAddonPath(): string | undefined {
   if (!('addon' in nativeAddon())) return undefined;
-  const root = fileURLToPath(new URL(PACKAGE_ROOT_RELATIVE, import.meta.url));
   try {
-    return (createRequire(import.meta.url)('node-gyp-build') as { resolve(dir: string): string }).resolve(root);
+    return (createRequire(import.meta.url)('node-gyp-build') as { resolve(dir: string): string }).resolve(packageRoot());
   } catch {
     return undefined;
   }
