@@ -27,7 +27,8 @@
  * the same iperf3 TCP (one stream), UDP and ping tests, BENCH_E2E_SECONDS each. What cannot run
  * (the script absent, a tool missing) is left out with a note on stderr and a row
  * `{ bench: 'e2e.peer.<topology>', skipped: REASON }`.
- * BENCH_IPERF_CPU=N runs both ends of every iperf3 TCP test on CPU N (`-A N`; see iperfTcp).
+ * BENCH_IPERF_CPU=N runs both ends of every iperf3 TCP test on CPU N (`-A N`; see iperfTcp);
+ * BENCH_NODEPLANE_CPU=M keeps nodeplane's packet thread on CPU M during them (pinPacketThread).
  * During each iperf3 run: the CPU time of the nodeplane process (utime+stime from
  * /proc/PID/stat: nodeplaneCpuPct) and of the whole machine (/proc/stat: hostCpuPct), in % of
  * one core, and the share of the time nodeplane's event-loop thread sat runnable on a run
@@ -227,11 +228,24 @@ function iperfAffinity(): string[] {
 }
 
 /**
+ * BENCH_NODEPLANE_CPU=N: nodeplane's packet thread (its main thread, whose id is the pid;
+ * not its helper threads, such as a capture's writer) on CPU N only, so that where the
+ * scheduler puts it does not decide a round's figure. With BENCH_IPERF_CPU on another CPU.
+ */
+function pinPacketThread(pid: number | undefined): void {
+  const cpu = process.env.BENCH_NODEPLANE_CPU;
+  if (pid === undefined || cpu === undefined || !/^\d+$/.test(cpu)) return;
+  const r = spawnSync('taskset', ['-p', '-c', cpu, String(pid)], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`BENCH_NODEPLANE_CPU=${cpu}: taskset failed: ${r.stderr || r.error?.message}`);
+}
+
+/**
  * iperf3 TCP from `client` to `serverAddr` in `server` for `secs` seconds, `streams` streams
  * (-P); the client connects to `connectAddr` (a ClusterIP in front of the server) where it is
  * given.
  */
 export async function iperfTcp(client: Netns, server: Netns, serverAddr: string, secs: number, cpuPid?: number, connectAddr = serverAddr, streams = 1): Promise<Tcp> {
+  pinPacketThread(cpuPid);
   // -1: the server serves one test and exits; it is also killed with its namespace.
   server.spawn('iperf3', ['-s', '-1', '-B', serverAddr, '-p', String(IPERF_PORT), ...iperfAffinity()], { stdio: 'ignore' });
   const idleBeforePct = await idlePct();
