@@ -27,7 +27,7 @@ describe('config schema', () => {
     expect(c.nat).toEqual({ clusterCIDR: '10.244.0.0/16' });
     expect(c.conntrack.max).toBe(262144);
     expect(c.vxlan[0]).toMatchObject({ name: 'flannel.1', vni: 1, port: 8472, mtu: 1450, local: '192.168.50.11' });
-    expect(c.capture).toEqual({ dir: 'captures/out', snaplen: 262144, bufferKiB: 32768, filter: '', drops: false });
+    expect(c.capture).toEqual({ dir: 'captures/out', snaplen: 262144, bufferKiB: 32768, filter: '', drops: false, ports: ['pa', 'up'] });
   });
 
   it('fills every default of a minimal config', () => {
