@@ -223,8 +223,14 @@ interface IperfJson {
  * TCP stream differs by almost 2x between the two (4.7-4.9 against 2.5-2.7 Gbit/s here).
  */
 function iperfAffinity(): string[] {
-  const cpu = process.env.BENCH_IPERF_CPU;
-  return cpu !== undefined && /^\d+$/.test(cpu) ? ['-A', cpu] : [];
+  const cpu = cpuFromEnv('BENCH_IPERF_CPU');
+  return cpu !== undefined ? ['-A', cpu] : [];
+}
+
+/** The CPU number in environment variable `name`, or undefined when it is unset or not one. */
+function cpuFromEnv(name: string): string | undefined {
+  const cpu = process.env[name];
+  return cpu !== undefined && /^\d+$/.test(cpu) ? cpu : undefined;
 }
 
 /**
@@ -233,8 +239,8 @@ function iperfAffinity(): string[] {
  * scheduler puts it does not decide a round's figure. With BENCH_IPERF_CPU on another CPU.
  */
 function pinPacketThread(pid: number | undefined): void {
-  const cpu = process.env.BENCH_NODEPLANE_CPU;
-  if (pid === undefined || cpu === undefined || !/^\d+$/.test(cpu)) return;
+  const cpu = cpuFromEnv('BENCH_NODEPLANE_CPU');
+  if (pid === undefined || cpu === undefined) return;
   const r = spawnSync('taskset', ['-p', '-c', cpu, String(pid)], { encoding: 'utf8' });
   if (r.status !== 0) throw new Error(`BENCH_NODEPLANE_CPU=${cpu}: taskset failed: ${r.stderr || r.error?.message}`);
 }
